@@ -1,0 +1,228 @@
+"""The `tenantpulse` command: tenants, the simulator, the flow, the demo and the Dagster UI."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from tenantpulse.config import Settings, SettingsError, load_settings
+from tenantpulse.tenants.ids import TenantIdError
+from tenantpulse.warehouse import WarehouseError, open_warehouse
+
+
+def _friendly_errors(command: Callable) -> Callable:
+    """Expected errors (bad settings, ids, sources, a busy warehouse) become one clear line."""
+
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (SettingsError, TenantIdError, WarehouseError, ValueError, LookupError) as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@click.group()
+def main() -> None:
+    """tenantpulse: tenants' Stripe, GitHub, Shopify and GA data to health, churn risk and actions.
+
+    Settings come from environment variables (see README, "Settings")."""
+
+
+@main.group()
+def tenants() -> None:
+    """Register, list and remove tenants (the `ops.tenants` registry)."""
+
+
+@tenants.command("add")
+@click.argument("tenant_id")
+@click.option("--name", default="", help="Display name (default: the id).")
+@click.option(
+    "--sources",
+    required=True,
+    help="Comma-separated connected sources: stripe, github, shopify, google_analytics.",
+)
+@_friendly_errors
+def tenants_add(tenant_id: str, name: str, sources: str) -> None:
+    """Register TENANT_ID (lowercase letters, digits, underscore; at most 48)."""
+    from tenantpulse.tenants.registry import add_tenant
+
+    with open_warehouse(_settings().warehouse).connect() as conn:
+        tenant = add_tenant(conn, tenant_id, name, sources)
+    click.echo(f"registered {tenant.tenant_id} ({tenant.name}): {', '.join(tenant.sources)}")
+
+
+@tenants.command("list")
+@click.option("--all", "include_removed", is_flag=True, help="Include removed tenants.")
+@_friendly_errors
+def tenants_list(include_removed: bool) -> None:
+    """List registered tenants."""
+    from tenantpulse.tenants.registry import list_tenants
+
+    with open_warehouse(_settings().warehouse).connect() as conn:
+        rows = list_tenants(conn, include_removed=include_removed)
+    if not rows:
+        click.echo("no tenants registered (add one with `tenantpulse tenants add`)")
+    for t in rows:
+        created = t.created_at.strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{t.tenant_id:<24} {t.status:<8} {created}  {','.join(t.sources):<40} {t.name}")
+
+
+@tenants.command("remove")
+@click.argument("tenant_id")
+@_friendly_errors
+def tenants_remove(tenant_id: str) -> None:
+    """Mark TENANT_ID removed: its partition is deleted, its data is kept."""
+    from tenantpulse.tenants.registry import remove_tenant
+
+    with open_warehouse(_settings().warehouse).connect() as conn:
+        remove_tenant(conn, tenant_id)
+    click.echo(f"removed {tenant_id} (data kept in schema user_{tenant_id} and landing)")
+
+
+@main.command()
+@click.option("--tenant", "tenant_ids", multiple=True, help="Only these tenants (repeatable).")
+@click.option("--profile", default=None, help="Assign this simulator profile to the --tenant(s) first.")
+@_friendly_errors
+def simulate(tenant_ids: tuple[str, ...], profile: str | None) -> None:
+    """Play Airbyte: write one new sync of every registered tenant's sources into user_<id>."""
+    settings = _settings()
+    warehouse = open_warehouse(settings.warehouse)
+    chosen = _active_tenants(warehouse, tenant_ids)
+    if profile:
+        from tenantpulse.sources.simulate import assign_profile
+
+        if not tenant_ids:
+            raise click.UsageError("--profile needs --tenant")
+        with warehouse.connect() as conn:
+            for tenant in chosen:
+                assign_profile(conn, tenant.tenant_id, profile)
+    _simulate(settings, chosen)
+
+
+@main.command()
+@click.option("--tenant", "tenant_ids", multiple=True, help="Only these tenants (repeatable).")
+@_friendly_errors
+def run(tenant_ids: tuple[str, ...]) -> None:
+    """Run the flow (observe raw, land) for every active tenant, recorded in DAGSTER_HOME."""
+    from tenantpulse.pipeline import dagster_instance, run_flow
+
+    settings = _settings()
+    stages = run_flow(settings, dagster_instance(settings), list(tenant_ids) or None, echo=click.echo)
+    if not all(s.success for s in stages):
+        raise click.ClickException("the flow failed; see the stage above and the run in `make dev`")
+
+
+@main.command()
+@_friendly_errors
+def demo() -> None:
+    """Register the demo tenants, simulate a sync, run the flow and print a per-tenant summary."""
+    from tenantpulse.pipeline import dagster_instance, run_flow
+    from tenantpulse.sources.simulate import assign_profile
+    from tenantpulse.sources.simulator import DEMO_TENANTS
+    from tenantpulse.tenants.registry import add_tenant, get_tenant, ensure_registry
+
+    started = time.monotonic()
+    settings = _settings()
+    warehouse = open_warehouse(settings.warehouse)
+    click.echo(f"warehouse: {warehouse.describe()}\ndagster home: {settings.dagster_home}")
+    with warehouse.connect() as conn:
+        ensure_registry(conn)
+        for demo_tenant in DEMO_TENANTS:
+            if get_tenant(conn, demo_tenant.tenant_id) is None:
+                add_tenant(conn, demo_tenant.tenant_id, demo_tenant.name, demo_tenant.sources)
+                assign_profile(conn, demo_tenant.tenant_id, demo_tenant.profile)
+    chosen = _active_tenants(warehouse, tuple(t.tenant_id for t in DEMO_TENANTS))
+    syncs = _simulate(settings, chosen)
+    stages = run_flow(
+        settings, dagster_instance(settings), [t.tenant_id for t in chosen], echo=click.echo
+    )
+    _print_summary(warehouse, chosen, syncs)
+    if not all(s.success for s in stages):
+        raise click.ClickException("the flow failed; see the stage above and the run in `make dev`")
+    click.echo(f"demo done in {time.monotonic() - started:.0f}s; `make dev` shows the runs")
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+def dev(port: int) -> None:
+    """Start the Dagster UI and daemon (`dagster dev -w workspace.yaml`) on this DAGSTER_HOME."""
+    from tenantpulse.pipeline import dagster_instance
+
+    settings = _settings()
+    dagster_instance(settings)  # writes dagster.yaml on first use
+    workspace = Path("workspace.yaml")
+    if not workspace.exists():
+        raise click.ClickException("run `tenantpulse dev` from the repository root (workspace.yaml)")
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(dagster, [str(dagster), "dev", "-w", str(workspace), "-p", str(port)])
+
+
+def _active_tenants(warehouse, tenant_ids: tuple[str, ...]):
+    from tenantpulse.tenants.ids import validate_tenant_id
+    from tenantpulse.tenants.registry import list_tenants
+
+    with warehouse.connect() as conn:
+        active = {t.tenant_id: t for t in list_tenants(conn)}
+    if not tenant_ids:
+        return list(active.values())
+    unknown = [t for t in map(validate_tenant_id, tenant_ids) if t not in active]
+    if unknown:
+        raise click.ClickException(f"not active tenants: {', '.join(unknown)}")
+    return [active[t] for t in tenant_ids]
+
+
+def _simulate(settings: Settings, chosen):
+    from tenantpulse.sources.simulate import run_simulation
+
+    syncs = run_simulation(open_warehouse(settings.warehouse), chosen, settings.simulator)
+    failed = [s for s in syncs if s.error]
+    click.echo(
+        f"[simulate] {len(syncs) - len(failed)} syncs, "
+        f"{sum(s.records for s in syncs):,} records written to user_<tenant> schemas"
+    )
+    for sync in failed:
+        click.echo(f"[simulate] FAILED {sync.tenant_id}/{sync.source}: {sync.error}", err=True)
+    if failed:
+        raise click.ClickException(f"{len(failed)} simulated syncs failed (recorded in ops.airbyte_sync_history)")
+    return syncs
+
+
+def _print_summary(warehouse, chosen, syncs) -> None:
+    from tenantpulse.landing.merge import landed_rows_by_tenant
+    from tenantpulse.sources.contracts import STREAMS
+    from tenantpulse.sources.simulate import profile_of
+
+    with warehouse.connect() as conn:
+        landed = landed_rows_by_tenant(conn, STREAMS)
+        quarantined = (
+            dict(conn.fetch_all("select tenant_id, count(*) from landing.quarantine group by tenant_id"))
+            if conn.table_exists("landing", "quarantine")
+            else {}
+        )
+        profiles = {t.tenant_id: profile_of(conn, t.tenant_id) for t in chosen}
+    synced = {}
+    for sync in syncs:
+        synced[sync.tenant_id] = synced.get(sync.tenant_id, 0) + sync.records
+    click.echo(f"\n{'tenant':<18} {'profile':<14} {'sources':<40} {'synced':>8} {'landed':>8} {'quarantined':>11}")
+    for t in chosen:
+        click.echo(
+            f"{t.tenant_id:<18} {profiles[t.tenant_id]:<14} {','.join(t.sources):<40} "
+            f"{synced.get(t.tenant_id, 0):>8,} {landed.get(t.tenant_id, 0):>8,} "
+            f"{quarantined.get(t.tenant_id, 0):>11,}"
+        )

@@ -1,0 +1,132 @@
+"""The one place that reads environment variables: a typed, validated settings object.
+
+Everything else receives a `Settings`; nothing else looks at `os.environ`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_HOME = ".tenantpulse"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that is not allowed; the message names the setting and what is."""
+
+
+@dataclass(frozen=True)
+class WarehouseUrl:
+    """Where the warehouse lives: a DuckDB file or a Postgres database."""
+
+    dialect: str  # "duckdb" or "postgres"
+    url: str  # as given (a password in it is redacted by str())
+    duckdb_path: Path | None = None
+    postgres_dsn: str | None = None  # a libpq URL (postgresql://...) that psycopg accepts
+
+    def __str__(self) -> str:
+        if self.dialect == "duckdb":
+            return f"duckdb:///{self.duckdb_path}"
+        return _redact_password(self.postgres_dsn or "")
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    seed: int
+    history_days: int
+    end_date: dt.date
+    volume: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    warehouse: WarehouseUrl
+    dagster_home: Path
+    simulator: SimulatorSettings
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise SettingsError naming the first bad one."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("TENANTPULSE_HOME") or DEFAULT_HOME).expanduser().resolve()
+    warehouse = parse_warehouse_url(
+        env.get("TENANTPULSE_WAREHOUSE_URL") or f"duckdb:///{home / 'warehouse.duckdb'}"
+    )
+    dagster_home = Path(env.get("DAGSTER_HOME") or home / "dagster_home").expanduser().resolve()
+    simulator = SimulatorSettings(
+        seed=_int_setting(env, "TENANTPULSE_SIM_SEED", default=7, low=0, high=2**32 - 1),
+        history_days=_int_setting(env, "TENANTPULSE_SIM_HISTORY_DAYS", default=120, low=28, high=1095),
+        end_date=_date_setting(env, "TENANTPULSE_SIM_END_DATE", default=dt.datetime.now(dt.UTC).date()),
+        volume=_float_setting(env, "TENANTPULSE_SIM_VOLUME", default=1.0, low=0.01, high=100.0),
+    )
+    return Settings(home=home, warehouse=warehouse, dagster_home=dagster_home, simulator=simulator)
+
+
+def parse_warehouse_url(url: str) -> WarehouseUrl:
+    """`duckdb:///<path>` (relative to the working directory, or `duckdb:////abs/path`) or a
+    `postgresql://` URL (a `+psycopg`/`+psycopg2` driver suffix and `postgres://` are accepted)."""
+    allowed = "allowed: duckdb:///<file path> or postgresql://user@host:port/database"
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme == "duckdb":
+        path = rest[1:] if rest.startswith("/") else ""
+        if not path or path == ":memory:":
+            raise SettingsError(f"TENANTPULSE_WAREHOUSE_URL={url!r} names no DuckDB file; {allowed}")
+        return WarehouseUrl(dialect="duckdb", url=url, duckdb_path=Path(path).expanduser().resolve())
+    if scheme.split("+")[0] in ("postgresql", "postgres"):
+        dsn = "postgresql://" + rest
+        parts = urlsplit(dsn)
+        if not parts.path.strip("/"):
+            raise SettingsError(
+                f"TENANTPULSE_WAREHOUSE_URL={_redact_password(dsn)!r} names no database; {allowed}"
+            )
+        return WarehouseUrl(dialect="postgres", url=url, postgres_dsn=dsn)
+    raise SettingsError(f"TENANTPULSE_WAREHOUSE_URL={_redact_password(url)!r} is not supported; {allowed}")
+
+
+def _redact_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def _int_setting(env: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer; allowed: {low}..{high}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range; allowed: {low}..{high}")
+    return value
+
+
+def _float_setting(env: Mapping[str, str], name: str, *, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; allowed: {low}..{high}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range; allowed: {low}..{high}")
+    return value
+
+
+def _date_setting(env: Mapping[str, str], name: str, *, default: dt.date) -> dt.date:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a date; allowed: YYYY-MM-DD") from None

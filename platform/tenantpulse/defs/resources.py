@@ -1,0 +1,17 @@
+"""The warehouse as a Dagster resource."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+
+from tenantpulse.config import parse_warehouse_url
+from tenantpulse.warehouse import Warehouse, open_warehouse
+
+
+class WarehouseResource(ConfigurableResource):
+    """Opens the warehouse at `url` (a duckdb:/// or postgresql:// URL, see config.py)."""
+
+    url: str
+
+    def open(self) -> Warehouse:
+        return open_warehouse(parse_warehouse_url(self.url))

@@ -1,0 +1,244 @@
+"""Merge each tenant's new raw rows into `landing.<source>__<stream>`.
+
+Per stream and a set of tenants: read each tenant's raw rows newer than its watermark, type them
+against the contract (rows that do not fit go to `landing.quarantine` with the reason), keep the
+latest version of each (tenant_id, primary key), and replace those keys in the landing table with
+one delete and one insert for all the tenants together. Re-running changes nothing: the watermark
+has moved past the rows, and quarantined rows are keyed by a hash of their content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tenantpulse.landing.validate import validate_rows
+from tenantpulse.sources.contracts import AIRBYTE_COLUMN_NAMES, StreamContract, raw_schema
+from tenantpulse.warehouse import Connection, qualified, quote_ident
+
+LANDING_SCHEMA = "landing"
+MERGED, UP_TO_DATE, NO_RAW_TABLE, FAILED = "merged", "up_to_date", "no_raw_table", "failed"
+
+
+@dataclass
+class TenantLanding:
+    """What landing did for one tenant and stream."""
+
+    tenant_id: str
+    status: str = UP_TO_DATE
+    rows_read: int = 0
+    rows_landed: int = 0  # distinct (tenant_id, primary key) written
+    rows_quarantined: int = 0
+    extra_columns: tuple[str, ...] = ()  # in the raw table, not in the contract (schema drift)
+    missing_columns: tuple[str, ...] = ()  # in the contract, not in the raw table (landed as NULL)
+    watermark: dt.datetime | None = None  # newest _airbyte_extracted_at landed so far
+    error: str | None = None
+
+
+def ensure_landing_tables(conn: Connection, contract: StreamContract) -> None:
+    conn.ensure_schema(LANDING_SCHEMA)
+    columns = {"tenant_id": "varchar", **{c.name: c.type for c in contract.all_columns}}
+    if conn.table_exists(LANDING_SCHEMA, contract.name):
+        conn.add_missing_columns(LANDING_SCHEMA, contract.name, columns)
+    else:
+        definitions = ", ".join(
+            f"{quote_ident(name)} {conn.sql_type(kind)}" for name, kind in columns.items()
+        )
+        key = ", ".join(quote_ident(c) for c in ("tenant_id", *contract.primary_key))
+        conn.execute(
+            f"create table {qualified(LANDING_SCHEMA, contract.name)} "
+            f"({definitions}, primary key ({key}))"
+        )
+    conn.execute(
+        "create table if not exists landing.quarantine ("
+        " tenant_id varchar not null, stream varchar not null, record_hash varchar not null,"
+        " _airbyte_raw_id varchar, _airbyte_extracted_at varchar, reason varchar not null,"
+        f" record {conn.sql_type('json')} not null, quarantined_at timestamptz not null,"
+        " primary key (tenant_id, stream, record_hash))"
+    )
+    conn.execute(
+        "create table if not exists landing.watermarks ("
+        " tenant_id varchar not null, stream varchar not null,"
+        " watermark timestamptz not null, updated_at timestamptz not null,"
+        " primary key (tenant_id, stream))"
+    )
+
+
+def land_stream(
+    conn: Connection, contract: StreamContract, tenant_ids: list[str]
+) -> list[TenantLanding]:
+    """Land the new raw rows of `contract` for every tenant in `tenant_ids` (validated ids)."""
+    ensure_landing_tables(conn, contract)
+    watermarks = _watermarks(conn, contract, tenant_ids)
+    outcomes, valid_frames, rejected_frames = [], [], []
+    for tenant_id in tenant_ids:
+        outcome = TenantLanding(tenant_id, watermark=watermarks.get(tenant_id))
+        outcomes.append(outcome)
+        raw = _read_new_raw_rows(conn, contract, outcome)
+        if raw is None or raw.empty:
+            continue
+        checked = validate_rows(contract, raw)
+        outcome.status = MERGED
+        outcome.rows_read = len(raw)
+        outcome.rows_quarantined = len(checked.rejected)
+        if not checked.valid.empty:
+            valid_frames.append(checked.valid.assign(tenant_id=tenant_id))
+        if not checked.rejected.empty:
+            rejected_frames.append(_quarantine_frame(contract, tenant_id, checked))
+        newest = pd.to_datetime(raw["_airbyte_extracted_at"], utc=True, errors="coerce").max()
+        if pd.notna(newest):
+            outcome.watermark = newest.to_pydatetime()
+    if valid_frames:
+        latest = _latest_versions(contract, pd.concat(valid_frames, ignore_index=True))
+        key = ("tenant_id", *contract.primary_key)
+        _replace_rows(conn, LANDING_SCHEMA, contract.name, latest, key)
+        landed = latest.groupby("tenant_id").size()
+        for outcome in outcomes:
+            outcome.rows_landed = int(landed.get(outcome.tenant_id, 0))
+    if rejected_frames:
+        _insert_quarantine(conn, pd.concat(rejected_frames, ignore_index=True))
+    _save_watermarks(conn, contract, [o for o in outcomes if o.status == MERGED and o.watermark])
+    return outcomes
+
+
+def _read_new_raw_rows(
+    conn: Connection, contract: StreamContract, outcome: TenantLanding
+) -> pd.DataFrame | None:
+    schema = raw_schema(outcome.tenant_id)
+    raw_columns = conn.table_columns(schema, contract.raw_table)
+    if not raw_columns:
+        outcome.status = NO_RAW_TABLE
+        return None
+    expected = contract.column_names + AIRBYTE_COLUMN_NAMES
+    outcome.extra_columns = tuple(c for c in raw_columns if c not in expected)
+    outcome.missing_columns = tuple(c for c in expected if c not in raw_columns)
+    lacking_keys = [
+        c
+        for c in (*contract.primary_key, "_airbyte_raw_id", "_airbyte_extracted_at")
+        if c not in raw_columns
+    ]
+    if lacking_keys:
+        outcome.status = FAILED
+        outcome.error = (
+            f"raw table {schema}.{contract.raw_table} has no column {', '.join(lacking_keys)}: "
+            "its primary key and Airbyte metadata are required to land it"
+        )
+        return None
+    selected = ", ".join(quote_ident(c) for c in expected if c in raw_columns)
+    sql = f"select {selected} from {qualified(schema, contract.raw_table)}"
+    if outcome.watermark is None:
+        return conn.read_frame(sql)
+    return conn.read_frame(sql + " where _airbyte_extracted_at > %s", (outcome.watermark,))
+
+
+def _latest_versions(contract: StreamContract, rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (tenant_id, primary key): latest _airbyte_extracted_at, then latest cursor."""
+    ordered = rows.sort_values(
+        ["_airbyte_extracted_at", contract.cursor], ascending=False, na_position="last", kind="stable"
+    )
+    latest = ordered.drop_duplicates(["tenant_id", *contract.primary_key], keep="first")
+    return latest[["tenant_id", *(c.name for c in contract.all_columns)]]
+
+
+def _replace_rows(
+    conn: Connection, schema: str, table: str, rows: pd.DataFrame, key: tuple[str, ...]
+) -> None:
+    """Replace the rows of `schema.table` whose `key` columns match `rows`, in two statements."""
+    target = qualified(schema, table)
+    stage_name = f"stage_{table}"
+    stage = qualified(conn.temp_schema, stage_name)
+    conn.execute(f"drop table if exists {stage}")
+    conn.execute(f"create temp table {quote_ident(stage_name)} as select * from {target} where 1 = 0")
+    conn.write_frame(conn.temp_schema, stage_name, rows)
+    matches = " and ".join(f"t.{quote_ident(c)} = s.{quote_ident(c)}" for c in key)
+    columns = ", ".join(quote_ident(c) for c in rows.columns)
+    conn.execute(f"delete from {target} as t using {stage} as s where {matches}")
+    conn.execute(f"insert into {target} ({columns}) select {columns} from {stage}")
+    conn.execute(f"drop table {stage}")
+
+
+def _quarantine_frame(contract: StreamContract, tenant_id: str, checked) -> pd.DataFrame:
+    records = [
+        json.dumps({k: _plain(v) for k, v in row.items()}, sort_keys=True)
+        for row in checked.rejected.to_dict(orient="records")
+    ]
+    return pd.DataFrame(
+        {
+            "tenant_id": tenant_id,
+            "stream": contract.name,
+            "record_hash": [hashlib.sha256(r.encode()).hexdigest() for r in records],
+            "_airbyte_raw_id": checked.rejected.get("_airbyte_raw_id", pd.Series(dtype=object))
+            .astype(object).map(lambda v: None if pd.isna(v) else str(v)).tolist(),
+            "_airbyte_extracted_at": checked.rejected["_airbyte_extracted_at"]
+            .astype(object).map(lambda v: None if pd.isna(v) else str(v)).tolist(),
+            "reason": checked.reasons.tolist(),
+            "record": records,
+            "quarantined_at": dt.datetime.now(dt.UTC),
+        }
+    )
+
+
+def _insert_quarantine(conn: Connection, rows: pd.DataFrame) -> None:
+    rows = rows.drop_duplicates(["tenant_id", "stream", "record_hash"])
+    conn.execute("drop table if exists " + qualified(conn.temp_schema, "stage_quarantine"))
+    conn.execute("create temp table stage_quarantine as select * from landing.quarantine where 1 = 0")
+    conn.write_frame(conn.temp_schema, "stage_quarantine", rows)
+    conn.execute(
+        "insert into landing.quarantine select * from "
+        + qualified(conn.temp_schema, "stage_quarantine")
+        + " on conflict do nothing"
+    )
+    conn.execute("drop table " + qualified(conn.temp_schema, "stage_quarantine"))
+
+
+def _watermarks(
+    conn: Connection, contract: StreamContract, tenant_ids: list[str]
+) -> dict[str, dt.datetime]:
+    rows = conn.fetch_all(
+        "select tenant_id, watermark from landing.watermarks where stream = %s", (contract.name,)
+    )
+    wanted = set(tenant_ids)
+    return {t: w for t, w in rows if t in wanted}
+
+
+def _save_watermarks(
+    conn: Connection, contract: StreamContract, outcomes: list[TenantLanding]
+) -> None:
+    if not outcomes:
+        return
+    rows = pd.DataFrame(
+        {
+            "tenant_id": [o.tenant_id for o in outcomes],
+            "stream": contract.name,
+            "watermark": pd.to_datetime([o.watermark for o in outcomes], utc=True),
+            "updated_at": dt.datetime.now(dt.UTC),
+        }
+    )
+    _replace_rows(conn, LANDING_SCHEMA, "watermarks", rows, ("tenant_id", "stream"))
+
+
+def _plain(value):
+    """A raw value as JSON can hold it (the record is kept as read, for whoever fixes it)."""
+    if value is None or (not isinstance(value, (str, dict, list)) and pd.isna(value)):
+        return None
+    if isinstance(value, (dict, list, str, bool, int, float)):
+        return value
+    return str(value)
+
+
+def landed_rows_by_tenant(conn: Connection, contracts: tuple[StreamContract, ...]) -> dict[str, int]:
+    """Tenant id -> rows across the given streams' landing tables (for summaries)."""
+    counts: dict[str, int] = {}
+    for contract in contracts:
+        if not conn.table_exists(LANDING_SCHEMA, contract.name):
+            continue
+        for tenant_id, rows in conn.fetch_all(
+            f"select tenant_id, count(*) from {qualified(LANDING_SCHEMA, contract.name)} "
+            "group by tenant_id"
+        ):
+            counts[tenant_id] = counts.get(tenant_id, 0) + int(rows)
+    return counts

@@ -1,0 +1,1 @@
+"""Stream contracts (what Airbyte writes per tenant) and the local source simulator."""

@@ -1,0 +1,35 @@
+"""Raw tables as Airbyte creates them in a tenant's schema: contract columns, typed, plus any
+column a sync brings that the table lacks (Airbyte's `propagate_columns`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tenantpulse.sources.contracts import StreamContract
+from tenantpulse.warehouse import Connection, qualified, quote_ident
+
+
+def ensure_raw_table(conn: Connection, schema: str, contract: StreamContract, frame: pd.DataFrame) -> None:
+    """Create the raw table as Airbyte would; add columns that appear later (propagate_columns)."""
+    types = {c.name: c.type for c in contract.all_columns}
+    for extra in frame.columns:
+        if extra not in types:
+            types[extra] = _logical_type_of(frame[extra])
+    table = contract.raw_table
+    if not conn.table_exists(schema, table):
+        columns = ", ".join(f"{quote_ident(n)} {conn.sql_type(t)}" for n, t in types.items())
+        conn.execute(f"create table {qualified(schema, table)} ({columns})")
+    else:
+        conn.add_missing_columns(schema, table, {n: types[n] for n in frame.columns})
+
+
+def _logical_type_of(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "bigint"
+    if pd.api.types.is_float_dtype(series):
+        return "decimal"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "timestamptz"
+    return "varchar"

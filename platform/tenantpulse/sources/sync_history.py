@@ -1,0 +1,60 @@
+"""`ops.airbyte_sync_history`: one row per sync of a tenant's connection, simulated or real."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from tenantpulse.warehouse import Connection
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    tenant_id: str
+    connection_id: str  # the Airbyte connection id; the simulator uses "sim:<tenant>:<source>"
+    source: str
+    job_id: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    records: int
+    status: str  # succeeded | failed
+    error: str | None = None
+
+
+def ensure_sync_history(conn: Connection) -> None:
+    conn.ensure_schema("ops")
+    conn.execute(
+        "create table if not exists ops.airbyte_sync_history ("
+        " tenant_id varchar not null,"
+        " connection_id varchar not null,"
+        " source varchar not null,"
+        " job_id varchar not null,"
+        " started_at timestamptz not null,"
+        " finished_at timestamptz,"
+        " records bigint not null,"
+        " status varchar not null,"
+        " error varchar,"
+        " primary key (connection_id, job_id))"
+    )
+
+
+def record_sync(conn: Connection, record: SyncRecord) -> None:
+    ensure_sync_history(conn)
+    conn.execute(
+        "insert into ops.airbyte_sync_history (tenant_id, connection_id, source, job_id, "
+        "started_at, finished_at, records, status, error) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            record.tenant_id,
+            record.connection_id,
+            record.source,
+            record.job_id,
+            record.started_at,
+            record.finished_at,
+            record.records,
+            record.status,
+            record.error,
+        ),
+    )

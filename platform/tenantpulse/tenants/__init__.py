@@ -1,0 +1,1 @@
+"""Tenants: id validation, the registry table `ops.tenants`, onboarding."""

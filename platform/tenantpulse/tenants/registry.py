@@ -1,0 +1,105 @@
+"""The tenant registry, `ops.tenants`: which tenants exist and which sources each has connected."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from tenantpulse.sources.contracts import SOURCES
+from tenantpulse.tenants.ids import validate_tenant_id
+from tenantpulse.warehouse import Connection
+
+ACTIVE = "active"
+REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    name: str
+    sources: tuple[str, ...]
+    status: str
+    created_at: dt.datetime
+
+
+def ensure_registry(conn: Connection) -> None:
+    conn.ensure_schema("ops")
+    conn.execute(
+        "create table if not exists ops.tenants ("
+        " tenant_id varchar primary key,"
+        " name varchar not null,"
+        " sources varchar not null,"  # comma-separated, sorted
+        " status varchar not null,"
+        " created_at timestamptz not null)"
+    )
+
+
+def validate_sources(sources: object) -> tuple[str, ...]:
+    if isinstance(sources, str):
+        sources = [s.strip() for s in sources.split(",") if s.strip()]
+    chosen = tuple(sorted(set(sources)))  # type: ignore[arg-type]
+    unknown = [s for s in chosen if s not in SOURCES]
+    if unknown or not chosen:
+        raise ValueError(
+            f"unknown or missing sources {unknown or list(chosen)}: choose one or more of "
+            f"{', '.join(SOURCES)}"
+        )
+    return chosen
+
+
+def add_tenant(conn: Connection, tenant_id: str, name: str, sources: object) -> Tenant:
+    """Register a tenant (or re-activate a removed one, with the given name and sources)."""
+    tenant_id = validate_tenant_id(tenant_id)
+    chosen = validate_sources(sources)
+    name = (name or tenant_id).strip()
+    ensure_registry(conn)
+    existing = get_tenant(conn, tenant_id)
+    if existing is None:
+        conn.execute(
+            "insert into ops.tenants (tenant_id, name, sources, status, created_at) "
+            "values (%s, %s, %s, %s, %s)",
+            (tenant_id, name, ",".join(chosen), ACTIVE, dt.datetime.now(dt.UTC)),
+        )
+    else:
+        conn.execute(
+            "update ops.tenants set name = %s, sources = %s, status = %s where tenant_id = %s",
+            (name, ",".join(chosen), ACTIVE, tenant_id),
+        )
+    tenant = get_tenant(conn, tenant_id)
+    assert tenant is not None
+    return tenant
+
+
+def remove_tenant(conn: Connection, tenant_id: str) -> Tenant:
+    """Mark a tenant removed: its partition goes, its data stays (drop `user_<id>` to delete it)."""
+    tenant_id = validate_tenant_id(tenant_id)
+    ensure_registry(conn)
+    if get_tenant(conn, tenant_id) is None:
+        raise LookupError(f"tenant {tenant_id!r} is not registered")
+    conn.execute("update ops.tenants set status = %s where tenant_id = %s", (REMOVED, tenant_id))
+    tenant = get_tenant(conn, tenant_id)
+    assert tenant is not None
+    return tenant
+
+
+def get_tenant(conn: Connection, tenant_id: str) -> Tenant | None:
+    rows = conn.fetch_all(
+        "select tenant_id, name, sources, status, created_at from ops.tenants where tenant_id = %s",
+        (validate_tenant_id(tenant_id),),
+    )
+    return _tenant(rows[0]) if rows else None
+
+
+def list_tenants(conn: Connection, include_removed: bool = False) -> list[Tenant]:
+    ensure_registry(conn)
+    rows = conn.fetch_all(
+        "select tenant_id, name, sources, status, created_at from ops.tenants "
+        "where status = %s or %s order by created_at, tenant_id",
+        (ACTIVE, include_removed),
+    )
+    return [_tenant(r) for r in rows]
+
+
+def _tenant(row: tuple) -> Tenant:
+    tenant_id, name, sources, status, created_at = row
+    return Tenant(tenant_id, name, tuple(sources.split(",")), status, created_at)

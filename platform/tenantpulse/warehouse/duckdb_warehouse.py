@@ -1,0 +1,96 @@
+"""DuckDB: one file, one process at a time (the local default)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from tenantpulse.warehouse.base import (
+    Connection,
+    Params,
+    Warehouse,
+    WarehouseBusyError,
+    WarehouseError,
+    to_qmark,
+)
+from tenantpulse.warehouse.identifiers import qualified, quote_ident
+
+
+class DuckDBConnection(Connection):
+    dialect = "duckdb"
+    temp_schema = "temp"
+    sql_types = {
+        "bigint": "bigint",
+        "decimal": "decimal(38, 9)",
+        "varchar": "varchar",
+        "timestamptz": "timestamptz",
+        "date": "date",
+        "boolean": "boolean",
+        "json": "json",
+        "double": "double",
+    }
+
+    def __init__(self, raw: duckdb.DuckDBPyConnection):
+        self.raw = raw
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        self.raw.execute(to_qmark(sql), list(params))
+
+    def fetch_all(self, sql: str, params: Params = ()) -> list[tuple]:
+        return self.raw.execute(to_qmark(sql), list(params)).fetchall()
+
+    def read_frame(self, sql: str, params: Params = ()) -> pd.DataFrame:
+        return self.raw.execute(to_qmark(sql), list(params)).df()
+
+    def write_frame(self, schema: str, table: str, frame: pd.DataFrame) -> int:
+        if frame.empty:
+            return 0
+        columns = ", ".join(quote_ident(c) for c in frame.columns)
+        view = f"frame_{uuid.uuid4().hex}"
+        self.raw.register(view, frame)
+        try:
+            self.raw.execute(
+                f"insert into {qualified(schema, table)} ({columns}) select {columns} from {view}"
+            )
+        finally:
+            self.raw.unregister(view)
+        return len(frame)
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def describe(self) -> str:
+        return f"DuckDB file {self.path}"
+
+    @contextmanager
+    def connect(self) -> Iterator[DuckDBConnection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            raw = duckdb.connect(str(self.path))
+        except duckdb.IOException as error:
+            if "lock" in str(error).lower():
+                raise WarehouseBusyError(
+                    f"{self.describe()} is open in another process, and DuckDB allows one process "
+                    f"per file: stop the other tenantpulse or dagster process, or use Postgres "
+                    f"(TENANTPULSE_WAREHOUSE_URL=postgresql://...). DuckDB said: {error}"
+                ) from error
+            raise WarehouseError(f"cannot open {self.describe()}: {error}") from error
+        try:
+            raw.execute("set TimeZone = 'UTC'")
+            raw.execute("begin transaction")
+            yield DuckDBConnection(raw)
+            raw.execute("commit")
+        except BaseException:
+            raw.execute("rollback")
+            raise
+        finally:
+            raw.close()

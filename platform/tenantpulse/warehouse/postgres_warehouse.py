@@ -1,0 +1,87 @@
+"""Postgres: the warehouse when one machine is not enough (psycopg 3, COPY for bulk writes)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pandas as pd
+import psycopg
+from psycopg.types.json import set_json_loads
+from psycopg.types.numeric import FloatLoader
+
+from tenantpulse.warehouse.base import Connection, Params, Warehouse, WarehouseError
+from tenantpulse.warehouse.identifiers import qualified, quote_ident
+
+_NULL = r"\N"
+
+
+class PostgresConnection(Connection):
+    dialect = "postgres"
+    temp_schema = "pg_temp"
+    sql_types = {
+        "bigint": "bigint",
+        "decimal": "decimal(38, 9)",
+        "varchar": "varchar",
+        "timestamptz": "timestamptz",
+        "date": "date",
+        "boolean": "boolean",
+        "json": "jsonb",
+        "double": "double precision",
+    }
+
+    def __init__(self, raw: psycopg.Connection):
+        self.raw = raw
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        self.raw.execute(sql, tuple(params) or None)
+
+    def fetch_all(self, sql: str, params: Params = ()) -> list[tuple]:
+        return self.raw.execute(sql, tuple(params) or None).fetchall()
+
+    def read_frame(self, sql: str, params: Params = ()) -> pd.DataFrame:
+        cursor = self.raw.execute(sql, tuple(params) or None)
+        names = [d.name for d in cursor.description or ()]
+        return pd.DataFrame.from_records(cursor.fetchall(), columns=names)
+
+    def write_frame(self, schema: str, table: str, frame: pd.DataFrame) -> int:
+        """COPY in CSV: NULL is an unquoted \\N, every other text value is quoted."""
+        if frame.empty:
+            return 0
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False, header=False, na_rep=_NULL, quoting=csv.QUOTE_NONNUMERIC)
+        # QUOTE_NONNUMERIC quotes the NULL marker in text columns too: unquote exactly that field.
+        text = buffer.getvalue().replace(f'"{_NULL}"', _NULL)
+        columns = ", ".join(quote_ident(c) for c in frame.columns)
+        copy_sql = f"copy {qualified(schema, table)} ({columns}) from stdin (format csv, null '{_NULL}')"
+        with self.raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            copy.write(text)
+        return len(frame)
+
+
+class PostgresWarehouse(Warehouse):
+    dialect = "postgres"
+
+    def __init__(self, dsn: str, display: str):
+        self.dsn = dsn
+        self.display = display
+
+    def describe(self) -> str:
+        return f"Postgres {self.display}"
+
+    @contextmanager
+    def connect(self) -> Iterator[PostgresConnection]:
+        try:
+            raw = psycopg.connect(self.dsn, options="-c TimeZone=UTC", connect_timeout=10)
+        except psycopg.OperationalError as error:
+            raise WarehouseError(f"cannot connect to {self.describe()}: {error}") from error
+        # Same Python types as DuckDB gives: JSON as text, numeric as float.
+        set_json_loads(lambda text: text if isinstance(text, str) else text.decode(), raw)
+        raw.adapters.register_loader("numeric", FloatLoader)
+        try:
+            with raw.transaction():
+                yield PostgresConnection(raw)
+        finally:
+            raw.close()

@@ -1,0 +1,73 @@
+"""Shared fixtures: a settings object and warehouse per test, on DuckDB and on Postgres.
+
+Postgres tests create their own database and drop it. Without a reachable server they skip, except
+under CI=true, where a missing Postgres is a failure. The server is taken from
+TENANTPULSE_TEST_POSTGRES_URL (default: postgresql://postgres@127.0.0.1:5432/postgres).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import psycopg
+import pytest
+
+from tenantpulse.config import load_settings
+from tenantpulse.warehouse import open_warehouse
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TENANTPULSE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+SIM_END_DATE = "2026-11-01"
+
+
+def _admin_connection():
+    try:
+        return psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        message = f"no PostgreSQL server at {POSTGRES_ADMIN_URL} ({error}); set TENANTPULSE_TEST_POSTGRES_URL"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true needs Postgres: {message}")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database for one test, dropped afterwards."""
+    name = f"tenantpulse_test_{uuid.uuid4().hex[:12]}"
+    with _admin_connection() as admin:
+        admin.execute(f'create database "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with _admin_connection() as admin:
+        admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_url(request, tmp_path):
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def make_settings(tmp_path, warehouse_url, **overrides):
+    env = {
+        "TENANTPULSE_HOME": str(tmp_path / "home"),
+        "TENANTPULSE_WAREHOUSE_URL": warehouse_url,
+        "TENANTPULSE_SIM_END_DATE": SIM_END_DATE,
+        "TENANTPULSE_SIM_HISTORY_DAYS": "60",
+        "TENANTPULSE_SIM_VOLUME": "0.3",
+        **overrides,
+    }
+    return load_settings(env)
+
+
+@pytest.fixture
+def settings(tmp_path, warehouse_url):
+    return make_settings(tmp_path, warehouse_url)
+
+
+@pytest.fixture
+def warehouse(settings):
+    return open_warehouse(settings.warehouse)

@@ -1,0 +1,40 @@
+"""Small hand-made raw rows in Airbyte's shape, for landing tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pandas as pd
+
+from tenantpulse.sources.contracts import STREAMS_BY_NAME, raw_schema
+from tenantpulse.sources.raw_tables import ensure_raw_table
+
+
+def sync_time(day: int) -> dt.datetime:
+    return dt.datetime(2026, 11, day, tzinfo=dt.UTC)
+
+
+def raw_frame(stream: str, records: list[dict], extracted_at: dt.datetime, sync_id: int = 1):
+    """Rows with every contract column (unset ones NULL) plus Airbyte's metadata columns."""
+    contract = STREAMS_BY_NAME[stream]
+    rows = []
+    for record in records:
+        row = {name: record.get(name) for name in contract.column_names}
+        row.update({k: v for k, v in record.items() if k not in row})  # drifted columns
+        row["_airbyte_raw_id"] = str(uuid.uuid4())
+        row["_airbyte_extracted_at"] = extracted_at
+        row["_airbyte_meta"] = json.dumps({"changes": [], "sync_id": sync_id})
+        row["_airbyte_generation_id"] = 0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_raw(conn, tenant_id: str, stream: str, records: list[dict], extracted_at, sync_id=1):
+    contract = STREAMS_BY_NAME[stream]
+    frame = raw_frame(stream, records, extracted_at, sync_id)
+    schema = raw_schema(tenant_id)
+    conn.ensure_schema(schema)
+    ensure_raw_table(conn, schema, contract, frame)
+    conn.write_frame(schema, contract.raw_table, frame)

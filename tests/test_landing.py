@@ -1,0 +1,128 @@
+import json
+
+import pandas as pd
+
+from rawdata import sync_time, write_raw
+from tenantpulse.landing.merge import FAILED, MERGED, NO_RAW_TABLE, UP_TO_DATE, land_stream
+from tenantpulse.sources.contracts import STREAMS_BY_NAME
+
+CHARGES = STREAMS_BY_NAME["stripe__charges"]
+CUSTOMERS = STREAMS_BY_NAME["stripe__customers"]
+
+
+def charge(charge_id, status, updated, amount=1000):
+    return {"id": charge_id, "amount": amount, "currency": "usd", "status": status,
+            "created": 1761955200, "updated": updated, "paid": status == "succeeded"}
+
+
+def landed(conn, stream, columns):
+    """Landed rows as plain Python lists, ordered by tenant and the second column."""
+    rows = conn.fetch_all(f"select {columns} from landing.{stream} order by tenant_id, 2")
+    return [[float(v) if type(v).__name__ == "Decimal" else v for v in row] for row in rows]
+
+
+def test_landing_merge_keeps_latest_version(warehouse):
+    with warehouse.connect() as conn:
+        write_raw(conn, "acme", "stripe__charges",
+                  [charge("ch_1", "pending", 100), charge("ch_2", "succeeded", 100)], sync_time(1))
+        # The next sync brings ch_1 again, updated; both syncs land together.
+        write_raw(conn, "acme", "stripe__charges",
+                  [charge("ch_1", "succeeded", 200)], sync_time(2), sync_id=2)
+        [outcome] = land_stream(conn, CHARGES, ["acme"])
+        assert (outcome.status, outcome.rows_read, outcome.rows_landed) == (MERGED, 3, 2)
+        rows = landed(conn, "stripe__charges", "tenant_id, id, status, updated")
+        assert rows == [["acme", "ch_1", "succeeded", 200], ["acme", "ch_2", "succeeded", 100]]
+
+        # A third sync refunds ch_2: an incremental merge replaces just that key.
+        write_raw(conn, "acme", "stripe__charges",
+                  [{**charge("ch_2", "succeeded", 300), "refunded": True, "amount_refunded": 1000}],
+                  sync_time(3), sync_id=3)
+        [outcome] = land_stream(conn, CHARGES, ["acme"])
+        assert (outcome.rows_read, outcome.rows_landed) == (1, 1)
+        rows = landed(conn, "stripe__charges", "id, updated, refunded, amount_refunded")
+        assert rows == [["ch_1", 200, None, None], ["ch_2", 300, True, 1000]]
+        assert outcome.watermark == sync_time(3)
+
+
+def test_rerunning_a_partition_changes_nothing(warehouse):
+    with warehouse.connect() as conn:
+        write_raw(conn, "acme", "stripe__charges", [charge("ch_1", "succeeded", 100)], sync_time(1))
+        land_stream(conn, CHARGES, ["acme"])
+        before = conn.read_frame("select * from landing.stripe__charges")
+        [again] = land_stream(conn, CHARGES, ["acme"])
+        after = conn.read_frame("select * from landing.stripe__charges")
+    assert again.status == UP_TO_DATE and again.rows_read == 0
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_same_ids_in_two_tenants_stay_apart_and_deleted_records_keep_their_flag(warehouse):
+    with warehouse.connect() as conn:
+        write_raw(conn, "acme", "stripe__customers",
+                  [{"id": "cus_1", "email": "a@acme.test", "updated": 1, "is_deleted": False}], sync_time(1))
+        write_raw(conn, "globex", "stripe__customers",
+                  [{"id": "cus_1", "email": "b@globex.test", "updated": 1}], sync_time(1))
+        write_raw(conn, "acme", "stripe__customers",
+                  [{"id": "cus_1", "email": "a@acme.test", "updated": 2, "is_deleted": True}], sync_time(2))
+        outcomes = land_stream(conn, CUSTOMERS, ["acme", "globex"])
+        rows = landed(conn, "stripe__customers", "tenant_id, id, email, is_deleted")
+    assert [o.rows_landed for o in outcomes] == [1, 1]
+    assert rows == [["acme", "cus_1", "a@acme.test", True], ["globex", "cus_1", "b@globex.test", None]]
+
+
+def test_schema_drift_is_reported_and_does_not_break_landing(warehouse):
+    with warehouse.connect() as conn:
+        write_raw(conn, "acme", "stripe__charges",
+                  [{**charge("ch_1", "succeeded", 100), "application_fee_amount": 30}], sync_time(1))
+        [outcome] = land_stream(conn, CHARGES, ["acme"])
+        columns = conn.table_columns("landing", "stripe__charges")
+    assert outcome.status == MERGED and outcome.rows_landed == 1
+    assert outcome.extra_columns == ("application_fee_amount",)
+    assert "application_fee_amount" not in columns
+
+
+def test_rows_that_break_the_contract_are_quarantined_with_the_reason(warehouse):
+    with warehouse.connect() as conn:
+        conn.ensure_schema("user_acme")
+        # A raw table whose `amount` arrived as text (a type change upstream) and a row without its key.
+        conn.execute(
+            "create table user_acme.stripe_charges (id varchar, amount varchar, currency varchar, "
+            "status varchar, updated bigint, _airbyte_raw_id varchar, "
+            "_airbyte_extracted_at timestamptz, _airbyte_meta varchar, _airbyte_generation_id bigint)"
+        )
+        for row in [("ch_ok", "1250", 1), ("ch_bad", "12.50 USD", 2), (None, "100", 3)]:
+            conn.execute(
+                "insert into user_acme.stripe_charges values "
+                "(%s, %s, 'usd', 'succeeded', 1, %s, %s, '{}', 0)",
+                (row[0], row[1], f"raw-{row[2]}", sync_time(1)),
+            )
+        [outcome] = land_stream(conn, CHARGES, ["acme"])
+        assert (outcome.rows_read, outcome.rows_landed, outcome.rows_quarantined) == (3, 1, 2)
+        assert landed(conn, "stripe__charges", "id, amount") == [["ch_ok", 1250]]
+        quarantine = conn.read_frame(
+            "select _airbyte_raw_id, reason, record from landing.quarantine order by _airbyte_raw_id"
+        )
+        assert quarantine["_airbyte_raw_id"].tolist() == ["raw-2", "raw-3"]
+        assert quarantine["reason"].tolist() == [
+            "amount: '12.50 USD' is not a bigint",
+            "id: missing (required)",
+        ]
+        assert json.loads(quarantine["record"][0])["amount"] == "12.50 USD"
+
+        # Landing again (watermark reset) neither duplicates quarantined rows nor landed ones.
+        conn.execute("delete from landing.watermarks")
+        land_stream(conn, CHARGES, ["acme"])
+        assert conn.fetch_value("select count(*) from landing.quarantine") == 2
+        assert conn.fetch_value("select count(*) from landing.stripe__charges") == 1
+
+
+def test_missing_raw_table_and_missing_key_column_are_reported_per_tenant(warehouse):
+    with warehouse.connect() as conn:
+        write_raw(conn, "acme", "stripe__charges", [charge("ch_1", "succeeded", 100)], sync_time(1))
+        conn.ensure_schema("user_broken")
+        conn.execute("create table user_broken.stripe_charges (amount bigint, _airbyte_raw_id varchar, "
+                     "_airbyte_extracted_at timestamptz)")
+        outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, ["acme", "broken", "nosource"])}
+        assert outcomes["acme"].status == MERGED and outcomes["acme"].rows_landed == 1
+        assert outcomes["broken"].status == FAILED
+        assert "user_broken.stripe_charges has no column id" in outcomes["broken"].error
+        assert outcomes["nosource"].status == NO_RAW_TABLE

@@ -1,0 +1,75 @@
+import pytest
+
+from tenantpulse.defs.tenants import partition_changes
+from tenantpulse.tenants.ids import TenantIdError, validate_tenant_id
+from tenantpulse.tenants.registry import add_tenant, get_tenant, list_tenants, remove_tenant
+from tenantpulse.warehouse import IdentifierError, quote_ident
+
+
+@pytest.mark.parametrize("tenant_id", ["acme", "123", "a", "acme_2024", "x" * 48])
+def test_valid_tenant_ids_pass(tenant_id):
+    assert validate_tenant_id(tenant_id) == tenant_id
+
+
+@pytest.mark.parametrize(
+    "tenant_id",
+    [
+        "",
+        "Acme",
+        "acme-corp",
+        "_acme",
+        "x" * 49,
+        "acme; drop table ops.tenants; --",
+        "acme' or '1'='1",
+        'acme"."tenants',
+        "acme\n",
+        "ａｃｍｅ",
+        None,
+        42,
+    ],
+)
+def test_bad_tenant_ids_are_rejected_with_a_clear_message(tenant_id):
+    with pytest.raises(TenantIdError, match="lowercase letters, digits and underscores"):
+        validate_tenant_id(tenant_id)
+
+
+@pytest.mark.parametrize("name", ['a"b', "a b", "1abc", "", "a" * 64, "x;drop"])
+def test_identifiers_are_validated_before_quoting(name):
+    with pytest.raises(IdentifierError):
+        quote_ident(name)
+    assert quote_ident("totalUsers") == '"totalUsers"'
+
+
+def test_registry_add_list_remove_and_reactivate(warehouse):
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme Inc", "stripe, github")
+        add_tenant(conn, "globex", "", ["shopify"])
+        assert [t.tenant_id for t in list_tenants(conn)] == ["acme", "globex"]
+        acme = get_tenant(conn, "acme")
+        assert acme.sources == ("github", "stripe") and acme.name == "Acme Inc"
+        assert get_tenant(conn, "globex").name == "globex"
+
+        remove_tenant(conn, "acme")
+        assert [t.tenant_id for t in list_tenants(conn)] == ["globex"]
+        assert {t.tenant_id: t.status for t in list_tenants(conn, include_removed=True)} == {
+            "acme": "removed",
+            "globex": "active",
+        }
+        add_tenant(conn, "acme", "Acme Inc", "stripe")
+        assert get_tenant(conn, "acme").status == "active"
+
+
+def test_registry_rejects_injection_shaped_ids_and_unknown_sources(warehouse):
+    with warehouse.connect() as conn:
+        with pytest.raises(TenantIdError):
+            add_tenant(conn, "x'); delete from ops.tenants; --", "x", "stripe")
+        with pytest.raises(ValueError, match="known sources|choose one or more"):
+            add_tenant(conn, "acme", "Acme", "stripe,salesforce")
+        with pytest.raises(LookupError, match="not registered"):
+            remove_tenant(conn, "nobody")
+        assert list_tenants(conn) == []
+
+
+def test_partition_changes_add_new_and_delete_removed_tenants():
+    assert partition_changes(["a", "b", "c"], ["b", "d"]) == (["a", "c"], ["d"])
+    assert partition_changes([], []) == ([], [])

@@ -1,0 +1,72 @@
+import datetime as dt
+import json
+
+import pandas as pd
+
+from tenantpulse.warehouse.base import to_qmark
+
+
+def test_placeholders_are_rewritten_for_duckdb():
+    assert to_qmark("select %s, '100%%' where a = %s") == "select ?, '100%' where a = ?"
+
+
+def test_write_frame_round_trips_every_type_and_keeps_null_apart_from_empty(warehouse):
+    frame = pd.DataFrame(
+        {
+            "i": pd.array([1, None, 3], dtype="Int64"),
+            "d": [1.5, None, 199.99],
+            "s": ["a,\"quoted\"", "", None],
+            "t": pd.to_datetime(["2026-01-01T10:00:00Z", None, "2026-01-03T00:00:00Z"], utc=True),
+            "day": [dt.date(2026, 1, 1), None, dt.date(2026, 1, 3)],
+            "b": pd.array([True, None, False], dtype="boolean"),
+            "j": [json.dumps({"a": "x,\n\"y\""}), None, "[]"],
+        }
+    )
+    types = {"i": "bigint", "d": "decimal", "s": "varchar", "t": "timestamptz", "day": "date",
+             "b": "boolean", "j": "json"}
+    with warehouse.connect() as conn:
+        conn.ensure_schema("scratch")
+        columns = ", ".join(f"{k} {conn.sql_type(v)}" for k, v in types.items())
+        conn.execute(f"create table scratch.t ({columns})")
+        assert conn.write_frame("scratch", "t", frame) == 3
+    with warehouse.connect() as conn:
+        rows = conn.fetch_all("select i, d, s, t, day, b, j from scratch.t order by i nulls first")
+    assert rows[0][:3] == (None, None, "")
+    assert rows[1][0] == 1 and float(rows[1][1]) == 1.5 and rows[1][2] == 'a,"quoted"'
+    assert rows[1][3] == dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC)
+    assert rows[1][4] == dt.date(2026, 1, 1) and rows[1][5] is True
+    assert json.loads(rows[1][6]) == {"a": 'x,\n"y"'}
+    assert rows[2][2] is None and rows[2][5] is False
+
+
+def test_values_are_bound_parameters_not_sql_text(warehouse):
+    hostile = "x'); drop schema ops cascade; --"
+    with warehouse.connect() as conn:
+        conn.ensure_schema("ops")
+        conn.execute("create table ops.notes (note varchar)")
+        conn.execute("insert into ops.notes values (%s)", (hostile,))
+        assert conn.fetch_value("select note from ops.notes where note = %s", (hostile,)) == hostile
+
+
+def test_a_failed_block_rolls_back(warehouse):
+    with warehouse.connect() as conn:
+        conn.ensure_schema("scratch")
+        conn.execute("create table scratch.n (v bigint)")
+    try:
+        with warehouse.connect() as conn:
+            conn.execute("insert into scratch.n values (%s)", (1,))
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    with warehouse.connect() as conn:
+        assert conn.fetch_value("select count(*) from scratch.n") == 0
+
+
+def test_table_columns_and_added_columns(warehouse):
+    with warehouse.connect() as conn:
+        conn.ensure_schema("scratch")
+        conn.execute('create table scratch.c (id bigint, "totalUsers" bigint)')
+        assert list(conn.table_columns("scratch", "c")) == ["id", "totalUsers"]
+        assert conn.add_missing_columns("scratch", "c", {"id": "bigint", "extra": "varchar"}) == ["extra"]
+        assert list(conn.table_columns("scratch", "c")) == ["id", "totalUsers", "extra"]
+        assert conn.table_columns("scratch", "missing") == {}
