@@ -100,15 +100,20 @@ def run_flow(
     return results
 
 
+# The console shows warnings and errors only; every event is still in the run's log in the UI.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def _run_job(defs, instance, job_name, tenant_ids) -> tuple[tuple[str, ...], bool, str | None]:
-    job = defs.get_job_def(job_name)
+    job = defs.resolve_job_def(job_name)
     if tenant_ids is None:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(run_config=_QUIET, instance=instance, raise_on_error=False)
         return (result.run_id,), result.success, _failure_text(result)
     ordered = list(instance.get_dynamic_partitions(tenant_partitions.name))
     run_ids, errors = [], []
     for first, last in partition_ranges(ordered, tenant_ids):
         result = job.execute_in_process(
+            run_config=_QUIET,
             instance=instance,
             raise_on_error=False,
             tags={

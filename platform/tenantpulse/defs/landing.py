@@ -1,6 +1,5 @@
 """The landing layer: one asset per stream, partitioned by tenant, many tenants per run."""
 
-from __future__ import annotations
 
 from dagster import (
     AssetCheckResult,

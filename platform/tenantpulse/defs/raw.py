@@ -4,7 +4,6 @@ An observation records, for every tenant whose raw table exists, its row count a
 `_airbyte_extracted_at` as the data version, so a new sync shows as a new version of that partition.
 """
 
-from __future__ import annotations
 
 from dagster import AssetKey, DataVersionsByPartition, observable_source_asset
 

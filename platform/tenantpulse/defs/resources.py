@@ -1,6 +1,5 @@
 """The warehouse as a Dagster resource."""
 
-from __future__ import annotations
 
 from dagster import ConfigurableResource
 

@@ -1,6 +1,5 @@
 """Keep the `tenants` partitions equal to the active tenants of the registry."""
 
-from __future__ import annotations
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 

@@ -1,0 +1,60 @@
+"""The asset graph as a snapshot: a change to keys, dependencies or jobs shows up here in review."""
+
+import dagster as dg
+
+from tenantpulse.defs.partitions import tenant_partitions
+from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.defs.tenants import tenant_partitions_sensor
+from tenantpulse.definitions import build_definitions
+from tenantpulse.sources.contracts import STREAMS
+from tenantpulse.tenants.registry import add_tenant, remove_tenant
+
+
+def test_graph_has_a_raw_and_a_landing_asset_per_stream(settings):
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert len(STREAMS) == 17
+    assert keys == {f"raw/{s.source}/{s.stream}" for s in STREAMS} | {
+        f"landing/{s.name}" for s in STREAMS
+    }
+    for stream in STREAMS:
+        landing = graph.get(dg.AssetKey(["landing", stream.name]))
+        assert landing.parent_keys == {dg.AssetKey(["raw", stream.source, stream.stream])}
+        assert landing.partitions_def == tenant_partitions
+        assert landing.backfill_policy == dg.BackfillPolicy.single_run()
+        assert {c.name for c in landing.check_keys} == {"no_schema_drift", "no_quarantined_rows"}
+        raw = graph.get(dg.AssetKey(["raw", stream.source, stream.stream]))
+        assert raw.is_observable and raw.partitions_def == tenant_partitions
+    assert {job.name for job in defs.jobs} == {"observe_raw", "ingest"}
+    assert defs.resolve_job_def("ingest").partitions_def == tenant_partitions
+
+
+def test_duckdb_runs_in_process_and_postgres_in_subprocesses(settings):
+    executor = build_definitions(settings).resolve_job_def("ingest").executor_def
+    expected = "in_process" if settings.warehouse.dialect == "duckdb" else "multiprocess"
+    assert executor.name == expected
+
+
+def test_tenant_partitions_sensor_adds_and_deletes(settings, warehouse):
+    assert tenant_partitions_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe")
+        add_tenant(conn, "globex", "Globex", "github")
+        add_tenant(conn, "gone", "Gone", "github")
+        remove_tenant(conn, "gone")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", ["globex", "gone"])
+        context = dg.build_sensor_context(
+            instance=instance, resources={"warehouse": WarehouseResource(url=settings.warehouse.url)}
+        )
+        result = tenant_partitions_sensor(context)
+        requests = {type(r).__name__: list(r.partition_keys) for r in result.dynamic_partitions_requests}
+        assert requests == {"AddDynamicPartitionsRequest": ["acme"], "DeleteDynamicPartitionsRequest": ["gone"]}
+
+        instance.add_dynamic_partitions("tenants", ["acme"])
+        instance.delete_dynamic_partition("tenants", "gone")
+        again = tenant_partitions_sensor(dg.build_sensor_context(
+            instance=instance, resources={"warehouse": WarehouseResource(url=settings.warehouse.url)}
+        ))
+        assert isinstance(again, dg.SkipReason) and "up to date" in again.skip_message

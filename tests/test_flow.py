@@ -1,0 +1,70 @@
+"""The flow in-process through Dagster: raw observed and landed for several tenants in one run."""
+
+import dagster as dg
+
+from rawdata import sync_time, write_raw
+from tenantpulse.pipeline import dagster_instance, partition_ranges, run_flow
+from tenantpulse.tenants.registry import add_tenant, remove_tenant
+
+import pytest
+
+
+def test_partition_ranges_cover_the_selection_with_fewest_runs():
+    keys = ["a", "b", "c", "d", "e"]
+    assert partition_ranges(keys, keys) == [("a", "e")]
+    assert partition_ranges(keys, ["b", "c", "e"]) == [("b", "c"), ("e", "e")]
+    with pytest.raises(ValueError, match="register the tenants first"):
+        partition_ranges(keys, ["zzz"])
+
+
+def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe")
+        add_tenant(conn, "globex", "Globex", "stripe,github")
+        add_tenant(conn, "gone", "Gone", "stripe")
+        remove_tenant(conn, "gone")
+        write_raw(conn, "acme", "stripe__charges", [{"id": "ch_1", "amount": 500, "updated": 1}], sync_time(1))
+        write_raw(conn, "globex", "stripe__charges",
+                  [{"id": "ch_1", "amount": 700, "updated": 1, "application_fee_amount": 3}], sync_time(1))
+        write_raw(conn, "globex", "github__pull_requests", [{"id": 11, "number": 1}], sync_time(1))
+    instance = dagster_instance(settings)
+    stages = run_flow(settings, instance, echo=lambda _: None)
+
+    assert [(s.stage, s.success, len(s.run_ids)) for s in stages] == [("observe raw", True, 1), ("land", True, 1)]
+    assert set(instance.get_dynamic_partitions("tenants")) == {"acme", "globex"}
+    charges = dg.AssetKey(["landing", "stripe__charges"])
+    assert instance.get_materialized_partitions(charges) == {"acme", "globex"}
+    observed = {
+        r.partition_key: r.asset_observation.tags["dagster/data_version"]
+        for r in instance.fetch_observations(dg.AssetKey(["raw", "stripe", "charges"]), limit=10).records
+    }
+    assert observed == {
+        "acme": "1 rows, newest 2026-11-01T00:00:00+00:00",
+        "globex": "1 rows, newest 2026-11-01T00:00:00+00:00",
+    }
+    drift = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(charges, "no_schema_drift")]
+    )[dg.AssetCheckKey(charges, "no_schema_drift")]
+    evaluation = drift.event.dagster_event.event_specific_data
+    assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["extra_columns_by_tenant"].value == {"globex": ["application_fee_amount"]}
+    with warehouse.connect() as conn:
+        assert conn.fetch_all("select tenant_id, id, amount from landing.stripe__charges order by 1") == [
+            ("acme", "ch_1", 500), ("globex", "ch_1", 700)
+        ]
+        assert conn.fetch_all("select tenant_id, id from landing.github__pull_requests") == [("globex", 11)]
+
+
+def test_a_tenant_whose_raw_table_breaks_the_contract_fails_the_run_by_name(settings, warehouse):
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe")
+        add_tenant(conn, "broken", "Broken", "stripe")
+        write_raw(conn, "acme", "stripe__refunds", [{"id": "re_1", "amount": 5, "updated": 1}], sync_time(1))
+        conn.ensure_schema("user_broken")
+        conn.execute("create table user_broken.stripe_refunds (amount bigint, _airbyte_raw_id varchar, "
+                     "_airbyte_extracted_at timestamptz)")
+    stages = run_flow(settings, dagster_instance(settings), echo=lambda _: None)
+    assert not stages[-1].success
+    assert "1 tenant(s) could not be landed for stripe__refunds" in stages[-1].error
+    with warehouse.connect() as conn:  # the good tenant is landed all the same
+        assert conn.fetch_all("select tenant_id, id from landing.stripe__refunds") == [("acme", "re_1")]
