@@ -58,3 +58,26 @@ def test_tenant_partitions_sensor_adds_and_deletes(settings, warehouse):
             instance=instance, resources={"warehouse": WarehouseResource(url=settings.warehouse.url)}
         ))
         assert isinstance(again, dg.SkipReason) and "up to date" in again.skip_message
+
+
+def test_workspace_code_location_loads_as_dagster_dev_loads_it(tmp_path):
+    """`make dev` loads workspace.yaml; this is the same load, through Dagster's own CLI."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dagster = Path(sys.executable).with_name("dagster")
+    (tmp_path / "dagster_home").mkdir()
+    env = {
+        **os.environ,
+        "TENANTPULSE_HOME": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Validation successful for code location tenantpulse" in done.stdout + done.stderr
