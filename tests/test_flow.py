@@ -68,3 +68,40 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_fails_the_run_by_name(sett
     assert "1 tenant(s) could not be landed for stripe__refunds" in stages[-1].error
     with warehouse.connect() as conn:  # the good tenant is landed all the same
         assert conn.fetch_all("select tenant_id, id from landing.stripe__refunds") == [("acme", "re_1")]
+
+
+def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, warehouse):
+    from tenantpulse.sources.contracts import STREAMS, raw_schema
+    from tenantpulse.sources.simulate import assign_profile, run_simulation
+    from tenantpulse.tenants.registry import list_tenants
+    from tenantpulse.warehouse import qualified, quote_ident
+
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe,github,shopify,google_analytics")
+        add_tenant(conn, "globex", "Globex", "stripe,shopify")
+        assign_profile(conn, "globex", "churning")
+        tenants = list_tenants(conn)
+    instance = dagster_instance(settings)
+    for _ in range(2):
+        run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
+        assert all(s.success for s in run_flow(settings, instance, echo=lambda _: None))
+
+    with warehouse.connect() as conn:
+        for tenant in tenants:
+            for stream in STREAMS:
+                if stream.source not in tenant.sources:
+                    continue
+                key = ", ".join(quote_ident(c) for c in stream.primary_key)
+                raw_keys = conn.fetch_value(
+                    f"select count(*) from (select distinct {key} "
+                    f"from {qualified(raw_schema(tenant.tenant_id), stream.raw_table)}) as k"
+                )
+                landed = conn.fetch_value(
+                    f"select count(*) from {qualified('landing', stream.name)} where tenant_id = %s",
+                    (tenant.tenant_id,),
+                )
+                assert landed == raw_keys, (tenant.tenant_id, stream.name)
+        # The raw tables hold duplicate versions; landing holds the newest of each.
+        assert conn.fetch_value("select count(*) from user_acme.stripe_subscriptions") > conn.fetch_value(
+            "select count(*) from landing.stripe__subscriptions where tenant_id = 'acme'"
+        )

@@ -226,3 +226,7 @@ def _print_summary(warehouse, chosen, syncs) -> None:
             f"{synced.get(t.tenant_id, 0):>8,} {landed.get(t.tenant_id, 0):>8,} "
             f"{quarantined.get(t.tenant_id, 0):>11,}"
         )
+
+
+if __name__ == "__main__":
+    main()

@@ -134,7 +134,7 @@ def run_simulation(
     back, recorded as a failed sync with its error, and does not stop the others."""
     results: list[SimulatedSync] = []
     jobs = [(t.tenant_id, s) for t in tenants for s in t.sources]
-    for tenant_id, source in tqdm(jobs, desc="simulate", unit="sync", disable=not show_progress):
+    for tenant_id, source in tqdm(jobs, desc="simulate", unit="sync", disable=None if show_progress else True):
         started = dt.datetime.now(dt.UTC)
         try:
             with warehouse.connect() as conn:
