@@ -25,7 +25,9 @@ def test_postgres_url_switches_the_dialect():
 
 def test_duckdb_url_takes_relative_and_absolute_paths():
     assert parse_warehouse_url("duckdb:////tmp/x.duckdb").duckdb_path == Path("/tmp/x.duckdb")
-    assert parse_warehouse_url("duckdb:///data/x.duckdb").duckdb_path == Path.cwd() / "data/x.duckdb"
+    assert (
+        parse_warehouse_url("duckdb:///data/x.duckdb").duckdb_path == Path.cwd() / "data/x.duckdb"
+    )
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
+from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.partitions import tenant_partitions
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.defs.tenants import tenant_partitions_sensor
-from tenantpulse.definitions import build_definitions
 from tenantpulse.sources.contracts import STREAMS
 from tenantpulse.tenants.registry import add_tenant, remove_tenant
 
@@ -46,17 +46,26 @@ def test_tenant_partitions_sensor_adds_and_deletes(settings, warehouse):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["globex", "gone"])
         context = dg.build_sensor_context(
-            instance=instance, resources={"warehouse": WarehouseResource(url=settings.warehouse.url)}
+            instance=instance,
+            resources={"warehouse": WarehouseResource(url=settings.warehouse.url)},
         )
         result = tenant_partitions_sensor(context)
-        requests = {type(r).__name__: list(r.partition_keys) for r in result.dynamic_partitions_requests}
-        assert requests == {"AddDynamicPartitionsRequest": ["acme"], "DeleteDynamicPartitionsRequest": ["gone"]}
+        requests = {
+            type(r).__name__: list(r.partition_keys) for r in result.dynamic_partitions_requests
+        }
+        assert requests == {
+            "AddDynamicPartitionsRequest": ["acme"],
+            "DeleteDynamicPartitionsRequest": ["gone"],
+        }
 
         instance.add_dynamic_partitions("tenants", ["acme"])
         instance.delete_dynamic_partition("tenants", "gone")
-        again = tenant_partitions_sensor(dg.build_sensor_context(
-            instance=instance, resources={"warehouse": WarehouseResource(url=settings.warehouse.url)}
-        ))
+        again = tenant_partitions_sensor(
+            dg.build_sensor_context(
+                instance=instance,
+                resources={"warehouse": WarehouseResource(url=settings.warehouse.url)},
+            )
+        )
         assert isinstance(again, dg.SkipReason) and "up to date" in again.skip_message
 
 
@@ -77,7 +86,11 @@ def test_workspace_code_location_loads_as_dagster_dev_loads_it(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Validation successful for code location tenantpulse" in done.stdout + done.stderr

@@ -1,12 +1,11 @@
 """The flow in-process through Dagster: raw observed and landed for several tenants in one run."""
 
 import dagster as dg
+import pytest
 
 from rawdata import sync_time, write_raw
 from tenantpulse.pipeline import dagster_instance, partition_ranges, run_flow
 from tenantpulse.tenants.registry import add_tenant, remove_tenant
-
-import pytest
 
 
 def test_partition_ranges_cover_the_selection_with_fewest_runs():
@@ -23,20 +22,36 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
         add_tenant(conn, "globex", "Globex", "stripe,github")
         add_tenant(conn, "gone", "Gone", "stripe")
         remove_tenant(conn, "gone")
-        write_raw(conn, "acme", "stripe__charges", [{"id": "ch_1", "amount": 500, "updated": 1}], sync_time(1))
-        write_raw(conn, "globex", "stripe__charges",
-                  [{"id": "ch_1", "amount": 700, "updated": 1, "application_fee_amount": 3}], sync_time(1))
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [{"id": "ch_1", "amount": 500, "updated": 1}],
+            sync_time(1),
+        )
+        write_raw(
+            conn,
+            "globex",
+            "stripe__charges",
+            [{"id": "ch_1", "amount": 700, "updated": 1, "application_fee_amount": 3}],
+            sync_time(1),
+        )
         write_raw(conn, "globex", "github__pull_requests", [{"id": 11, "number": 1}], sync_time(1))
     instance = dagster_instance(settings)
     stages = run_flow(settings, instance, echo=lambda _: None)
 
-    assert [(s.stage, s.success, len(s.run_ids)) for s in stages] == [("observe raw", True, 1), ("land", True, 1)]
+    assert [(s.stage, s.success, len(s.run_ids)) for s in stages] == [
+        ("observe raw", True, 1),
+        ("land", True, 1),
+    ]
     assert set(instance.get_dynamic_partitions("tenants")) == {"acme", "globex"}
     charges = dg.AssetKey(["landing", "stripe__charges"])
     assert instance.get_materialized_partitions(charges) == {"acme", "globex"}
     observed = {
         r.partition_key: r.asset_observation.tags["dagster/data_version"]
-        for r in instance.fetch_observations(dg.AssetKey(["raw", "stripe", "charges"]), limit=10).records
+        for r in instance.fetch_observations(
+            dg.AssetKey(["raw", "stripe", "charges"]), limit=10
+        ).records
     }
     assert observed == {
         "acme": "1 rows, newest 2026-11-01T00:00:00+00:00",
@@ -47,27 +62,41 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
     )[dg.AssetCheckKey(charges, "no_schema_drift")]
     evaluation = drift.event.dagster_event.event_specific_data
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
-    assert evaluation.metadata["extra_columns_by_tenant"].value == {"globex": ["application_fee_amount"]}
+    assert evaluation.metadata["extra_columns_by_tenant"].value == {
+        "globex": ["application_fee_amount"]
+    }
     with warehouse.connect() as conn:
-        assert conn.fetch_all("select tenant_id, id, amount from landing.stripe__charges order by 1") == [
-            ("acme", "ch_1", 500), ("globex", "ch_1", 700)
+        assert conn.fetch_all(
+            "select tenant_id, id, amount from landing.stripe__charges order by 1"
+        ) == [("acme", "ch_1", 500), ("globex", "ch_1", 700)]
+        assert conn.fetch_all("select tenant_id, id from landing.github__pull_requests") == [
+            ("globex", 11)
         ]
-        assert conn.fetch_all("select tenant_id, id from landing.github__pull_requests") == [("globex", 11)]
 
 
 def test_a_tenant_whose_raw_table_breaks_the_contract_fails_the_run_by_name(settings, warehouse):
     with warehouse.connect() as conn:
         add_tenant(conn, "acme", "Acme", "stripe")
         add_tenant(conn, "broken", "Broken", "stripe")
-        write_raw(conn, "acme", "stripe__refunds", [{"id": "re_1", "amount": 5, "updated": 1}], sync_time(1))
+        write_raw(
+            conn,
+            "acme",
+            "stripe__refunds",
+            [{"id": "re_1", "amount": 5, "updated": 1}],
+            sync_time(1),
+        )
         conn.ensure_schema("user_broken")
-        conn.execute("create table user_broken.stripe_refunds (amount bigint, _airbyte_raw_id varchar, "
-                     "_airbyte_extracted_at timestamptz)")
+        conn.execute(
+            "create table user_broken.stripe_refunds (amount bigint, _airbyte_raw_id varchar, "
+            "_airbyte_extracted_at timestamptz)"
+        )
     stages = run_flow(settings, dagster_instance(settings), echo=lambda _: None)
     assert not stages[-1].success
     assert "1 tenant(s) could not be landed for stripe__refunds" in stages[-1].error
     with warehouse.connect() as conn:  # the good tenant is landed all the same
-        assert conn.fetch_all("select tenant_id, id from landing.stripe__refunds") == [("acme", "re_1")]
+        assert conn.fetch_all("select tenant_id, id from landing.stripe__refunds") == [
+            ("acme", "re_1")
+        ]
 
 
 def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, warehouse):
@@ -102,6 +131,8 @@ def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, wareh
                 )
                 assert landed == raw_keys, (tenant.tenant_id, stream.name)
         # The raw tables hold duplicate versions; landing holds the newest of each.
-        assert conn.fetch_value("select count(*) from user_acme.stripe_subscriptions") > conn.fetch_value(
+        assert conn.fetch_value(
+            "select count(*) from user_acme.stripe_subscriptions"
+        ) > conn.fetch_value(
             "select count(*) from landing.stripe__subscriptions where tenant_id = 'acme'"
         )

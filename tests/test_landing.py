@@ -11,8 +11,15 @@ CUSTOMERS = STREAMS_BY_NAME["stripe__customers"]
 
 
 def charge(charge_id, status, updated, amount=1000):
-    return {"id": charge_id, "amount": amount, "currency": "usd", "status": status,
-            "created": 1761955200, "updated": updated, "paid": status == "succeeded"}
+    return {
+        "id": charge_id,
+        "amount": amount,
+        "currency": "usd",
+        "status": status,
+        "created": 1761955200,
+        "updated": updated,
+        "paid": status == "succeeded",
+    }
 
 
 def landed(conn, stream, columns):
@@ -23,20 +30,36 @@ def landed(conn, stream, columns):
 
 def test_landing_merge_keeps_latest_version(warehouse):
     with warehouse.connect() as conn:
-        write_raw(conn, "acme", "stripe__charges",
-                  [charge("ch_1", "pending", 100), charge("ch_2", "succeeded", 100)], sync_time(1))
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [charge("ch_1", "pending", 100), charge("ch_2", "succeeded", 100)],
+            sync_time(1),
+        )
         # The next sync brings ch_1 again, updated; both syncs land together.
-        write_raw(conn, "acme", "stripe__charges",
-                  [charge("ch_1", "succeeded", 200)], sync_time(2), sync_id=2)
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [charge("ch_1", "succeeded", 200)],
+            sync_time(2),
+            sync_id=2,
+        )
         [outcome] = land_stream(conn, CHARGES, ["acme"])
         assert (outcome.status, outcome.rows_read, outcome.rows_landed) == (MERGED, 3, 2)
         rows = landed(conn, "stripe__charges", "tenant_id, id, status, updated")
         assert rows == [["acme", "ch_1", "succeeded", 200], ["acme", "ch_2", "succeeded", 100]]
 
         # A third sync refunds ch_2: an incremental merge replaces just that key.
-        write_raw(conn, "acme", "stripe__charges",
-                  [{**charge("ch_2", "succeeded", 300), "refunded": True, "amount_refunded": 1000}],
-                  sync_time(3), sync_id=3)
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [{**charge("ch_2", "succeeded", 300), "refunded": True, "amount_refunded": 1000}],
+            sync_time(3),
+            sync_id=3,
+        )
         [outcome] = land_stream(conn, CHARGES, ["acme"])
         assert (outcome.rows_read, outcome.rows_landed) == (1, 1)
         rows = landed(conn, "stripe__charges", "id, updated, refunded, amount_refunded")
@@ -57,22 +80,45 @@ def test_rerunning_a_partition_changes_nothing(warehouse):
 
 def test_same_ids_in_two_tenants_stay_apart_and_deleted_records_keep_their_flag(warehouse):
     with warehouse.connect() as conn:
-        write_raw(conn, "acme", "stripe__customers",
-                  [{"id": "cus_1", "email": "a@acme.test", "updated": 1, "is_deleted": False}], sync_time(1))
-        write_raw(conn, "globex", "stripe__customers",
-                  [{"id": "cus_1", "email": "b@globex.test", "updated": 1}], sync_time(1))
-        write_raw(conn, "acme", "stripe__customers",
-                  [{"id": "cus_1", "email": "a@acme.test", "updated": 2, "is_deleted": True}], sync_time(2))
+        write_raw(
+            conn,
+            "acme",
+            "stripe__customers",
+            [{"id": "cus_1", "email": "a@acme.test", "updated": 1, "is_deleted": False}],
+            sync_time(1),
+        )
+        write_raw(
+            conn,
+            "globex",
+            "stripe__customers",
+            [{"id": "cus_1", "email": "b@globex.test", "updated": 1}],
+            sync_time(1),
+        )
+        write_raw(
+            conn,
+            "acme",
+            "stripe__customers",
+            [{"id": "cus_1", "email": "a@acme.test", "updated": 2, "is_deleted": True}],
+            sync_time(2),
+        )
         outcomes = land_stream(conn, CUSTOMERS, ["acme", "globex"])
         rows = landed(conn, "stripe__customers", "tenant_id, id, email, is_deleted")
     assert [o.rows_landed for o in outcomes] == [1, 1]
-    assert rows == [["acme", "cus_1", "a@acme.test", True], ["globex", "cus_1", "b@globex.test", None]]
+    assert rows == [
+        ["acme", "cus_1", "a@acme.test", True],
+        ["globex", "cus_1", "b@globex.test", None],
+    ]
 
 
 def test_schema_drift_is_reported_and_does_not_break_landing(warehouse):
     with warehouse.connect() as conn:
-        write_raw(conn, "acme", "stripe__charges",
-                  [{**charge("ch_1", "succeeded", 100), "application_fee_amount": 30}], sync_time(1))
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [{**charge("ch_1", "succeeded", 100), "application_fee_amount": 30}],
+            sync_time(1),
+        )
         [outcome] = land_stream(conn, CHARGES, ["acme"])
         columns = conn.table_columns("landing", "stripe__charges")
     assert outcome.status == MERGED and outcome.rows_landed == 1
@@ -119,9 +165,13 @@ def test_missing_raw_table_and_missing_key_column_are_reported_per_tenant(wareho
     with warehouse.connect() as conn:
         write_raw(conn, "acme", "stripe__charges", [charge("ch_1", "succeeded", 100)], sync_time(1))
         conn.ensure_schema("user_broken")
-        conn.execute("create table user_broken.stripe_charges (amount bigint, _airbyte_raw_id varchar, "
-                     "_airbyte_extracted_at timestamptz)")
-        outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, ["acme", "broken", "nosource"])}
+        conn.execute(
+            "create table user_broken.stripe_charges (amount bigint, _airbyte_raw_id varchar, "
+            "_airbyte_extracted_at timestamptz)"
+        )
+        outcomes = {
+            o.tenant_id: o for o in land_stream(conn, CHARGES, ["acme", "broken", "nosource"])
+        }
         assert outcomes["acme"].status == MERGED and outcomes["acme"].rows_landed == 1
         assert outcomes["broken"].status == FAILED
         assert "user_broken.stripe_charges has no column id" in outcomes["broken"].error

@@ -9,12 +9,24 @@ from tenantpulse.tenants.registry import add_tenant, list_tenants
 
 # information_schema type names per logical type, on each dialect
 EXPECTED_TYPES = {
-    "duckdb": {"bigint": "bigint", "decimal": "decimal(38,9)", "varchar": "varchar",
-               "timestamptz": "timestamp with time zone", "date": "date", "boolean": "boolean",
-               "json": "json"},
-    "postgres": {"bigint": "bigint", "decimal": "numeric", "varchar": "character varying",
-                 "timestamptz": "timestamp with time zone", "date": "date", "boolean": "boolean",
-                 "json": "jsonb"},
+    "duckdb": {
+        "bigint": "bigint",
+        "decimal": "decimal(38,9)",
+        "varchar": "varchar",
+        "timestamptz": "timestamp with time zone",
+        "date": "date",
+        "boolean": "boolean",
+        "json": "json",
+    },
+    "postgres": {
+        "bigint": "bigint",
+        "decimal": "numeric",
+        "varchar": "character varying",
+        "timestamptz": "timestamp with time zone",
+        "date": "date",
+        "boolean": "boolean",
+        "json": "jsonb",
+    },
 }
 
 
@@ -27,7 +39,9 @@ def register(warehouse, *tenants):
 
 
 def test_first_sync_creates_every_raw_table_in_the_contract_shape(settings, warehouse):
-    tenants = register(warehouse, ("acme", "stripe,github,shopify,google_analytics", "steady_growth"))
+    tenants = register(
+        warehouse, ("acme", "stripe,github,shopify,google_analytics", "steady_growth")
+    )
     [*syncs] = run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
     assert {s.source for s in syncs} == {"stripe", "github", "shopify", "google_analytics"}
     assert all(s.error is None and s.sync_number == 1 for s in syncs)
@@ -43,12 +57,14 @@ def test_first_sync_creates_every_raw_table_in_the_contract_shape(settings, ware
         )
         counts = {
             source: sum(
-                conn.fetch_value(f"select count(*) from user_acme.{c.raw_table}") for c in streams_for(source)
+                conn.fetch_value(f"select count(*) from user_acme.{c.raw_table}")
+                for c in streams_for(source)
             )
             for source in ("github", "google_analytics", "shopify", "stripe")
         }
     assert [(h[0], h[1], h[2], h[4]) for h in history] == [
-        (source, "sim-1", "succeeded", None) for source in ("github", "google_analytics", "shopify", "stripe")
+        (source, "sim-1", "succeeded", None)
+        for source in ("github", "google_analytics", "shopify", "stripe")
     ]
     assert {h[0]: h[3] for h in history} == counts
     assert all(count > 0 for count in counts.values())
@@ -66,8 +82,12 @@ def test_each_run_is_the_next_day_with_new_and_updated_records(settings, warehou
         )
         assert [row[0] for row in per_sync] == [first_sync, first_sync + dt.timedelta(days=1)]
         assert per_sync[1][1] == second.rows_by_stream["stripe__charges"] > 0
-        metas = {json.loads(m)["sync_id"] for (m,) in conn.fetch_all(
-            "select distinct cast(_airbyte_meta as varchar) from user_acme.stripe_subscriptions")}
+        metas = {
+            json.loads(m)["sync_id"]
+            for (m,) in conn.fetch_all(
+                "select distinct cast(_airbyte_meta as varchar) from user_acme.stripe_subscriptions"
+            )
+        }
         assert metas == {1, 2}
         # Updated records come again: some subscription ids appear in both syncs.
         repeated = conn.fetch_value(
@@ -85,29 +105,44 @@ def test_same_seed_gives_the_same_raw_data(tmp_path, settings, warehouse):
 
     other_settings = make_settings(tmp_path / "other", f"duckdb:///{tmp_path / 'other.duckdb'}")
     frames = []
-    for wh, st in ((warehouse, settings), (open_warehouse(other_settings.warehouse), other_settings)):
+    for wh, st in (
+        (warehouse, settings),
+        (open_warehouse(other_settings.warehouse), other_settings),
+    ):
         tenants = register(wh, ("acme", "stripe", "churning"))
         run_simulation(wh, tenants, st.simulator, show_progress=False)
         with wh.connect() as conn:
-            frames.append(conn.fetch_all(
-                "select id, amount, status, updated, _airbyte_raw_id from user_acme.stripe_charges order by id"
-            ))
+            frames.append(
+                conn.fetch_all(
+                    "select id, amount, status, updated, _airbyte_raw_id from user_acme.stripe_charges order by id"
+                )
+            )
     assert frames[0] == frames[1] and len(frames[0]) > 0
 
 
 def test_a_failed_sync_is_recorded_and_the_others_go_on(settings, warehouse):
-    tenants = register(warehouse, ("acme", "stripe", "steady_growth"), ("globex", "stripe", "churning"))
+    tenants = register(
+        warehouse, ("acme", "stripe", "steady_growth"), ("globex", "stripe", "churning")
+    )
     with warehouse.connect() as conn:
         # acme's charges table exists with an id column of the wrong type: the write fails.
         conn.ensure_schema("user_acme")
         conn.execute("create table user_acme.stripe_charges (id bigint, _airbyte_raw_id varchar)")
-    syncs = {s.tenant_id: s for s in run_simulation(warehouse, tenants, settings.simulator, show_progress=False)}
+    syncs = {
+        s.tenant_id: s
+        for s in run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
+    }
     assert syncs["acme"].error and syncs["globex"].error is None
     with warehouse.connect() as conn:
         history = dict(conn.fetch_all("select tenant_id, status from ops.airbyte_sync_history"))
         assert history == {"acme": "failed", "globex": "succeeded"}
-        error = conn.fetch_value("select error from ops.airbyte_sync_history where tenant_id = 'acme'")
+        error = conn.fetch_value(
+            "select error from ops.airbyte_sync_history where tenant_id = 'acme'"
+        )
         assert error.startswith(syncs["acme"].error[:20])
         # The failed sync was rolled back whole: no other acme stream was written, no state kept.
-        assert conn.fetch_value("select count(*) from ops.simulator_state where tenant_id = 'acme'") == 0
+        assert (
+            conn.fetch_value("select count(*) from ops.simulator_state where tenant_id = 'acme'")
+            == 0
+        )
         assert not conn.table_exists("user_acme", "stripe_customers")

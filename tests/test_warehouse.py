@@ -15,15 +15,22 @@ def test_write_frame_round_trips_every_type_and_keeps_null_apart_from_empty(ware
         {
             "i": pd.array([1, None, 3], dtype="Int64"),
             "d": [1.5, None, 199.99],
-            "s": ["a,\"quoted\"", "", None],
+            "s": ['a,"quoted"', "", None],
             "t": pd.to_datetime(["2026-01-01T10:00:00Z", None, "2026-01-03T00:00:00Z"], utc=True),
             "day": [dt.date(2026, 1, 1), None, dt.date(2026, 1, 3)],
             "b": pd.array([True, None, False], dtype="boolean"),
-            "j": [json.dumps({"a": "x,\n\"y\""}), None, "[]"],
+            "j": [json.dumps({"a": 'x,\n"y"'}), None, "[]"],
         }
     )
-    types = {"i": "bigint", "d": "decimal", "s": "varchar", "t": "timestamptz", "day": "date",
-             "b": "boolean", "j": "json"}
+    types = {
+        "i": "bigint",
+        "d": "decimal",
+        "s": "varchar",
+        "t": "timestamptz",
+        "day": "date",
+        "b": "boolean",
+        "j": "json",
+    }
     with warehouse.connect() as conn:
         conn.ensure_schema("scratch")
         columns = ", ".join(f"{k} {conn.sql_type(v)}" for k, v in types.items())
@@ -67,6 +74,8 @@ def test_table_columns_and_added_columns(warehouse):
         conn.ensure_schema("scratch")
         conn.execute('create table scratch.c (id bigint, "totalUsers" bigint)')
         assert list(conn.table_columns("scratch", "c")) == ["id", "totalUsers"]
-        assert conn.add_missing_columns("scratch", "c", {"id": "bigint", "extra": "varchar"}) == ["extra"]
+        assert conn.add_missing_columns("scratch", "c", {"id": "bigint", "extra": "varchar"}) == [
+            "extra"
+        ]
         assert list(conn.table_columns("scratch", "c")) == ["id", "totalUsers", "extra"]
         assert conn.table_columns("scratch", "missing") == {}

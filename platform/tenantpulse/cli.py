@@ -96,7 +96,9 @@ def tenants_remove(tenant_id: str) -> None:
 
 @main.command()
 @click.option("--tenant", "tenant_ids", multiple=True, help="Only these tenants (repeatable).")
-@click.option("--profile", default=None, help="Assign this simulator profile to the --tenant(s) first.")
+@click.option(
+    "--profile", default=None, help="Assign this simulator profile to the --tenant(s) first."
+)
 @_friendly_errors
 def simulate(tenant_ids: tuple[str, ...], profile: str | None) -> None:
     """Play Airbyte: write one new sync of every registered tenant's sources into user_<id>."""
@@ -122,7 +124,9 @@ def run(tenant_ids: tuple[str, ...]) -> None:
     from tenantpulse.pipeline import dagster_instance, run_flow
 
     settings = _settings()
-    stages = run_flow(settings, dagster_instance(settings), list(tenant_ids) or None, echo=click.echo)
+    stages = run_flow(
+        settings, dagster_instance(settings), list(tenant_ids) or None, echo=click.echo
+    )
     if not all(s.success for s in stages):
         raise click.ClickException("the flow failed; see the stage above and the run in `make dev`")
 
@@ -134,7 +138,7 @@ def demo() -> None:
     from tenantpulse.pipeline import dagster_instance, run_flow
     from tenantpulse.sources.simulate import assign_profile
     from tenantpulse.sources.simulator import DEMO_TENANTS
-    from tenantpulse.tenants.registry import add_tenant, get_tenant, ensure_registry
+    from tenantpulse.tenants.registry import add_tenant, ensure_registry, get_tenant
 
     started = time.monotonic()
     settings = _settings()
@@ -167,7 +171,9 @@ def dev(port: int) -> None:
     dagster_instance(settings)  # writes dagster.yaml on first use
     workspace = Path("workspace.yaml")
     if not workspace.exists():
-        raise click.ClickException("run `tenantpulse dev` from the repository root (workspace.yaml)")
+        raise click.ClickException(
+            "run `tenantpulse dev` from the repository root (workspace.yaml)"
+        )
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(dagster, [str(dagster), "dev", "-w", str(workspace), "-p", str(port)])
@@ -199,7 +205,9 @@ def _simulate(settings: Settings, chosen):
     for sync in failed:
         click.echo(f"[simulate] FAILED {sync.tenant_id}/{sync.source}: {sync.error}", err=True)
     if failed:
-        raise click.ClickException(f"{len(failed)} simulated syncs failed (recorded in ops.airbyte_sync_history)")
+        raise click.ClickException(
+            f"{len(failed)} simulated syncs failed (recorded in ops.airbyte_sync_history)"
+        )
     return syncs
 
 
@@ -211,7 +219,11 @@ def _print_summary(warehouse, chosen, syncs) -> None:
     with warehouse.connect() as conn:
         landed = landed_rows_by_tenant(conn, STREAMS)
         quarantined = (
-            dict(conn.fetch_all("select tenant_id, count(*) from landing.quarantine group by tenant_id"))
+            dict(
+                conn.fetch_all(
+                    "select tenant_id, count(*) from landing.quarantine group by tenant_id"
+                )
+            )
             if conn.table_exists("landing", "quarantine")
             else {}
         )
@@ -219,7 +231,9 @@ def _print_summary(warehouse, chosen, syncs) -> None:
     synced = {}
     for sync in syncs:
         synced[sync.tenant_id] = synced.get(sync.tenant_id, 0) + sync.records
-    click.echo(f"\n{'tenant':<18} {'profile':<14} {'sources':<40} {'synced':>8} {'landed':>8} {'quarantined':>11}")
+    click.echo(
+        f"\n{'tenant':<18} {'profile':<14} {'sources':<40} {'synced':>8} {'landed':>8} {'quarantined':>11}"
+    )
     for t in chosen:
         click.echo(
             f"{t.tenant_id:<18} {profiles[t.tenant_id]:<14} {','.join(t.sources):<40} "

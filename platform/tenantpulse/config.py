@@ -60,8 +60,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     dagster_home = Path(env.get("DAGSTER_HOME") or home / "dagster_home").expanduser().resolve()
     simulator = SimulatorSettings(
         seed=_int_setting(env, "TENANTPULSE_SIM_SEED", default=7, low=0, high=2**32 - 1),
-        history_days=_int_setting(env, "TENANTPULSE_SIM_HISTORY_DAYS", default=120, low=28, high=1095),
-        end_date=_date_setting(env, "TENANTPULSE_SIM_END_DATE", default=dt.datetime.now(dt.UTC).date()),
+        history_days=_int_setting(
+            env, "TENANTPULSE_SIM_HISTORY_DAYS", default=120, low=28, high=1095
+        ),
+        end_date=_date_setting(
+            env, "TENANTPULSE_SIM_END_DATE", default=dt.datetime.now(dt.UTC).date()
+        ),
         volume=_float_setting(env, "TENANTPULSE_SIM_VOLUME", default=1.0, low=0.01, high=100.0),
     )
     return Settings(home=home, warehouse=warehouse, dagster_home=dagster_home, simulator=simulator)
@@ -76,8 +80,12 @@ def parse_warehouse_url(url: str) -> WarehouseUrl:
     if scheme == "duckdb":
         path = rest[1:] if rest.startswith("/") else ""
         if not path or path == ":memory:":
-            raise SettingsError(f"TENANTPULSE_WAREHOUSE_URL={url!r} names no DuckDB file; {allowed}")
-        return WarehouseUrl(dialect="duckdb", url=url, duckdb_path=Path(path).expanduser().resolve())
+            raise SettingsError(
+                f"TENANTPULSE_WAREHOUSE_URL={url!r} names no DuckDB file; {allowed}"
+            )
+        return WarehouseUrl(
+            dialect="duckdb", url=url, duckdb_path=Path(path).expanduser().resolve()
+        )
     if scheme.split("+")[0] in ("postgresql", "postgres"):
         dsn = "postgresql://" + rest
         parts = urlsplit(dsn)
@@ -86,7 +94,9 @@ def parse_warehouse_url(url: str) -> WarehouseUrl:
                 f"TENANTPULSE_WAREHOUSE_URL={_redact_password(dsn)!r} names no database; {allowed}"
             )
         return WarehouseUrl(dialect="postgres", url=url, postgres_dsn=dsn)
-    raise SettingsError(f"TENANTPULSE_WAREHOUSE_URL={_redact_password(url)!r} is not supported; {allowed}")
+    raise SettingsError(
+        f"TENANTPULSE_WAREHOUSE_URL={_redact_password(url)!r} is not supported; {allowed}"
+    )
 
 
 def _redact_password(url: str) -> str:
@@ -109,7 +119,9 @@ def _int_setting(env: Mapping[str, str], name: str, *, default: int, low: int, h
     return value
 
 
-def _float_setting(env: Mapping[str, str], name: str, *, default: float, low: float, high: float) -> float:
+def _float_setting(
+    env: Mapping[str, str], name: str, *, default: float, low: float, high: float
+) -> float:
     raw = env.get(name)
     if raw in (None, ""):
         return default

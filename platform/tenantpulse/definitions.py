@@ -14,7 +14,11 @@ from tenantpulse.defs.tenants import tenant_partitions_sensor
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     # DuckDB allows one writing process per file: run every step in the run's own process.
-    executor = dg.in_process_executor if settings.warehouse.dialect == "duckdb" else dg.multiprocess_executor
+    executor = (
+        dg.in_process_executor
+        if settings.warehouse.dialect == "duckdb"
+        else dg.multiprocess_executor
+    )
     return dg.Definitions(
         assets=[*raw_assets, *landing_assets],
         jobs=jobs,

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import dagster as dg
 
 from tenantpulse.config import Settings
+from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.partitions import tenant_partitions
 from tenantpulse.defs.tenants import sync_tenant_partitions
-from tenantpulse.definitions import build_definitions
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import open_warehouse
@@ -83,7 +83,9 @@ def run_flow(
         tenant_ids = registered
     unknown = sorted(set(map(validate_tenant_id, tenant_ids)) - set(registered))
     if unknown:
-        raise ValueError(f"not active tenants: {', '.join(unknown)} (see `tenantpulse tenants list`)")
+        raise ValueError(
+            f"not active tenants: {', '.join(unknown)} (see `tenantpulse tenants list`)"
+        )
     defs = build_definitions(settings)
     stages = [
         ("observe raw", "observe_raw", False),
@@ -131,7 +133,10 @@ def _failure_text(result) -> str | None:
     if result.success:
         return None
     failures = [e for e in result.all_events if e.is_step_failure]
-    return "; ".join(
-        f"{e.step_key}: {e.step_failure_data.error.message.strip() if e.step_failure_data.error else ''}"
-        for e in failures
-    ) or f"run {result.run_id} failed"
+    return (
+        "; ".join(
+            f"{e.step_key}: {e.step_failure_data.error.message.strip() if e.step_failure_data.error else ''}"
+            for e in failures
+        )
+        or f"run {result.run_id} failed"
+    )

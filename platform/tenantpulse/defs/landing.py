@@ -1,6 +1,5 @@
 """The landing layer: one asset per stream, partitioned by tenant, many tenants per run."""
 
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -55,7 +54,11 @@ def build_landing_asset(contract: StreamContract):
         description=f"`{LANDING_SCHEMA}.{contract.name}`: every tenant's latest version of each "
         f"{contract.stream} record, keyed by (tenant_id, {', '.join(contract.primary_key)}).",
         check_specs=[
-            AssetCheckSpec(SCHEMA_DRIFT_CHECK, asset=key, description="Raw table has no columns beyond the contract."),
+            AssetCheckSpec(
+                SCHEMA_DRIFT_CHECK,
+                asset=key,
+                description="Raw table has no columns beyond the contract.",
+            ),
             AssetCheckSpec(QUARANTINE_CHECK, asset=key, description="No raw row was quarantined."),
         ],
         metadata={"table": f"{LANDING_SCHEMA}.{contract.name}"},

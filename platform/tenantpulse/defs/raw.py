@@ -4,7 +4,6 @@ An observation records, for every tenant whose raw table exists, its row count a
 `_airbyte_extracted_at` as the data version, so a new sync shows as a new version of that partition.
 """
 
-
 from dagster import AssetKey, DataVersionsByPartition, observable_source_asset
 
 from tenantpulse.defs.partitions import tenant_partitions
@@ -23,12 +22,16 @@ def raw_data_versions(conn, contract: StreamContract) -> dict[str, str]:
     versions = {}
     for tenant in list_tenants(conn):
         schema = raw_schema(tenant.tenant_id)
-        if contract.source not in tenant.sources or not conn.table_exists(schema, contract.raw_table):
+        if contract.source not in tenant.sources or not conn.table_exists(
+            schema, contract.raw_table
+        ):
             continue
         rows, newest = conn.fetch_one(
             f"select count(*), max(_airbyte_extracted_at) from {qualified(schema, contract.raw_table)}"
         )
-        versions[tenant.tenant_id] = f"{rows} rows, newest {newest.isoformat() if newest else 'none'}"
+        versions[tenant.tenant_id] = (
+            f"{rows} rows, newest {newest.isoformat() if newest else 'none'}"
+        )
     return versions
 
 
@@ -39,7 +42,10 @@ def build_raw_asset(contract: StreamContract):
         group_name="raw",
         description=f"Airbyte's {contract.source} `{contract.stream}` stream in each tenant's "
         f"schema: `user_<tenant>.{contract.raw_table}`.",
-        metadata={"table": f"user_<tenant>.{contract.raw_table}", "primary_key": list(contract.primary_key)},
+        metadata={
+            "table": f"user_<tenant>.{contract.raw_table}",
+            "primary_key": list(contract.primary_key),
+        },
     )
     def _observe(warehouse: WarehouseResource) -> DataVersionsByPartition:
         with warehouse.open().connect() as conn:

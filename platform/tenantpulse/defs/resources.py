@@ -1,6 +1,5 @@
 """The warehouse as a Dagster resource."""
 
-
 from dagster import ConfigurableResource
 
 from tenantpulse.config import parse_warehouse_url

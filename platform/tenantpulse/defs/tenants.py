@@ -1,6 +1,5 @@
 """Keep the `tenants` partitions equal to the active tenants of the registry."""
 
-
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from tenantpulse.defs.partitions import tenant_partitions

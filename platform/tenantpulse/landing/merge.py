@@ -138,7 +138,10 @@ def _read_new_raw_rows(
 def _latest_versions(contract: StreamContract, rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (tenant_id, primary key): latest _airbyte_extracted_at, then latest cursor."""
     ordered = rows.sort_values(
-        ["_airbyte_extracted_at", contract.cursor], ascending=False, na_position="last", kind="stable"
+        ["_airbyte_extracted_at", contract.cursor],
+        ascending=False,
+        na_position="last",
+        kind="stable",
     )
     latest = ordered.drop_duplicates(["tenant_id", *contract.primary_key], keep="first")
     return latest[["tenant_id", *(c.name for c in contract.all_columns)]]
@@ -152,7 +155,9 @@ def _replace_rows(
     stage_name = f"stage_{table}"
     stage = qualified(conn.temp_schema, stage_name)
     conn.execute(f"drop table if exists {stage}")
-    conn.execute(f"create temp table {quote_ident(stage_name)} as select * from {target} where 1 = 0")
+    conn.execute(
+        f"create temp table {quote_ident(stage_name)} as select * from {target} where 1 = 0"
+    )
     conn.write_frame(conn.temp_schema, stage_name, rows)
     matches = " and ".join(f"t.{quote_ident(c)} = s.{quote_ident(c)}" for c in key)
     columns = ", ".join(quote_ident(c) for c in rows.columns)
@@ -172,9 +177,13 @@ def _quarantine_frame(contract: StreamContract, tenant_id: str, checked) -> pd.D
             "stream": contract.name,
             "record_hash": [hashlib.sha256(r.encode()).hexdigest() for r in records],
             "_airbyte_raw_id": checked.rejected.get("_airbyte_raw_id", pd.Series(dtype=object))
-            .astype(object).map(lambda v: None if pd.isna(v) else str(v)).tolist(),
+            .astype(object)
+            .map(lambda v: None if pd.isna(v) else str(v))
+            .tolist(),
             "_airbyte_extracted_at": checked.rejected["_airbyte_extracted_at"]
-            .astype(object).map(lambda v: None if pd.isna(v) else str(v)).tolist(),
+            .astype(object)
+            .map(lambda v: None if pd.isna(v) else str(v))
+            .tolist(),
             "reason": checked.reasons.tolist(),
             "record": records,
             "quarantined_at": dt.datetime.now(dt.UTC),
@@ -185,7 +194,9 @@ def _quarantine_frame(contract: StreamContract, tenant_id: str, checked) -> pd.D
 def _insert_quarantine(conn: Connection, rows: pd.DataFrame) -> None:
     rows = rows.drop_duplicates(["tenant_id", "stream", "record_hash"])
     conn.execute("drop table if exists " + qualified(conn.temp_schema, "stage_quarantine"))
-    conn.execute("create temp table stage_quarantine as select * from landing.quarantine where 1 = 0")
+    conn.execute(
+        "create temp table stage_quarantine as select * from landing.quarantine where 1 = 0"
+    )
     conn.write_frame(conn.temp_schema, "stage_quarantine", rows)
     conn.execute(
         "insert into landing.quarantine select * from "
@@ -230,7 +241,9 @@ def _plain(value):
     return str(value)
 
 
-def landed_rows_by_tenant(conn: Connection, contracts: tuple[StreamContract, ...]) -> dict[str, int]:
+def landed_rows_by_tenant(
+    conn: Connection, contracts: tuple[StreamContract, ...]
+) -> dict[str, int]:
     """Tenant id -> rows across the given streams' landing tables (for summaries)."""
     counts: dict[str, int] = {}
     for contract in contracts:

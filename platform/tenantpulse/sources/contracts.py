@@ -83,92 +83,157 @@ def _cols(spec: str) -> tuple[Column, ...]:
 
 _STRIPE = (
     StreamContract(
-        "stripe", "customers", ("id",), "updated",
-        _cols("id:varchar created:bigint updated:bigint email:varchar name:varchar currency:varchar "
-              "balance:bigint delinquent:boolean address:json metadata:json is_deleted:boolean "
-              "livemode:boolean"),
+        "stripe",
+        "customers",
+        ("id",),
+        "updated",
+        _cols(
+            "id:varchar created:bigint updated:bigint email:varchar name:varchar currency:varchar "
+            "balance:bigint delinquent:boolean address:json metadata:json is_deleted:boolean "
+            "livemode:boolean"
+        ),
     ),
     StreamContract(
-        "stripe", "charges", ("id",), "updated",
-        _cols("id:varchar amount:bigint amount_captured:bigint amount_refunded:bigint currency:varchar "
-              "status:varchar paid:boolean refunded:boolean captured:boolean disputed:boolean "
-              "customer:varchar invoice:varchar created:bigint updated:bigint failure_code:varchar "
-              "metadata:json"),
+        "stripe",
+        "charges",
+        ("id",),
+        "updated",
+        _cols(
+            "id:varchar amount:bigint amount_captured:bigint amount_refunded:bigint currency:varchar "
+            "status:varchar paid:boolean refunded:boolean captured:boolean disputed:boolean "
+            "customer:varchar invoice:varchar created:bigint updated:bigint failure_code:varchar "
+            "metadata:json"
+        ),
     ),
     StreamContract(
-        "stripe", "subscriptions", ("id",), "updated",
-        _cols("id:varchar customer:varchar status:varchar currency:varchar created:bigint "
-              "updated:bigint start_date:bigint current_period_start:bigint "
-              "current_period_end:decimal canceled_at:decimal cancel_at_period_end:boolean "
-              "ended_at:decimal trial_start:decimal trial_end:decimal items:json plan:json "
-              "quantity:bigint is_deleted:boolean"),
+        "stripe",
+        "subscriptions",
+        ("id",),
+        "updated",
+        _cols(
+            "id:varchar customer:varchar status:varchar currency:varchar created:bigint "
+            "updated:bigint start_date:bigint current_period_start:bigint "
+            "current_period_end:decimal canceled_at:decimal cancel_at_period_end:boolean "
+            "ended_at:decimal trial_start:decimal trial_end:decimal items:json plan:json "
+            "quantity:bigint is_deleted:boolean"
+        ),
     ),
     StreamContract(
-        "stripe", "invoices", ("id",), "updated",
-        _cols("id:varchar customer:varchar subscription:varchar status:varchar currency:varchar "
-              "amount_due:bigint amount_paid:bigint amount_remaining:bigint subtotal:bigint "
-              "total:bigint paid:boolean created:bigint updated:bigint due_date:bigint "
-              "period_start:bigint period_end:bigint billing_reason:varchar is_deleted:boolean"),
+        "stripe",
+        "invoices",
+        ("id",),
+        "updated",
+        _cols(
+            "id:varchar customer:varchar subscription:varchar status:varchar currency:varchar "
+            "amount_due:bigint amount_paid:bigint amount_remaining:bigint subtotal:bigint "
+            "total:bigint paid:boolean created:bigint updated:bigint due_date:bigint "
+            "period_start:bigint period_end:bigint billing_reason:varchar is_deleted:boolean"
+        ),
     ),
     StreamContract(
-        "stripe", "refunds", ("id",), "updated",
-        _cols("id:varchar amount:bigint currency:varchar status:varchar reason:varchar "
-              "charge:varchar created:bigint updated:bigint"),
+        "stripe",
+        "refunds",
+        ("id",),
+        "updated",
+        _cols(
+            "id:varchar amount:bigint currency:varchar status:varchar reason:varchar "
+            "charge:varchar created:bigint updated:bigint"
+        ),
     ),
 )
 
 _GITHUB = (
     StreamContract(
-        "github", "repositories", ("id",), "updated_at",
-        _cols("id:bigint name:varchar full_name:varchar owner:json private:boolean fork:boolean "
-              "archived:boolean default_branch:varchar language:varchar stargazers_count:bigint "
-              "forks_count:bigint open_issues_count:bigint created_at:timestamptz "
-              "updated_at:timestamptz pushed_at:timestamptz"),
+        "github",
+        "repositories",
+        ("id",),
+        "updated_at",
+        _cols(
+            "id:bigint name:varchar full_name:varchar owner:json private:boolean fork:boolean "
+            "archived:boolean default_branch:varchar language:varchar stargazers_count:bigint "
+            "forks_count:bigint open_issues_count:bigint created_at:timestamptz "
+            "updated_at:timestamptz pushed_at:timestamptz"
+        ),
     ),
     StreamContract(
-        "github", "pull_requests", ("id",), "updated_at",
-        _cols("id:bigint number:bigint repository:varchar state:varchar title:varchar draft:boolean "
-              "user:json created_at:timestamptz updated_at:timestamptz closed_at:timestamptz "
-              "merged_at:timestamptz merge_commit_sha:varchar labels:json requested_reviewers:json"),
+        "github",
+        "pull_requests",
+        ("id",),
+        "updated_at",
+        _cols(
+            "id:bigint number:bigint repository:varchar state:varchar title:varchar draft:boolean "
+            "user:json created_at:timestamptz updated_at:timestamptz closed_at:timestamptz "
+            "merged_at:timestamptz merge_commit_sha:varchar labels:json requested_reviewers:json"
+        ),
     ),
     StreamContract(
-        "github", "commits", ("sha",), "created_at",
-        _cols("sha:varchar repository:varchar branch:varchar created_at:timestamptz commit:json "
-              "author:json"),
+        "github",
+        "commits",
+        ("sha",),
+        "created_at",
+        _cols(
+            "sha:varchar repository:varchar branch:varchar created_at:timestamptz commit:json "
+            "author:json"
+        ),
     ),
     StreamContract(
-        "github", "issues", ("id",), "updated_at",
-        _cols("id:bigint number:bigint repository:varchar state:varchar state_reason:varchar "
-              "title:varchar user:json labels:json comments:bigint created_at:timestamptz "
-              "updated_at:timestamptz closed_at:timestamptz pull_request:json"),
+        "github",
+        "issues",
+        ("id",),
+        "updated_at",
+        _cols(
+            "id:bigint number:bigint repository:varchar state:varchar state_reason:varchar "
+            "title:varchar user:json labels:json comments:bigint created_at:timestamptz "
+            "updated_at:timestamptz closed_at:timestamptz pull_request:json"
+        ),
     ),
     StreamContract(
-        "github", "reviews", ("id",), "updated_at",
-        _cols("id:bigint repository:varchar state:varchar user:json pull_request_url:varchar "
-              "submitted_at:timestamptz created_at:timestamptz updated_at:timestamptz"),
+        "github",
+        "reviews",
+        ("id",),
+        "updated_at",
+        _cols(
+            "id:bigint repository:varchar state:varchar user:json pull_request_url:varchar "
+            "submitted_at:timestamptz created_at:timestamptz updated_at:timestamptz"
+        ),
     ),
 )
 
 _SHOPIFY = (
     StreamContract(
-        "shopify", "orders", ("id",), "updated_at",
-        _cols("id:bigint name:varchar order_number:bigint email:varchar currency:varchar "
-              "total_price:decimal subtotal_price:decimal total_tax:decimal total_discounts:decimal "
-              "financial_status:varchar fulfillment_status:varchar cancelled_at:timestamptz "
-              "cancel_reason:varchar created_at:timestamptz processed_at:timestamptz "
-              "updated_at:timestamptz customer:json customer_id:bigint line_items:json refunds:json "
-              "test:boolean source_name:varchar shop_url:varchar"),
+        "shopify",
+        "orders",
+        ("id",),
+        "updated_at",
+        _cols(
+            "id:bigint name:varchar order_number:bigint email:varchar currency:varchar "
+            "total_price:decimal subtotal_price:decimal total_tax:decimal total_discounts:decimal "
+            "financial_status:varchar fulfillment_status:varchar cancelled_at:timestamptz "
+            "cancel_reason:varchar created_at:timestamptz processed_at:timestamptz "
+            "updated_at:timestamptz customer:json customer_id:bigint line_items:json refunds:json "
+            "test:boolean source_name:varchar shop_url:varchar"
+        ),
     ),
     StreamContract(
-        "shopify", "customers", ("id",), "updated_at",
-        _cols("id:bigint email:varchar first_name:varchar last_name:varchar state:varchar "
-              "currency:varchar orders_count:bigint total_spent:decimal last_order_id:bigint "
-              "verified_email:boolean created_at:timestamptz updated_at:timestamptz shop_url:varchar"),
+        "shopify",
+        "customers",
+        ("id",),
+        "updated_at",
+        _cols(
+            "id:bigint email:varchar first_name:varchar last_name:varchar state:varchar "
+            "currency:varchar orders_count:bigint total_spent:decimal last_order_id:bigint "
+            "verified_email:boolean created_at:timestamptz updated_at:timestamptz shop_url:varchar"
+        ),
     ),
     StreamContract(
-        "shopify", "products", ("id",), "updated_at",
-        _cols("id:bigint title:varchar status:varchar product_type:varchar vendor:varchar "
-              "created_at:timestamptz updated_at:timestamptz variants:json shop_url:varchar"),
+        "shopify",
+        "products",
+        ("id",),
+        "updated_at",
+        _cols(
+            "id:bigint title:varchar status:varchar product_type:varchar vendor:varchar "
+            "created_at:timestamptz updated_at:timestamptz variants:json shop_url:varchar"
+        ),
     ),
 )
 
@@ -181,24 +246,40 @@ _GA_METRICS = (
 # GA reports have no cursor column of their own: the connector reads by `date`.
 _GOOGLE_ANALYTICS = (
     StreamContract(
-        "google_analytics", "website_overview", ("property_id", "date"), "date",
+        "google_analytics",
+        "website_overview",
+        ("property_id", "date"),
+        "date",
         _cols(f"property_id:varchar date:varchar {_GA_METRICS}"),
     ),
     StreamContract(
-        "google_analytics", "traffic_sources",
-        ("property_id", "date", "sessionSource", "sessionMedium"), "date",
-        _cols(f"property_id:varchar date:varchar sessionSource:varchar sessionMedium:varchar {_GA_METRICS}"),
+        "google_analytics",
+        "traffic_sources",
+        ("property_id", "date", "sessionSource", "sessionMedium"),
+        "date",
+        _cols(
+            f"property_id:varchar date:varchar sessionSource:varchar sessionMedium:varchar {_GA_METRICS}"
+        ),
     ),
     StreamContract(
-        "google_analytics", "devices",
-        ("property_id", "date", "deviceCategory", "operatingSystem", "browser"), "date",
-        _cols("property_id:varchar date:varchar deviceCategory:varchar operatingSystem:varchar "
-              f"browser:varchar {_GA_METRICS}"),
+        "google_analytics",
+        "devices",
+        ("property_id", "date", "deviceCategory", "operatingSystem", "browser"),
+        "date",
+        _cols(
+            "property_id:varchar date:varchar deviceCategory:varchar operatingSystem:varchar "
+            f"browser:varchar {_GA_METRICS}"
+        ),
     ),
     StreamContract(
-        "google_analytics", "conversions_report", ("property_id", "date", "eventName"), "date",
-        _cols("property_id:varchar date:varchar eventName:varchar conversions:bigint "
-              "totalUsers:bigint totalRevenue:decimal"),
+        "google_analytics",
+        "conversions_report",
+        ("property_id", "date", "eventName"),
+        "date",
+        _cols(
+            "property_id:varchar date:varchar eventName:varchar conversions:bigint "
+            "totalUsers:bigint totalRevenue:decimal"
+        ),
     ),
 )
 

@@ -9,7 +9,9 @@ from tenantpulse.sources.contracts import StreamContract
 from tenantpulse.warehouse import Connection, qualified, quote_ident
 
 
-def ensure_raw_table(conn: Connection, schema: str, contract: StreamContract, frame: pd.DataFrame) -> None:
+def ensure_raw_table(
+    conn: Connection, schema: str, contract: StreamContract, frame: pd.DataFrame
+) -> None:
     """Create the raw table as Airbyte would; add columns that appear later (propagate_columns)."""
     types = {c.name: c.type for c in contract.all_columns}
     for extra in frame.columns:

@@ -59,7 +59,8 @@ def assign_profile(conn: Connection, tenant_id: str, profile: str) -> None:
     ensure_simulator_tables(conn)
     conn.execute("delete from ops.simulator_profiles where tenant_id = %s", (tenant_id,))
     conn.execute(
-        "insert into ops.simulator_profiles (tenant_id, profile) values (%s, %s)", (tenant_id, profile)
+        "insert into ops.simulator_profiles (tenant_id, profile) values (%s, %s)",
+        (tenant_id, profile),
     )
 
 
@@ -134,7 +135,9 @@ def run_simulation(
     back, recorded as a failed sync with its error, and does not stop the others."""
     results: list[SimulatedSync] = []
     jobs = [(t.tenant_id, s) for t in tenants for s in t.sources]
-    for tenant_id, source in tqdm(jobs, desc="simulate", unit="sync", disable=None if show_progress else True):
+    for tenant_id, source in tqdm(
+        jobs, desc="simulate", unit="sync", disable=None if show_progress else True
+    ):
         started = dt.datetime.now(dt.UTC)
         try:
             with warehouse.connect() as conn:
@@ -144,7 +147,10 @@ def run_simulation(
             with warehouse.connect() as conn:
                 window, _ = next_window(conn, tenant_id, source, settings)
                 result = SimulatedSync(
-                    tenant_id, source, window.sync_number, window.extracted_at,
+                    tenant_id,
+                    source,
+                    window.sync_number,
+                    window.extracted_at,
                     error=f"{type(error).__name__}: {error}",
                 )
                 _record(conn, result, started)
@@ -170,4 +176,8 @@ def _record(conn: Connection, result: SimulatedSync, started: dt.datetime) -> No
 
 
 def _as_date(value) -> dt.date:
-    return value if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else pd.Timestamp(value).date()
+    return (
+        value
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+        else pd.Timestamp(value).date()
+    )

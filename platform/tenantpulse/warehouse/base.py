@@ -56,7 +56,9 @@ class Connection(ABC):
         try:
             return self.sql_types[logical_type]
         except KeyError:
-            raise WarehouseError(f"no {self.dialect} type for logical type {logical_type!r}") from None
+            raise WarehouseError(
+                f"no {self.dialect} type for logical type {logical_type!r}"
+            ) from None
 
     def ensure_schema(self, schema: str) -> None:
         self.execute(f"create schema if not exists {quote_ident(schema)}")

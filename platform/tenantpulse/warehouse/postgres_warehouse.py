@@ -55,7 +55,9 @@ class PostgresConnection(Connection):
         # QUOTE_NONNUMERIC quotes the NULL marker in text columns too: unquote exactly that field.
         text = buffer.getvalue().replace(f'"{_NULL}"', _NULL)
         columns = ", ".join(quote_ident(c) for c in frame.columns)
-        copy_sql = f"copy {qualified(schema, table)} ({columns}) from stdin (format csv, null '{_NULL}')"
+        copy_sql = (
+            f"copy {qualified(schema, table)} ({columns}) from stdin (format csv, null '{_NULL}')"
+        )
         with self.raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
             copy.write(text)
         return len(frame)
