@@ -1,0 +1,67 @@
+"""The tenantpulse command as a user types it: clear one-line errors, and the demo end to end."""
+
+import pytest
+from click.testing import CliRunner
+
+from tenantpulse.cli import main
+from tenantpulse.sources.simulator import DEMO_TENANTS
+
+
+@pytest.fixture
+def run_cli(tmp_path, warehouse_url, monkeypatch):
+    monkeypatch.setenv("TENANTPULSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TENANTPULSE_WAREHOUSE_URL", warehouse_url)
+    monkeypatch.setenv("TENANTPULSE_SIM_END_DATE", "2026-11-01")
+    monkeypatch.setenv("TENANTPULSE_SIM_HISTORY_DAYS", "40")
+    monkeypatch.setenv("TENANTPULSE_SIM_VOLUME", "0.2")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+    def run(*args):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def test_tenants_add_list_remove(run_cli):
+    added = run_cli("tenants", "add", "acme", "--name", "Acme Inc", "--sources", "stripe,github")
+    assert added.exit_code == 0 and "registered acme (Acme Inc): github, stripe" in added.output
+    listed = run_cli("tenants", "list")
+    assert "acme" in listed.output and "github,stripe" in listed.output
+    assert run_cli("tenants", "remove", "acme").exit_code == 0
+    assert "no tenants registered" in run_cli("tenants", "list").output
+    assert "removed" in run_cli("tenants", "list", "--all").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tenants", "add", "Robert'); drop table ops.tenants;--", "--sources", "stripe"], "invalid tenant id"),
+        (["tenants", "add", "acme", "--sources", "salesforce"], "choose one or more of stripe"),
+        (["tenants", "remove", "nobody"], "tenant 'nobody' is not registered"),
+        (["simulate", "--tenant", "nobody"], "not active tenants: nobody"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_a_failing_exit(run_cli, args, message):
+    result = run_cli(*args)
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_an_invalid_setting_stops_the_command_naming_it(run_cli, monkeypatch):
+    monkeypatch.setenv("TENANTPULSE_SIM_SEED", "many")
+    result = run_cli("tenants", "list")
+    assert result.exit_code != 0
+    assert "TENANTPULSE_SIM_SEED='many' is not an integer; allowed: 0..4294967295" in result.output
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_demo_runs_every_demo_tenant_through_the_flow_twice(run_cli):
+    first = run_cli("demo")
+    assert first.exit_code == 0, first.output
+    for tenant in DEMO_TENANTS:
+        row = next(line for line in first.output.splitlines() if line.startswith(tenant.tenant_id + " "))
+        synced, landed, quarantined = (int(v.replace(",", "")) for v in row.split()[-3:])
+        assert synced > 0 and landed == synced and quarantined == 0, row
+    second = run_cli("demo")
+    assert second.exit_code == 0, second.output
+    assert "[simulate] 18 syncs" in second.output
