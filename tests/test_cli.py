@@ -35,7 +35,10 @@ def test_tenants_add_list_remove(run_cli):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["tenants", "add", "Robert'); drop table ops.tenants;--", "--sources", "stripe"], "invalid tenant id"),
+        (
+            ["tenants", "add", "Robert'); drop table ops.tenants;--", "--sources", "stripe"],
+            "invalid tenant id",
+        ),
         (["tenants", "add", "acme", "--sources", "salesforce"], "choose one or more of stripe"),
         (["tenants", "remove", "nobody"], "tenant 'nobody' is not registered"),
         (["simulate", "--tenant", "nobody"], "not active tenants: nobody"),
@@ -59,7 +62,9 @@ def test_demo_runs_every_demo_tenant_through_the_flow_twice(run_cli):
     first = run_cli("demo")
     assert first.exit_code == 0, first.output
     for tenant in DEMO_TENANTS:
-        row = next(line for line in first.output.splitlines() if line.startswith(tenant.tenant_id + " "))
+        row = next(
+            line for line in first.output.splitlines() if line.startswith(tenant.tenant_id + " ")
+        )
         synced, landed, quarantined = (int(v.replace(",", "")) for v in row.split()[-3:])
         assert synced > 0 and landed == synced and quarantined == 0, row
     second = run_cli("demo")

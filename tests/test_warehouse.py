@@ -79,3 +79,34 @@ def test_table_columns_and_added_columns(warehouse):
         ]
         assert list(conn.table_columns("scratch", "c")) == ["id", "totalUsers", "extra"]
         assert conn.table_columns("scratch", "missing") == {}
+
+
+def test_duckdb_held_by_another_process_gives_a_clear_busy_error(tmp_path):
+    import subprocess
+    import sys
+
+    import pytest
+
+    from tenantpulse.warehouse import WarehouseBusyError
+    from tenantpulse.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    path = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(WarehouseBusyError, match="open in another process"):
+            with DuckDBWarehouse(path, lock_wait_seconds=0.3).connect():
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with DuckDBWarehouse(path).connect() as conn:  # free again once the holder is gone
+        assert conn.fetch_value("select 1") == 1

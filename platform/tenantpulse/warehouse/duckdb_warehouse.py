@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,25 +66,16 @@ class DuckDBConnection(Connection):
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, lock_wait_seconds: float = 15.0):
         self.path = path
+        self.lock_wait_seconds = lock_wait_seconds
 
     def describe(self) -> str:
         return f"DuckDB file {self.path}"
 
     @contextmanager
     def connect(self) -> Iterator[DuckDBConnection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            raw = duckdb.connect(str(self.path))
-        except duckdb.IOException as error:
-            if "lock" in str(error).lower():
-                raise WarehouseBusyError(
-                    f"{self.describe()} is open in another process, and DuckDB allows one process "
-                    f"per file: stop the other tenantpulse or dagster process, or use Postgres "
-                    f"(TENANTPULSE_WAREHOUSE_URL=postgresql://...). DuckDB said: {error}"
-                ) from error
-            raise WarehouseError(f"cannot open {self.describe()}: {error}") from error
+        raw = self._open()
         try:
             raw.execute("set TimeZone = 'UTC'")
             raw.execute("begin transaction")
@@ -94,3 +86,24 @@ class DuckDBWarehouse(Warehouse):
             raise
         finally:
             raw.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting up to `lock_wait_seconds` while another process holds it (the
+        sensor's short reads under `dagster dev`, say) before saying who has it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_wait_seconds
+        pause = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower():
+                    raise WarehouseError(f"cannot open {self.describe()}: {error}") from error
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusyError(
+                        f"{self.describe()} is open in another process, and DuckDB allows one "
+                        "process per file: stop the other tenantpulse or dagster process, or use "
+                        f"Postgres (TENANTPULSE_WAREHOUSE_URL=postgresql://...). DuckDB said: {error}"
+                    ) from error
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
