@@ -161,6 +161,17 @@ def demo() -> None:
     click.echo(f"demo done in {time.monotonic() - started:.0f}s; `make dev` shows the runs")
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+@_friendly_errors
+def dbt(dbt_args: tuple[str, ...]) -> None:
+    """Run dbt in dbt_project/ on the configured warehouse, e.g. `tenantpulse dbt build -s staging`."""
+    from tenantpulse.transform.dbt_cli import run_dbt
+
+    done = run_dbt(_settings(), list(dbt_args) or ["--help"])
+    sys.exit(done.returncode)
+
+
 @main.command()
 @click.option("--port", default=3000, show_default=True)
 def dev(port: int) -> None:

@@ -1,0 +1,84 @@
+"""Run dbt against the warehouse the settings name: one place derives dbt's target from
+TENANTPULSE_WAREHOUSE_URL (profiles.yml reads the variables set here), so there is no second
+place to configure the warehouse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from tenantpulse.config import Settings, WarehouseUrl
+
+# The dbt project sits beside the package's source in the repository (an editable install).
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
+
+
+def dbt_env(warehouse: WarehouseUrl) -> dict[str, str]:
+    """The variables dbt_project/profiles.yml reads, for this warehouse."""
+    if warehouse.dialect == "duckdb":
+        return {"TENANTPULSE_DBT_TARGET": "duckdb", "TENANTPULSE_DUCKDB_PATH": str(warehouse.duckdb_path)}
+    parts = urlsplit(warehouse.postgres_dsn or "")
+    env = {
+        "TENANTPULSE_DBT_TARGET": "postgres",
+        "TENANTPULSE_PG_HOST": parts.hostname or "127.0.0.1",
+        "TENANTPULSE_PG_PORT": str(parts.port or 5432),
+        "TENANTPULSE_PG_USER": unquote(parts.username or "postgres"),
+        "TENANTPULSE_PG_DATABASE": unquote(parts.path.lstrip("/")),
+    }
+    if parts.password:
+        env["TENANTPULSE_PG_PASSWORD"] = unquote(parts.password)
+    return env
+
+
+def target_path(warehouse: WarehouseUrl) -> Path:
+    """dbt's target folder, one per dialect: the manifests of the two adapters differ."""
+    return DBT_PROJECT_DIR / "target" / warehouse.dialect
+
+
+def dbt_executable() -> str:
+    return str(Path(sys.executable).with_name("dbt"))
+
+
+def run_dbt(settings: Settings, args: list[str], capture: bool = False) -> subprocess.CompletedProcess:
+    """`dbt <args>` in the project, on the settings' warehouse; the caller checks the return code."""
+    if not (DBT_PROJECT_DIR / "dbt_project.yml").exists():
+        raise FileNotFoundError(f"no dbt project at {DBT_PROJECT_DIR}: run from a checkout of the repository")
+    env = {
+        **os.environ,
+        **dbt_env(settings.warehouse),
+        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+        "DBT_TARGET_PATH": str(target_path(settings.warehouse)),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    return subprocess.run(
+        [dbt_executable(), *args],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=capture,
+        text=True,
+        check=False,
+    )
+
+
+def manifest_is_stale(settings: Settings) -> bool:
+    manifest = target_path(settings.warehouse) / "manifest.json"
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "tests"):
+        sources.extend(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
+    return any(p.stat().st_mtime > built for p in sources)
+
+
+def prepare_manifest(settings: Settings) -> Path:
+    """Parse the project (`dbt parse`) when the manifest is missing or older than the project."""
+    manifest = target_path(settings.warehouse) / "manifest.json"
+    if manifest_is_stale(settings):
+        done = run_dbt(settings, ["parse", "--quiet"], capture=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"dbt parse failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return manifest
