@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test dev lint format clean
+.PHONY: demo test dev docs lint format clean
 
 demo: $(INSTALLED)  ## simulated tenants through the whole flow, on DuckDB
 	$(BIN)/tenantpulse demo
@@ -14,6 +14,10 @@ test: $(INSTALLED)  ## the test suite (Postgres tests skip when no server is rea
 
 dev: $(INSTALLED)  ## the Dagster UI and daemon on http://127.0.0.1:3000
 	$(BIN)/tenantpulse dev
+
+docs: $(INSTALLED)  ## the dbt docs site on http://127.0.0.1:8080 (models, columns, lineage)
+	$(BIN)/tenantpulse dbt docs generate
+	$(BIN)/tenantpulse dbt docs serve --host 127.0.0.1 --port 8080 --no-browser
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check platform tests

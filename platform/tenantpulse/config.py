@@ -48,6 +48,7 @@ class Settings:
     warehouse: WarehouseUrl
     dagster_home: Path
     simulator: SimulatorSettings
+    daily_partitions_start: dt.date  # first day of the daily partitions of the dbt and analysis assets
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,7 +69,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         volume=_float_setting(env, "TENANTPULSE_SIM_VOLUME", default=1.0, low=0.01, high=100.0),
     )
-    return Settings(home=home, warehouse=warehouse, dagster_home=dagster_home, simulator=simulator)
+    daily_partitions_start = _date_setting(
+        env, "TENANTPULSE_DAILY_PARTITIONS_START", default=dt.date(2025, 1, 1)
+    )
+    return Settings(
+        home=home,
+        warehouse=warehouse,
+        dagster_home=dagster_home,
+        simulator=simulator,
+        daily_partitions_start=daily_partitions_start,
+    )
 
 
 def parse_warehouse_url(url: str) -> WarehouseUrl:

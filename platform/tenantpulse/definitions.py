@@ -1,18 +1,27 @@
 """The code location: Definitions assembled from defs/, one module per stage of the flow."""
 
-from __future__ import annotations
-
 import dagster as dg
+from dagster_dbt import DbtCliResource
 
 from tenantpulse.config import Settings, load_settings
-from tenantpulse.defs.jobs import jobs
+from tenantpulse.defs.dbt import build_dbt_assets
+from tenantpulse.defs.jobs import build_jobs
 from tenantpulse.defs.landing import landing_assets
 from tenantpulse.defs.raw import raw_assets
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.defs.tenants import tenant_partitions_sensor
+from tenantpulse.transform.dbt_cli import DBT_PROJECT_DIR, dbt_executable, prepare_manifest
+
+
+def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    # end_offset=1: today's partition exists, so the newest data is built the day it lands.
+    return dg.DailyPartitionsDefinition(
+        start_date=settings.daily_partitions_start.isoformat(), end_offset=1
+    )
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    dbt_assets = build_dbt_assets(prepare_manifest(settings), daily_partitions(settings))
     # DuckDB allows one writing process per file: run every step in the run's own process.
     executor = (
         dg.in_process_executor
@@ -20,10 +29,18 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         else dg.multiprocess_executor
     )
     return dg.Definitions(
-        assets=[*raw_assets, *landing_assets],
-        jobs=jobs,
+        assets=[*raw_assets, *landing_assets, *dbt_assets],
+        jobs=build_jobs(dbt_assets),
         sensors=[tenant_partitions_sensor],
-        resources={"warehouse": WarehouseResource(url=settings.warehouse.url)},
+        resources={
+            "warehouse": WarehouseResource(url=settings.warehouse.url),
+            "dbt": DbtCliResource(
+                project_dir=str(DBT_PROJECT_DIR),
+                profiles_dir=str(DBT_PROJECT_DIR),
+                target=settings.warehouse.dialect,
+                dbt_executable=dbt_executable(),
+            ),
+        },
         executor=executor,
     )
 

@@ -7,6 +7,9 @@ run` both come here, so the demo exercises the same path as production.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +32,9 @@ concurrency:
 telemetry:
   enabled: false
 """
+
+
+TENANTS, DAYS = "tenants", "days"
 
 
 @dataclass(frozen=True)
@@ -73,11 +79,14 @@ def run_flow(
     instance: dg.DagsterInstance,
     tenant_ids: list[str] | None = None,
     echo: Callable[[str], None] = print,
+    lookback_days: int = 3,
 ) -> list[StageRun]:
-    """Observe raw data, then land it, for `tenant_ids` (default: every active tenant); stop at
-    the first stage that fails. The `tenants` partitions are first made equal to the registry."""
+    """Observe raw data, land it for `tenant_ids` (default: every active tenant), then build the
+    dbt models (the daily marts over the days `daily_window` picks); stop at the first stage that
+    fails. The `tenants` partitions are first made equal to the registry."""
     with open_warehouse(settings.warehouse).connect() as conn:
         registered = [t.tenant_id for t in list_tenants(conn)]
+        newest_sync = newest_sync_day(conn)
     sync_tenant_partitions(instance, registered)
     if tenant_ids is None:
         tenant_ids = registered
@@ -88,50 +97,85 @@ def run_flow(
         )
     defs = build_definitions(settings)
     stages = [
-        ("observe raw", "observe_raw", False),
-        ("land", "ingest", True),
+        ("observe raw", "observe_raw", None),
+        ("land", "ingest", TENANTS),
+        ("dbt views", "transform_upstream", None),
+        ("dbt daily marts", "transform_daily", DAYS),
+        ("dbt mart tables", "transform_downstream", None),
     ]
     results = []
-    for stage, job_name, partitioned in stages:
-        echo(f"[{stage}] running job {job_name}")
-        result = _run_job(defs, instance, job_name, tenant_ids if partitioned else None)
-        results.append(StageRun(stage, *result))
+    for stage, job_name, partitioned_by in stages:
+        job = defs.resolve_job_def(job_name)
+        if partitioned_by == TENANTS:
+            ordered = list(instance.get_dynamic_partitions(tenant_partitions.name))
+            ranges = partition_ranges(ordered, tenant_ids)
+        elif partitioned_by == DAYS:
+            first_build = not any(
+                instance.get_materialized_partitions(key)
+                for key in job.asset_layer.selected_asset_keys
+            )
+            day_keys = job.partitions_def.get_partition_keys()
+            ranges = [daily_window(day_keys, first_build, newest_sync, lookback_days)]
+        else:
+            ranges = [None]
+        described = ", ".join(f"{r[0]}..{r[1]}" for r in ranges if r) or "unpartitioned"
+        echo(f"[{stage}] job {job_name} ({described})")
+        results.append(StageRun(stage, *_run_job(job, instance, ranges)))
         if not results[-1].success:
             echo(f"[{stage}] failed: {results[-1].error}")
             break
     return results
 
 
+def daily_window(
+    day_keys: list[str], first_build: bool, newest_sync: dt.date | None, lookback_days: int
+) -> tuple[str, str]:
+    """The daily partitions to rebuild: all of them on the first build; else from `lookback_days`
+    before the newest sync's day (late updates: refunds, Google Analytics' revised days) to the
+    newest partition, whose run also covers any later-dated rows."""
+    if first_build or newest_sync is None:
+        return day_keys[0], day_keys[-1]
+    start = (newest_sync - dt.timedelta(days=lookback_days)).isoformat()
+    first = next((key for key in day_keys if key >= start), day_keys[-1])
+    return first, day_keys[-1]
+
+
+def newest_sync_day(conn) -> dt.date | None:
+    """The day of the newest sync landed so far (None before anything is landed)."""
+    if not conn.table_exists("landing", "watermarks"):
+        return None
+    newest = conn.fetch_value("select max(watermark) from landing.watermarks")
+    return None if newest is None else newest.date()
+
+
 # The console shows warnings and errors only; every event is still in the run's log in the UI.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _run_job(defs, instance, job_name, tenant_ids) -> tuple[tuple[str, ...], bool, str | None]:
-    job = defs.resolve_job_def(job_name)
-    if tenant_ids is None:
-        result = job.execute_in_process(run_config=_QUIET, instance=instance, raise_on_error=False)
-        return (result.run_id,), result.success, _failure_text(result)
-    ordered = list(instance.get_dynamic_partitions(tenant_partitions.name))
+def _run_job(job, instance, ranges) -> tuple[tuple[str, ...], bool, str | None]:
+    """One run per range (None: an unpartitioned run)."""
     run_ids, errors = [], []
-    for first, last in partition_ranges(ordered, tenant_ids):
-        result = job.execute_in_process(
-            run_config=_QUIET,
-            instance=instance,
-            raise_on_error=False,
-            tags={
-                "dagster/asset_partition_range_start": first,
-                "dagster/asset_partition_range_end": last,
-            },
-        )
+    for partition_range in ranges:
+        tags = {}
+        if partition_range:
+            tags = {
+                "dagster/asset_partition_range_start": partition_range[0],
+                "dagster/asset_partition_range_end": partition_range[1],
+            }
+        # dbt writes its own log to stdout; keep it for a failure, not for every run.
+        step_output = io.StringIO()
+        with contextlib.redirect_stdout(step_output):
+            result = job.execute_in_process(
+                run_config=_QUIET, instance=instance, raise_on_error=False, tags=tags
+            )
         run_ids.append(result.run_id)
         if not result.success:
-            errors.append(_failure_text(result) or "failed")
+            tail = "\n".join(step_output.getvalue().splitlines()[-30:])
+            errors.append(_failure_text(result) + (f"\n{tail}" if tail else ""))
     return tuple(run_ids), not errors, "; ".join(errors) or None
 
 
-def _failure_text(result) -> str | None:
-    if result.success:
-        return None
+def _failure_text(result) -> str:
     failures = [e for e in result.all_events if e.is_step_failure]
     return (
         "; ".join(

@@ -1,0 +1,83 @@
+"""The dbt project as Dagster assets: staging and intermediate views, the daily incremental marts
+(partitioned by day, many days per run), and the mart tables built from them.
+
+dbt sources are the landing tables, so the lineage reads raw -> landing -> staging -> marts; dbt tests
+become asset checks through `dbt build`.
+"""
+
+import os
+from pathlib import Path
+
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, DailyPartitionsDefinition
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from tenantpulse.config import parse_warehouse_url
+from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.transform.dbt_cli import dbt_env
+from tenantpulse.transform.windows import window_vars
+
+INCREMENTAL = "config.materialized:incremental"
+
+
+class TenantpulseDbtTranslator(DagsterDbtTranslator):
+    """Sources are the landing assets (`landing/<source>__<stream>`); a model's key and group are
+    its schema (staging, intermediate, analytics) and its name."""
+
+    def get_asset_key(self, dbt_resource_props) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        return AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props) -> str:
+        return dbt_resource_props["schema"]
+
+
+def _use_warehouse(warehouse: WarehouseResource) -> None:
+    # dbt runs as a subprocess that inherits this environment; profiles.yml reads these variables.
+    os.environ.update(dbt_env(parse_warehouse_url(warehouse.url)))
+
+
+def build_dbt_assets(manifest: Path, daily_partitions: DailyPartitionsDefinition) -> list:
+    translator = TenantpulseDbtTranslator(
+        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+    )
+
+    @dbt_assets(
+        manifest=manifest,
+        select=f"+{INCREMENTAL}",
+        exclude=INCREMENTAL,
+        name="dbt_upstream_of_daily",
+        dagster_dbt_translator=translator,
+    )
+    def dbt_upstream_of_daily(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        _use_warehouse(warehouse)
+        yield from dbt.cli(["build"], context=context).stream()
+
+    @dbt_assets(
+        manifest=manifest,
+        select=INCREMENTAL,
+        name="dbt_daily",
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        dagster_dbt_translator=translator,
+    )
+    def dbt_daily(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        _use_warehouse(warehouse)
+        window = context.partition_time_window
+        newest = daily_partitions.get_last_partition_key()
+        reaches_newest = context.partition_key_range.end == newest
+        args = ["build", "--vars", window_vars(window.start, window.end, reaches_newest)]
+        yield from dbt.cli(args, context=context).stream()
+
+    @dbt_assets(
+        manifest=manifest,
+        select="fqn:*",
+        exclude=f"+{INCREMENTAL}",
+        name="dbt_downstream_of_daily",
+        dagster_dbt_translator=translator,
+    )
+    def dbt_downstream_of_daily(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        _use_warehouse(warehouse)
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return [dbt_upstream_of_daily, dbt_daily, dbt_downstream_of_daily]

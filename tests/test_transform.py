@@ -1,0 +1,58 @@
+"""The platform's side of dbt: its environment from the one warehouse setting, and daily windows."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from tenantpulse.config import parse_warehouse_url
+from tenantpulse.transform.dbt_cli import dbt_env
+from tenantpulse.transform.windows import OPEN_END, window_vars
+
+
+def test_dbt_env_follows_the_warehouse_url():
+    assert dbt_env(parse_warehouse_url("duckdb:////data/w.duckdb")) == {
+        "TENANTPULSE_DBT_TARGET": "duckdb",
+        "TENANTPULSE_DUCKDB_PATH": "/data/w.duckdb",
+    }
+    assert dbt_env(parse_warehouse_url("postgresql://ana:p%40ss@db.internal:5433/warehouse")) == {
+        "TENANTPULSE_DBT_TARGET": "postgres",
+        "TENANTPULSE_PG_HOST": "db.internal",
+        "TENANTPULSE_PG_PORT": "5433",
+        "TENANTPULSE_PG_USER": "ana",
+        "TENANTPULSE_PG_DATABASE": "warehouse",
+        "TENANTPULSE_PG_PASSWORD": "p@ss",
+    }
+
+
+def test_window_vars_cover_start_inclusive_end_exclusive():
+    assert json.loads(window_vars(dt.date(2026, 11, 1), dt.date(2026, 11, 4))) == {
+        "start_date": "2026-11-01",
+        "end_date": "2026-11-04",
+    }
+    midnight = dt.datetime(2026, 11, 4, tzinfo=dt.UTC)
+    assert json.loads(window_vars(midnight - dt.timedelta(days=1), midnight))["start_date"] == "2026-11-03"
+
+
+def test_a_window_reaching_the_newest_day_stays_open():
+    window = json.loads(window_vars(dt.date(2026, 11, 1), dt.date(2026, 11, 2), reaches_newest=True))
+    assert window["end_date"] == OPEN_END.isoformat()
+
+
+def test_an_empty_window_is_rejected():
+    with pytest.raises(ValueError, match="empty dbt window"):
+        window_vars(dt.date(2026, 11, 2), dt.date(2026, 11, 2))
+
+
+def test_daily_window_is_everything_first_then_the_days_around_the_newest_sync():
+    from tenantpulse.pipeline import daily_window
+
+    keys = [f"2026-11-{d:02d}" for d in range(1, 26)]
+    assert daily_window(keys, first_build=True, newest_sync=dt.date(2026, 11, 20), lookback_days=3) == (
+        "2026-11-01", "2026-11-25")
+    assert daily_window(keys, first_build=False, newest_sync=dt.date(2026, 11, 20), lookback_days=3) == (
+        "2026-11-17", "2026-11-25")
+    # A sync dated after the newest partition (a simulated day past today) rebuilds the newest one.
+    assert daily_window(keys, first_build=False, newest_sync=dt.date(2026, 12, 9), lookback_days=3) == (
+        "2026-11-25", "2026-11-25")
+    assert daily_window(keys, first_build=False, newest_sync=None, lookback_days=3) == ("2026-11-01", "2026-11-25")
