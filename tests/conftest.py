@@ -58,6 +58,7 @@ def make_settings(tmp_path, warehouse_url, **overrides):
         "TENANTPULSE_SIM_END_DATE": SIM_END_DATE,
         "TENANTPULSE_SIM_HISTORY_DAYS": "60",
         "TENANTPULSE_SIM_VOLUME": "0.3",
+        "TENANTPULSE_DAILY_PARTITIONS_START": "2026-09-01",
         **overrides,
     }
     return load_settings(env)

@@ -28,7 +28,15 @@ def raw_frame(stream: str, records: list[dict], extracted_at: dt.datetime, sync_
         row["_airbyte_meta"] = json.dumps({"changes": [], "sync_id": sync_id})
         row["_airbyte_generation_id"] = 0
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    for column in contract.all_columns:  # keep integers integers when some rows leave them NULL
+        if (
+            column.type == "bigint"
+            and column.name in frame
+            and frame[column.name].dtype.kind in "fiO"
+        ):
+            frame[column.name] = pd.array(frame[column.name].tolist(), dtype="Int64")
+    return frame
 
 
 def write_raw(conn, tenant_id: str, stream: str, records: list[dict], extracted_at, sync_id=1):

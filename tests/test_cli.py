@@ -14,6 +14,7 @@ def run_cli(tmp_path, warehouse_url, monkeypatch):
     monkeypatch.setenv("TENANTPULSE_SIM_END_DATE", "2026-11-01")
     monkeypatch.setenv("TENANTPULSE_SIM_HISTORY_DAYS", "40")
     monkeypatch.setenv("TENANTPULSE_SIM_VOLUME", "0.2")
+    monkeypatch.setenv("TENANTPULSE_DAILY_PARTITIONS_START", "2026-09-01")
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
 
     def run(*args):
@@ -65,8 +66,11 @@ def test_demo_runs_every_demo_tenant_through_the_flow_twice(run_cli):
         row = next(
             line for line in first.output.splitlines() if line.startswith(tenant.tenant_id + " ")
         )
-        synced, landed, quarantined = (int(v.replace(",", "")) for v in row.split()[-3:])
+        synced, landed, quarantined = (int(v.replace(",", "")) for v in row.split()[3:6])
         assert synced > 0 and landed == synced and quarantined == 0, row
+        mrr = row.split()[6]  # from analytics.user_dashboard_summary: every demo tenant has Stripe
+        assert float(mrr.replace(",", "")) > 0, row
     second = run_cli("demo")
     assert second.exit_code == 0, second.output
     assert "[simulate] 18 syncs" in second.output
+    assert "[dbt mart tables] job transform_tables (unpartitioned)" in second.output

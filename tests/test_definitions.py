@@ -10,14 +10,16 @@ from tenantpulse.sources.contracts import STREAMS
 from tenantpulse.tenants.registry import add_tenant, remove_tenant
 
 
-def test_graph_has_a_raw_and_a_landing_asset_per_stream(settings):
+def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert len(STREAMS) == 17
-    assert keys == {f"raw/{s.source}/{s.stream}" for s in STREAMS} | {
-        f"landing/{s.name}" for s in STREAMS
-    }
+    assert {k for k in keys if k.split("/")[0] in ("raw", "landing", "staging")} == (
+        {f"raw/{s.source}/{s.stream}" for s in STREAMS}
+        | {f"landing/{s.name}" for s in STREAMS}
+        | {f"staging/stg_{s.name}" for s in STREAMS}
+    )
     for stream in STREAMS:
         landing = graph.get(dg.AssetKey(["landing", stream.name]))
         assert landing.parent_keys == {dg.AssetKey(["raw", stream.source, stream.stream])}
@@ -26,8 +28,19 @@ def test_graph_has_a_raw_and_a_landing_asset_per_stream(settings):
         assert {c.name for c in landing.check_keys} == {"no_schema_drift", "no_quarantined_rows"}
         raw = graph.get(dg.AssetKey(["raw", stream.source, stream.stream]))
         assert raw.is_observable and raw.partitions_def == tenant_partitions
-    assert {job.name for job in defs.jobs} == {"observe_raw", "ingest"}
+        staging = graph.get(dg.AssetKey(["staging", f"stg_{stream.name}"]))
+        assert staging.parent_keys == {landing.key} and staging.group_name == "staging"
+    assert [job.name for job in defs.jobs] == [
+        "observe_raw",
+        "ingest",
+        "transform_views",
+        "transform_daily",
+        "transform_tables",
+    ]
     assert defs.resolve_job_def("ingest").partitions_def == tenant_partitions
+    daily = defs.resolve_job_def("transform_daily").partitions_def
+    assert isinstance(daily, dg.DailyPartitionsDefinition)
+    assert daily.start.date().isoformat() == "2026-09-01"
 
 
 def test_duckdb_runs_in_process_and_postgres_in_subprocesses(settings):
@@ -94,3 +107,29 @@ def test_workspace_code_location_loads_as_dagster_dev_loads_it(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Validation successful for code location tenantpulse" in done.stdout + done.stderr
+
+
+def test_every_dbt_model_is_in_one_transform_step_and_daily_marts_read_no_mart_table(settings):
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    steps = {
+        name: defs.resolve_job_def(name).asset_layer.selected_asset_keys
+        for name in ("transform_views", "transform_daily", "transform_tables")
+    }
+    models = {
+        k
+        for k in graph.get_all_asset_keys()
+        if k.path[0] in ("staging", "intermediate", "analytics")
+    }
+    assert set().union(*steps.values()) == models
+    assert sum(len(keys) for keys in steps.values()) == len(models)
+    assert {k.path[0] for k in steps["transform_views"]} == {"staging", "intermediate"}
+    assert {"revenue_daily", "tenant_daily_metrics"} <= {
+        k.path[1] for k in steps["transform_daily"]
+    }
+    for key in steps[
+        "transform_daily"
+    ]:  # built before the tables: may read views and daily marts only
+        assert graph.get(key).parent_keys <= steps["transform_views"] | steps["transform_daily"], (
+            key
+        )

@@ -38,7 +38,7 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
         )
         write_raw(conn, "globex", "github__pull_requests", [{"id": 11, "number": 1}], sync_time(1))
     instance = dagster_instance(settings)
-    stages = run_flow(settings, instance, echo=lambda _: None)
+    stages = run_flow(settings, instance, echo=lambda _: None, until="land")
 
     assert [(s.stage, s.success, len(s.run_ids)) for s in stages] == [
         ("observe raw", True, 1),
@@ -90,7 +90,7 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_fails_the_run_by_name(sett
             "create table user_broken.stripe_refunds (amount bigint, _airbyte_raw_id varchar, "
             "_airbyte_extracted_at timestamptz)"
         )
-    stages = run_flow(settings, dagster_instance(settings), echo=lambda _: None)
+    stages = run_flow(settings, dagster_instance(settings), echo=lambda _: None, until="land")
     assert not stages[-1].success
     assert "1 tenant(s) could not be landed for stripe__refunds" in stages[-1].error
     with warehouse.connect() as conn:  # the good tenant is landed all the same
@@ -113,7 +113,9 @@ def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, wareh
     instance = dagster_instance(settings)
     for _ in range(2):
         run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
-        assert all(s.success for s in run_flow(settings, instance, echo=lambda _: None))
+        assert all(
+            s.success for s in run_flow(settings, instance, echo=lambda _: None, until="land")
+        )
 
     with warehouse.connect() as conn:
         for tenant in tenants:

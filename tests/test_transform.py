@@ -31,11 +31,16 @@ def test_window_vars_cover_start_inclusive_end_exclusive():
         "end_date": "2026-11-04",
     }
     midnight = dt.datetime(2026, 11, 4, tzinfo=dt.UTC)
-    assert json.loads(window_vars(midnight - dt.timedelta(days=1), midnight))["start_date"] == "2026-11-03"
+    assert (
+        json.loads(window_vars(midnight - dt.timedelta(days=1), midnight))["start_date"]
+        == "2026-11-03"
+    )
 
 
 def test_a_window_reaching_the_newest_day_stays_open():
-    window = json.loads(window_vars(dt.date(2026, 11, 1), dt.date(2026, 11, 2), reaches_newest=True))
+    window = json.loads(
+        window_vars(dt.date(2026, 11, 1), dt.date(2026, 11, 2), reaches_newest=True)
+    )
     assert window["end_date"] == OPEN_END.isoformat()
 
 
@@ -48,11 +53,17 @@ def test_daily_window_is_everything_first_then_the_days_around_the_newest_sync()
     from tenantpulse.pipeline import daily_window
 
     keys = [f"2026-11-{d:02d}" for d in range(1, 26)]
-    assert daily_window(keys, first_build=True, newest_sync=dt.date(2026, 11, 20), lookback_days=3) == (
-        "2026-11-01", "2026-11-25")
-    assert daily_window(keys, first_build=False, newest_sync=dt.date(2026, 11, 20), lookback_days=3) == (
-        "2026-11-17", "2026-11-25")
+    assert daily_window(
+        keys, first_build=True, newest_sync=dt.date(2026, 11, 20), lookback_days=3
+    ) == ("2026-11-01", "2026-11-25")
+    assert daily_window(
+        keys, first_build=False, newest_sync=dt.date(2026, 11, 20), lookback_days=3
+    ) == ("2026-11-17", "2026-11-25")
     # A sync dated after the newest partition (a simulated day past today) rebuilds the newest one.
-    assert daily_window(keys, first_build=False, newest_sync=dt.date(2026, 12, 9), lookback_days=3) == (
-        "2026-11-25", "2026-11-25")
-    assert daily_window(keys, first_build=False, newest_sync=None, lookback_days=3) == ("2026-11-01", "2026-11-25")
+    assert daily_window(
+        keys, first_build=False, newest_sync=dt.date(2026, 12, 9), lookback_days=3
+    ) == ("2026-11-25", "2026-11-25")
+    assert daily_window(keys, first_build=False, newest_sync=None, lookback_days=3) == (
+        "2026-11-01",
+        "2026-11-25",
+    )

@@ -239,18 +239,35 @@ def _print_summary(warehouse, chosen, syncs) -> None:
             else {}
         )
         profiles = {t.tenant_id: profile_of(conn, t.tenant_id) for t in chosen}
+        dashboard = {
+            row[0]: row[1:]
+            for row in (
+                conn.fetch_all(
+                    "select tenant_id, currency, mrr, revenue_30d from analytics.user_dashboard_summary"
+                )
+                if conn.table_exists("analytics", "user_dashboard_summary")
+                else []
+            )
+        }
     synced = {}
     for sync in syncs:
         synced[sync.tenant_id] = synced.get(sync.tenant_id, 0) + sync.records
     click.echo(
-        f"\n{'tenant':<18} {'profile':<14} {'sources':<40} {'synced':>8} {'landed':>8} {'quarantined':>11}"
+        f"\n{'tenant':<18} {'profile':<14} {'sources':<40} {'synced':>8} {'landed':>8} "
+        f"{'quarantined':>11} {'MRR':>14} {'revenue 30d':>14}"
     )
     for t in chosen:
+        currency, mrr, revenue_30d = dashboard.get(t.tenant_id, ("", None, None))
         click.echo(
             f"{t.tenant_id:<18} {profiles[t.tenant_id]:<14} {','.join(t.sources):<40} "
             f"{synced.get(t.tenant_id, 0):>8,} {landed.get(t.tenant_id, 0):>8,} "
-            f"{quarantined.get(t.tenant_id, 0):>11,}"
+            f"{quarantined.get(t.tenant_id, 0):>11,} {_money(mrr, currency):>14} "
+            f"{_money(revenue_30d, currency):>14}"
         )
+
+
+def _money(amount, currency: str) -> str:
+    return "-" if amount is None else f"{float(amount):,.0f} {currency.upper()}"
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ class Settings:
     warehouse: WarehouseUrl
     dagster_home: Path
     simulator: SimulatorSettings
-    daily_partitions_start: dt.date  # first day of the daily partitions of the dbt and analysis assets
+    daily_partitions_start: (
+        dt.date
+    )  # first day of the daily partitions of the dbt and analysis assets
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

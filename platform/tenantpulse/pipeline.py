@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,6 +36,14 @@ telemetry:
 
 
 TENANTS, DAYS = "tenants", "days"
+# (stage, job, partitioned by): the flow in order; each later stage of the product joins here.
+STAGES = [
+    ("observe", "observe_raw", None),
+    ("land", "ingest", TENANTS),
+    ("dbt views", "transform_views", None),
+    ("dbt daily marts", "transform_daily", DAYS),
+    ("dbt mart tables", "transform_tables", None),
+]
 
 
 @dataclass(frozen=True)
@@ -80,13 +89,14 @@ def run_flow(
     tenant_ids: list[str] | None = None,
     echo: Callable[[str], None] = print,
     lookback_days: int = 3,
+    until: str | None = None,
 ) -> list[StageRun]:
     """Observe raw data, land it for `tenant_ids` (default: every active tenant), then build the
     dbt models (the daily marts over the days `daily_window` picks); stop at the first stage that
-    fails. The `tenants` partitions are first made equal to the registry."""
+    fails, or after the stage named `until`. The `tenants` partitions are first made equal to the
+    registry."""
     with open_warehouse(settings.warehouse).connect() as conn:
         registered = [t.tenant_id for t in list_tenants(conn)]
-        newest_sync = newest_sync_day(conn)
     sync_tenant_partitions(instance, registered)
     if tenant_ids is None:
         tenant_ids = registered
@@ -96,13 +106,12 @@ def run_flow(
             f"not active tenants: {', '.join(unknown)} (see `tenantpulse tenants list`)"
         )
     defs = build_definitions(settings)
-    stages = [
-        ("observe raw", "observe_raw", None),
-        ("land", "ingest", TENANTS),
-        ("dbt views", "transform_upstream", None),
-        ("dbt daily marts", "transform_daily", DAYS),
-        ("dbt mart tables", "transform_downstream", None),
-    ]
+    stages = STAGES
+    if until is not None:
+        names = [stage for stage, _, _ in STAGES]
+        if until not in names:
+            raise ValueError(f"unknown stage {until!r}; stages: {', '.join(names)}")
+        stages = STAGES[: names.index(until) + 1]
     results = []
     for stage, job_name, partitioned_by in stages:
         job = defs.resolve_job_def(job_name)
@@ -115,12 +124,15 @@ def run_flow(
                 for key in job.asset_layer.selected_asset_keys
             )
             day_keys = job.partitions_def.get_partition_keys()
+            with open_warehouse(settings.warehouse).connect() as conn:  # after landing, not before
+                newest_sync = newest_sync_day(conn)
             ranges = [daily_window(day_keys, first_build, newest_sync, lookback_days)]
         else:
             ranges = [None]
         described = ", ".join(f"{r[0]}..{r[1]}" for r in ranges if r) or "unpartitioned"
-        echo(f"[{stage}] job {job_name} ({described})")
+        started = time.monotonic()
         results.append(StageRun(stage, *_run_job(job, instance, ranges)))
+        echo(f"[{stage}] job {job_name} ({described}): {time.monotonic() - started:.1f}s")
         if not results[-1].success:
             echo(f"[{stage}] failed: {results[-1].error}")
             break

@@ -1,5 +1,6 @@
-"""The dbt project as Dagster assets: staging and intermediate views, the daily incremental marts
-(partitioned by day, many days per run), and the mart tables built from them.
+"""The dbt project as Dagster assets in three steps, run in this order: the staging and
+intermediate views, the daily incremental marts (partitioned by day, many days per run), and the
+mart tables (which may read the daily marts; the daily marts read only views and each other).
 
 dbt sources are the landing tables, so the lineage reads raw -> landing -> staging -> marts; dbt tests
 become asset checks through `dbt build`.
@@ -9,7 +10,12 @@ import os
 from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, DailyPartitionsDefinition
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
 
 from tenantpulse.config import parse_warehouse_url
 from tenantpulse.defs.resources import WarehouseResource
@@ -17,6 +23,7 @@ from tenantpulse.transform.dbt_cli import dbt_env
 from tenantpulse.transform.windows import window_vars
 
 INCREMENTAL = "config.materialized:incremental"
+VIEWS = "fqn:staging fqn:intermediate"
 
 
 class TenantpulseDbtTranslator(DagsterDbtTranslator):
@@ -44,12 +51,13 @@ def build_dbt_assets(manifest: Path, daily_partitions: DailyPartitionsDefinition
 
     @dbt_assets(
         manifest=manifest,
-        select=f"+{INCREMENTAL}",
-        exclude=INCREMENTAL,
-        name="dbt_upstream_of_daily",
+        select=VIEWS,
+        name="dbt_views",
         dagster_dbt_translator=translator,
     )
-    def dbt_upstream_of_daily(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    def dbt_views(
+        context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    ):
         _use_warehouse(warehouse)
         yield from dbt.cli(["build"], context=context).stream()
 
@@ -61,7 +69,9 @@ def build_dbt_assets(manifest: Path, daily_partitions: DailyPartitionsDefinition
         backfill_policy=BackfillPolicy.single_run(),
         dagster_dbt_translator=translator,
     )
-    def dbt_daily(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    def dbt_daily(
+        context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    ):
         _use_warehouse(warehouse)
         window = context.partition_time_window
         newest = daily_partitions.get_last_partition_key()
@@ -71,13 +81,15 @@ def build_dbt_assets(manifest: Path, daily_partitions: DailyPartitionsDefinition
 
     @dbt_assets(
         manifest=manifest,
-        select="fqn:*",
-        exclude=f"+{INCREMENTAL}",
-        name="dbt_downstream_of_daily",
+        select="fqn:marts",
+        exclude=INCREMENTAL,
+        name="dbt_tables",
         dagster_dbt_translator=translator,
     )
-    def dbt_downstream_of_daily(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    def dbt_tables(
+        context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    ):
         _use_warehouse(warehouse)
         yield from dbt.cli(["build"], context=context).stream()
 
-    return [dbt_upstream_of_daily, dbt_daily, dbt_downstream_of_daily]
+    return [dbt_views, dbt_daily, dbt_tables]

@@ -4,14 +4,16 @@ from dagster import AssetSelection, define_asset_job
 
 
 def build_jobs(dbt_assets: list) -> list:
-    dbt_upstream_of_daily, dbt_daily, dbt_downstream_of_daily = dbt_assets
+    dbt_views, dbt_daily, dbt_tables = dbt_assets
     return [
         # Observe every raw stream (one observation per stream covers all tenants).
-        define_asset_job("observe_raw", selection=AssetSelection.groups("raw", include_sources=True)),
+        define_asset_job(
+            "observe_raw", selection=AssetSelection.groups("raw", include_sources=True)
+        ),
         # Land every stream for a range of tenant partitions: many tenants in one run.
         define_asset_job("ingest", selection=AssetSelection.groups("landing")),
-        # dbt: the views the daily marts read, the daily marts over a range of days, then the rest.
-        define_asset_job("transform_upstream", selection=AssetSelection.assets(dbt_upstream_of_daily)),
+        # dbt: the views, the daily marts over a range of days, then the mart tables.
+        define_asset_job("transform_views", selection=AssetSelection.assets(dbt_views)),
         define_asset_job("transform_daily", selection=AssetSelection.assets(dbt_daily)),
-        define_asset_job("transform_downstream", selection=AssetSelection.assets(dbt_downstream_of_daily)),
+        define_asset_job("transform_tables", selection=AssetSelection.assets(dbt_tables)),
     ]

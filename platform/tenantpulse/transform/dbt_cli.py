@@ -19,7 +19,10 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 def dbt_env(warehouse: WarehouseUrl) -> dict[str, str]:
     """The variables dbt_project/profiles.yml reads, for this warehouse."""
     if warehouse.dialect == "duckdb":
-        return {"TENANTPULSE_DBT_TARGET": "duckdb", "TENANTPULSE_DUCKDB_PATH": str(warehouse.duckdb_path)}
+        return {
+            "TENANTPULSE_DBT_TARGET": "duckdb",
+            "TENANTPULSE_DUCKDB_PATH": str(warehouse.duckdb_path),
+        }
     parts = urlsplit(warehouse.postgres_dsn or "")
     env = {
         "TENANTPULSE_DBT_TARGET": "postgres",
@@ -42,10 +45,14 @@ def dbt_executable() -> str:
     return str(Path(sys.executable).with_name("dbt"))
 
 
-def run_dbt(settings: Settings, args: list[str], capture: bool = False) -> subprocess.CompletedProcess:
+def run_dbt(
+    settings: Settings, args: list[str], capture: bool = False
+) -> subprocess.CompletedProcess:
     """`dbt <args>` in the project, on the settings' warehouse; the caller checks the return code."""
     if not (DBT_PROJECT_DIR / "dbt_project.yml").exists():
-        raise FileNotFoundError(f"no dbt project at {DBT_PROJECT_DIR}: run from a checkout of the repository")
+        raise FileNotFoundError(
+            f"no dbt project at {DBT_PROJECT_DIR}: run from a checkout of the repository"
+        )
     env = {
         **os.environ,
         **dbt_env(settings.warehouse),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-
 # A window that reaches the newest partition stays open: rows dated after it (a source's clock
 # ahead of ours, or simulated days past today) are built with the newest day, not left out.
 OPEN_END = dt.date(9999, 12, 31)

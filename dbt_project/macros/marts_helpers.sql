@@ -1,0 +1,96 @@
+{#
+    Helpers of the intermediate and mart models. Each keeps one DuckDB/Postgres difference in one
+    place: integer division, division by zero, date_trunc's return type, percentile types.
+#}
+
+{# A UTC day (DATE) from a timestamptz; the connections run in UTC. #}
+{% macro marts_day(timestamp_column) -%}
+    cast({{ timestamp_column }} as date)
+{%- endmacro %}
+
+{# The first day of the month as a DATE (date_trunc gives DATE on DuckDB, TIMESTAMPTZ on Postgres). #}
+{% macro marts_month(date_column) -%}
+    cast(date_trunc('month', {{ date_column }}) as date)
+{%- endmacro %}
+
+{# Money in one fixed type so both adapters store and compare it identically. #}
+{% macro marts_money(expression) -%}
+    cast({{ expression }} as numeric(38, 4))
+{%- endmacro %}
+
+{# A count as bigint: sum(bigint) is numeric on Postgres and hugeint on DuckDB. #}
+{% macro marts_count(expression) -%}
+    cast({{ expression }} as bigint)
+{%- endmacro %}
+
+{#
+    A double as numeric(38, scale), rounded the same way on both adapters: DuckDB rounds a double's
+    exact binary value (16.12944999.. -> 16.1294), Postgres its shortest decimal form (16.12945 ->
+    16.1295). Going through 10 decimals first makes both round 16.1294500000 half away from zero.
+#}
+{% macro marts_round_double(expression, scale) -%}
+    cast(cast({{ expression }} as numeric(38, 10)) as numeric(38, {{ scale }}))
+{%- endmacro %}
+
+{#
+    numerator / denominator as numeric(38,6), NULL when the denominator is 0 or NULL (never inf,
+    never a division-by-zero error). Both sides go through double precision, so neither integer
+    division (Postgres) nor decimal-to-double promotion (DuckDB) makes the adapters disagree.
+#}
+{% macro marts_ratio(numerator, denominator, scale=6) -%}
+    {{ marts_round_double(
+        'cast(' ~ numerator ~ ' as double precision) / nullif(cast(' ~ denominator ~ ' as double precision), 0)',
+        scale
+    ) }}
+{%- endmacro %}
+
+{#
+    A continuous percentile (linear interpolation, as Postgres and DuckDB both define
+    percentile_cont) as numeric(38,4). Postgres only accepts double precision or interval input.
+#}
+{% macro marts_percentile(expression, fraction) -%}
+    {{ marts_round_double(
+        'percentile_cont(' ~ fraction ~ ') within group (order by cast(' ~ expression ~ ' as double precision))',
+        4
+    ) }}
+{%- endmacro %}
+
+{# True when this run rebuilds only the [start_date, end_date) window of an incremental model. #}
+{% macro marts_is_windowed() -%}
+    {{ return(is_incremental() and var('start_date', none) and var('end_date', none)) }}
+{%- endmacro %}
+
+{#
+    A predicate keeping the dates a run rebuilds: the window on a windowed incremental run,
+    everything otherwise (the first build, a full refresh, a run without the vars).
+#}
+{% macro marts_in_window(date_expression) -%}
+    {%- if marts_is_windowed() -%}
+        ({{ date_expression }} >= cast('{{ var("start_date") }}' as date)
+         and {{ date_expression }} < cast('{{ var("end_date") }}' as date))
+    {%- else -%}
+        (1 = 1)
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    Pre-hook of the incremental marts: delete the rows the run is about to rebuild, so a date (or
+    currency, or dimension value) that no longer has data does not keep a stale row. Windowed runs
+    delete the window; a run without the window replaces every row. Runs in the insert's
+    transaction.
+#}
+{% macro marts_delete_rebuilt_rows(date_column='date') -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        {%- if marts_is_windowed() %}
+        where {{ marts_in_window(date_column) }}
+        {%- endif %}
+    {%- endif -%}
+{%- endmacro %}
+
+{# Decimal hours from one timestamptz to a later one, numeric(38,4); NULL if either is NULL. #}
+{% macro marts_hours_between(start_column, end_column) -%}
+    {{ marts_round_double(
+        'extract(epoch from (' ~ end_column ~ ' - ' ~ start_column ~ ')) / 3600.0', 4
+    ) }}
+{%- endmacro %}

@@ -1,0 +1,135 @@
+-- One row per tenant and UTC day from the tenant's first activity to its latest. Activity means
+-- dated events (charges, invoices, refunds, pull requests, reviews, commits, orders, GA report
+-- days); customers, subscriptions, repositories and products are left out because they can
+-- predate a connector's start date by years and would stretch the history with empty days.
+with recursive
+
+stripe_activity as (
+
+    select tenant_id, {{ marts_day('created_at') }} as activity_date
+    from {{ ref('stg_stripe__charges') }}
+    union all
+    select tenant_id, {{ marts_day('created_at') }}
+    from {{ ref('stg_stripe__invoices') }}
+    union all
+    select tenant_id, {{ marts_day('created_at') }}
+    from {{ ref('stg_stripe__refunds') }}
+
+),
+
+github_activity as (
+
+    select tenant_id, {{ marts_day('created_at') }} as activity_date
+    from {{ ref('stg_github__pull_requests') }}
+    union all
+    select tenant_id, {{ marts_day('merged_at') }}
+    from {{ ref('stg_github__pull_requests') }}
+    union all
+    select tenant_id, {{ marts_day('closed_at') }}
+    from {{ ref('stg_github__pull_requests') }}
+    union all
+    select tenant_id, {{ marts_day('submitted_at') }}
+    from {{ ref('stg_github__reviews') }}
+    union all
+    select tenant_id, {{ marts_day('committed_at') }}
+    from {{ ref('stg_github__commits') }}
+
+),
+
+shopify_activity as (
+
+    select tenant_id, {{ marts_day('created_at') }} as activity_date
+    from {{ ref('stg_shopify__orders') }}
+
+),
+
+google_analytics_activity as (
+
+    select tenant_id, report_date as activity_date
+    from {{ ref('stg_google_analytics__website_overview') }}
+    union all
+    select tenant_id, report_date
+    from {{ ref('stg_google_analytics__conversions_report') }}
+
+),
+
+activity as (
+
+    select tenant_id, activity_date, 'stripe' as source from stripe_activity
+    union all
+    select tenant_id, activity_date, 'github' from github_activity
+    union all
+    select tenant_id, activity_date, 'shopify' from shopify_activity
+    union all
+    select tenant_id, activity_date, 'google_analytics' from google_analytics_activity
+
+),
+
+tenant_bounds as (
+
+    select
+        tenant_id,
+        min(activity_date) as first_date,
+        max(activity_date) as last_date,
+        min(case when source = 'stripe' then activity_date end) as first_stripe_date,
+        min(case when source = 'github' then activity_date end) as first_github_date,
+        min(case when source = 'shopify' then activity_date end) as first_shopify_date,
+        min(case when source = 'google_analytics' then activity_date end)
+            as first_google_analytics_date
+
+    from activity
+    where activity_date is not null
+    group by tenant_id
+
+),
+
+-- One calendar for all tenants, then each tenant takes its range of it: the recursion is as deep
+-- as the longest history, not as wide as the number of tenants.
+calendar as (
+
+    select min(first_date) as date, max(last_date) as last_date
+    from tenant_bounds
+    having min(first_date) is not null
+
+    union all
+
+    select cast(date + 1 as date), last_date
+    from calendar
+    where date < last_date
+
+),
+
+tenant_days as (
+
+    select
+        tenant_bounds.tenant_id,
+        calendar.date,
+        {{ marts_month('calendar.date') }} as month,
+        tenant_bounds.first_date,
+        tenant_bounds.last_date,
+        tenant_bounds.first_stripe_date,
+        tenant_bounds.first_github_date,
+        tenant_bounds.first_shopify_date,
+        tenant_bounds.first_google_analytics_date
+
+    from tenant_bounds
+    inner join calendar
+        on calendar.date between tenant_bounds.first_date and tenant_bounds.last_date
+
+)
+
+select
+    tenant_id,
+    date,
+    month,
+    -- The day a month's end-of-month state is read on: its last day, or the tenant's latest day
+    -- for the month still running.
+    (date = last_date or {{ marts_month('cast(date + 1 as date)') }} <> month) as is_month_snapshot,
+    first_date,
+    last_date,
+    first_stripe_date,
+    first_github_date,
+    first_shopify_date,
+    first_google_analytics_date
+
+from tenant_days

@@ -1,0 +1,637 @@
+"""The dbt marts on both warehouses: hand-made landing data in, hand-computed numbers out, and daily
+windowed runs that give the same rows as a full build.
+
+The data set (tenant `hand`, usd; tenant `yen`, jpy), with the numbers it must give:
+- subscriptions: monthly 50.00 and annual 1200.00 (100 a month) active since October; a 29.00 one
+  still in its trial; a 79.00 one cancelled on Nov 3. MRR: October 50 + 100 + 79 = 229; November
+  50 + 1200/12 = 150 (the trial excluded, the cancelled one churned: 79).
+- charges: October 50 + 79 + 1200; November 50 (Nov 2, plus one failed), 20 (Nov 4, half
+  refunded on Nov 5: refund 10) and a pending one (in neither count). November refund rate
+  10 / 70.
+- Shopify: two orders of one customer (Oct 10: 90 after a 10 discount; Nov 2: 45 after 5, 20
+  refunded), a test order and a cancelled one (both left out).
+- GitHub: a pull request merged exactly 3 days (72.0 hours) after it was opened, first reviewed
+  (approved) after 24 hours; one closed unmerged; one left open; two commits.
+- GA: two properties on Nov 5 with 100 and 300 sessions bouncing at 0.5 and 0.3 -> 0.35 weighted.
+- tenant yen: a 5000 JPY charge, which is 5000 yen (a zero-decimal currency), not 50.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+from rawdata import sync_time, write_raw
+from tenantpulse.landing.merge import ensure_landing_tables, land_stream
+from tenantpulse.sources.contracts import STREAMS, STREAMS_BY_NAME
+from tenantpulse.transform.dbt_cli import run_dbt
+
+TENANTS = ["hand", "yen"]
+INCREMENTAL_MARTS = {
+    "revenue_daily": "tenant_id, date, currency",
+    "developer_activity": "tenant_id, date",
+    "website_analytics": "tenant_id, date",
+    "website_traffic": "tenant_id, date, dimension, dimension_value",
+    "tenant_daily_metrics": "tenant_id, date",
+}
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+
+def epoch(text: str) -> int:
+    return int(at(text).timestamp())
+
+
+def plan(unit_amount: int, interval: str, currency: str = "usd") -> dict:
+    price = {
+        "currency": currency,
+        "recurring": {"interval": interval, "interval_count": 1},
+        "unit_amount": unit_amount,
+    }
+    return {"data": [{"price": price, "quantity": 1}], "object": "list"}
+
+
+def customer(customer_id, email, created, currency="usd"):
+    return {
+        "id": customer_id,
+        "email": email,
+        "currency": currency,
+        "created": epoch(created),
+        "updated": epoch(created),
+        "delinquent": False,
+    }
+
+
+def subscription(sub_id, customer_id, status, unit_amount, interval, start, **times):
+    record = {
+        "id": sub_id,
+        "customer": customer_id,
+        "status": status,
+        "currency": "usd",
+        "created": epoch(start),
+        "start_date": epoch(start),
+        "updated": epoch(times.get("ended_at", start)),
+        "items": plan(unit_amount, interval),
+        "quantity": 1,
+    }
+    record.update({name: epoch(value) for name, value in times.items()})
+    return record
+
+
+def charge(charge_id, customer_id, amount, status, created, currency="usd", **extra):
+    return {
+        "id": charge_id,
+        "customer": customer_id,
+        "amount": amount,
+        "amount_captured": amount if status == "succeeded" else 0,
+        "amount_refunded": 0,
+        "currency": currency,
+        "status": status,
+        "paid": status == "succeeded",
+        "created": epoch(created),
+        "updated": epoch(created),
+        **extra,
+    }
+
+
+def order(order_id, created, subtotal, discounts, refunds=(), **extra):
+    return {
+        "id": order_id,
+        "name": f"#{order_id}",
+        "order_number": order_id,
+        "customer_id": 501,
+        "email": "ann@example.com",
+        "currency": "USD",
+        "subtotal_price": subtotal,
+        "total_discounts": discounts,
+        "total_price": subtotal,
+        "financial_status": "paid",
+        "created_at": at(created),
+        "updated_at": at(created),
+        "refunds": list(refunds),
+        "test": False,
+        **extra,
+    }
+
+
+def pull_request(pr_id, number, login, created, closed=None, merged=None):
+    return {
+        "id": pr_id,
+        "number": number,
+        "repository": "hand/api",
+        "state": "open" if closed is None else "closed",
+        "title": f"change {number}",
+        "user": {"login": login},
+        "created_at": at(created),
+        "updated_at": at(closed or created),
+        "closed_at": at(closed) if closed else None,
+        "merged_at": at(merged) if merged else None,
+    }
+
+
+def commit(sha, when, email, login=None):
+    return {
+        "sha": sha,
+        "repository": "hand/api",
+        "branch": "main",
+        "created_at": at(when),
+        "commit": {"author": {"date": when, "email": email, "name": "x"}, "message": "work"},
+        "author": {"login": login} if login else None,
+    }
+
+
+def ga_row(property_id, sessions, bounce_rate, users, duration, **breakdown):
+    return {
+        "property_id": property_id,
+        "date": "20261105",
+        "sessions": sessions,
+        "bounceRate": bounce_rate,
+        "totalUsers": users,
+        "newUsers": users // 2,
+        "screenPageViews": sessions * 3,
+        "averageSessionDuration": duration,
+        **breakdown,
+    }
+
+
+RAW = {
+    ("hand", "stripe__customers"): [
+        customer("cus_m", "Ann@Example.com ", "2026-10-01 00:00"),
+        customer("cus_a", "bo@example.com", "2026-10-05 00:00"),
+        customer("cus_t", "cy@example.com", "2026-11-01 00:00"),
+        customer("cus_c", "di@example.com", "2026-10-01 00:00"),
+    ],
+    ("hand", "stripe__subscriptions"): [
+        subscription("sub_m", "cus_m", "active", 5000, "month", "2026-10-01 00:00"),
+        subscription("sub_a", "cus_a", "active", 120000, "year", "2026-10-05 00:00"),
+        subscription(
+            "sub_t",
+            "cus_t",
+            "trialing",
+            2900,
+            "month",
+            "2026-11-01 00:00",
+            trial_start="2026-11-01 00:00",
+            trial_end="2026-11-15 00:00",
+        ),
+        subscription(
+            "sub_c",
+            "cus_c",
+            "canceled",
+            7900,
+            "month",
+            "2026-10-01 00:00",
+            canceled_at="2026-11-03 12:00",
+            ended_at="2026-11-03 12:00",
+        ),
+    ],
+    ("hand", "stripe__charges"): [
+        charge("ch_m_oct", "cus_m", 5000, "succeeded", "2026-10-01 01:00"),
+        charge("ch_c_oct", "cus_c", 7900, "succeeded", "2026-10-01 02:00"),
+        charge("ch_a_oct", "cus_a", 120000, "succeeded", "2026-10-05 01:00"),
+        charge("ch_m_nov", "cus_m", 5000, "succeeded", "2026-11-02 01:00"),
+        charge(
+            "ch_c_nov", "cus_c", 7900, "failed", "2026-11-02 03:00", failure_code="card_declined"
+        ),
+        charge("ch_oneoff", "cus_m", 2000, "succeeded", "2026-11-04 10:00", amount_refunded=1000),
+        charge("ch_pending", None, 3000, "pending", "2026-11-04 11:00"),
+    ],
+    ("hand", "stripe__refunds"): [
+        {
+            "id": "re_1",
+            "charge": "ch_oneoff",
+            "amount": 1000,
+            "currency": "usd",
+            "status": "succeeded",
+            "created": epoch("2026-11-05 09:00"),
+            "updated": epoch("2026-11-05 09:00"),
+        }
+    ],
+    ("hand", "shopify__customers"): [
+        {
+            "id": 501,
+            "email": " ANN@example.com",
+            "state": "enabled",
+            "currency": "USD",
+            "orders_count": 2,
+            "total_spent": 115.0,
+            "last_order_id": 9002,
+            "created_at": at("2026-09-01 00:00"),
+            "updated_at": at("2026-11-02 12:00"),
+        }
+    ],
+    ("hand", "shopify__orders"): [
+        order(9001, "2026-10-10 12:00", 90.0, 10.0),
+        order(
+            9002,
+            "2026-11-02 12:00",
+            45.0,
+            5.0,
+            refunds=[
+                {
+                    "id": 1,
+                    "transactions": [{"amount": "20.00", "kind": "refund", "status": "success"}],
+                }
+            ],
+            financial_status="partially_refunded",
+        ),
+        order(9003, "2026-11-02 13:00", 1000.0, 0.0, test=True),
+        order(
+            9004,
+            "2026-11-02 14:00",
+            500.0,
+            0.0,
+            cancelled_at=at("2026-11-03 14:00"),
+            financial_status="voided",
+        ),
+    ],
+    ("hand", "github__repositories"): [
+        {
+            "id": 1,
+            "name": "api",
+            "full_name": "hand/api",
+            "owner": {"login": "hand"},
+            "created_at": at("2025-01-01 00:00"),
+            "updated_at": at("2026-11-06 09:30"),
+        }
+    ],
+    ("hand", "github__pull_requests"): [
+        pull_request(101, 1, "ann", "2026-11-03 09:00", "2026-11-06 09:00", "2026-11-06 09:00"),
+        pull_request(102, 2, "bob", "2026-11-03 10:00", "2026-11-04 10:00"),
+        pull_request(103, 3, "ann", "2026-11-05 08:00"),
+    ],
+    ("hand", "github__reviews"): [
+        {
+            "id": 201,
+            "repository": "hand/api",
+            "state": "APPROVED",
+            "user": {"login": "bob"},
+            "pull_request_url": "https://api.github.com/repos/hand/api/pulls/1",
+            "submitted_at": at("2026-11-04 09:00"),
+            "created_at": at("2026-11-04 09:00"),
+            "updated_at": at("2026-11-04 09:00"),
+        }
+    ],
+    ("hand", "github__commits"): [
+        commit("c1", "2026-11-06 09:00", "Ann@Example.com", login="ann"),
+        commit("c2", "2026-11-06 09:30", "dev@example.com"),
+    ],
+    ("hand", "google_analytics__website_overview"): [
+        ga_row("p1", 100, 0.5, 80, 60.0),
+        ga_row("p2", 300, 0.3, 200, 100.0),
+    ],
+    ("hand", "google_analytics__traffic_sources"): [
+        ga_row("p1", 60, 0.5, 50, 60.0, sessionSource="google", sessionMedium="organic"),
+        ga_row("p2", 40, 0.25, 30, 60.0, sessionSource="google", sessionMedium="organic"),
+    ],
+    ("hand", "google_analytics__devices"): [
+        ga_row(
+            "p1",
+            100,
+            0.5,
+            80,
+            60.0,
+            deviceCategory="mobile",
+            operatingSystem="iOS",
+            browser="Safari",
+        ),
+    ],
+    ("hand", "google_analytics__conversions_report"): [
+        {
+            "property_id": "p1",
+            "date": "20261105",
+            "eventName": "purchase",
+            "conversions": 12,
+            "totalUsers": 10,
+        },
+        {
+            "property_id": "p2",
+            "date": "20261105",
+            "eventName": "sign_up",
+            "conversions": 8,
+            "totalUsers": 8,
+        },
+    ],
+    ("yen", "stripe__customers"): [customer("cus_y", "yu@example.jp", "2026-11-02 00:00", "jpy")],
+    ("yen", "stripe__charges"): [
+        charge("ch_y", "cus_y", 5000, "succeeded", "2026-11-02 05:00", currency="jpy"),
+    ],
+}
+
+
+def as_airbyte_writes(record: dict) -> dict:
+    """JSON fields as JSON text, as Airbyte writes them."""
+    return {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in record.items()}
+
+
+def load_hand_made_data(warehouse) -> None:
+    """Write the raw tables as one Airbyte sync on Nov 7 and land every stream (empty ones too,
+    so every staging model has its landing table)."""
+    with warehouse.connect() as conn:
+        for (tenant_id, stream), records in RAW.items():
+            write_raw(
+                conn, tenant_id, stream, [as_airbyte_writes(r) for r in records], sync_time(7)
+            )
+        for contract in STREAMS:
+            ensure_landing_tables(conn, contract)
+        for stream in sorted({stream for _, stream in RAW}):
+            for outcome in land_stream(conn, STREAMS_BY_NAME[stream], TENANTS):
+                assert outcome.rows_quarantined == 0, outcome
+
+
+def dbt(settings, *args: str) -> None:
+    done = run_dbt(settings, list(args), capture=True)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+
+
+def exact(value):
+    """Numbers as Decimal: the DuckDB seam returns numeric columns as Decimal, Postgres as float."""
+    return Decimal(repr(value)) if isinstance(value, float) else value
+
+
+def rows(warehouse, sql: str) -> list[tuple]:
+    with warehouse.connect() as conn:
+        return [tuple(map(exact, row)) for row in conn.fetch_all(sql)]
+
+
+def D(text: str) -> Decimal:  # noqa: N802 - reads like a literal
+    return Decimal(text)
+
+
+def test_marts_give_the_hand_computed_numbers(settings, warehouse):
+    load_hand_made_data(warehouse)
+    dbt(settings, "build", "--exclude", "test_type:unit")
+
+    # revenue_daily: minor units converted per currency, pending charges in no count.
+    assert rows(
+        warehouse,
+        "select tenant_id, date, currency, gross_charged, refunded, net_revenue, charges_succeeded,"
+        " charges_failed, failed_charge_rate, new_customers, shopify_orders, shopify_gross_sales,"
+        " shopify_discounts, shopify_refunds, shopify_net_sales"
+        " from analytics.revenue_daily where date >= '2026-11-01' order by 1, 2, 3",
+    ) == [
+        ("hand", dt.date(2026, 11, 1), "usd", 0, 0, 0, 0, 0, None, 1, 0, 0, 0, 0, 0),
+        ("hand", dt.date(2026, 11, 2), "usd", 50, 0, 50, 1, 1, D("0.5"), 0, 1, 50, 5, 20, 25),
+        ("hand", dt.date(2026, 11, 4), "usd", 20, 0, 20, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+        ("hand", dt.date(2026, 11, 5), "usd", 0, 10, -10, 0, 0, None, 0, 0, 0, 0, 0, 0),
+        ("yen", dt.date(2026, 11, 2), "jpy", 5000, 0, 5000, 1, 0, 0, 1, 0, 0, 0, 0, 0),
+    ]
+
+    # revenue_analytics: MRR, movements, churn, refunds and repeat customers per month.
+    assert rows(
+        warehouse,
+        "select month, currency, mrr, new_mrr, expansion_mrr, contraction_mrr, churned_mrr,"
+        " reactivation_mrr, mrr_growth_mom, gross_mrr_churn_rate, paying_customers,"
+        " churned_customers, arpa, customer_churn_rate, ltv, gross_charged, refunded, refund_rate,"
+        " net_revenue, shopify_net_sales, shopify_orders, repeat_customer_rate"
+        " from analytics.revenue_analytics where tenant_id = 'hand' order by month",
+    ) == [
+        (
+            dt.date(2026, 10, 1),
+            "usd",
+            229,
+            229,
+            0,
+            0,
+            0,
+            0,
+            None,
+            None,
+            3,
+            0,
+            D("76.3333"),
+            None,
+            None,
+            1329,
+            0,
+            0,
+            1329,
+            90,
+            1,
+            0,
+        ),
+        (
+            dt.date(2026, 11, 1),
+            "usd",
+            150,
+            0,
+            0,
+            0,
+            79,
+            0,
+            D("-0.344978"),
+            D("0.344978"),
+            2,
+            1,
+            75,
+            D("0.333333"),
+            225,
+            70,
+            10,
+            D("0.142857"),
+            60,
+            25,
+            1,
+            1,
+        ),
+    ]
+
+    # developer_activity: every day from the first GitHub activity; the merge took 72.0 hours.
+    assert rows(
+        warehouse,
+        "select date, prs_opened, prs_merged, prs_closed_unmerged, median_hours_to_merge,"
+        " p90_hours_to_merge, median_hours_to_first_review, review_coverage, commits,"
+        " active_authors, open_prs_end_of_day"
+        " from analytics.developer_activity where tenant_id = 'hand' order by date",
+    ) == [
+        (dt.date(2026, 11, 3), 2, 0, 0, None, None, None, None, 0, 2, 2),
+        (dt.date(2026, 11, 4), 0, 0, 1, None, None, D("24.0"), None, 0, 0, 1),
+        (dt.date(2026, 11, 5), 1, 0, 0, None, None, None, None, 0, 1, 2),
+        (dt.date(2026, 11, 6), 0, 1, 0, D("72.0"), D("72.0"), None, 1, 2, 2, 1),
+    ]
+    assert rows(
+        warehouse,
+        "select month, prs_opened, prs_merged, median_hours_to_merge, review_coverage,"
+        " open_prs_end_of_month from analytics.developer_activity_monthly",
+    ) == [(dt.date(2026, 11, 1), 3, 1, D("72.0"), 1, 1)]
+
+    # website: bounce rate weighted by sessions (0.35), not the plain mean of 0.5 and 0.3.
+    assert rows(
+        warehouse,
+        "select tenant_id, date, sessions, total_users, bounce_rate, conversions, conversion_rate,"
+        " avg_session_duration_seconds from analytics.website_analytics",
+    ) == [("hand", dt.date(2026, 11, 5), 400, 280, D("0.35"), 20, D("0.05"), 90)]
+    assert rows(
+        warehouse,
+        "select dimension, dimension_value, sessions, bounce_rate from analytics.website_traffic"
+        " order by 1, 2",
+    ) == [("device", "mobile", 100, D("0.5")), ("source_medium", "google / organic", 100, D("0.4"))]
+
+    # unified_customers: the Stripe and Shopify Ann matched on the normalised email.
+    assert rows(
+        warehouse,
+        "select customer_key, stripe_customer_id, shopify_customer_id, currency, lifetime_revenue,"
+        " stripe_charge_count, shopify_order_count, subscription_status, is_churn_risk"
+        " from analytics.unified_customers order by tenant_id, customer_key",
+    ) == [
+        ("ann@example.com", "cus_m", "501", "usd", 225, 3, 2, "active", False),
+        ("bo@example.com", "cus_a", None, "usd", 1200, 1, 0, "active", False),
+        ("cy@example.com", "cus_t", None, "usd", 0, 0, 0, "trialing", False),
+        ("di@example.com", "cus_c", None, "usd", 79, 1, 0, "canceled", True),
+        ("yu@example.jp", "cus_y", None, "jpy", 5000, 1, 0, None, False),
+    ]
+
+    # tenant_daily_metrics: a row for every day, MRR at each day's end.
+    daily = rows(
+        warehouse,
+        "select date, currency, revenue, mrr, active_subscriptions, subscriptions_canceled,"
+        " charges_failed, failed_charge_rate, prs_merged, median_hours_to_merge, sessions,"
+        " bounce_rate, has_stripe, has_github, has_shopify, has_google_analytics"
+        " from analytics.tenant_daily_metrics where tenant_id = 'hand' order by date",
+    )
+    assert len(daily) == 37  # Oct 1 .. Nov 6
+    by_date = {row[0]: row[1:] for row in daily}
+    assert by_date[dt.date(2026, 10, 1)] == (
+        "usd",
+        129,
+        129,
+        2,
+        0,
+        0,
+        0,
+        0,
+        None,
+        0,
+        None,
+        True,
+        False,
+        False,
+        False,
+    )
+    assert by_date[dt.date(2026, 10, 3)] == (
+        "usd",
+        0,
+        129,
+        2,
+        0,
+        0,
+        None,
+        0,
+        None,
+        0,
+        None,
+        True,
+        False,
+        False,
+        False,
+    )
+    assert by_date[dt.date(2026, 11, 2)] == (
+        "usd",
+        75,
+        229,
+        3,
+        0,
+        1,
+        D("0.5"),
+        0,
+        None,
+        0,
+        None,
+        True,
+        False,
+        True,
+        False,
+    )
+    assert by_date[dt.date(2026, 11, 3)][2:4] == (150, 2)  # mrr, active subscriptions
+    assert by_date[dt.date(2026, 11, 3)][4] == 1  # the cancelled subscription ended that day
+    assert by_date[dt.date(2026, 11, 6)] == (
+        "usd",
+        0,
+        150,
+        2,
+        0,
+        0,
+        None,
+        1,
+        D("72.0"),
+        0,
+        None,
+        True,
+        True,
+        True,
+        True,
+    )
+
+    # user_dashboard_summary: one row per tenant; the yen tenant's money stays in yen.
+    assert rows(
+        warehouse,
+        "select tenant_id, as_of_date, currency, mrr, mrr_growth_mom, revenue_30d,"
+        " revenue_prev_30d, revenue_growth_30d, paying_customers, failed_charge_rate_30d,"
+        " prs_merged_30d, median_hours_to_merge_30d, sessions_30d, bounce_rate_30d,"
+        " conversion_rate_30d, last_synced_at"
+        " from analytics.user_dashboard_summary order by tenant_id",
+    ) == [
+        (
+            "hand",
+            dt.date(2026, 11, 6),
+            "usd",
+            150,
+            None,
+            175,
+            1329,
+            D("-0.868322"),
+            2,
+            D("0.333333"),
+            1,
+            D("72.0"),
+            400,
+            D("0.35"),
+            D("0.05"),
+            sync_time(7),
+        ),
+        (
+            "yen",
+            dt.date(2026, 11, 2),
+            "jpy",
+            0,
+            None,
+            5000,
+            0,
+            None,
+            0,
+            0,
+            0,
+            None,
+            0,
+            None,
+            None,
+            sync_time(7),
+        ),
+    ]
+
+
+def test_daily_windowed_runs_give_the_rows_of_a_full_build(settings, warehouse):
+    load_hand_made_data(warehouse)
+    dbt(settings, "run")  # the first run of an incremental model builds every date
+    full = {
+        mart: rows(warehouse, f"select * from analytics.{mart} order by {key}")
+        for mart, key in INCREMENTAL_MARTS.items()
+    }
+
+    # Forget the last two days, and plant a stale row a windowed run must remove.
+    with warehouse.connect() as conn:
+        for mart in INCREMENTAL_MARTS:
+            conn.execute(f"delete from analytics.{mart} where date >= '2026-11-05'")
+        conn.execute(
+            "insert into analytics.revenue_daily (tenant_id, date, currency, gross_charged)"
+            " values ('hand', '2026-11-05', 'eur', 1)"
+        )
+    for day in (5, 6):
+        window = json.dumps({"start_date": f"2026-11-0{day}", "end_date": f"2026-11-0{day + 1}"})
+        dbt(settings, "run", "--select", *INCREMENTAL_MARTS, "--vars", window)
+
+    for mart, key in INCREMENTAL_MARTS.items():
+        assert rows(warehouse, f"select * from analytics.{mart} order by {key}") == full[mart], mart
