@@ -38,7 +38,7 @@ def _flow(settings):
         run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
         stages = run_flow(settings, instance, echo=lambda _: None)
         assert all(s.success for s in stages), [s.error for s in stages if not s.success]
-    marts = {}
+    marts, tenants_by_mart = {}, {}
     with warehouse.connect() as conn:
         tables = [
             r[0]
@@ -49,13 +49,39 @@ def _flow(settings):
         for table in tables:
             rows = conn.fetch_all(f"select * from {qualified('analytics', table)}")
             marts[table] = sorted((tuple(_plain(v) for v in row) for row in rows), key=repr)
-    return marts
+            tenants_by_mart[table] = {
+                r[0]
+                for r in conn.fetch_all(
+                    f"select distinct tenant_id from {qualified('analytics', table)}"
+                )
+            }
+    return marts, tenants_by_mart
 
 
 @pytest.mark.postgres
 def test_demo_marts_are_identical_on_duckdb_and_postgres(tmp_path, postgres_url):
-    on_duckdb = _flow(make_settings(tmp_path / "d", f"duckdb:///{tmp_path / 'd.duckdb'}"))
-    on_postgres = _flow(make_settings(tmp_path / "p", postgres_url))
+    on_duckdb, tenants_by_mart = _flow(
+        make_settings(tmp_path / "d", f"duckdb:///{tmp_path / 'd.duckdb'}")
+    )
+    on_postgres, _ = _flow(make_settings(tmp_path / "p", postgres_url))
+    # Every mart has rows for every tenant that has its source.
+    with_source = {
+        source: {t for t, sources, _ in TENANTS if source in sources}
+        for source in ("stripe", "github", "shopify", "google_analytics")
+    }
+    expected_sources = {
+        "revenue_daily": "stripe",
+        "revenue_analytics": "stripe",
+        "unified_customers": "stripe",
+        "developer_activity": "github",
+        "developer_activity_monthly": "github",
+        "website_analytics": "google_analytics",
+        "website_traffic": "google_analytics",
+        "tenant_daily_metrics": "stripe",
+        "user_dashboard_summary": "stripe",
+    }
+    for table, source in expected_sources.items():
+        assert with_source[source] <= tenants_by_mart[table], table
     assert set(on_duckdb) == set(on_postgres)
     assert {
         "revenue_daily",

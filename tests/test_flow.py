@@ -41,7 +41,7 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
     stages = run_flow(settings, instance, echo=lambda _: None, until="land")
 
     assert [(s.stage, s.success, len(s.run_ids)) for s in stages] == [
-        ("observe raw", True, 1),
+        ("observe", True, 1),
         ("land", True, 1),
     ]
     assert set(instance.get_dynamic_partitions("tenants")) == {"acme", "globex"}

@@ -1,7 +1,7 @@
 """The code location: Definitions assembled from defs/, one module per stage of the flow."""
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliResource, DbtProject
 
 from tenantpulse.config import Settings, load_settings
 from tenantpulse.defs.dbt import build_dbt_assets
@@ -10,7 +10,12 @@ from tenantpulse.defs.landing import landing_assets
 from tenantpulse.defs.raw import raw_assets
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.defs.tenants import tenant_partitions_sensor
-from tenantpulse.transform.dbt_cli import DBT_PROJECT_DIR, dbt_executable, prepare_manifest
+from tenantpulse.transform.dbt_cli import (
+    DBT_PROJECT_DIR,
+    dbt_executable,
+    prepare_manifest,
+    target_path,
+)
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
@@ -21,7 +26,14 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    dbt_assets = build_dbt_assets(prepare_manifest(settings), daily_partitions(settings))
+    prepare_manifest(settings)  # `dbt parse` when the project is newer than its manifest
+    dbt_project = DbtProject(
+        project_dir=DBT_PROJECT_DIR,
+        profiles_dir=DBT_PROJECT_DIR,
+        target=settings.warehouse.dialect,
+        target_path=target_path(settings.warehouse),
+    )
+    dbt_assets = build_dbt_assets(dbt_project, daily_partitions(settings))
     # DuckDB allows one writing process per file: run every step in the run's own process.
     executor = (
         dg.in_process_executor
@@ -34,12 +46,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[tenant_partitions_sensor],
         resources={
             "warehouse": WarehouseResource(url=settings.warehouse.url),
-            "dbt": DbtCliResource(
-                project_dir=str(DBT_PROJECT_DIR),
-                profiles_dir=str(DBT_PROJECT_DIR),
-                target=settings.warehouse.dialect,
-                dbt_executable=dbt_executable(),
-            ),
+            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
         },
         executor=executor,
     )

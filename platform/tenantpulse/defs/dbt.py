@@ -7,13 +7,13 @@ become asset checks through `dbt build`.
 """
 
 import os
-from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, DailyPartitionsDefinition
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
     DbtCliResource,
+    DbtProject,
     dbt_assets,
 )
 
@@ -44,13 +44,14 @@ def _use_warehouse(warehouse: WarehouseResource) -> None:
     os.environ.update(dbt_env(parse_warehouse_url(warehouse.url)))
 
 
-def build_dbt_assets(manifest: Path, daily_partitions: DailyPartitionsDefinition) -> list:
+def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefinition) -> list:
     translator = TenantpulseDbtTranslator(
         settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
     )
 
     @dbt_assets(
-        manifest=manifest,
+        manifest=project.manifest_path,
+        project=project,
         select=VIEWS,
         name="dbt_views",
         dagster_dbt_translator=translator,
@@ -62,7 +63,8 @@ def build_dbt_assets(manifest: Path, daily_partitions: DailyPartitionsDefinition
         yield from dbt.cli(["build"], context=context).stream()
 
     @dbt_assets(
-        manifest=manifest,
+        manifest=project.manifest_path,
+        project=project,
         select=INCREMENTAL,
         name="dbt_daily",
         partitions_def=daily_partitions,
@@ -80,7 +82,8 @@ def build_dbt_assets(manifest: Path, daily_partitions: DailyPartitionsDefinition
         yield from dbt.cli(args, context=context).stream()
 
     @dbt_assets(
-        manifest=manifest,
+        manifest=project.manifest_path,
+        project=project,
         select="fqn:marts",
         exclude=INCREMENTAL,
         name="dbt_tables",
