@@ -15,14 +15,7 @@ renamed as (
         "deviceCategory" as device_category,
         "operatingSystem" as operating_system,
         browser,
-        "totalUsers" as total_users,
-        "newUsers" as new_users,
-        sessions,
-        cast("sessionsPerUser" as numeric(38, 9)) as sessions_per_user,
-        cast("averageSessionDuration" as numeric(38, 9)) as average_session_duration_seconds,
-        "screenPageViews" as page_views,
-        cast("screenPageViewsPerSession" as numeric(38, 9)) as page_views_per_session,
-        cast("bounceRate" as numeric(38, 9)) as bounce_rate,
+        {{ ga_report_metrics() }}
         _airbyte_extracted_at as synced_at
 
     from source
