@@ -74,3 +74,17 @@ def test_demo_runs_every_demo_tenant_through_the_flow_twice(run_cli):
     assert second.exit_code == 0, second.output
     assert "[simulate] 18 syncs" in second.output
     assert "[dbt mart tables] job transform_tables (unpartitioned)" in second.output
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_run_stops_after_the_named_stage_and_rejects_an_unknown_one(run_cli):
+    run_cli("tenants", "add", "acme", "--sources", "stripe")
+    assert run_cli("simulate").exit_code == 0
+    result = run_cli("run", "--until", "land", "--lookback-days", "2")
+    assert result.exit_code == 0, result.output
+    assert "[land] job ingest (acme..acme)" in result.output and "dbt" not in result.output
+    unknown = run_cli("run", "--until", "publish")
+    assert (
+        unknown.exit_code != 0
+        and "unknown stage 'publish'; stages: observe, land" in unknown.output
+    )

@@ -176,3 +176,24 @@ def test_missing_raw_table_and_missing_key_column_are_reported_per_tenant(wareho
         assert outcomes["broken"].status == FAILED
         assert "user_broken.stripe_charges has no column id" in outcomes["broken"].error
         assert outcomes["nosource"].status == NO_RAW_TABLE
+
+
+def test_contract_columns_missing_from_the_raw_table_land_as_null_and_are_reported(warehouse):
+    from tenantpulse.defs.landing import landing_summary_markdown
+
+    with warehouse.connect() as conn:
+        conn.ensure_schema("user_acme")
+        conn.execute(
+            "create table user_acme.stripe_refunds (id varchar, amount bigint, updated bigint, "
+            "_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz)"
+        )
+        conn.execute(
+            "insert into user_acme.stripe_refunds values ('re_1', 500, 1, 'raw-1', %s)",
+            (sync_time(1),),
+        )
+        [outcome] = land_stream(conn, STREAMS_BY_NAME["stripe__refunds"], ["acme"])
+        assert landed(conn, "stripe__refunds", "id, amount, currency") == [["re_1", 500, None]]
+    assert "currency" in outcome.missing_columns and "_airbyte_meta" in outcome.missing_columns
+    assert "| acme | merged | 1 | 1 | 0 | - | currency, status" in landing_summary_markdown(
+        [outcome]
+    )

@@ -146,3 +146,13 @@ def test_a_failed_sync_is_recorded_and_the_others_go_on(settings, warehouse):
             == 0
         )
         assert not conn.table_exists("user_acme", "stripe_customers")
+
+
+def test_contracts_use_known_types_and_their_keys_and_cursors_are_columns():
+    from tenantpulse.sources.contracts import LOGICAL_TYPES
+
+    for contract in STREAMS:
+        names = contract.column_names
+        assert all(c.type in LOGICAL_TYPES for c in contract.columns), contract.name
+        assert set(contract.primary_key) <= set(names) and contract.cursor in names, contract.name
+        assert len(set(names)) == len(names), contract.name

@@ -118,17 +118,31 @@ def simulate(tenant_ids: tuple[str, ...], profile: str | None) -> None:
 
 @main.command()
 @click.option("--tenant", "tenant_ids", multiple=True, help="Only these tenants (repeatable).")
+@click.option(
+    "--lookback-days",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 366),
+    help="Daily marts rebuilt before the newest sync's day (all days on the first build).",
+)
+@click.option("--until", default=None, help="Stop after this stage: observe, land, dbt views, ...")
 @_friendly_errors
-def run(tenant_ids: tuple[str, ...]) -> None:
-    """Run the flow (observe raw, land) for every active tenant, recorded in DAGSTER_HOME."""
+def run(tenant_ids: tuple[str, ...], lookback_days: int, until: str | None) -> None:
+    """Run the flow (observe raw, land, dbt) for the active tenants, recorded in DAGSTER_HOME."""
     from tenantpulse.pipeline import dagster_instance, run_flow
 
     settings = _settings()
     stages = run_flow(
-        settings, dagster_instance(settings), list(tenant_ids) or None, echo=click.echo
+        settings,
+        dagster_instance(settings),
+        list(tenant_ids) or None,
+        echo=click.echo,
+        lookback_days=lookback_days,
+        until=until,
     )
     if not all(s.success for s in stages):
         raise click.ClickException("the flow failed; see the stage above and the run in `make dev`")
+    click.echo(f"[done] {len(stages)} stages")
 
 
 @main.command()

@@ -1,7 +1,7 @@
 """The flow as one pipeline of stages, run in-process against the Dagster instance the UI reads.
 
 `run_flow` launches each stage's job for the given tenants (many tenants per run, as Dagster
-partition ranges); later stages join the list in `run_flow`. `tenantpulse demo` and `tenantpulse
+partition ranges); later stages of the product join `STAGES`. `tenantpulse demo` and `tenantpulse
 run` both come here, so the demo exercises the same path as production.
 """
 

@@ -30,14 +30,15 @@ def landing_asset_key(contract: StreamContract) -> AssetKey:
 
 def landing_summary_markdown(outcomes: list[TenantLanding]) -> str:
     lines = [
-        "| tenant | status | read | landed | quarantined | extra columns |",
-        "|---|---|---|---|---|---|",
+        "| tenant | status | read | landed | quarantined | extra columns | missing columns |",
+        "|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         extra = ", ".join(o.extra_columns) or "-"
+        missing = ", ".join(o.missing_columns) or "-"
         lines.append(
             f"| {o.tenant_id} | {o.status} | {o.rows_read} | {o.rows_landed} | "
-            f"{o.rows_quarantined} | {extra} |"
+            f"{o.rows_quarantined} | {extra} | {missing} |"
         )
     return "\n".join(lines)
 

@@ -64,12 +64,6 @@ class StreamContract:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    def column(self, name: str) -> Column:
-        for column in self.all_columns:
-            if column.name == name:
-                return column
-        raise KeyError(f"{self.name} has no column {name!r}")
-
 
 def raw_schema(tenant_id: str) -> str:
     """The schema Airbyte writes a tenant's streams into (namespace_format = "user_<tenant_id>")."""

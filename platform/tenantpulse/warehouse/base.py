@@ -75,15 +75,6 @@ class Connection(ABC):
     def table_exists(self, schema: str, table: str) -> bool:
         return bool(self.table_columns(schema, table))
 
-    def schemas_like(self, prefix: str) -> list[str]:
-        """Schema names starting with `prefix` (matched as text, not as a LIKE pattern)."""
-        rows = self.fetch_all(
-            "select schema_name from information_schema.schemata "
-            "where substr(schema_name, 1, %s) = %s order by schema_name",
-            (len(prefix), prefix),
-        )
-        return [r[0] for r in rows]
-
     def add_missing_columns(self, schema: str, table: str, columns: dict[str, str]) -> list[str]:
         """Add each (name -> logical type) column the table lacks; return the names added."""
         existing = self.table_columns(schema, table)
