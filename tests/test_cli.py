@@ -1,10 +1,17 @@
 """The tenantpulse command as a user types it: clear one-line errors, and the demo end to end."""
 
+import datetime as dt
+import json
+
+import dagster as dg
 import pytest
 from click.testing import CliRunner
 
 from tenantpulse.cli import main
-from tenantpulse.sources.simulator import DEMO_TENANTS
+from tenantpulse.config import load_settings
+from tenantpulse.definitions import build_definitions
+from tenantpulse.pipeline import dagster_instance
+from tenantpulse.sources.simulator import DEMO_TENANTS, planted_anomaly_dates
 
 
 @pytest.fixture
@@ -14,7 +21,7 @@ def run_cli(tmp_path, warehouse_url, monkeypatch):
     monkeypatch.setenv("TENANTPULSE_SIM_END_DATE", "2026-11-01")
     monkeypatch.setenv("TENANTPULSE_SIM_HISTORY_DAYS", "40")
     monkeypatch.setenv("TENANTPULSE_SIM_VOLUME", "0.2")
-    monkeypatch.setenv("TENANTPULSE_DAILY_PARTITIONS_START", "2026-09-01")
+    monkeypatch.setenv("TENANTPULSE_DAILY_PARTITIONS_START", "2026-07-01")
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
 
     def run(*args):
@@ -59,7 +66,12 @@ def test_an_invalid_setting_stops_the_command_naming_it(run_cli, monkeypatch):
 
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
-def test_demo_runs_every_demo_tenant_through_the_flow_twice(run_cli):
+def test_demo_runs_every_demo_tenant_through_the_flow_and_finds_the_planted_signals(
+    run_cli, monkeypatch
+):
+    # The simulator's default volume and history, so the planted signals are there to find.
+    monkeypatch.setenv("TENANTPULSE_SIM_HISTORY_DAYS", "120")
+    monkeypatch.setenv("TENANTPULSE_SIM_VOLUME", "1.0")
     first = run_cli("demo")
     assert first.exit_code == 0, first.output
     for tenant in DEMO_TENANTS:
@@ -73,7 +85,47 @@ def test_demo_runs_every_demo_tenant_through_the_flow_twice(run_cli):
     second = run_cli("demo")
     assert second.exit_code == 0, second.output
     assert "[simulate] 18 syncs" in second.output
-    assert "[dbt mart tables] job transform_tables (unpartitioned)" in second.output
+    assert "[analyse] job analyse (2026-10-30.." in second.output
+
+    def report(tenant_id):
+        result = run_cli("report", tenant_id, "--date", "2026-11-01")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    churning, growing = report("globex_churn"), report("acme_growth")
+    assert churning["churn_risk"] == "high" and churning["health_score"] < growing["health_score"]
+    assert growing["churn_risk"] == "low"
+    assert growing["patterns"]["revenue_trend"]["direction"] == "up"
+    seasonal = report("initech_weekly")["patterns"]["seasonality"]
+    assert seasonal == {"weekly": True, "peak_day": "Tue"}
+    found = [
+        dt.date.fromisoformat(a["date"])
+        for a in report("umbrella_spikes")["patterns"]["anomalies"]
+        if a["metric"] == "revenue"
+    ]
+    history_start = dt.date(2026, 11, 1) - dt.timedelta(days=120)
+    for planted, _ in planted_anomaly_dates(history_start, dt.date(2026, 11, 1)):
+        assert any(abs((day - planted).days) <= 1 for day in found), (planted, found)
+    slowing = report("hooli_eng")["recommendations"]
+    assert any("PR" in r["action"] for r in slowing), slowing
+    missing = run_cli("report", "acme_growth", "--date", "2026-01-01")
+    assert missing.exit_code != 0 and "no analysis of acme_growth for 2026-01-01" in missing.output
+
+    # A backfill of 30 days of analysis is one run.
+    settings = load_settings()
+    job = build_definitions(settings).resolve_job_def("analyse")
+    result = job.execute_in_process(
+        instance=dagster_instance(settings),
+        tags={
+            "dagster/asset_partition_range_start": "2026-10-01",
+            "dagster/asset_partition_range_end": "2026-10-30",
+        },
+    )
+    assert result.success
+    materialized = dagster_instance(settings).get_materialized_partitions(
+        dg.AssetKey(["analysis", "health_scores"])
+    )
+    assert {f"2026-10-{d:02d}" for d in range(1, 31)} <= materialized
 
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)

@@ -36,11 +36,30 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
         "transform_views",
         "transform_daily",
         "transform_tables",
+        "analyse",
     ]
     assert defs.resolve_job_def("ingest").partitions_def == tenant_partitions
     daily = defs.resolve_job_def("transform_daily").partitions_def
     assert isinstance(daily, dg.DailyPartitionsDefinition)
     assert daily.start.date().isoformat() == "2026-09-01"
+    analysis = defs.resolve_job_def("analyse")
+    assert analysis.partitions_def == daily
+    assert {k.to_user_string() for k in analysis.asset_layer.selected_asset_keys} == {
+        f"analysis/{name}"
+        for name in (
+            "tenant_features",
+            "patterns",
+            "health_scores",
+            "churn_risk",
+            "recommendations",
+        )
+    }
+    assert graph.get(dg.AssetKey(["analysis", "tenant_features"])).parent_keys == {
+        dg.AssetKey(["analytics", "tenant_daily_metrics"])
+    }
+    assert graph.get(dg.AssetKey(["analysis", "churn_risk"])).backfill_policy == (
+        dg.BackfillPolicy.single_run()
+    )
 
 
 def test_duckdb_runs_in_process_and_postgres_in_subprocesses(settings):

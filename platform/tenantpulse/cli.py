@@ -175,6 +175,40 @@ def demo() -> None:
     click.echo(f"demo done in {time.monotonic() - started:.0f}s; `make dev` shows the runs")
 
 
+@main.command()
+@click.argument("tenant_id")
+@click.option(
+    "--date", "as_of", default=None, help="The day (YYYY-MM-DD); default: the newest analysed."
+)
+@_friendly_errors
+def report(tenant_id: str, as_of: str | None) -> None:
+    """Print TENANT_ID's analysis document (shared/METRICS.md) as JSON."""
+    import datetime as dt
+    import json
+
+    from tenantpulse.analysis.document import analysis_document
+    from tenantpulse.analysis.tables import read_days
+    from tenantpulse.tenants.ids import validate_tenant_id
+
+    tenant_id = validate_tenant_id(tenant_id)
+    day = dt.date.fromisoformat(as_of) if as_of else None
+    names = ("health_scores", "churn_risk", "trends", "seasonality", "anomalies", "recommendations")
+    with open_warehouse(_settings().warehouse).connect() as conn:
+        tables = {name: read_days(conn, name, tenant_id, day) for name in names}
+    if tables["health_scores"].empty:
+        raise click.ClickException(
+            f"no analysis of {tenant_id} for {as_of or 'any day'}: run `tenantpulse run` first"
+        )
+    day = pd_date(tables["health_scores"]["as_of"].iloc[0])
+    click.echo(json.dumps(analysis_document(tenant_id, day, tables), indent=2))
+
+
+def pd_date(value):
+    import pandas as pd
+
+    return pd.Timestamp(value).date()
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 @_friendly_errors

@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 
 from tenantpulse.config import Settings, load_settings
+from tenantpulse.defs.analysis import build_analysis_assets
 from tenantpulse.defs.dbt import build_dbt_assets
 from tenantpulse.defs.jobs import build_jobs
 from tenantpulse.defs.landing import landing_assets
@@ -33,7 +34,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         target=settings.warehouse.dialect,
         target_path=target_path(settings.warehouse),
     )
-    dbt_assets = build_dbt_assets(dbt_project, daily_partitions(settings))
+    days = daily_partitions(settings)
+    dbt_assets = build_dbt_assets(dbt_project, days)
+    analysis = build_analysis_assets(days)
     # DuckDB allows one writing process per file: run every step in the run's own process.
     executor = (
         dg.in_process_executor
@@ -41,8 +44,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         else dg.multiprocess_executor
     )
     return dg.Definitions(
-        assets=[*raw_assets, *landing_assets, *dbt_assets],
-        jobs=build_jobs(dbt_assets),
+        assets=[*raw_assets, *landing_assets, *dbt_assets, analysis],
+        jobs=build_jobs(dbt_assets, analysis),
         sensors=[tenant_partitions_sensor],
         resources={
             "warehouse": WarehouseResource(url=settings.warehouse.url),

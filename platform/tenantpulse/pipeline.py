@@ -35,7 +35,7 @@ telemetry:
 """
 
 
-TENANTS, DAYS = "tenants", "days"
+TENANTS, DAYS, RECENT_DAYS = "tenants", "days", "recent days"
 # (stage, job, partitioned by): the flow in order; each later stage of the product joins here.
 STAGES = [
     ("observe", "observe_raw", None),
@@ -43,6 +43,7 @@ STAGES = [
     ("dbt views", "transform_views", None),
     ("dbt daily marts", "transform_daily", DAYS),
     ("dbt mart tables", "transform_tables", None),
+    ("analyse", "analyse", RECENT_DAYS),
 ]
 
 
@@ -118,8 +119,10 @@ def run_flow(
         if partitioned_by == TENANTS:
             ordered = list(instance.get_dynamic_partitions(tenant_partitions.name))
             ranges = partition_ranges(ordered, tenant_ids)
-        elif partitioned_by == DAYS:
-            first_build = not any(
+        elif partitioned_by in (DAYS, RECENT_DAYS):
+            # The daily marts are built whole the first time; the analysis only needs the
+            # recent days (each day reads the whole history up to it).
+            first_build = partitioned_by == DAYS and not any(
                 instance.get_materialized_partitions(key)
                 for key in job.asset_layer.selected_asset_keys
             )

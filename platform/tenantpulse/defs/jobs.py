@@ -3,7 +3,7 @@
 from dagster import AssetSelection, define_asset_job
 
 
-def build_jobs(dbt_assets: list) -> list:
+def build_jobs(dbt_assets: list, analysis) -> list:
     dbt_views, dbt_daily, dbt_tables = dbt_assets
     return [
         # Observe every raw stream (one observation per stream covers all tenants).
@@ -16,4 +16,6 @@ def build_jobs(dbt_assets: list) -> list:
         define_asset_job("transform_views", selection=AssetSelection.assets(dbt_views)),
         define_asset_job("transform_daily", selection=AssetSelection.assets(dbt_daily)),
         define_asset_job("transform_tables", selection=AssetSelection.assets(dbt_tables)),
+        # Patterns, health, churn risk and recommendations over a range of days, all tenants.
+        define_asset_job("analyse", selection=AssetSelection.assets(analysis)),
     ]

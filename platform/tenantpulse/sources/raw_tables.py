@@ -16,7 +16,7 @@ def ensure_raw_table(
     types = {c.name: c.type for c in contract.all_columns}
     for extra in frame.columns:
         if extra not in types:
-            types[extra] = _logical_type_of(frame[extra])
+            types[extra] = logical_type_of(frame[extra])
     table = contract.raw_table
     if not conn.table_exists(schema, table):
         columns = ", ".join(f"{quote_ident(n)} {conn.sql_type(t)}" for n, t in types.items())
@@ -25,7 +25,8 @@ def ensure_raw_table(
         conn.add_missing_columns(schema, table, {n: types[n] for n in frame.columns})
 
 
-def _logical_type_of(series: pd.Series) -> str:
+def logical_type_of(series: pd.Series) -> str:
+    """The contract type a frame column maps to (unknown kinds are text)."""
     if pd.api.types.is_bool_dtype(series):
         return "boolean"
     if pd.api.types.is_integer_dtype(series):

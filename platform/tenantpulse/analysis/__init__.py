@@ -1,0 +1,1 @@
+"""Pure analysis of tenants' daily metrics: patterns, health, churn and recommendations."""

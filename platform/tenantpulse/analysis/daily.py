@@ -1,0 +1,103 @@
+"""One day's analysis of every tenant: patterns, health, churn risk and recommendations, from the
+per-tenant daily history (analytics.tenant_daily_metrics), using only rows up to that day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tenantpulse.analysis import churn, health, patterns
+from tenantpulse.analysis.recommendations import recommendations
+
+# The churn model trains on the tenants' own history plus a synthetic population while real
+# history is short (churn.synthetic_training_history says what it is).
+SYNTHETIC_TENANTS = 60
+SYNTHETIC_DAYS = 150
+MODEL_SEED = 0
+
+
+@dataclass(frozen=True)
+class DayAnalysis:
+    """Every output of one day, each a frame with `tenant_id` and `as_of` columns."""
+
+    features: pd.DataFrame
+    trends: pd.DataFrame
+    seasonality: pd.DataFrame
+    anomalies: pd.DataFrame
+    health: pd.DataFrame
+    churn: pd.DataFrame
+    recommendations: pd.DataFrame
+    workflow: pd.DataFrame  # one summary row per tenant: ops.ai_workflow_analysis
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {
+            "tenant_features": self.features,
+            "trends": self.trends,
+            "seasonality": self.seasonality,
+            "anomalies": self.anomalies,
+            "health_scores": self.health,
+            "churn_risk": self.churn,
+            "recommendations": self.recommendations,
+        }
+
+
+def normalise_history(history: pd.DataFrame) -> pd.DataFrame:
+    """The history as the analysis expects it, whichever warehouse it was read from (DuckDB gives
+    datetimes, Postgres dates)."""
+    frame = history.copy()
+    frame["date"] = pd.to_datetime(frame["date"]).dt.tz_localize(None).dt.normalize()
+    return frame.sort_values(["tenant_id", "date"]).reset_index(drop=True)
+
+
+def train_churn_model(history: pd.DataFrame, known_until: dt.date) -> churn.ChurnModel:
+    """Train on labels known by `known_until` (rows after it are not used)."""
+    known = history[history["date"] <= pd.Timestamp(known_until)]
+    synthetic = churn.synthetic_training_history(SYNTHETIC_TENANTS, SYNTHETIC_DAYS, seed=MODEL_SEED)
+    population = pd.concat([known, synthetic], ignore_index=True)
+    return churn.train(*churn.training_set(population), seed=MODEL_SEED)
+
+
+def analyse_day(history: pd.DataFrame, as_of: dt.date, model: churn.ChurnModel) -> DayAnalysis:
+    """Analyse every tenant as of `as_of` (rows after it are ignored by every step)."""
+    trends = patterns.trends(history, as_of)
+    seasonality = patterns.weekly_seasonality(history, as_of)
+    anomalies = patterns.anomalies(history, as_of)
+    scores = health.health_scores(history, as_of, trends)
+    risk = churn.predict(model, history, as_of)
+    actions = recommendations(trends, seasonality, anomalies, scores, risk, history, as_of)
+    features = churn.churn_features(history, as_of)
+    workflow = _workflow(scores, risk, anomalies, actions)
+    return DayAnalysis(
+        *(
+            _stamped(frame, as_of)
+            for frame in (features, trends, seasonality, anomalies, scores, risk, actions, workflow)
+        )
+    )
+
+
+def _workflow(scores, risk, anomalies, actions) -> pd.DataFrame:
+    per_tenant = scores[["tenant_id", "health_score"]].merge(
+        risk[["tenant_id", "churn_risk", "churn_probability"]], on="tenant_id", how="outer"
+    )
+    counts = {
+        "anomalies": anomalies.groupby("tenant_id").size(),
+        "recommendations": actions.groupby("tenant_id").size(),
+        "high_priority": actions[actions["priority"] == "high"].groupby("tenant_id").size(),
+    }
+    for name, series in counts.items():
+        per_tenant[name] = per_tenant["tenant_id"].map(series).fillna(0).astype("int64")
+    per_tenant["created_at"] = pd.Timestamp.now(tz="UTC")
+    return per_tenant
+
+
+def _stamped(frame: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Add `as_of`; store list and dict cells as JSON text; tenant_id first."""
+    frame = frame.reset_index() if "tenant_id" not in frame.columns else frame.copy()
+    for column in frame.columns:
+        if frame[column].map(lambda v: isinstance(v, (list, dict))).any():
+            frame[column] = frame[column].map(lambda v: json.dumps(v, default=str))
+    frame.insert(1, "as_of", as_of)
+    return frame

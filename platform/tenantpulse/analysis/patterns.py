@@ -1,0 +1,215 @@
+"""Patterns in tenants' daily metrics: robust trends, weekly seasonality and anomalies.
+
+Input is the mart analytics.tenant_daily_metrics as a DataFrame (one row per tenant and day, a
+contiguous daily spine per tenant). Every function takes `as_of` and reads only rows dated on or
+before it, so the analysis of day D never sees a later day. Metrics from a source the tenant has not
+connected are treated as missing (NaN), not as zeros, so they never look like a collapse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+# Metric -> source flags: the metric means something when the tenant has any of these sources.
+METRIC_SOURCES = {
+    "revenue": ("has_stripe", "has_shopify"),
+    "mrr": ("has_stripe",),
+    "new_customers": ("has_stripe", "has_shopify"),
+    "prs_merged": ("has_github",),
+    "median_hours_to_merge": ("has_github",),
+    "sessions": ("has_google_analytics",),
+}
+METRICS = tuple(METRIC_SOURCES)  # metrics with trends
+FLOW_METRICS = ("revenue", "new_customers", "prs_merged", "sessions")  # seasonality, anomalies
+
+SHORT_WINDOW_DAYS = 28  # window of slope_28d
+LONG_WINDOW_DAYS = 90  # window of slope_90d, which sets the direction
+DAYS_PER_MONTH = 30  # relative slopes are per 30 days
+MOM_WINDOW_DAYS = 30  # mom_growth compares the last 30 days with the 30 before
+MIN_MOM_DAYS = 20  # non-null days each 30-day window needs for a mom_growth
+MIN_TREND_DAYS = 21  # non-null days in the 90-day window below which direction is "unknown"
+DIRECTION_THRESHOLD = 0.03  # |relative_slope_90d| per month above which a trend is up / down
+
+SEASONAL_WINDOW_DAYS = 56  # weekly seasonality looks at the last 8 weeks
+SMOOTHING_DAYS = 7  # centred rolling mean that removes the trend before day-of-week means
+MIN_SEASONAL_DAYS = 42  # six full weeks of non-null days before a series can be called weekly
+WEEKLY_STRENGTH_THRESHOLD = 0.3  # eta squared of day-of-week means that makes a series weekly
+FLAT_VARIANCE = 1e-12  # below this total variance a series is constant: strength 0
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+ANOMALY_LOOKBACK_DAYS = 90  # anomalies are reported for these last days up to as_of
+NEIGHBOUR_DAYS = 3  # expected value = median of up to 3 days each side, the day itself excluded
+MIN_NEIGHBOURS = 3  # fewer non-null neighbours than this: no expected value, no anomaly
+ANOMALY_Z = 3.5  # |robust z| at or above which a day is an anomaly
+MAD_TO_SD = 1.4826  # makes the median absolute deviation estimate a normal standard deviation
+# A near-constant series has MAD ~ 0; the scale is at least this share of its typical level, so a
+# tiny wobble is not an anomaly and a single spike on a flat line gives a finite z.
+SCALE_FLOOR_FRACTION = 0.05
+
+KEYS = ["tenant_id", "metric"]
+
+
+def _long(history: pd.DataFrame, as_of: dt.date, metrics, days: int) -> pd.DataFrame:
+    """(tenant_id, metric, date, value) for the last `days` days up to as_of, sorted by date."""
+    end = pd.Timestamp(as_of)
+    rows = history[(history["date"] <= end) & (history["date"] > end - pd.Timedelta(days=days))]
+    frames = []
+    for metric in metrics:
+        connected = rows[list(METRIC_SOURCES[metric])].astype(bool).any(axis=1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "tenant_id": rows["tenant_id"].to_numpy(),
+                    "metric": metric,
+                    "date": pd.to_datetime(rows["date"]).to_numpy(),
+                    "value": rows[metric].astype(float).where(connected).to_numpy(),
+                }
+            )
+        )
+    long = pd.concat(frames, ignore_index=True)
+    long["age"] = (end - long["date"]).dt.days  # 0 on as_of
+    return long.sort_values(KEYS + ["date"], ignore_index=True)
+
+
+def _theil_sen(x: np.ndarray, y: np.ndarray) -> float:
+    """Median of the slopes between every pair of points (NaN with fewer than two)."""
+    if len(x) < 2:
+        return float("nan")
+    i, j = np.triu_indices(len(x), k=1)
+    dx = x[j] - x[i]
+    return float(np.median((y[j] - y[i]) / dx))
+
+
+def _window_slope(long: pd.DataFrame, days: int) -> pd.DataFrame:
+    part = long[(long["age"] < days) & long["value"].notna()]
+    grouped = part.groupby(KEYS)
+    slope = grouped[["age", "value"]].apply(
+        lambda f: _theil_sen(-f["age"].to_numpy(float), f["value"].to_numpy(float))
+    )
+    mean = grouped["value"].mean()
+    relative = slope * DAYS_PER_MONTH / mean.where(mean != 0)
+    return pd.DataFrame(
+        {f"slope_{days}d": slope, f"relative_slope_{days}d": relative, "n": grouped.size()}
+    )
+
+
+def trends(history: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Per tenant and metric: Theil-Sen slopes (per day) over 28 and 90 days, the same per 30 days
+    relative to the window's mean level, month-over-month growth and a direction."""
+    long = _long(history, as_of, METRICS, max(LONG_WINDOW_DAYS, 2 * MOM_WINDOW_DAYS))
+    out = long[KEYS].drop_duplicates().set_index(KEYS)
+    short = _window_slope(long, SHORT_WINDOW_DAYS).drop(columns="n")
+    full = _window_slope(long, LONG_WINDOW_DAYS)
+    out = out.join(short).join(full)
+
+    # Means of the two windows: on a complete spine their ratio is the ratio of the sums.
+    recent = long[long["age"] < MOM_WINDOW_DAYS].groupby(KEYS)["value"].agg(["mean", "count"])
+    prior_rows = long[(long["age"] >= MOM_WINDOW_DAYS) & (long["age"] < 2 * MOM_WINDOW_DAYS)]
+    prior = prior_rows.groupby(KEYS)["value"].agg(["mean", "count"])
+    enough = (recent["count"] >= MIN_MOM_DAYS) & (prior["count"] >= MIN_MOM_DAYS)
+    mom = recent["mean"] / prior["mean"].where(prior["mean"] != 0) - 1
+    out["mom_growth"] = mom.where(enough)
+
+    rel = out["relative_slope_90d"]
+    direction = np.select(
+        [rel > DIRECTION_THRESHOLD, rel < -DIRECTION_THRESHOLD, rel.notna()],
+        ["up", "down", "flat"],
+        default="unknown",
+    )
+    out["direction"] = np.where(out["n"].fillna(0) >= MIN_TREND_DAYS, direction, "unknown")
+    columns = ["slope_28d", "slope_90d", "relative_slope_28d", "relative_slope_90d"]
+    return out.reset_index()[KEYS + columns + ["mom_growth", "direction"]]
+
+
+def _weekly_profile(history: pd.DataFrame, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seasonality summary and a table of day-of-week factors (mean 1 over the week)."""
+    long = _long(history, as_of, FLOW_METRICS, SEASONAL_WINDOW_DAYS)
+    grouped = long.groupby(KEYS)["value"]
+    # One rolling pass over all series; windows that cross into another series are blanked.
+    half = SMOOTHING_DAYS // 2
+    level = long["value"].rolling(SMOOTHING_DAYS, center=True, min_periods=SMOOTHING_DAYS).mean()
+    position, size = grouped.cumcount(), grouped.transform("size")
+    level = level.where((position >= half) & (position < size - half))
+    long["detrended"] = long["value"] / level.where(level > 0)
+    long["dow"] = long["date"].dt.day_of_week
+    valid = long[long["detrended"].notna()]
+
+    # eta squared = between-day-of-week sum of squares / total sum of squares.
+    series = valid.groupby(KEYS)["detrended"]
+    squares = (valid["detrended"] - series.transform("mean")) ** 2
+    total = squares.groupby([valid["tenant_id"], valid["metric"]]).sum()
+    by_day = valid.groupby(KEYS + ["dow"])["detrended"].agg(["mean", "count"]).reset_index()
+    by_day = by_day.join(series.mean().rename("grand"), on=KEYS)
+    by_day["between"] = by_day["count"] * (by_day["mean"] - by_day["grand"]) ** 2
+    between = by_day.groupby(KEYS)["between"].sum()
+
+    summary = long[KEYS].drop_duplicates().set_index(KEYS)
+    summary["strength"] = between / total.where(total > FLAT_VARIANCE)
+    summary["strength"] = summary["strength"].fillna(0.0)  # constant, or no valid day
+    enough = grouped.count() >= MIN_SEASONAL_DAYS
+    summary["weekly"] = (summary["strength"] >= WEEKLY_STRENGTH_THRESHOLD) & enough
+    ranked = by_day.sort_values(KEYS + ["mean"]).groupby(KEYS)["dow"]
+    for column, day in (("trough_day", ranked.first()), ("peak_day", ranked.last())):
+        names = day.map(lambda d: WEEKDAYS[d]).reindex(summary.index).astype(object)
+        summary[column] = names.where(summary["weekly"], None)
+    summary = summary.reset_index()
+
+    day_means = by_day.groupby(KEYS)["mean"].transform("mean")
+    factors = by_day.assign(factor=by_day["mean"] / day_means)[KEYS + ["dow", "factor"]]
+    return summary, factors
+
+
+def weekly_seasonality(history: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Per tenant and metric over the last 56 days: is there a weekly pattern (eta squared of the
+    day-of-week means of the detrended series), and its peak and trough days."""
+    summary, _ = _weekly_profile(history, as_of)
+    return summary[KEYS + ["weekly", "strength", "peak_day", "trough_day"]]
+
+
+def anomalies(
+    history: pd.DataFrame, as_of: dt.date, lookback_days: int = ANOMALY_LOOKBACK_DAYS
+) -> pd.DataFrame:
+    """Days in the last `lookback_days` up to as_of whose value is far from its neighbours.
+
+    expected = median of up to 3 days each side (not the day itself), on the series divided by its
+    day-of-week factor when the metric is weekly-seasonal, times the day's factor; robust z =
+    (value - expected) / (1.4826 x MAD of the residuals over the lookback), floored as described
+    at SCALE_FLOOR_FRACTION."""
+    end = pd.Timestamp(as_of)
+    long = _long(history, as_of, FLOW_METRICS, lookback_days + NEIGHBOUR_DAYS)
+    summary, factors = _weekly_profile(history, as_of)
+    seasonal = factors.merge(summary.loc[summary["weekly"], KEYS], on=KEYS)
+    long["dow"] = long["date"].dt.day_of_week
+    long = long.merge(seasonal, on=KEYS + ["dow"], how="left")
+    long = long.sort_values(KEYS + ["date"], ignore_index=True)
+    factor = long["factor"].fillna(1.0)
+    factor = factor.where(factor > 0)
+    adjusted = (long["value"] / factor).groupby([long["tenant_id"], long["metric"]])
+
+    shifts = [k for k in range(-NEIGHBOUR_DAYS, NEIGHBOUR_DAYS + 1) if k != 0]
+    neighbours = pd.concat([adjusted.shift(k) for k in shifts], axis=1)
+    enough = neighbours.notna().sum(axis=1) >= MIN_NEIGHBOURS
+    long["expected"] = (neighbours.median(axis=1) * factor).where(enough)
+    long["residual"] = long["value"] - long["expected"]
+
+    recent = long[
+        (long["date"] > end - pd.Timedelta(days=lookback_days)) & long["residual"].notna()
+    ]
+    grouped = recent.groupby(KEYS)
+    centre = grouped["residual"].transform("median")
+    mad = (recent["residual"] - centre).abs().groupby([recent["tenant_id"], recent["metric"]])
+    floor = (
+        SCALE_FLOOR_FRACTION
+        * recent["expected"].abs().groupby([recent["tenant_id"], recent["metric"]]).median()
+    )
+    scale = np.maximum(MAD_TO_SD * mad.median(), floor).rename("scale")
+    recent = recent.join(scale, on=KEYS)
+    recent["robust_z"] = recent["residual"] / recent["scale"].where(recent["scale"] > 0)
+
+    found = recent[recent["robust_z"].abs() >= ANOMALY_Z].copy()
+    found["kind"] = np.where(found["robust_z"] > 0, "spike", "drop")
+    columns = KEYS + ["date", "value", "expected", "robust_z", "kind"]
+    return found[columns].reset_index(drop=True)

@@ -1,0 +1,231 @@
+"""patterns: Theil-Sen trends, weekly seasonality and anomalies on hand-computed series, and the
+planted signals of the demo tenants (tests/data/tenant_daily_metrics_demo.csv.gz, a copy of
+analytics.tenant_daily_metrics from a demo warehouse of 122 days).
+
+`make_history` and `load_demo` are shared with test_health.py and test_recommendations.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tenantpulse.analysis import patterns
+from tenantpulse.sources.profiles import planted_anomaly_dates
+
+DEMO_CSV = Path(__file__).parent / "data" / "tenant_daily_metrics_demo.csv.gz"
+ALL_SOURCES = ("stripe", "github", "shopify", "google_analytics")
+START = dt.date(2026, 1, 5)  # a Monday
+COUNT_COLUMNS = (
+    "active_subscriptions",
+    "subscriptions_canceled",
+    "new_customers",
+    "charges_failed",
+    "charges_succeeded",
+    "prs_opened",
+    "prs_merged",
+    "commits",
+    "sessions",
+    "total_users",
+    "conversions",
+)
+
+
+def make_history(tenant_id="t1", days=60, sources=ALL_SOURCES, start=START, **series):
+    """A tenant_daily_metrics frame: zeros / NaN except the given series (arrays of `days`)."""
+    frame = pd.DataFrame(
+        {
+            "tenant_id": tenant_id,
+            "date": pd.date_range(start, periods=days, freq="D"),
+            "currency": "usd",
+            "revenue": 0.0,
+            "mrr": 0.0,
+            "failed_charge_rate": np.nan,
+            "refunded": 0.0,
+            "median_hours_to_merge": np.nan,
+            "bounce_rate": np.nan,
+        }
+    )
+    for column in COUNT_COLUMNS:
+        frame[column] = 0
+    for source in ALL_SOURCES:
+        frame[f"has_{source}"] = source in sources
+    for column, values in series.items():
+        frame[column] = np.asarray(values, dtype=float) if column != "tenant_id" else values
+    return frame
+
+
+def last_day(frame: pd.DataFrame) -> dt.date:
+    return frame["date"].max().date()
+
+
+def load_demo() -> tuple[pd.DataFrame, dt.date]:
+    history = pd.read_csv(DEMO_CSV, parse_dates=["date"])
+    return history, last_day(history)
+
+
+def row(frame: pd.DataFrame, metric: str, tenant_id: str = "t1") -> pd.Series:
+    match = frame[(frame["tenant_id"] == tenant_id) & (frame["metric"] == metric)]
+    assert len(match) == 1, match
+    return match.iloc[0]
+
+
+def tuesday_series(days: int, base: float = 100.0, factor: float = 3.0) -> np.ndarray:
+    dates = pd.date_range(START, periods=days, freq="D")
+    return np.where(dates.day_of_week == 1, base * factor, base)
+
+
+# trends
+
+
+def test_theil_sen_slope_of_a_line_is_exact():
+    history = make_history(days=28, revenue=np.arange(1, 29))
+    result = row(patterns.trends(history, last_day(history)), "revenue")
+    assert result["slope_28d"] == pytest.approx(1.0)
+    assert result["slope_90d"] == pytest.approx(1.0)
+    assert result["relative_slope_28d"] == pytest.approx(30 / 14.5)  # mean of 1..28 is 14.5
+    assert result["direction"] == "up"
+    assert np.isnan(result["mom_growth"])  # no earlier 30 days to compare with
+
+
+def test_theil_sen_ignores_an_outlier():
+    values = np.arange(1, 29, dtype=float)
+    values[10] = 10_000.0
+    history = make_history(days=28, revenue=values)
+    assert row(patterns.trends(history, last_day(history)), "revenue")["slope_28d"] == 1.0
+
+
+def test_mom_growth_of_60_then_90_is_half():
+    history = make_history(days=60, revenue=[2.0] * 30 + [3.0] * 30)
+    assert row(patterns.trends(history, last_day(history)), "revenue")["mom_growth"] == 0.5
+
+
+def test_mom_growth_is_nan_when_the_earlier_month_is_zero():
+    history = make_history(days=60, revenue=[0.0] * 30 + [3.0] * 30)
+    assert np.isnan(row(patterns.trends(history, last_day(history)), "revenue")["mom_growth"])
+
+
+def test_directions_down_flat_and_unknown():
+    falling = make_history("down", days=90, revenue=np.linspace(200, 100, 90))
+    flat = make_history("flat", days=90, revenue=np.full(90, 50.0))
+    short = make_history("short", days=20, revenue=np.arange(20))
+    history = pd.concat([falling, flat, short])
+    result = patterns.trends(history, last_day(history))
+    assert row(result, "revenue", "down")["direction"] == "down"
+    assert row(result, "revenue", "flat")["direction"] == "flat"
+    assert row(result, "revenue", "short")["direction"] == "unknown"  # < MIN_TREND_DAYS
+
+
+def test_a_missing_source_is_unknown_not_zero():
+    history = make_history(days=60, sources=("stripe",), sessions=np.zeros(60))
+    result = row(patterns.trends(history, last_day(history)), "sessions")
+    assert result["direction"] == "unknown"
+    assert np.isnan(result["slope_90d"])
+
+
+# weekly seasonality
+
+
+def test_tuesdays_at_three_times_are_weekly_with_peak_tuesday():
+    history = make_history(days=56, revenue=tuesday_series(56))
+    result = row(patterns.weekly_seasonality(history, last_day(history)), "revenue")
+    assert bool(result["weekly"]) is True
+    assert result["peak_day"] == "Tue"
+    # Detrended Tuesdays are 7/3 and other days 7/9 exactly: day of week explains everything.
+    assert result["strength"] == pytest.approx(1.0)
+
+
+def test_a_constant_series_is_not_weekly():
+    history = make_history(days=56, revenue=np.full(56, 100.0))
+    result = row(patterns.weekly_seasonality(history, last_day(history)), "revenue")
+    assert bool(result["weekly"]) is False
+    assert result["strength"] == 0.0
+    assert result["peak_day"] is None
+
+
+def test_fewer_than_six_weeks_is_not_weekly():
+    history = make_history(days=35, revenue=tuesday_series(35))
+    assert not row(patterns.weekly_seasonality(history, last_day(history)), "revenue")["weekly"]
+
+
+# anomalies
+
+
+def test_one_spike_on_a_flat_series():
+    values = np.full(60, 100.0)
+    values[40] = 1000.0
+    history = make_history(days=60, revenue=values)
+    found = patterns.anomalies(history, last_day(history))
+    found = found[found["metric"] == "revenue"]
+    assert len(found) == 1
+    spike = found.iloc[0]
+    assert spike["date"] == pd.Timestamp(START + dt.timedelta(days=40))
+    assert (spike["value"], spike["expected"], spike["kind"]) == (1000.0, 100.0, "spike")
+    # MAD of the residuals is 0, so the scale is the floor: 5% of the typical expected value 100.
+    assert spike["robust_z"] == pytest.approx(900 / 5)
+
+
+def test_a_drop_is_found_and_old_days_are_outside_the_lookback():
+    values = np.full(120, 100.0)
+    values[10] = 1000.0  # 109 days before as_of: outside the 90-day lookback
+    values[100] = 10.0
+    history = make_history(days=120, revenue=values)
+    found = patterns.anomalies(history, last_day(history))
+    found = found[found["metric"] == "revenue"]
+    assert found["date"].tolist() == [pd.Timestamp(START + dt.timedelta(days=100))]
+    assert found.iloc[0]["kind"] == "drop"
+    assert found.iloc[0]["robust_z"] == pytest.approx(-90 / 5)
+
+
+def test_weekly_peaks_are_expected_and_a_wednesday_spike_is_not():
+    values = tuesday_series(90)
+    values[16] = 500.0  # a Wednesday, before the 56-day seasonality window
+    history = make_history(days=90, revenue=values)
+    found = patterns.anomalies(history, last_day(history))
+    found = found[found["metric"] == "revenue"]
+    assert len(found) == 1  # no Tuesday is an anomaly
+    spike = found.iloc[0]
+    assert spike["date"] == pd.Timestamp(START + dt.timedelta(days=16))
+    # Neighbours divided by their day factor (Tue 7/3, others 7/9) are all 900/7; x 7/9 = 100.
+    assert spike["expected"] == pytest.approx(100.0)
+
+
+def test_nothing_after_as_of_is_used():
+    values = np.full(90, 100.0) + np.arange(90) % 7
+    values[50] = 900.0
+    history = make_history(days=90, revenue=values, sessions=tuesday_series(90))
+    as_of = last_day(history) - dt.timedelta(days=10)
+    planted = history.copy()
+    planted.loc[planted["date"] > pd.Timestamp(as_of), ["revenue", "sessions"]] = 1e9
+    for function in (patterns.trends, patterns.weekly_seasonality, patterns.anomalies):
+        pd.testing.assert_frame_equal(function(history, as_of), function(planted, as_of))
+
+
+# the demo tenants' planted signals
+
+
+def test_demo_seasonal_tenant_peaks_on_tuesday():
+    history, as_of = load_demo()
+    result = row(patterns.weekly_seasonality(history, as_of), "revenue", "initech_weekly")
+    assert bool(result["weekly"]) and result["peak_day"] == "Tue"
+
+
+def test_demo_steady_growth_revenue_is_up():
+    history, as_of = load_demo()
+    assert row(patterns.trends(history, as_of), "revenue", "acme_growth")["direction"] == "up"
+
+
+def test_demo_every_planted_anomaly_is_found_within_a_day():
+    history, as_of = load_demo()
+    tenant = history[history["tenant_id"] == "umbrella_spikes"]
+    history_start = tenant["date"].min().date()
+    planted = planted_anomaly_dates(history_start, as_of)
+    assert len(planted) == 3
+    found = patterns.anomalies(history, as_of)
+    found = found[(found["tenant_id"] == "umbrella_spikes") & (found["metric"] == "revenue")]
+    for day, kind in planted:
+        near = found[(found["date"] - pd.Timestamp(day)).abs() <= pd.Timedelta(days=1)]
+        assert (near["kind"] == kind).any(), (day, kind, found)
