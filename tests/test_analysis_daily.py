@@ -6,10 +6,10 @@ import math
 
 import pandas as pd
 
-from test_patterns import load_demo
 from tenantpulse.analysis.daily import analyse_day, normalise_history, train_churn_model
 from tenantpulse.analysis.document import analysis_document
 from tenantpulse.analysis.tables import read_days, replace_days
+from test_patterns import load_demo
 
 AS_OF = dt.date(2026, 11, 20)
 
