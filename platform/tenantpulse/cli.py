@@ -186,6 +186,8 @@ def report(tenant_id: str, as_of: str | None) -> None:
     import datetime as dt
     import json
 
+    import pandas as pd
+
     from tenantpulse.analysis.document import analysis_document
     from tenantpulse.analysis.tables import read_days
     from tenantpulse.tenants.ids import validate_tenant_id
@@ -199,14 +201,8 @@ def report(tenant_id: str, as_of: str | None) -> None:
         raise click.ClickException(
             f"no analysis of {tenant_id} for {as_of or 'any day'}: run `tenantpulse run` first"
         )
-    day = pd_date(tables["health_scores"]["as_of"].iloc[0])
+    day = pd.Timestamp(tables["health_scores"]["as_of"].iloc[0]).date()
     click.echo(json.dumps(analysis_document(tenant_id, day, tables), indent=2))
-
-
-def pd_date(value):
-    import pandas as pd
-
-    return pd.Timestamp(value).date()
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
