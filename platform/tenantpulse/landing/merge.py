@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -95,7 +97,7 @@ def land_stream(
     if valid_frames:
         latest = _latest_versions(contract, pd.concat(valid_frames, ignore_index=True))
         key = ("tenant_id", *contract.primary_key)
-        _replace_rows(conn, LANDING_SCHEMA, contract.name, latest, key)
+        _replace_rows(conn, contract.name, latest, key)
         landed = latest.groupby("tenant_id").size()
         for outcome in outcomes:
             outcome.rows_landed = int(landed.get(outcome.tenant_id, 0))
@@ -116,11 +118,7 @@ def _read_new_raw_rows(
     expected = contract.column_names + AIRBYTE_COLUMN_NAMES
     outcome.extra_columns = tuple(c for c in raw_columns if c not in expected)
     outcome.missing_columns = tuple(c for c in expected if c not in raw_columns)
-    lacking_keys = [
-        c
-        for c in (*contract.primary_key, "_airbyte_raw_id", "_airbyte_extracted_at")
-        if c not in raw_columns
-    ]
+    lacking_keys = [c for c in contract.required_columns if c not in raw_columns]
     if lacking_keys:
         outcome.status = FAILED
         outcome.error = (
@@ -147,23 +145,29 @@ def _latest_versions(contract: StreamContract, rows: pd.DataFrame) -> pd.DataFra
     return latest[["tenant_id", *(c.name for c in contract.all_columns)]]
 
 
-def _replace_rows(
-    conn: Connection, schema: str, table: str, rows: pd.DataFrame, key: tuple[str, ...]
-) -> None:
-    """Replace the rows of `schema.table` whose `key` columns match `rows`, in two statements."""
-    target = qualified(schema, table)
+@contextmanager
+def _staged(conn: Connection, table: str, rows: pd.DataFrame) -> Iterator[str]:
+    """`rows` in a temporary table shaped like `landing.<table>`; yields its qualified name."""
     stage_name = f"stage_{table}"
     stage = qualified(conn.temp_schema, stage_name)
     conn.execute(f"drop table if exists {stage}")
     conn.execute(
-        f"create temp table {quote_ident(stage_name)} as select * from {target} where 1 = 0"
+        f"create temp table {quote_ident(stage_name)} as "
+        f"select * from {qualified(LANDING_SCHEMA, table)} where 1 = 0"
     )
     conn.write_frame(conn.temp_schema, stage_name, rows)
+    yield stage
+    conn.execute(f"drop table {stage}")
+
+
+def _replace_rows(conn: Connection, table: str, rows: pd.DataFrame, key: tuple[str, ...]) -> None:
+    """Replace the rows of `landing.<table>` whose `key` columns match `rows`, in two statements."""
+    target = qualified(LANDING_SCHEMA, table)
     matches = " and ".join(f"t.{quote_ident(c)} = s.{quote_ident(c)}" for c in key)
     columns = ", ".join(quote_ident(c) for c in rows.columns)
-    conn.execute(f"delete from {target} as t using {stage} as s where {matches}")
-    conn.execute(f"insert into {target} ({columns}) select {columns} from {stage}")
-    conn.execute(f"drop table {stage}")
+    with _staged(conn, table, rows) as stage:
+        conn.execute(f"delete from {target} as t using {stage} as s where {matches}")
+        conn.execute(f"insert into {target} ({columns}) select {columns} from {stage}")
 
 
 def _quarantine_frame(contract: StreamContract, tenant_id: str, checked) -> pd.DataFrame:
@@ -176,14 +180,8 @@ def _quarantine_frame(contract: StreamContract, tenant_id: str, checked) -> pd.D
             "tenant_id": tenant_id,
             "stream": contract.name,
             "record_hash": [hashlib.sha256(r.encode()).hexdigest() for r in records],
-            "_airbyte_raw_id": checked.rejected.get("_airbyte_raw_id", pd.Series(dtype=object))
-            .astype(object)
-            .map(lambda v: None if pd.isna(v) else str(v))
-            .tolist(),
-            "_airbyte_extracted_at": checked.rejected["_airbyte_extracted_at"]
-            .astype(object)
-            .map(lambda v: None if pd.isna(v) else str(v))
-            .tolist(),
+            "_airbyte_raw_id": _as_text(checked.rejected["_airbyte_raw_id"]),
+            "_airbyte_extracted_at": _as_text(checked.rejected["_airbyte_extracted_at"]),
             "reason": checked.reasons.tolist(),
             "record": records,
             "quarantined_at": dt.datetime.now(dt.UTC),
@@ -192,18 +190,10 @@ def _quarantine_frame(contract: StreamContract, tenant_id: str, checked) -> pd.D
 
 
 def _insert_quarantine(conn: Connection, rows: pd.DataFrame) -> None:
+    """Add rows not quarantined before (keyed by the hash of their content)."""
     rows = rows.drop_duplicates(["tenant_id", "stream", "record_hash"])
-    conn.execute("drop table if exists " + qualified(conn.temp_schema, "stage_quarantine"))
-    conn.execute(
-        "create temp table stage_quarantine as select * from landing.quarantine where 1 = 0"
-    )
-    conn.write_frame(conn.temp_schema, "stage_quarantine", rows)
-    conn.execute(
-        "insert into landing.quarantine select * from "
-        + qualified(conn.temp_schema, "stage_quarantine")
-        + " on conflict do nothing"
-    )
-    conn.execute("drop table " + qualified(conn.temp_schema, "stage_quarantine"))
+    with _staged(conn, "quarantine", rows) as stage:
+        conn.execute(f"insert into landing.quarantine select * from {stage} on conflict do nothing")
 
 
 def _watermarks(
@@ -229,7 +219,11 @@ def _save_watermarks(
             "updated_at": dt.datetime.now(dt.UTC),
         }
     )
-    _replace_rows(conn, LANDING_SCHEMA, "watermarks", rows, ("tenant_id", "stream"))
+    _replace_rows(conn, "watermarks", rows, ("tenant_id", "stream"))
+
+
+def _as_text(values: pd.Series) -> list[str | None]:
+    return [None if pd.isna(v) else str(v) for v in values.astype(object)]
 
 
 def _plain(value):

@@ -39,8 +39,7 @@ def validate_rows(contract: StreamContract, raw: pd.DataFrame) -> ValidatedRows:
             problems[failed] += f"{column.name}: " + shown + f" is not a {column.type}; "
         typed[column.name] = converted
     frame = pd.DataFrame(typed, index=raw.index)
-    required = contract.primary_key + ("_airbyte_raw_id", "_airbyte_extracted_at")
-    for name in required:
+    for name in contract.required_columns:
         missing = frame[name].isna() & raw.get(name, pd.Series(None, index=raw.index)).isna()
         problems[missing] += f"{name}: missing (required); "
     bad = problems != ""

@@ -64,6 +64,11 @@ class StreamContract:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """Without these a raw row cannot be landed: its key, and Airbyte's id and sync time."""
+        return (*self.primary_key, "_airbyte_raw_id", "_airbyte_extracted_at")
+
 
 def raw_schema(tenant_id: str) -> str:
     """The schema Airbyte writes a tenant's streams into (namespace_format = "user_<tenant_id>")."""
