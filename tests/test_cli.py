@@ -23,6 +23,7 @@ def run_cli(tmp_path, warehouse_url, monkeypatch):
     monkeypatch.setenv("TENANTPULSE_SIM_VOLUME", "0.2")
     monkeypatch.setenv("TENANTPULSE_DAILY_PARTITIONS_START", "2026-07-01")
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the deterministic writer
 
     def run(*args):
         return CliRunner().invoke(main, list(args), catch_exceptions=False)
@@ -108,6 +109,18 @@ def test_demo_runs_every_demo_tenant_through_the_flow_and_finds_the_planted_sign
         assert any(abs((day - planted).days) <= 1 for day in found), (planted, found)
     slowing = report("hooli_eng")["recommendations"]
     assert any("PR" in r["action"] for r in slowing), slowing
+    # Every tenant's document has grounded insights and recommendation wording.
+    for tenant in DEMO_TENANTS:
+        document = report(tenant.tenant_id)
+        assert document["generated_by"] == "deterministic"
+        assert document["grounding"]["sentences_dropped"] == 0, document["grounding"]
+        assert document["insights"]["strengths"] or document["insights"]["improvements"]
+        assert all(r["impact"] for r in document["recommendations"]), document
+    assert any(s.startswith("Revenue is up ") for s in growing["insights"]["strengths"])
+    assert any(
+        s.startswith("Churn risk is high (probability ")
+        for s in churning["insights"]["improvements"]
+    )
     missing = run_cli("report", "acme_growth", "--date", "2026-01-01")
     assert missing.exit_code != 0 and "no analysis of acme_growth for 2026-01-01" in missing.output
 

@@ -182,7 +182,8 @@ def demo() -> None:
 )
 @_friendly_errors
 def report(tenant_id: str, as_of: str | None) -> None:
-    """Print TENANT_ID's analysis document (shared/METRICS.md) as JSON."""
+    """Print TENANT_ID's analysis document (shared/METRICS.md) as JSON: health, churn risk,
+    patterns, grounded insights, recommendations and which writer wrote them (generated_by)."""
     import datetime as dt
     import json
 
@@ -194,14 +195,23 @@ def report(tenant_id: str, as_of: str | None) -> None:
 
     tenant_id = validate_tenant_id(tenant_id)
     day = dt.date.fromisoformat(as_of) if as_of else None
-    names = ("health_scores", "churn_risk", "trends", "seasonality", "anomalies", "recommendations")
+    names = (
+        "health_scores",
+        "churn_risk",
+        "trends",
+        "seasonality",
+        "anomalies",
+        "recommendations",
+        "insights",
+    )
     with open_warehouse(_settings().warehouse).connect() as conn:
+        health = read_days(conn, "health_scores", tenant_id, day)
+        if health.empty:
+            raise click.ClickException(
+                f"no analysis of {tenant_id} for {as_of or 'any day'}: run `tenantpulse run` first"
+            )
+        day = pd.Timestamp(health["as_of"].iloc[0]).date()  # every table of that same day
         tables = {name: read_days(conn, name, tenant_id, day) for name in names}
-    if tables["health_scores"].empty:
-        raise click.ClickException(
-            f"no analysis of {tenant_id} for {as_of or 'any day'}: run `tenantpulse run` first"
-        )
-    day = pd.Timestamp(tables["health_scores"]["as_of"].iloc[0]).date()
     click.echo(json.dumps(analysis_document(tenant_id, day, tables), indent=2))
 
 

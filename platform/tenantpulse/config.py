@@ -43,6 +43,20 @@ class SimulatorSettings:
 
 
 @dataclass(frozen=True)
+class LlmSettings:
+    """The insights' LLM writer: on when OPENAI_API_KEY is set (see docs/insights.md)."""
+
+    enabled: bool
+    base_url: str | None  # any OpenAI-compatible server; None: OpenAI's own
+    model: str
+    timeout_seconds: float
+    max_retries: int
+    concurrency: int
+    input_price_per_mtok: float  # US dollars per million prompt tokens, for the cost metadata
+    output_price_per_mtok: float
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     warehouse: WarehouseUrl
@@ -51,6 +65,7 @@ class Settings:
     daily_partitions_start: (
         dt.date
     )  # first day of the daily partitions of the dbt and analysis assets
+    llm: LlmSettings
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,12 +89,30 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     daily_partitions_start = _date_setting(
         env, "TENANTPULSE_DAILY_PARTITIONS_START", default=dt.date(2025, 1, 1)
     )
+    llm = LlmSettings(
+        enabled=bool(env.get("OPENAI_API_KEY")),
+        base_url=_url_setting(env, "OPENAI_BASE_URL"),
+        model=env.get("TENANTPULSE_LLM_MODEL") or "gpt-4o-mini",
+        timeout_seconds=_float_setting(
+            env, "TENANTPULSE_LLM_TIMEOUT_SECONDS", default=30.0, low=0.1, high=600.0
+        ),
+        max_retries=_int_setting(env, "TENANTPULSE_LLM_MAX_RETRIES", default=3, low=0, high=10),
+        concurrency=_int_setting(env, "TENANTPULSE_LLM_CONCURRENCY", default=4, low=1, high=64),
+        # gpt-4o-mini's list prices; set both for another model.
+        input_price_per_mtok=_float_setting(
+            env, "TENANTPULSE_LLM_INPUT_PRICE_PER_MTOK", default=0.15, low=0.0, high=1000.0
+        ),
+        output_price_per_mtok=_float_setting(
+            env, "TENANTPULSE_LLM_OUTPUT_PRICE_PER_MTOK", default=0.60, low=0.0, high=1000.0
+        ),
+    )
     return Settings(
         home=home,
         warehouse=warehouse,
         dagster_home=dagster_home,
         simulator=simulator,
         daily_partitions_start=daily_partitions_start,
+        llm=llm,
     )
 
 
@@ -109,6 +142,16 @@ def parse_warehouse_url(url: str) -> WarehouseUrl:
     raise SettingsError(
         f"TENANTPULSE_WAREHOUSE_URL={_redact_password(url)!r} is not supported; {allowed}"
     )
+
+
+def _url_setting(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name}={raw!r} is not a URL; allowed: http(s)://host[:port]/path")
+    return raw
 
 
 def _redact_password(url: str) -> str:

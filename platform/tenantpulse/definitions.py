@@ -2,10 +2,12 @@
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
+from dagster_openai import OpenAIResource
 
 from tenantpulse.config import Settings, load_settings
 from tenantpulse.defs.analysis import build_analysis_assets
 from tenantpulse.defs.dbt import build_dbt_assets
+from tenantpulse.defs.insights import build_insights_asset
 from tenantpulse.defs.jobs import build_jobs
 from tenantpulse.defs.landing import landing_assets
 from tenantpulse.defs.raw import raw_assets
@@ -37,6 +39,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     days = daily_partitions(settings)
     dbt_assets = build_dbt_assets(dbt_project, days)
     analysis = build_analysis_assets(days)
+    insights = build_insights_asset(days, settings.llm)
     # DuckDB allows one writing process per file: run every step in the run's own process.
     executor = (
         dg.in_process_executor
@@ -44,15 +47,27 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         else dg.multiprocess_executor
     )
     return dg.Definitions(
-        assets=[*raw_assets, *landing_assets, *dbt_assets, analysis],
-        jobs=build_jobs(dbt_assets, analysis),
+        assets=[*raw_assets, *landing_assets, *dbt_assets, analysis, insights],
+        jobs=build_jobs(dbt_assets, analysis, insights),
         sensors=[tenant_partitions_sensor],
         resources={
             "warehouse": WarehouseResource(url=settings.warehouse.url),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
-        },
+        }
+        | _llm_resources(settings),
         executor=executor,
     )
+
+
+def _llm_resources(settings: Settings) -> dict:
+    if not settings.llm.enabled:
+        return {}
+    # EnvVar: the key is read when a run starts and never shown in the UI's resource config.
+    return {
+        "openai": OpenAIResource(
+            api_key=dg.EnvVar("OPENAI_API_KEY"), base_url=settings.llm.base_url
+        )
+    }
 
 
 @dg.definitions

@@ -44,6 +44,7 @@ STAGES = [
     ("dbt daily marts", "transform_daily", DAYS),
     ("dbt mart tables", "transform_tables", None),
     ("analyse", "analyse", RECENT_DAYS),
+    ("insights", "write_insights", RECENT_DAYS),
 ]
 
 

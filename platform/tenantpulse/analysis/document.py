@@ -1,5 +1,5 @@
-"""The per-tenant analysis document of shared/METRICS.md (the written insights come later), built
-from the stored analysis of one tenant and day."""
+"""The per-tenant analysis document of shared/METRICS.md, built from the stored analysis and
+insights of one tenant and day."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ COMPONENTS = ("revenue", "payments", "engineering", "web", "data_freshness")
 
 
 def analysis_document(tenant_id: str, as_of: dt.date, tables: dict[str, pd.DataFrame]) -> dict:
-    """`tables`: the analysis tables' rows for this tenant and day (see analysis.daily)."""
+    """`tables`: the analysis tables' rows for this tenant and day (see analysis.daily), and the
+    `insights` row when the day's insights are written."""
     health = _first(tables["health_scores"])
+    written = _first(tables.get("insights"))
+    impacts = json.loads(written.get("recommendation_impacts") or "{}")
     risk = _first(tables["churn_risk"])
     trends = {row["metric"]: row for row in _rows(tables["trends"])}
     seasonality = {row["metric"]: row for row in _rows(tables["seasonality"])}
@@ -68,17 +71,28 @@ def analysis_document(tenant_id: str, as_of: dt.date, tables: dict[str, pd.DataF
                 for row in _rows(tables["anomalies"])
             ],
         },
+        "insights": {
+            "strengths": json.loads(written.get("strengths") or "[]"),
+            "improvements": json.loads(written.get("improvements") or "[]"),
+        },
         "recommendations": [
             {
                 "priority": row["priority"],
                 "action": row["action"],
-                "impact": row["impact"],
+                # A recommendation the grounding check dropped has no written impact: none shown.
+                "impact": impacts.get(row["rule"]) if written else row["impact"],
                 "evidence": json.loads(row["evidence"])
                 if isinstance(row["evidence"], str)
                 else row["evidence"],
             }
             for row in _rows(tables["recommendations"])
         ],
+        "generated_by": _text(written.get("generated_by")),
+        "grounding": {
+            "sentences_checked": _number(written.get("sentences_checked")),
+            "sentences_dropped": _number(written.get("sentences_dropped")),
+            "llm_error": _text(written.get("llm_error")),
+        },
     }
 
 

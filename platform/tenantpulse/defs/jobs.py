@@ -3,7 +3,7 @@
 from dagster import AssetSelection, define_asset_job
 
 
-def build_jobs(dbt_assets: list, analysis) -> list:
+def build_jobs(dbt_assets: list, analysis, insights) -> list:
     dbt_views, dbt_daily, dbt_tables = dbt_assets
     return [
         # Observe every raw stream (one observation per stream covers all tenants).
@@ -18,4 +18,6 @@ def build_jobs(dbt_assets: list, analysis) -> list:
         define_asset_job("transform_tables", selection=AssetSelection.assets(dbt_tables)),
         # Patterns, health, churn risk and recommendations over a range of days, all tenants.
         define_asset_job("analyse", selection=AssetSelection.assets(analysis)),
+        # Strengths, improvements and recommendation wording, grounded in each tenant's facts.
+        define_asset_job("write_insights", selection=AssetSelection.assets(insights)),
     ]

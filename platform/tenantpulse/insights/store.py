@@ -1,0 +1,144 @@
+"""Where insights come from and go: the analysis tables of one day in, `analysis.insights` out
+(one row per tenant per day), the LLM answer cache in `ops.llm_cache`, and the tenant text a
+prompt may quote (display name, recent PR titles)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+
+from tenantpulse.analysis.tables import read_days
+from tenantpulse.insights.compose import TenantContext, TenantInsights
+from tenantpulse.insights.facts import TenantFacts, tenant_facts
+from tenantpulse.insights.llm import MAX_PR_TITLES, PROMPT_VERSION, Cache
+from tenantpulse.warehouse import Connection
+
+INSIGHTS_TABLE = "insights"
+FACT_TABLES = (
+    "health_scores",
+    "churn_risk",
+    "trends",
+    "seasonality",
+    "anomalies",
+    "recommendations",
+)
+CACHE_BATCH = 500  # input hashes per lookup query
+
+
+def facts_of_day(conn: Connection, as_of: dt.date) -> list[TenantFacts]:
+    """The facts of every tenant analysed on `as_of` (none when the day is not analysed)."""
+    tables = {name: read_days(conn, name, None, as_of) for name in FACT_TABLES}
+    health = tables["health_scores"]
+    if health.empty:
+        return []
+    return [
+        tenant_facts(
+            tenant_id,
+            as_of,
+            {
+                name: frame[frame["tenant_id"] == tenant_id] if not frame.empty else frame
+                for name, frame in tables.items()
+            },
+        )
+        for tenant_id in sorted(health["tenant_id"].unique())
+    ]
+
+
+def tenant_contexts(
+    conn: Connection, tenant_ids: list[str], as_of: dt.date
+) -> dict[str, TenantContext]:
+    """Display names and the newest pull request titles opened up to `as_of`."""
+    names = dict(
+        conn.fetch_all("select tenant_id, name from ops.tenants")
+        if conn.table_exists("ops", "tenants")
+        else []
+    )
+    titles: dict[str, list[str]] = {}
+    if conn.table_exists("staging", "stg_github__pull_requests"):
+        rows = conn.fetch_all(
+            "select tenant_id, title from ("
+            " select tenant_id, title, row_number() over ("
+            "  partition by tenant_id order by created_at desc, pull_request_id desc) as newest"
+            " from staging.stg_github__pull_requests"
+            " where created_at < %s and title is not null"
+            ") ranked where newest <= %s order by tenant_id, newest",
+            (as_of + dt.timedelta(days=1), MAX_PR_TITLES),
+        )
+        for tenant_id, title in rows:
+            titles.setdefault(tenant_id, []).append(title)
+    return {t: TenantContext(names.get(t) or t, tuple(titles.get(t, ()))) for t in tenant_ids}
+
+
+def ensure_cache(conn: Connection) -> None:
+    conn.ensure_schema("ops")
+    conn.execute(
+        "create table if not exists ops.llm_cache ("
+        " input_hash varchar primary key,"
+        " prompt_version varchar not null,"
+        " model varchar not null,"
+        " answer varchar not null,"
+        " created_at timestamp not null)"
+    )
+
+
+def load_cache(conn: Connection, keys: list[str]) -> Cache:
+    ensure_cache(conn)
+    entries = {}
+    for start in range(0, len(keys), CACHE_BATCH):
+        batch = keys[start : start + CACHE_BATCH]
+        placeholders = ", ".join(["%s"] * len(batch))
+        for key, answer in conn.fetch_all(
+            f"select input_hash, answer from ops.llm_cache where input_hash in ({placeholders})",
+            batch,
+        ):
+            entries[key] = json.loads(answer)
+    return Cache(entries)
+
+
+def save_cache(conn: Connection, cache: Cache, model: str) -> int:
+    """Store the answers `cache` received in this run; returns how many."""
+    ensure_cache(conn)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for key, answer in cache.new.items():
+        conn.execute("delete from ops.llm_cache where input_hash = %s", (key,))
+        conn.execute(
+            "insert into ops.llm_cache (input_hash, prompt_version, model, answer, created_at)"
+            " values (%s, %s, %s, %s, %s)",
+            (key, PROMPT_VERSION, model, json.dumps(answer), now),
+        )
+    return len(cache.new)
+
+
+def insights_frame(results: list[TenantInsights]) -> pd.DataFrame:
+    """One `analysis.insights` row per tenant and day; lists are JSON text."""
+    rows = [
+        {
+            "tenant_id": r.tenant_id,
+            "as_of": r.as_of,
+            "strengths": json.dumps(r.strengths),
+            "improvements": json.dumps(r.improvements),
+            "recommendation_impacts": json.dumps(r.recommendation_impacts),
+            "generated_by": r.generated_by,
+            "prompt_version": PROMPT_VERSION,
+            "input_hash": r.written.input_hash,
+            "llm_error": r.written.error,
+            "from_cache": r.written.from_cache,
+            "sentences_checked": r.sentences_checked,
+            "sentences_dropped": len(r.dropped),
+            "dropped": json.dumps([d.__dict__ for d in r.dropped]),
+            "fallback_topics": json.dumps(r.fallback_topics),
+            "prompt_tokens": r.written.prompt_tokens,
+            "completion_tokens": r.written.completion_tokens,
+            "cost_usd": r.written.cost_usd,
+        }
+        for r in results
+    ]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    # Typed columns even where every value is missing, so the table's schema never depends on a day.
+    frame["input_hash"] = frame["input_hash"].astype("string")
+    frame["llm_error"] = frame["llm_error"].astype("string")
+    return frame
