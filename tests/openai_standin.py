@@ -38,7 +38,7 @@ class OpenAIStandIn:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with standin._lock:
                     standin.requests.append(body)
-                    standin.headers.append(dict(self.headers))
+                    standin.headers.append({k.lower(): v for k, v in self.headers.items()})
                     number = len(standin.requests)
                 if self.path != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})

@@ -2,7 +2,8 @@
 
 A number in a sentence matches a fact when the fact, rounded to as many decimals as the sentence
 wrote, equals it (the sign aside: "fell 12%" quotes a growth of -0.12). A number followed by "%"
-may also be the fact times 100 (a rate written as a percentage). An ISO date must be one of the
+is a rate: it must be a fact times 100 (every rate among the facts is a fraction). An ISO date must
+be one of the
 facts' dates. Anything else, such as "24/7" or a year, fails: the check is strict by design.
 """
 
@@ -38,7 +39,7 @@ def check_sentence(sentence: str, facts: TenantFacts) -> Verdict:
     unmatched = [day for day in _DATE.findall(sentence) if day not in facts.dates.values()]
     values = [abs(v) for v in facts.numbers.values()]
     for value, decimals, percent in quoted_numbers(sentence):
-        candidates = values + ([v * 100 for v in values] if percent else [])
+        candidates = [v * 100 for v in values] if percent else values
         if not any(_rounds_to(candidate, value, decimals) for candidate in candidates):
             unmatched.append(f"{value:.{decimals}f}{'%' if percent else ''}")
     return Verdict(not unmatched, tuple(unmatched))
