@@ -40,9 +40,32 @@ def test_duckdb_url_takes_relative_and_absolute_paths():
         ({"TENANTPULSE_SIM_HISTORY_DAYS": "5"}, "TENANTPULSE_SIM_HISTORY_DAYS"),
         ({"TENANTPULSE_SIM_END_DATE": "01/11/2026"}, "TENANTPULSE_SIM_END_DATE"),
         ({"TENANTPULSE_SIM_VOLUME": "0"}, "TENANTPULSE_SIM_VOLUME"),
+        ({"OPENAI_BASE_URL": "127.0.0.1:8000/v1"}, "OPENAI_BASE_URL"),
+        ({"TENANTPULSE_LLM_CONCURRENCY": "0"}, "TENANTPULSE_LLM_CONCURRENCY"),
+        ({"TENANTPULSE_LLM_TIMEOUT_SECONDS": "soon"}, "TENANTPULSE_LLM_TIMEOUT_SECONDS"),
     ],
 )
 def test_invalid_setting_names_the_setting_and_what_is_allowed(env, named):
     with pytest.raises(SettingsError, match=named) as error:
         load_settings(env)
     assert "allowed" in str(error.value)
+
+
+def test_an_api_key_turns_the_llm_writer_on_with_its_settings():
+    assert not load_settings({}).llm.enabled
+    llm = load_settings(
+        {
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
+            "TENANTPULSE_LLM_MODEL": "local-model",
+            "TENANTPULSE_LLM_CONCURRENCY": "8",
+        }
+    ).llm
+    assert llm.enabled and llm.base_url == "http://127.0.0.1:8000/v1"
+    assert (llm.model, llm.concurrency, llm.max_retries, llm.timeout_seconds) == (
+        "local-model",
+        8,
+        3,
+        30.0,
+    )
+    assert "sk-test" not in repr(llm)  # the key stays in the environment, not in settings

@@ -37,6 +37,7 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
         "transform_daily",
         "transform_tables",
         "analyse",
+        "write_insights",
     ]
     assert defs.resolve_job_def("ingest").partitions_def == tenant_partitions
     daily = defs.resolve_job_def("transform_daily").partitions_def
@@ -60,6 +61,14 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
     assert graph.get(dg.AssetKey(["analysis", "churn_risk"])).backfill_policy == (
         dg.BackfillPolicy.single_run()
     )
+    insights = graph.get(dg.AssetKey(["analysis", "insights"]))
+    assert insights.partitions_def == daily and insights.group_name == "insights"
+    assert insights.parent_keys == {
+        dg.AssetKey(["analysis", n])
+        for n in ("patterns", "health_scores", "churn_risk", "recommendations")
+    }
+    # No key, no LLM: the deterministic writer needs no openai resource.
+    assert "openai" not in defs.resources
 
 
 def test_duckdb_runs_in_process_and_postgres_in_subprocesses(settings):
