@@ -30,19 +30,20 @@ CACHE_BATCH = 500  # input hashes per lookup query
 def facts_of_day(conn: Connection, as_of: dt.date) -> list[TenantFacts]:
     """The facts of every tenant analysed on `as_of` (none when the day is not analysed)."""
     tables = {name: read_days(conn, name, None, as_of) for name in FACT_TABLES}
-    health = tables["health_scores"]
-    if health.empty:
+    if tables["health_scores"].empty:
         return []
+    by_tenant = {
+        name: {} if frame.empty else dict(tuple(frame.groupby("tenant_id")))
+        for name, frame in tables.items()
+    }
+    no_rows = {name: frame.iloc[0:0] for name, frame in tables.items()}
     return [
         tenant_facts(
             tenant_id,
             as_of,
-            {
-                name: frame[frame["tenant_id"] == tenant_id] if not frame.empty else frame
-                for name, frame in tables.items()
-            },
+            {name: by_tenant[name].get(tenant_id, no_rows[name]) for name in FACT_TABLES},
         )
-        for tenant_id in sorted(health["tenant_id"].unique())
+        for tenant_id in sorted(by_tenant["health_scores"])
     ]
 
 
