@@ -53,16 +53,18 @@ class TenantFacts:
         return {"numbers": self.numbers, "labels": self.labels, "dates": self.dates}
 
 
-def tenant_facts(tenant_id: str, as_of: dt.date, tables: dict[str, pd.DataFrame]) -> TenantFacts:
+def tenant_facts(
+    tenant_id: str, as_of: dt.date, tables: dict[str, pd.DataFrame | list[dict]]
+) -> TenantFacts:
     """`tables`: the analysis tables' rows of this tenant and day (health_scores, churn_risk,
-    trends, seasonality, anomalies, recommendations), as `analysis.tables.read_days` returns them."""
+    trends, seasonality, anomalies, recommendations), as frames or lists of row dicts."""
     numbers: dict[str, float] = dict(WINDOW_FACTS)
     labels: dict[str, str] = {}
     dates: dict[str, str] = {}
 
     scores = _first(tables["health_scores"])
     _put(numbers, "health_score", scores.get("health_score"))
-    used = [c for c in (scores.get("components_used") or "").split(",") if c]
+    used = [c for c in (_text(scores.get("components_used")) or "").split(",") if c]
     for component in used:
         _put(numbers, f"health_{component}", scores.get(component))
     for metric in HEALTH_METRICS:
@@ -71,13 +73,14 @@ def tenant_facts(tenant_id: str, as_of: dt.date, tables: dict[str, pd.DataFrame]
         numbers["median_days_to_merge_30d"] = numbers["median_hours_to_merge_30d"] / 24
 
     risk = _first(tables["churn_risk"])
-    labels["churn_risk"] = risk.get("churn_risk") or "unknown"
+    labels["churn_risk"] = _text(risk.get("churn_risk")) or "unknown"
     _put(numbers, "churn_probability", risk.get("churn_probability"))
 
     for row in _rows(tables["trends"]):
         metric = row["metric"]
-        if row.get("direction") and row["direction"] != "unknown":
-            labels[f"{metric}_direction"] = row["direction"]
+        direction = _text(row.get("direction"))
+        if direction and direction != "unknown":
+            labels[f"{metric}_direction"] = direction
         _put(numbers, f"{metric}_mom_growth", row.get("mom_growth"))
         _put(numbers, f"{metric}_relative_slope_90d", row.get("relative_slope_90d"))
 
@@ -121,13 +124,20 @@ def _put(numbers: dict[str, float], name: str, value) -> None:
         numbers[name] = number
 
 
-def _rows(frame: pd.DataFrame | None) -> list[dict]:
+def _rows(frame: pd.DataFrame | list[dict] | None) -> list[dict]:
+    if isinstance(frame, list):
+        return frame
     return [] if frame is None or frame.empty else frame.to_dict(orient="records")
 
 
-def _first(frame: pd.DataFrame | None) -> dict:
+def _first(frame: pd.DataFrame | list[dict] | None) -> dict:
     rows = _rows(frame)
     return rows[0] if rows else {}
+
+
+def _text(value) -> str | None:
+    """A text cell, or None for a missing one (NaN, None, NA)."""
+    return value if isinstance(value, str) else None
 
 
 def _is_iso_date(text: str) -> bool:

@@ -32,16 +32,13 @@ def facts_of_day(conn: Connection, as_of: dt.date) -> list[TenantFacts]:
     tables = {name: read_days(conn, name, None, as_of) for name in FACT_TABLES}
     if tables["health_scores"].empty:
         return []
-    by_tenant = {
-        name: {} if frame.empty else dict(tuple(frame.groupby("tenant_id")))
-        for name, frame in tables.items()
-    }
-    no_rows = {name: frame.iloc[0:0] for name, frame in tables.items()}
+    by_tenant: dict[str, dict[str, list[dict]]] = {name: {} for name in FACT_TABLES}
+    for name, frame in tables.items():
+        for row in frame.to_dict(orient="records"):
+            by_tenant[name].setdefault(row["tenant_id"], []).append(row)
     return [
         tenant_facts(
-            tenant_id,
-            as_of,
-            {name: by_tenant[name].get(tenant_id, no_rows[name]) for name in FACT_TABLES},
+            tenant_id, as_of, {name: by_tenant[name].get(tenant_id, []) for name in FACT_TABLES}
         )
         for tenant_id in sorted(by_tenant["health_scores"])
     ]
