@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 
 from tenantpulse.config import Settings, load_settings
+from tenantpulse.defs.actions import build_actions_defs
 from tenantpulse.defs.analysis import build_analysis_assets
 from tenantpulse.defs.dbt import build_dbt_assets
 from tenantpulse.defs.jobs import build_jobs
@@ -37,6 +38,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     days = daily_partitions(settings)
     dbt_assets = build_dbt_assets(dbt_project, days)
     analysis = build_analysis_assets(days)
+    action_log, act_job, action_sensors = build_actions_defs(settings, days)
     # DuckDB allows one writing process per file: run every step in the run's own process.
     executor = (
         dg.in_process_executor
@@ -44,9 +46,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         else dg.multiprocess_executor
     )
     return dg.Definitions(
-        assets=[*raw_assets, *landing_assets, *dbt_assets, analysis],
-        jobs=build_jobs(dbt_assets, analysis),
-        sensors=[tenant_partitions_sensor],
+        assets=[*raw_assets, *landing_assets, *dbt_assets, analysis, action_log],
+        jobs=[*build_jobs(dbt_assets, analysis), act_job],
+        sensors=[tenant_partitions_sensor, *action_sensors],
         resources={
             "warehouse": WarehouseResource(url=settings.warehouse.url),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),

@@ -44,6 +44,7 @@ class LoggedAction:
     attempts: int
     error: str | None
     receipt: str | None
+    created_at: dt.datetime
     updated_at: dt.datetime
 
 
@@ -127,7 +128,7 @@ def actions_on(
     """The logged actions of one day, optionally only these statuses, tenants or playbooks."""
     ensure_action_log(conn)
     sql = (
-        f"select {_COLUMNS}, handler, status, payload, attempts, error, receipt, updated_at "
+        f"select {_COLUMNS}, handler, status, payload, attempts, error, receipt, created_at, updated_at "
         "from ops.action_log where as_of = %s"
     )
     params: list = [as_of]
@@ -151,10 +152,17 @@ def actions_on(
             attempts,
             error,
             receipt,
+            created_at,
             updated_at,
         )
-        for tenant, playbook, action, day, subject, handler, status, payload, attempts, error, receipt, updated_at in rows
+        for tenant, playbook, action, day, subject, handler, status, payload, attempts, error, receipt, created_at, updated_at in rows
     ]
+
+
+def newest_tenant_action_day(conn: Connection) -> dt.date | None:
+    """The newest day on which a playbook fired for a tenant (alerts aside)."""
+    ensure_action_log(conn)
+    return _date(conn.fetch_value("select max(as_of) from ops.action_log where tenant_id <> ''"))
 
 
 def recent_firings(
@@ -193,5 +201,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _date(value) -> dt.date:
+def _date(value):
+    if value is None:
+        return None
     return value.date() if isinstance(value, dt.datetime) else value
