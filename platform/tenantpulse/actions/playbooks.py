@@ -111,12 +111,13 @@ def parse_playbooks(text: str, path: Path) -> PlaybookFile:
         raise where.error(top.key_line("version", top.line), "`version: 1` is required")
     playbooks = where.sequence(top.get("playbooks"), top.key_line("playbooks", 1), "playbooks")
     parsed = tuple(_playbook(where, item, line) for item, line in playbooks)
-    names = [p.name for p in parsed]
+    seen = set()
     for playbook in parsed:
         if playbook.name in ALERTS:
             raise where.error(playbook.line, f"playbook name {playbook.name!r} is kept for alerts")
-        if names.count(playbook.name) > 1:
+        if playbook.name in seen:
             raise where.error(playbook.line, f"playbook name {playbook.name!r} is used twice")
+        seen.add(playbook.name)
     alerts = top.get("alerts") or _LineDict()
     alerts_line = top.key_line("alerts", 1)
     alerts = where.mapping(alerts, alerts_line, "alerts", {"run_failure", "stale_data"})
