@@ -83,8 +83,17 @@ def test_demo_runs_every_demo_tenant_through_the_flow_and_finds_the_planted_sign
         assert synced > 0 and landed == synced and quarantined == 0, row
         mrr = row.split()[6]  # from analytics.user_dashboard_summary: every demo tenant has Stripe
         assert float(mrr.replace(",", "")) > 0, row
+    # The demo acts on the newest day with data: the churning tenant's call and discount, once.
+    fired = [line for line in first.output.splitlines() if "fired now" in line]
+    assert [line.split()[2] for line in fired] == [
+        "churn_rescue/offer_discount",
+        "churn_rescue/schedule_customer_call",
+    ]
+    assert all(line.split()[:2] == ["2026-11-01", "globex_churn"] for line in fired)
     second = run_cli("demo")
     assert second.exit_code == 0, second.output
+    assert "fired now" not in second.output  # the next day: the 30-day cooldown holds them back
+    assert "churn_rescue/offer_discount" in second.output and "fired earlier" in second.output
     assert "[simulate] 18 syncs" in second.output
     assert "[analyse] job analyse (2026-10-30.." in second.output
 

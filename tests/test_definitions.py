@@ -38,6 +38,7 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
         "transform_tables",
         "analyse",
         "write_insights",
+        "act",
     ]
     assert defs.resolve_job_def("ingest").partitions_def == tenant_partitions
     daily = defs.resolve_job_def("transform_daily").partitions_def

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 import time
@@ -155,6 +156,7 @@ def demo() -> None:
     from tenantpulse.tenants.registry import add_tenant, ensure_registry, get_tenant
 
     started = time.monotonic()
+    started_at = dt.datetime.now(dt.UTC)
     settings = _settings()
     warehouse = open_warehouse(settings.warehouse)
     click.echo(f"warehouse: {warehouse.describe()}\ndagster home: {settings.dagster_home}")
@@ -170,6 +172,7 @@ def demo() -> None:
         settings, dagster_instance(settings), [t.tenant_id for t in chosen], echo=click.echo
     )
     _print_summary(warehouse, chosen, syncs)
+    _print_actions(warehouse, settings, since=started_at)
     if not all(s.success for s in stages):
         raise click.ClickException("the flow failed; see the stage above and the run in `make dev`")
     click.echo(f"demo done in {time.monotonic() - started:.0f}s; `make dev` shows the runs")
@@ -317,6 +320,25 @@ def _print_summary(warehouse, chosen, syncs) -> None:
             f"{synced.get(t.tenant_id, 0):>8,} {landed.get(t.tenant_id, 0):>8,} "
             f"{quarantined.get(t.tenant_id, 0):>11,} {_money(mrr, currency):>14} "
             f"{_money(revenue_30d, currency):>14}"
+        )
+
+
+def _print_actions(warehouse, settings: Settings, since: dt.datetime) -> None:
+    from tenantpulse.actions.action_log import actions_on, newest_tenant_action_day
+
+    with warehouse.connect() as conn:
+        day = newest_tenant_action_day(conn)
+        logged = [a for a in actions_on(conn, day) if a.key.tenant_id] if day else []
+    dry_run = " (dry run: nothing sent)" if settings.actions.dry_run else ""
+    click.echo(f"\n[actions] playbooks in {settings.actions.playbooks_path.name}{dry_run}")
+    if not logged:
+        click.echo("  no playbook has fired")
+    for a in logged:
+        when = "now" if a.created_at >= since else f"earlier ({a.created_at:%Y-%m-%d %H:%M})"
+        message = a.payload.get("message") or "; ".join(a.payload.get("reasons", []))
+        click.echo(
+            f"  {a.key.as_of} {a.key.tenant_id:<16} {a.key.playbook}/{a.key.action:<24} "
+            f"via {a.handler}: {a.status}, fired {when}. {message}"
         )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_HOME = ".tenantpulse"
+DEFAULT_PLAYBOOKS = Path(__file__).parent / "actions" / "playbooks.yaml"
 
 
 class SettingsError(ValueError):
@@ -57,6 +58,24 @@ class LlmSettings:
 
 
 @dataclass(frozen=True)
+class ActionSettings:
+    playbooks_path: Path
+    dry_run: bool  # evaluate and record what would fire, send nothing
+    webhook_secret: str | None  # shared secret of the webhook signature
+    webhook_timeout_seconds: float
+    webhook_max_attempts: int
+    slack_token: str | None
+    slack_api_url: str  # Slack's Web API; tests point it at a stand-in on 127.0.0.1
+
+    def __repr__(self) -> str:  # secrets stay out of logs and tracebacks
+        return (
+            f"ActionSettings(playbooks_path={self.playbooks_path!s}, dry_run={self.dry_run}, "
+            f"webhook_secret={'***' if self.webhook_secret else None}, "
+            f"slack_token={'***' if self.slack_token else None}, slack_api_url={self.slack_api_url})"
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     warehouse: WarehouseUrl
@@ -66,6 +85,7 @@ class Settings:
         dt.date
     )  # first day of the daily partitions of the dbt and analysis assets
     llm: LlmSettings
+    actions: ActionSettings
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +133,34 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         simulator=simulator,
         daily_partitions_start=daily_partitions_start,
         llm=llm,
+        actions=load_action_settings(env),
+    )
+
+
+def load_action_settings(env: Mapping[str, str]) -> ActionSettings:
+    playbooks = Path(env.get("TENANTPULSE_PLAYBOOKS") or DEFAULT_PLAYBOOKS).expanduser()
+    if not playbooks.is_file():
+        raise SettingsError(
+            f"TENANTPULSE_PLAYBOOKS={str(playbooks)!r} is not a file; allowed: the path of a "
+            "playbooks YAML file (see docs/actions.md)"
+        )
+    slack_api_url = env.get("TENANTPULSE_SLACK_API_URL") or "https://slack.com/api/"
+    if urlsplit(slack_api_url).scheme not in ("http", "https"):
+        raise SettingsError(
+            f"TENANTPULSE_SLACK_API_URL={slack_api_url!r} is not supported; allowed: an http(s) URL"
+        )
+    return ActionSettings(
+        playbooks_path=playbooks.resolve(),
+        dry_run=_bool_setting(env, "TENANTPULSE_ACTIONS_DRY_RUN", default=False),
+        webhook_secret=env.get("TENANTPULSE_WEBHOOK_SECRET") or None,
+        webhook_timeout_seconds=_float_setting(
+            env, "TENANTPULSE_WEBHOOK_TIMEOUT_SECONDS", default=10.0, low=0.1, high=120.0
+        ),
+        webhook_max_attempts=_int_setting(
+            env, "TENANTPULSE_WEBHOOK_MAX_ATTEMPTS", default=4, low=1, high=10
+        ),
+        slack_token=env.get("TENANTPULSE_SLACK_TOKEN") or None,
+        slack_api_url=slack_api_url if slack_api_url.endswith("/") else slack_api_url + "/",
     )
 
 
@@ -187,6 +235,20 @@ def _float_setting(
     if not low <= value <= high:
         raise SettingsError(f"{name}={value} is out of range; allowed: {low}..{high}")
     return value
+
+
+def _bool_setting(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(
+        f"{name}={raw!r} is not a yes/no value; allowed: true, false, 1, 0, yes, no"
+    )
 
 
 def _date_setting(env: Mapping[str, str], name: str, *, default: dt.date) -> dt.date:

@@ -5,6 +5,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from dagster_openai import OpenAIResource
 
 from tenantpulse.config import Settings, load_settings
+from tenantpulse.defs.actions import build_actions_defs
 from tenantpulse.defs.analysis import build_analysis_assets
 from tenantpulse.defs.dbt import build_dbt_assets
 from tenantpulse.defs.insights import build_insights_asset
@@ -40,6 +41,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     dbt_assets = build_dbt_assets(dbt_project, days)
     analysis = build_analysis_assets(days)
     insights = build_insights_asset(days, settings.llm)
+    action_log, action_sensors = build_actions_defs(settings, days)
     # DuckDB allows one writing process per file: run every step in the run's own process.
     executor = (
         dg.in_process_executor
@@ -47,9 +49,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         else dg.multiprocess_executor
     )
     return dg.Definitions(
-        assets=[*raw_assets, *landing_assets, *dbt_assets, analysis, insights],
-        jobs=build_jobs(dbt_assets, analysis, insights),
-        sensors=[tenant_partitions_sensor],
+        assets=[*raw_assets, *landing_assets, *dbt_assets, analysis, insights, action_log],
+        jobs=build_jobs(dbt_assets, analysis, insights, action_log),
+        sensors=[tenant_partitions_sensor, *action_sensors],
         resources={
             "warehouse": WarehouseResource(url=settings.warehouse.url),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from tenantpulse.actions.execute import day_to_act_on
 from tenantpulse.config import Settings
 from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.partitions import tenant_partitions
@@ -36,6 +37,7 @@ telemetry:
 
 
 TENANTS, DAYS, RECENT_DAYS = "tenants", "days", "recent days"
+NEWEST_DAY = "newest day"  # the newest analysed day with data (actions are for the present)
 # (stage, job, partitioned by): the flow in order; each later stage of the product joins here.
 STAGES = [
     ("observe", "observe_raw", None),
@@ -45,6 +47,7 @@ STAGES = [
     ("dbt mart tables", "transform_tables", None),
     ("analyse", "analyse", RECENT_DAYS),
     ("insights", "write_insights", RECENT_DAYS),
+    ("act", "act", NEWEST_DAY),
 ]
 
 
@@ -131,6 +134,10 @@ def run_flow(
             with open_warehouse(settings.warehouse).connect() as conn:  # after landing, not before
                 newest_sync = newest_sync_day(conn)
             ranges = [daily_window(day_keys, first_build, newest_sync, lookback_days)]
+        elif partitioned_by == NEWEST_DAY:
+            with open_warehouse(settings.warehouse).connect() as conn:
+                day = day_to_act_on(job.partitions_def.get_partition_keys(), newest_sync_day(conn))
+            ranges = [(day.isoformat(), day.isoformat())] if day else []
         else:
             ranges = [None]
         described = ", ".join(f"{r[0]}..{r[1]}" for r in ranges if r) or "unpartitioned"

@@ -3,7 +3,7 @@
 from dagster import AssetSelection, define_asset_job
 
 
-def build_jobs(dbt_assets: list, analysis, insights) -> list:
+def build_jobs(dbt_assets: list, analysis, insights, action_log) -> list:
     dbt_views, dbt_daily, dbt_tables = dbt_assets
     return [
         # Observe every raw stream (one observation per stream covers all tenants).
@@ -20,4 +20,6 @@ def build_jobs(dbt_assets: list, analysis, insights) -> list:
         define_asset_job("analyse", selection=AssetSelection.assets(analysis)),
         # Strengths, improvements and recommendation wording, grounded in each tenant's facts.
         define_asset_job("write_insights", selection=AssetSelection.assets(insights)),
+        # The playbooks over one analysed day: what fires, sent once (the actions sensor's job).
+        define_asset_job("act", selection=AssetSelection.assets(action_log)),
     ]

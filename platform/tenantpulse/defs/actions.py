@@ -1,0 +1,240 @@
+"""Actions as Dagster wiring: the daily `actions/action_log` asset that acts on an analysed day,
+the sensor that launches it when new analysis results arrive, and the run-failure and stale-data
+alert sensors. The logic is in tenantpulse.actions."""
+
+import datetime as dt
+import hashlib
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    DefaultSensorStatus,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RunConfig,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    asset,
+    run_failure_sensor,
+    sensor,
+)
+from dagster import Config as DagsterConfig
+
+from tenantpulse.actions.action_log import (
+    DONE,
+    FAILED,
+    PENDING,
+    actions_on,
+    ensure_action_log,
+    recent_firings,
+)
+from tenantpulse.actions.alerts import RUN_FAILURE, STALE_DATA, send_alert, stale_tenants
+from tenantpulse.actions.execute import (
+    act_on_day,
+    analysis_documents,
+    day_to_act_on,
+    newest_landed_day,
+    plan_actions,
+)
+from tenantpulse.actions.handlers import build_handlers
+from tenantpulse.actions.playbooks import load_playbooks
+from tenantpulse.config import Settings
+from tenantpulse.defs.analysis import ANALYSIS_ASSETS
+from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
+
+ACTION_LOG = AssetKey(["actions", "action_log"])
+RECOMMENDATIONS = AssetKey(["analysis", "recommendations"])
+ACT_JOB = "act"
+ACTION_LOG_OP = "actions__action_log"
+
+
+class ActConfig(DagsterConfig):
+    tenants: list[str] = []  # empty: every active tenant analysed that day
+
+
+def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefinition):
+    """(the action_log asset, the sensors); the `act` job is in defs/jobs.py."""
+    actions = settings.actions
+
+    @asset(
+        key=ACTION_LOG,
+        deps=[AssetKey(["analysis", name]) for name in ANALYSIS_ASSETS],
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="actions",
+        description="`ops.action_log`: what the playbooks fired for each tenant and day, and "
+        "whether it was delivered (pending, done, failed, dry_run).",
+    )
+    def action_log(context: AssetExecutionContext, config: ActConfig):
+        playbook_file = load_playbooks(actions.playbooks_path)
+        handlers = build_handlers(actions, playbook_file.handlers_used())
+        warehouse = open_warehouse(settings.warehouse)
+        window = context.partition_time_window
+        days = [
+            (window.start + dt.timedelta(days=i)).date()
+            for i in range((window.end - window.start).days)
+        ]
+        reports = [
+            act_on_day(
+                warehouse, playbook_file, handlers, day, config.tenants or None, actions.dry_run
+            )
+            for day in days
+        ]
+        fired = [a.key for r in reports for a in r.planned]
+        failed = [(key, error) for r in reports for key, error in r.failed]
+        yield MaterializeResult(
+            metadata={
+                "dry_run": actions.dry_run,
+                "playbook_file": str(actions.playbooks_path),
+                "tenants_evaluated": sum(r.tenants_evaluated for r in reports),
+                "fired": len(fired),
+                "held_back_by_cooldown": sum(len(r.held_back) for r in reports),
+                "sent": sum(len(r.sent) for r in reports),
+                "failed": len(failed),
+                "evaluation_seconds": round(sum(r.evaluation_seconds for r in reports), 3),
+                "fired_actions": MetadataValue.md(
+                    "\n".join(f"- {k.as_of} {k.tenant_id}: {k.playbook}/{k.action}" for k in fired)
+                    or "nothing fired"
+                ),
+            }
+        )
+        if failed:
+            # Recorded as failed in ops.action_log; the next run for the day sends them again.
+            raise Failure(
+                description=f"{len(failed)} action(s) could not be delivered",
+                metadata={f"{k.tenant_id}/{k.playbook}/{k.action}": e for k, e in failed},
+            )
+
+    @sensor(
+        job_name=ACT_JOB,
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
+    )
+    def actions_sensor(context: SensorEvaluationContext):
+        """Launches an `act` run for the newest analysed day when new analysis results arrive and
+        a playbook fires for a tenant; the run key names the outstanding actions, so the same work
+        is never launched twice."""
+        after = int(context.cursor) if context.cursor else None
+        new = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=RECOMMENDATIONS, after_storage_id=after),
+            limit=1000,
+            ascending=True,
+        ).records
+        if not new:
+            return SkipReason("no new analysis results")
+        cursor = str(max(r.storage_id for r in new))
+        try:
+            request = outstanding_run_request(
+                settings,
+                list(context.instance.get_materialized_partitions(RECOMMENDATIONS)),
+                {r.partition_key for r in new},
+            )
+        except WarehouseBusyError as busy:
+            return SkipReason(f"warehouse busy, will retry: {busy}")  # cursor not advanced
+        if isinstance(request, str):
+            return SensorResult(skip_reason=request, cursor=cursor)
+        return SensorResult(run_requests=[request], cursor=cursor)
+
+    @run_failure_sensor(
+        name="run_failure_alert_sensor",
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+    )
+    def run_failure_alert_sensor(context: RunFailureSensorContext):
+        """Alerts through the playbook file's `alerts.run_failure` actions, once per failed run."""
+        rule = load_playbooks(actions.playbooks_path).run_failure
+        if not rule.actions:
+            return
+        run = context.dagster_run
+        error = context.failure_event.message or "no message"
+        send_alert(
+            open_warehouse(settings.warehouse),
+            rule,
+            RUN_FAILURE,
+            tenant_id="",
+            day=dt.datetime.now(dt.UTC).date(),
+            subject=run.run_id,
+            message=f"run {run.run_id} of job {run.job_name} failed: {error}",
+            details={"run_id": run.run_id, "job": run.job_name, "tags": dict(run.tags)},
+            handlers=build_handlers(actions, {a.handler for a in rule.actions}),
+            dry_run=actions.dry_run,
+        )
+
+    @sensor(minimum_interval_seconds=900, default_status=DefaultSensorStatus.RUNNING)
+    def stale_data_sensor(context: SensorEvaluationContext):
+        """Alerts through `alerts.stale_data` for each tenant with no successful sync in
+        `max_age_hours`, once per tenant and day."""
+        rule = load_playbooks(actions.playbooks_path).stale_data
+        if not rule.actions:
+            return SkipReason("no stale_data alert actions in the playbook file")
+        now = dt.datetime.now(dt.UTC)
+        warehouse = open_warehouse(settings.warehouse)
+        handlers = build_handlers(actions, {a.handler for a in rule.actions})
+        try:
+            with warehouse.connect() as conn:
+                stale = stale_tenants(conn, now, rule.max_age_hours)
+            for tenant_id, newest in stale:
+                since = newest.isoformat() if newest else "never"
+                send_alert(
+                    warehouse,
+                    rule,
+                    STALE_DATA,
+                    tenant_id=tenant_id,
+                    day=now.date(),
+                    subject="",
+                    message=f"{tenant_id}: no successful sync for {rule.max_age_hours:g} hours "
+                    f"(newest: {since})",
+                    details={"newest_successful_sync": since},
+                    handlers=handlers,
+                    dry_run=actions.dry_run,
+                )
+        except WarehouseBusyError as busy:
+            return SkipReason(f"warehouse busy, will retry: {busy}")
+        return SkipReason(
+            f"{len(stale)} tenant(s) stale: {', '.join(t for t, _ in stale) or 'none'}"
+        )
+
+    return action_log, [actions_sensor, run_failure_alert_sensor, stale_data_sensor]
+
+
+def outstanding_run_request(
+    settings: Settings, analysed_days: list[str], new_days: set[str]
+) -> RunRequest | str:
+    """The `act` run for the day to act on, if new results for it make a playbook fire that is not
+    done yet; otherwise why not (a skip reason)."""
+    playbook_file = load_playbooks(settings.actions.playbooks_path)
+    with open_warehouse(settings.warehouse).connect() as conn:
+        day = day_to_act_on(analysed_days, newest_landed_day(conn))
+        if day is None or day.isoformat() not in new_days:
+            return f"new analysis results are for past days only; acting on {day}"
+        ensure_action_log(conn)
+        cooldown = max((p.cooldown_days for p in playbook_file.playbooks), default=0)
+        planned, _ = plan_actions(
+            playbook_file, analysis_documents(conn, day), recent_firings(conn, day, cooldown)
+        )
+        done = {a.key for a in actions_on(conn, day, (DONE,))}
+        names = tuple(p.name for p in playbook_file.playbooks)
+        unfinished = {a.key for a in actions_on(conn, day, (PENDING, FAILED), playbooks=names)}
+    outstanding = sorted(
+        {a.key for a in planned if a.key not in done} | unfinished,
+        key=lambda k: (k.tenant_id, k.playbook, k.action),
+    )
+    if not outstanding:
+        return f"{day}: no playbook fires that is not done already"
+    tenants = sorted({k.tenant_id for k in outstanding})
+    digest = hashlib.sha256(
+        "\n".join(k.idempotency_key() for k in outstanding).encode()
+    ).hexdigest()[:16]
+    return RunRequest(
+        run_key=f"act:{day}:{digest}",
+        partition_key=day.isoformat(),
+        run_config=RunConfig(ops={ACTION_LOG_OP: ActConfig(tenants=tenants)}),
+        tags={"tenantpulse/actions": str(len(outstanding))},
+    )
