@@ -150,7 +150,9 @@ def get_connection(conn: Connection, tenant_id: str, source: str) -> TenantConne
     return _connection(rows[0]) if rows else None
 
 
-def list_connections(conn: Connection, include_disconnected: bool = False) -> list[TenantConnection]:
+def list_connections(
+    conn: Connection, include_disconnected: bool = False
+) -> list[TenantConnection]:
     ensure_connections_table(conn)
     rows = conn.fetch_all(
         f"select {_COLUMNS} from ops.tenant_connections where status = %s or %s"
