@@ -200,7 +200,7 @@ def _read_credential(from_stdin: bool, env_name: str | None) -> str:
         if env_name not in os.environ:
             raise click.UsageError(f"--credential-env: the variable {env_name} is not set")
         return os.environ[env_name]
-    stdin = click.get_text_stream("stdin")
+    stdin = sys.stdin
     if from_stdin:
         return stdin.read()
     if stdin.isatty():

@@ -52,7 +52,8 @@ SOURCE_SETTINGS: dict[str, SourceSettings] = {
             SettingSpec(
                 "repositories",
                 True,
-                r"[A-Za-z0-9_.-]{1,100}/([A-Za-z0-9_.-]{1,100}|\*)",
+                # owner/repo or owner/* (GitHub's name rules; never "." or "..")
+                r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/(\*|(?!\.{1,2}$)[A-Za-z0-9_.-]{1,100})",
                 "acme/api,acme/web",
                 is_list=True,
             ),
