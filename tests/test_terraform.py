@@ -3,6 +3,8 @@
 "<tenant>/<source>". No provider download: python-hcl2 reads the files; `terraform fmt` and an
 offline `terraform plan` of the module's expressions run when terraform is on PATH."""
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -199,3 +201,126 @@ def test_example_tfvars_names_no_credential():
     assigned = set(re.findall(r"^(\w+)\s*=", text, flags=re.MULTILINE))
     # The credentials come from TF_VAR_* and the secrets file, never from this file.
     assert assigned == {"airbyte_server_url", "workspaces", "destination"}
+
+
+def block_text(text: str, header: str) -> str:
+    """The text of the block that starts with header, up to its matching closing brace."""
+    start = text.index(header)
+    depth = 0
+    for position in range(text.index("{", start), len(text)):
+        depth += {"{": 1, "}": -1}.get(text[position], 0)
+        if depth == 0:
+            return text[start : position + 1]
+    raise ValueError(f"unclosed block {header}")
+
+
+def stand_in_root(folder):
+    """The module's variables, locals and airbyte_source block with the source as a built-in
+    terraform_data resource: Terraform evaluates the module's own expressions offline."""
+    for name in ("variables.tf", "streams.tf"):
+        (folder / name).write_text((MODULE / name).read_text())
+    main = (MODULE / "main.tf").read_text()
+    source = block_text(main, 'resource "airbyte_source" "tenant" {')
+    body = source[source.index("{") + 1 : source.rindex("}")]
+    head, lifecycle = body.split("  lifecycle {", 1)
+    for_each, attributes = head.split("\n\n", 1)
+    (folder / "main.tf").write_text(
+        block_text(main, "locals {")
+        + '\nresource "terraform_data" "tenant_source" {'
+        + for_each
+        + "\n  input = {\n"
+        + attributes
+        + "  }\n  lifecycle {"
+        + lifecycle
+        + "}\n"
+        + 'output "sources" {\n  value     = { for k, s in terraform_data.tenant_source : k => s.input }\n'
+        + "  sensitive = true\n}\n"
+    )
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_terraform_puts_each_credential_where_its_connector_expects_it(tmp_path):
+    stand_in_root(tmp_path)
+    tenants = render_tenants_tfvars(
+        [
+            TenantConnection(
+                "acme", "stripe", "default", {"account_id": "acct_1"}, "connected", None, None
+            ),
+            TenantConnection(
+                "acme", "github", "default", {"repositories": ["acme/api"]}, "connected", None, None
+            ),
+            TenantConnection(
+                "globex", "shopify", "default", {"shop": "globex"}, "connected", None, None
+            ),
+            TenantConnection(
+                "globex",
+                "google_analytics",
+                "default",
+                {"property_ids": ["42"]},
+                "connected",
+                None,
+                None,
+            ),
+        ]
+    )
+    credentials = {
+        "acme/stripe": "sk_test_FAKE1",
+        "acme/github": "ghp_FAKE2",
+        "globex/shopify": "shpat_FAKE3",
+        "globex/google_analytics": '{"type": "service_account"}',
+    }
+    environment = {
+        "workspaces": {"default": "11111111-1111-1111-1111-111111111111"},
+        "destination": {"host": "db", "database": "tenantpulse", "username": "airbyte"},
+        "destination_password": "unused",
+    }
+
+    def terraform(*args, secrets=credentials, connections=tenants):
+        (tmp_path / "tenants.tfvars.json").write_text(json.dumps({**connections, **environment}))
+        (tmp_path / "secrets.tfvars.json").write_text(json.dumps({"connection_secrets": secrets}))
+        files = ["-var-file=tenants.tfvars.json", "-var-file=secrets.tfvars.json"]
+        return subprocess.run(
+            ["terraform", *args, *(files if args[0] in ("apply", "plan") else [])],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_IN_AUTOMATION": "1"},
+        )
+
+    assert terraform("init", "-input=false").returncode == 0
+    applied = terraform("apply", "-input=false", "-auto-approve", "-no-color")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "sk_test_FAKE1" not in applied.stdout  # the plan shows (sensitive value)
+    sources = json.loads(terraform("output", "-json", "sources").stdout)
+    assert {k: json.loads(v["configuration"]) for k, v in sources.items()} == {
+        "acme/stripe": {"account_id": "acct_1", "client_secret": "sk_test_FAKE1"},
+        "acme/github": {
+            "repositories": ["acme/api"],
+            "credentials": {
+                "option_title": "PAT Credentials",
+                "personal_access_token": "ghp_FAKE2",
+            },
+        },
+        "globex/shopify": {
+            "shop": "globex",
+            "credentials": {"auth_method": "api_password", "api_password": "shpat_FAKE3"},
+        },
+        "globex/google_analytics": {
+            "property_ids": ["42"],
+            "credentials": {
+                "auth_type": "Service",
+                "credentials_json": '{"type": "service_account"}',
+            },
+        },
+    }
+    assert sources["acme/stripe"]["definition_id"] == "e094cb9a-26de-4645-8761-65c0c425d1de"
+    assert sources["acme/stripe"]["name"] == "tenantpulse-acme-stripe"
+
+    no_secret = terraform(
+        "plan", "-input=false", "-no-color", secrets={"acme/stripe": "sk_test_FAKE1"}
+    )
+    assert no_secret.returncode != 0 and "No credential for acme/github" in no_secret.stderr
+    wrong_key = {"connections": {"acme/x": {**tenants["connections"]["acme/stripe"]}}}
+    mis_keyed = terraform("plan", "-input=false", "-no-color", connections=wrong_key)
+    assert mis_keyed.returncode != 0
+    assert 'must be "<tenant_id>/<source>" of its own entry' in mis_keyed.stderr
