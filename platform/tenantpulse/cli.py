@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -90,9 +91,124 @@ def tenants_remove(tenant_id: str) -> None:
     """Mark TENANT_ID removed: its partition is deleted, its data is kept."""
     from tenantpulse.tenants.registry import remove_tenant
 
-    with open_warehouse(_settings().warehouse).connect() as conn:
+    settings = _settings()
+    with open_warehouse(settings.warehouse).connect() as conn:
         remove_tenant(conn, tenant_id)
+        if settings.terraform.tenants_file.exists():  # its connections leave Terraform's map
+            _write_tenants_tfvars(settings, conn)
     click.echo(f"removed {tenant_id} (data kept in schema user_{tenant_id} and landing)")
+
+
+@tenants.command("connect")
+@click.argument("tenant_id")
+@click.argument("source")
+@click.option(
+    "--setting",
+    "settings_given",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A non-secret connector setting (repeatable), e.g. account_id=acct_123 for stripe.",
+)
+@click.option("--credential-stdin", is_flag=True, help="Read the credential from standard input.")
+@click.option(
+    "--credential-env",
+    metavar="NAME",
+    default=None,
+    help="Read the credential from the environment variable NAME.",
+)
+@click.option("--workspace", default="default", show_default=True, help="Airbyte workspace group.")
+@click.option("--replace", is_flag=True, help="Change the credential or settings of a connection.")
+@_friendly_errors
+def tenants_connect(
+    tenant_id: str,
+    source: str,
+    settings_given: tuple[str, ...],
+    credential_stdin: bool,
+    credential_env: str | None,
+    workspace: str,
+    replace: bool,
+) -> None:
+    """Connect SOURCE for TENANT_ID: record it in ops.tenant_connections and write the Terraform
+    tenants file and secrets file (terraform/README.md). The credential is never an argument:
+    --credential-stdin, --credential-env NAME, or a hidden prompt."""
+    from tenantpulse.tenants.connections import connect_source
+    from tenantpulse.tenants.source_settings import check_credential, validate_source
+    from tenantpulse.tenants.tfvars import refuse_inside_git_work_tree, store_secret
+
+    settings = _settings()
+    refuse_inside_git_work_tree(settings.terraform.secrets_file)  # before anything is recorded
+    source = validate_source(source)
+    given = _parse_settings_options(settings_given)
+    credential = check_credential(source, _read_credential(credential_stdin, credential_env))
+    with open_warehouse(settings.warehouse).connect() as conn:
+        connection = connect_source(
+            conn, tenant_id, source, given, workspace=workspace, replace=replace
+        )
+        store_secret(settings.terraform.secrets_file, connection.key, credential)
+        _write_tenants_tfvars(settings, conn)
+    click.echo(
+        f"connected {connection.key} (workspace {connection.workspace}); "
+        f"tenants: {settings.terraform.tenants_file}; credential: {settings.terraform.secrets_file}"
+        "\nnext: terraform plan/apply in terraform/environments/<env> (terraform/README.md)"
+    )
+
+
+@tenants.command("disconnect")
+@click.argument("tenant_id")
+@click.argument("source")
+@_friendly_errors
+def tenants_disconnect(tenant_id: str, source: str) -> None:
+    """Disconnect SOURCE of TENANT_ID: its entry leaves the Terraform files; its data is kept."""
+    from tenantpulse.tenants.connections import disconnect_source
+    from tenantpulse.tenants.tfvars import remove_secret
+
+    settings = _settings()
+    with open_warehouse(settings.warehouse).connect() as conn:
+        connection = disconnect_source(conn, tenant_id, source)
+        remove_secret(settings.terraform.secrets_file, connection.key)
+        _write_tenants_tfvars(settings, conn)
+    click.echo(
+        f"disconnected {connection.key}; terraform apply destroys its Airbyte source and "
+        f"connection (data kept in schema user_{connection.tenant_id})"
+    )
+
+
+def _write_tenants_tfvars(settings: Settings, conn) -> None:
+    from tenantpulse.tenants.connections import terraform_connections
+    from tenantpulse.tenants.tfvars import write_tenants_tfvars
+
+    write_tenants_tfvars(settings.terraform.tenants_file, terraform_connections(conn))
+
+
+def _parse_settings_options(settings_given: tuple[str, ...]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for item in settings_given:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise click.UsageError(f"--setting {item!r} is not NAME=VALUE")
+        parsed[name.strip()] = value
+    return parsed
+
+
+def _read_credential(from_stdin: bool, env_name: str | None) -> str:
+    """The credential from stdin, a named environment variable, or a hidden prompt on a terminal;
+    never from an argument, which would land in shell history and the process list."""
+    if from_stdin and env_name:
+        raise click.UsageError("give either --credential-stdin or --credential-env, not both")
+    if env_name:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env_name):
+            raise click.UsageError(f"--credential-env {env_name!r} is not a variable name")
+        if env_name not in os.environ:
+            raise click.UsageError(f"--credential-env: the variable {env_name} is not set")
+        return os.environ[env_name]
+    stdin = sys.stdin
+    if from_stdin:
+        return stdin.read()
+    if stdin.isatty():
+        return click.prompt("credential", hide_input=True, default="", show_default=False)
+    raise click.UsageError(
+        "no credential: pipe it with --credential-stdin or name a variable with --credential-env"
+    )
 
 
 @main.command()

@@ -76,6 +76,14 @@ class ActionSettings:
 
 
 @dataclass(frozen=True)
+class TerraformVarsSettings:
+    """The files `tenantpulse tenants connect` writes for terraform/ (see terraform/README.md)."""
+
+    tenants_file: Path  # the non-secret connections map (tenant, source, settings)
+    secrets_file: Path  # the credentials, 0600, never inside a git work tree
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     warehouse: WarehouseUrl
@@ -86,6 +94,7 @@ class Settings:
     )  # first day of the daily partitions of the dbt and analysis assets
     llm: LlmSettings
     actions: ActionSettings
+    terraform: TerraformVarsSettings
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -126,6 +135,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "TENANTPULSE_LLM_OUTPUT_PRICE_PER_MTOK", default=0.60, low=0.0, high=1000.0
         ),
     )
+    terraform = TerraformVarsSettings(
+        tenants_file=_tfvars_path_setting(
+            env, "TENANTPULSE_TENANTS_TFVARS", default=home / "terraform/tenants.auto.tfvars.json"
+        ),
+        secrets_file=_tfvars_path_setting(
+            env,
+            "TENANTPULSE_TENANT_SECRETS_TFVARS",
+            default=home / "terraform/tenant_secrets.tfvars.json",
+        ),
+    )
+    if terraform.tenants_file == terraform.secrets_file:
+        raise SettingsError(
+            f"TENANTPULSE_TENANT_SECRETS_TFVARS={str(terraform.secrets_file)!r} is the same file as "
+            "TENANTPULSE_TENANTS_TFVARS; allowed: a separate file, so credentials never share a "
+            "file with the tenants map"
+        )
     return Settings(
         home=home,
         warehouse=warehouse,
@@ -134,6 +159,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         daily_partitions_start=daily_partitions_start,
         llm=llm,
         actions=load_action_settings(env),
+        terraform=terraform,
     )
 
 
@@ -200,6 +226,18 @@ def _url_setting(env: Mapping[str, str], name: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SettingsError(f"{name}={raw!r} is not a URL; allowed: http(s)://host[:port]/path")
     return raw
+
+
+def _tfvars_path_setting(env: Mapping[str, str], name: str, *, default: Path) -> Path:
+    raw = env.get(name)
+    path = Path(raw).expanduser().resolve() if raw else default
+    # Terraform reads a -var-file as JSON only when its name ends in .json.
+    if not path.name.endswith(".tfvars.json"):
+        raise SettingsError(
+            f"{name}={str(path)!r} is not a Terraform JSON variables file; allowed: a path whose "
+            "name ends in .tfvars.json"
+        )
+    return path
 
 
 def _redact_password(url: str) -> str:

@@ -21,6 +21,9 @@ LOGICAL_TYPES = (BIGINT, DECIMAL, VARCHAR, TIMESTAMPTZ, DATE, BOOLEAN, JSON)
 
 SOURCES = ("stripe", "github", "shopify", "google_analytics")
 
+# Airbyte sync modes (airbyte_connection `configurations.streams[].sync_mode`).
+INCREMENTAL_DEDUPED_HISTORY = "incremental_deduped_history"
+
 
 @dataclass(frozen=True)
 class Column:
@@ -45,6 +48,9 @@ class StreamContract:
     primary_key: tuple[str, ...]
     cursor: str
     columns: tuple[Column, ...]  # the stream's own columns, primary key included
+    # Every stream has a primary key and a cursor, so Airbyte reads only what changed and keeps
+    # the latest version per key; landing dedupes again, so an append mode would also work.
+    sync_mode: str = INCREMENTAL_DEDUPED_HISTORY
 
     @property
     def name(self) -> str:

@@ -82,6 +82,21 @@ def remove_tenant(conn: Connection, tenant_id: str) -> Tenant:
     return tenant
 
 
+def set_sources(conn: Connection, tenant_id: str, sources: object) -> Tenant:
+    """Replace a registered tenant's sources (connecting a source adds it here)."""
+    tenant_id = validate_tenant_id(tenant_id)
+    chosen = validate_sources(sources)
+    ensure_registry(conn)
+    if get_tenant(conn, tenant_id) is None:
+        raise LookupError(f"tenant {tenant_id!r} is not registered")
+    conn.execute(
+        "update ops.tenants set sources = %s where tenant_id = %s", (",".join(chosen), tenant_id)
+    )
+    tenant = get_tenant(conn, tenant_id)
+    assert tenant is not None
+    return tenant
+
+
 def get_tenant(conn: Connection, tenant_id: str) -> Tenant | None:
     rows = conn.fetch_all(
         "select tenant_id, name, sources, status, created_at from ops.tenants where tenant_id = %s",
