@@ -308,21 +308,12 @@ def report(tenant_id: str, as_of: str | None) -> None:
 
     import pandas as pd
 
-    from tenantpulse.analysis.document import analysis_document
+    from tenantpulse.analysis.document import DOCUMENT_TABLES, analysis_document
     from tenantpulse.analysis.tables import read_days
     from tenantpulse.tenants.ids import validate_tenant_id
 
     tenant_id = validate_tenant_id(tenant_id)
     day = dt.date.fromisoformat(as_of) if as_of else None
-    names = (
-        "health_scores",
-        "churn_risk",
-        "trends",
-        "seasonality",
-        "anomalies",
-        "recommendations",
-        "insights",
-    )
     with open_warehouse(_settings().warehouse).connect() as conn:
         health = read_days(conn, "health_scores", tenant_id, day)
         if health.empty:
@@ -330,7 +321,7 @@ def report(tenant_id: str, as_of: str | None) -> None:
                 f"no analysis of {tenant_id} for {as_of or 'any day'}: run `tenantpulse run` first"
             )
         day = pd.Timestamp(health["as_of"].iloc[0]).date()  # every table of that same day
-        tables = {name: read_days(conn, name, tenant_id, day) for name in names}
+        tables = {name: read_days(conn, name, tenant_id, day) for name in DOCUMENT_TABLES}
     click.echo(json.dumps(analysis_document(tenant_id, day, tables), indent=2))
 
 

@@ -10,8 +10,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pandas as pd
-
 from tenantpulse.actions.action_log import (
     TO_SEND,
     ActionKey,
@@ -25,19 +23,11 @@ from tenantpulse.actions.action_log import (
 )
 from tenantpulse.actions.handlers import ActionRequest, Handler
 from tenantpulse.actions.playbooks import ActionSpec, Firing, PlaybookFile, evaluate, render_message
-from tenantpulse.analysis.document import analysis_document
+from tenantpulse.analysis.document import DOCUMENT_TABLES, analysis_document
 from tenantpulse.analysis.tables import read_days
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import Connection, Warehouse
 
-DOCUMENT_TABLES = (
-    "health_scores",
-    "churn_risk",
-    "trends",
-    "seasonality",
-    "anomalies",
-    "recommendations",
-)
 ROUTING_PARAMS = ("url", "channel", "message")  # how to deliver, not what the receiver acts on
 
 
@@ -65,14 +55,19 @@ def analysis_documents(
 ) -> list[dict]:
     """The analysis document of every active tenant (or of `tenant_ids`) analysed on `as_of`."""
     tables = {name: read_days(conn, name, None, as_of) for name in DOCUMENT_TABLES}
-    analysed = set()
-    for frame in tables.values():
-        if not frame.empty:
-            analysed |= set(frame["tenant_id"])
+    # Split each table by tenant once: filtering per tenant would be tenants x rows.
+    by_tenant = {
+        name: {} if frame.empty else dict(tuple(frame.groupby("tenant_id")))
+        for name, frame in tables.items()
+    }
+    analysed = set().union(*by_tenant.values())
     active = {t.tenant_id for t in list_tenants(conn)}
     chosen = sorted(analysed & active & (set(tenant_ids) if tenant_ids is not None else active))
+    no_rows = {name: frame.iloc[0:0] for name, frame in tables.items()}
     return [
-        analysis_document(tenant, as_of, {name: _rows_of(f, tenant) for name, f in tables.items()})
+        analysis_document(
+            tenant, as_of, {name: by_tenant[name].get(tenant, no_rows[name]) for name in tables}
+        )
         for tenant in chosen
     ]
 
@@ -178,10 +173,6 @@ def deliver(
                 mark_done(conn, action.key, receipt)
             sent.append(action.key)
     return sent, failed
-
-
-def _rows_of(frame: pd.DataFrame, tenant_id: str) -> pd.DataFrame:
-    return frame if frame.empty else frame[frame["tenant_id"] == tenant_id]
 
 
 def newest_landed_day(conn: Connection) -> dt.date | None:

@@ -10,6 +10,17 @@ import math
 import pandas as pd
 
 COMPONENTS = ("revenue", "payments", "engineering", "web", "data_freshness")
+# The analysis tables a document is built from (each filtered to one tenant and day), and with the
+# written insights.
+ANALYSIS_TABLES = (
+    "health_scores",
+    "churn_risk",
+    "trends",
+    "seasonality",
+    "anomalies",
+    "recommendations",
+)
+DOCUMENT_TABLES = (*ANALYSIS_TABLES, "insights")
 
 
 def analysis_document(tenant_id: str, as_of: dt.date, tables: dict[str, pd.DataFrame]) -> dict:

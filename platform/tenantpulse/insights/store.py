@@ -9,6 +9,7 @@ import json
 
 import pandas as pd
 
+from tenantpulse.analysis.document import ANALYSIS_TABLES
 from tenantpulse.analysis.tables import read_days
 from tenantpulse.insights.compose import TenantContext, TenantInsights
 from tenantpulse.insights.facts import TenantFacts, tenant_facts
@@ -16,29 +17,21 @@ from tenantpulse.insights.llm import MAX_PR_TITLES, PROMPT_VERSION, Cache
 from tenantpulse.warehouse import Connection
 
 INSIGHTS_TABLE = "insights"
-FACT_TABLES = (
-    "health_scores",
-    "churn_risk",
-    "trends",
-    "seasonality",
-    "anomalies",
-    "recommendations",
-)
 CACHE_BATCH = 500  # input hashes per lookup query
 
 
 def facts_of_day(conn: Connection, as_of: dt.date) -> list[TenantFacts]:
     """The facts of every tenant analysed on `as_of` (none when the day is not analysed)."""
-    tables = {name: read_days(conn, name, None, as_of) for name in FACT_TABLES}
+    tables = {name: read_days(conn, name, None, as_of) for name in ANALYSIS_TABLES}
     if tables["health_scores"].empty:
         return []
-    by_tenant: dict[str, dict[str, list[dict]]] = {name: {} for name in FACT_TABLES}
+    by_tenant: dict[str, dict[str, list[dict]]] = {name: {} for name in ANALYSIS_TABLES}
     for name, frame in tables.items():
         for row in frame.to_dict(orient="records"):
             by_tenant[name].setdefault(row["tenant_id"], []).append(row)
     return [
         tenant_facts(
-            tenant_id, as_of, {name: by_tenant[name].get(tenant_id, []) for name in FACT_TABLES}
+            tenant_id, as_of, {name: by_tenant[name].get(tenant_id, []) for name in ANALYSIS_TABLES}
         )
         for tenant_id in sorted(by_tenant["health_scores"])
     ]
