@@ -57,6 +57,30 @@ class LlmSettings:
 
 
 @dataclass(frozen=True)
+class AirbyteSettings:
+    """Airbyte mode (docs/airbyte.md): on when TENANTPULSE_AIRBYTE_URL is set. The client secret is
+    not held here: the Dagster resource reads it from TENANTPULSE_AIRBYTE_CLIENT_SECRET at run time."""
+
+    url: str  # the server's root; the REST API is <url>/api/public/v1, the config API <url>/api/v1
+    workspace_id: str
+    client_id: str | None  # None: no authentication (a self-managed server without auth)
+    poll_timeout_seconds: float
+    poll_interval_seconds: float
+    concurrency: int  # connections synced at a time in one step
+
+    @property
+    def rest_api_base_url(self) -> str:
+        return f"{self.url.rstrip('/')}/api/public/v1"
+
+    @property
+    def configuration_api_base_url(self) -> str:
+        return f"{self.url.rstrip('/')}/api/v1"
+
+
+AIRBYTE_CLIENT_SECRET = "TENANTPULSE_AIRBYTE_CLIENT_SECRET"
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     warehouse: WarehouseUrl
@@ -66,6 +90,7 @@ class Settings:
         dt.date
     )  # first day of the daily partitions of the dbt and analysis assets
     llm: LlmSettings
+    airbyte: AirbyteSettings | None = None  # None: local mode (the simulator writes raw data)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +138,40 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         simulator=simulator,
         daily_partitions_start=daily_partitions_start,
         llm=llm,
+        airbyte=_airbyte_settings(env),
+    )
+
+
+def _airbyte_settings(env: Mapping[str, str]) -> AirbyteSettings | None:
+    url = _url_setting(env, "TENANTPULSE_AIRBYTE_URL")
+    if url is None:
+        return None
+    workspace_id = env.get("TENANTPULSE_AIRBYTE_WORKSPACE_ID") or ""
+    if not workspace_id.strip():
+        raise SettingsError(
+            "TENANTPULSE_AIRBYTE_WORKSPACE_ID is not set; allowed: the Airbyte workspace id "
+            "(required when TENANTPULSE_AIRBYTE_URL is set)"
+        )
+    client_id = env.get("TENANTPULSE_AIRBYTE_CLIENT_ID") or None
+    if bool(client_id) != bool(env.get(AIRBYTE_CLIENT_SECRET)):
+        missing = AIRBYTE_CLIENT_SECRET if client_id else "TENANTPULSE_AIRBYTE_CLIENT_ID"
+        raise SettingsError(
+            f"{missing} is not set; allowed: both TENANTPULSE_AIRBYTE_CLIENT_ID and "
+            f"{AIRBYTE_CLIENT_SECRET}, or neither (a server without authentication)"
+        )
+    return AirbyteSettings(
+        url=url,
+        workspace_id=workspace_id.strip(),
+        client_id=client_id,
+        poll_timeout_seconds=_float_setting(
+            env, "TENANTPULSE_AIRBYTE_POLL_TIMEOUT_SECONDS", default=3600.0, low=1.0, high=86400.0
+        ),
+        poll_interval_seconds=_float_setting(
+            env, "TENANTPULSE_AIRBYTE_POLL_INTERVAL_SECONDS", default=10.0, low=0.01, high=600.0
+        ),
+        concurrency=_int_setting(
+            env, "TENANTPULSE_AIRBYTE_CONCURRENCY", default=8, low=1, high=256
+        ),
     )
 
 
