@@ -1,0 +1,234 @@
+"""Airbyte mode against a local stand-in of the Airbyte API (tests/airbyte_standin.py): the real
+dagster-airbyte client, the sync step, the jobs sensor, the history and landing after a sync."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from airbyte_standin import AirbyteStandIn, JobPlan
+from conftest import make_settings
+from tenantpulse.airbyte.connections import connections_by_tenant, tenant_connection
+from tenantpulse.airbyte.jobs_feed import OVERLAP, JobsCursor, newly_finished
+from tenantpulse.config import AIRBYTE_CLIENT_SECRET, SettingsError, load_settings
+from tenantpulse.definitions import build_definitions
+from tenantpulse.defs.airbyte import airbyte_workspace, build_jobs_sensor
+from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.pipeline import dagster_instance, run_flow
+from tenantpulse.tenants.registry import add_tenant
+from tenantpulse.warehouse import open_warehouse
+
+SECRET = "test-secret-not-real"
+ERROR = "source: Stripe API returned 401: Invalid API Key provided"
+
+
+def connection(namespace="user_acme", prefix="stripe_", **fields):
+    return {
+        "connectionId": "c-1",
+        "name": "n",
+        "status": "active",
+        "namespaceDefinition": "custom_format",
+        "namespaceFormat": namespace,
+        "prefix": prefix,
+    } | fields
+
+
+def test_connections_are_mapped_to_tenants_by_namespace_and_prefix():
+    assert tenant_connection(connection()).tenant_id == "acme"
+    assert tenant_connection(connection(prefix="google_analytics_")).source == "google_analytics"
+    for not_ours in [
+        connection(namespace="public"),  # another namespace
+        connection(namespace="user_Bad-Id"),  # not a tenant id
+        connection(prefix="hubspot_"),  # not one of our sources
+        connection(prefix="stripe"),  # no separator: tables would be stripecharges
+        connection(status="inactive"),
+        connection(namespaceDefinition="destination"),
+    ]:
+        assert tenant_connection(not_ours) is None, not_ours
+    by_tenant = connections_by_tenant(
+        [
+            connection(connectionId="c-2", prefix="github_"),
+            connection(connectionId="c-1"),
+            connection(connectionId="c-3", namespace="user_globex"),
+        ]
+    )
+    assert {t: [(c.source, c.connection_id) for c in cs] for t, cs in by_tenant.items()} == {
+        "acme": [("github", "c-2"), ("stripe", "c-1")],
+        "globex": [("stripe", "c-3")],
+    }
+
+
+def test_jobs_cursor_hands_on_each_finished_job_once_even_when_jobs_finish_out_of_order():
+    t0 = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
+
+    def job(job_id, status, minutes):
+        at = (t0 + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"jobId": job_id, "status": status, "startTime": at, "lastUpdatedAt": at}
+
+    first, cursor = newly_finished(
+        [job(7, "succeeded", 1), job(5, "running", 1), job(6, "failed", 2)], JobsCursor(t0)
+    )
+    assert [j["jobId"] for j in first] == [7, 6]
+    assert cursor.updated_after == t0 + dt.timedelta(minutes=2)
+    # Job 5 finishes later; the next listing (from cursor - OVERLAP) shows 6 and 7 again.
+    again, cursor = newly_finished(
+        [job(7, "succeeded", 1), job(6, "failed", 2), job(5, "succeeded", 3)],
+        JobsCursor.from_json(cursor.to_json()),
+    )
+    assert [j["jobId"] for j in again] == [5]
+    later, _ = newly_finished([job(8, "succeeded", 3 + OVERLAP.seconds // 60 + 5)], cursor)
+    assert [j["jobId"] for j in later] == [8]
+    assert newly_finished([], cursor) == ([], cursor)
+
+
+def test_airbyte_settings_need_a_workspace_and_both_credentials(tmp_path):
+    base = {"TENANTPULSE_HOME": str(tmp_path)}
+    assert load_settings(base).airbyte is None
+    airbyte = load_settings(
+        base
+        | {
+            "TENANTPULSE_AIRBYTE_URL": "http://airbyte.internal:8000/",
+            "TENANTPULSE_AIRBYTE_WORKSPACE_ID": "ws-1",
+            "TENANTPULSE_AIRBYTE_CLIENT_ID": "id",
+            AIRBYTE_CLIENT_SECRET: "very-secret",
+        }
+    ).airbyte
+    assert airbyte.rest_api_base_url == "http://airbyte.internal:8000/api/public/v1"
+    assert airbyte.configuration_api_base_url == "http://airbyte.internal:8000/api/v1"
+    assert (airbyte.poll_timeout_seconds, airbyte.poll_interval_seconds) == (3600.0, 10.0)
+    assert "very-secret" not in repr(airbyte)
+    for env, named in [
+        ({"TENANTPULSE_AIRBYTE_URL": "airbyte:8000"}, "TENANTPULSE_AIRBYTE_URL"),
+        ({"TENANTPULSE_AIRBYTE_URL": "http://a:8000"}, "TENANTPULSE_AIRBYTE_WORKSPACE_ID"),
+        (
+            {
+                "TENANTPULSE_AIRBYTE_URL": "http://a:8000",
+                "TENANTPULSE_AIRBYTE_WORKSPACE_ID": "ws",
+                "TENANTPULSE_AIRBYTE_CLIENT_ID": "id",
+            },
+            AIRBYTE_CLIENT_SECRET,
+        ),
+        (
+            {
+                "TENANTPULSE_AIRBYTE_URL": "http://a:8000",
+                "TENANTPULSE_AIRBYTE_WORKSPACE_ID": "ws",
+                "TENANTPULSE_AIRBYTE_POLL_TIMEOUT_SECONDS": "0",
+            },
+            "TENANTPULSE_AIRBYTE_POLL_TIMEOUT_SECONDS",
+        ),
+    ]:
+        with pytest.raises(SettingsError, match=named):
+            load_settings(base | env)
+
+
+@pytest.fixture
+def standin(tmp_path, warehouse_url):
+    local = make_settings(tmp_path, warehouse_url)
+    with AirbyteStandIn(open_warehouse(local.warehouse), local.simulator) as server:
+        yield server
+
+
+def airbyte_settings(tmp_path, warehouse_url, standin, monkeypatch, **env):
+    monkeypatch.setenv(AIRBYTE_CLIENT_SECRET, SECRET)  # the resource reads it at run time
+    return make_settings(
+        tmp_path,
+        warehouse_url,
+        TENANTPULSE_AIRBYTE_URL=standin.url,
+        TENANTPULSE_AIRBYTE_WORKSPACE_ID=standin.workspace_id,
+        TENANTPULSE_AIRBYTE_CLIENT_ID=standin.client_id,
+        TENANTPULSE_AIRBYTE_CLIENT_SECRET=SECRET,
+        TENANTPULSE_AIRBYTE_POLL_INTERVAL_SECONDS="0.05",
+        **env,
+    )
+
+
+def history(warehouse):
+    with warehouse.connect() as conn:
+        return conn.fetch_all(
+            "select tenant_id, source, job_id, status, records > 0, error "
+            "from ops.airbyte_sync_history order by tenant_id, source, job_id"
+        )
+
+
+def test_airbyte_mode_syncs_one_tenant_through_the_standin_and_lands_its_rows(
+    tmp_path, warehouse_url, standin, monkeypatch
+):
+    settings = airbyte_settings(tmp_path, warehouse_url, standin, monkeypatch)
+    warehouse = open_warehouse(settings.warehouse)
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe")
+        add_tenant(conn, "globex", "Globex", "stripe")
+    acme = standin.add_connection("acme", "stripe")
+    standin.add_connection("globex", "stripe")
+    instance = dagster_instance(settings)
+
+    stages = run_flow(settings, instance, ["acme"], echo=lambda _: None, until="land")
+
+    assert [(s.stage, s.success) for s in stages] == [
+        ("sync", True),
+        ("observe", True),
+        ("land", True),
+    ]
+    assert history(warehouse) == [("acme", "stripe", "1001", "succeeded", True, None)]
+    # Only acme's connection was synced: globex was not selected.
+    assert [r for r in standin.requests if r[0] == "POST" and r[1].endswith("/jobs")] == [
+        ("POST", "/api/public/v1/jobs")
+    ]
+    assert standin.jobs[1001].connection_id == acme
+    with warehouse.connect() as conn:
+        raw = conn.fetch_value("select count(*) from user_acme.stripe_charges")
+        landed = conn.fetch_value(
+            "select count(*) from landing.stripe__charges where tenant_id = 'acme'"
+        )
+        assert not conn.table_exists("user_globex", "stripe_charges")
+    assert raw > 0 and landed == raw  # the first sync has one version of each charge
+    charges = dg.AssetKey(["landing", "stripe__charges"])
+    assert instance.get_materialized_partitions(charges) == {"acme"}
+    observed = instance.fetch_observations(dg.AssetKey(["raw", "stripe", "charges"]), limit=5)
+    assert {r.partition_key for r in observed.records} == {"acme"}
+    assert (
+        observed.records[0]
+        .asset_observation.tags["dagster/data_version"]
+        .startswith(f"{raw} rows, newest ")
+    )
+
+
+def test_a_failed_sync_fails_only_its_tenant_with_the_job_id_and_airbyte_error(
+    tmp_path, warehouse_url, standin, monkeypatch
+):
+    settings = airbyte_settings(tmp_path, warehouse_url, standin, monkeypatch)
+    warehouse = open_warehouse(settings.warehouse)
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe,github")
+        add_tenant(conn, "broken", "Broken", "stripe")
+        add_tenant(conn, "unconnected", "Unconnected", "shopify")
+    standin.add_connection("acme", "stripe")
+    standin.add_connection("acme", "github")
+    standin.plan(standin.add_connection("broken", "stripe"), JobPlan("failed", seconds=0.2))
+
+    stages = run_flow(settings, dagster_instance(settings), echo=lambda _: None, until="land")
+
+    sync, observe, land = stages
+    assert (sync.stage, sync.success, observe.success, land.success) == ("sync", False, True, True)
+    failed_job = next(j for j in standin.jobs.values() if j.plan.status == "failed").job_id
+    assert (
+        f"broken: stripe ({standin.jobs[failed_job].connection_id}): Airbyte job {failed_job} "
+        f"failed: {ERROR}" in sync.error
+    )
+    assert "unconnected: no Airbyte connection writes to its schema" in sync.error
+    assert "acme" not in sync.error
+    job_of = {
+        (
+            standin.connections[j.connection_id].tenant_id,
+            standin.connections[j.connection_id].source,
+        ): str(j.job_id)
+        for j in standin.jobs.values()
+    }
+    assert history(warehouse) == [
+        ("acme", "github", job_of["acme", "github"], "succeeded", True, None),
+        ("acme", "stripe", job_of["acme", "stripe"], "succeeded", True, None),
+        ("broken", "stripe", str(failed_job), "failed", False, ERROR),
+    ]
+    with warehouse.connect() as conn:
+        landed = conn.fetch_all("select distinct tenant_id from landing.stripe__charges")
+    assert landed == [("acme",)]
