@@ -29,6 +29,7 @@ CONFIG = "/api/v1"
 class JobPlan:
     status: str = "succeeded"  # what the job ends as: succeeded | failed | cancelled
     seconds: float = 0.0  # how long it runs before it ends
+    polls: int | None = None  # or: ends at this many GET /jobs/<id> (not on the clock)
     error: str = "Stripe API returned 401: Invalid API Key provided"
 
 
@@ -41,6 +42,7 @@ class Job:
     status: str = "running"
     rows_synced: int = 0
     updated: dt.datetime | None = None
+    polls: int = 0  # GET /jobs/<id> so far
 
 
 @dataclass
@@ -112,6 +114,9 @@ class AirbyteStandIn:
         self.connections[connection.connection_id] = connection
         return connection.connection_id
 
+    def connections_of(self, tenant_id: str) -> list[str]:
+        return [c.connection_id for c in self.connections.values() if c.tenant_id == tenant_id]
+
     def plan(self, connection_id: str, *plans: JobPlan) -> None:
         self.connections[connection_id].plans.extend(plans)
 
@@ -130,7 +135,12 @@ class AirbyteStandIn:
 
     def _advance(self, job: Job) -> None:
         """Finish the job if its time has come; a succeeded sync writes the raw tables."""
-        if job.status != "running" or now() < job.created + dt.timedelta(seconds=job.plan.seconds):
+        if job.status != "running":
+            return
+        if job.plan.polls is not None:
+            if job.polls < job.plan.polls:
+                return
+        elif now() < job.created + dt.timedelta(seconds=job.plan.seconds):
             return
         if job.plan.status == "succeeded":
             connection = self.connections[job.connection_id]
@@ -227,6 +237,7 @@ class AirbyteStandIn:
                 job = self.jobs.get(int(path.rsplit("/", 1)[1]))
                 if job is None:
                     return 404, _problem(404, "Not Found", "no such job")
+                job.polls += method == "GET"
                 if method == "DELETE":
                     self._advance(job)
                     if job.status == "running":
@@ -244,9 +255,10 @@ class AirbyteStandIn:
         if connection_id not in self.connections or body.get("jobType") != "sync":
             return 400, _problem(400, "Bad Request", "connectionId and jobType=sync needed")
         if connection_id in self.conflicts:
-            # Airbyte's scheduler started a sync a moment before this request.
+            # Airbyte's scheduler started a sync a moment before this request (and it outlasts
+            # the client's retries of the start).
             self.conflicts.discard(connection_id)
-            self._create_job(connection_id, JobPlan(seconds=0.3))
+            self._create_job(connection_id, JobPlan(seconds=1.2))
         if self._running_job(connection_id) is not None:
             return 409, _problem(409, "Conflict", f"A sync is already running for: {connection_id}")
         plans = self.connections[connection_id].plans

@@ -232,3 +232,136 @@ def test_a_failed_sync_fails_only_its_tenant_with_the_job_id_and_airbyte_error(
     with warehouse.connect() as conn:
         landed = conn.fetch_all("select distinct tenant_id from landing.stripe__charges")
     assert landed == [("acme",)]
+
+
+def sync_run_events(instance):
+    """The messages of the newest `airbyte_sync` run."""
+    run = instance.get_runs(filters=dg.RunsFilter(job_name="airbyte_sync"), limit=1)[0]
+    return [e.message for e in instance.all_logs(run.run_id)]
+
+
+def test_a_running_sync_is_joined_and_a_slow_one_times_out_without_failing_others(
+    tmp_path, warehouse_url, standin, monkeypatch
+):
+    settings = airbyte_settings(
+        tmp_path, warehouse_url, standin, monkeypatch, TENANTPULSE_AIRBYTE_POLL_TIMEOUT_SECONDS="3"
+    )
+    warehouse = open_warehouse(settings.warehouse)
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe")
+        add_tenant(conn, "raced", "Raced", "stripe")
+        add_tenant(conn, "slow", "Slow", "stripe")
+    acme = standin.add_connection("acme", "stripe")
+    raced = standin.add_connection("raced", "stripe")
+    slow = standin.add_connection("slow", "stripe")
+    standin.plan(slow, JobPlan(seconds=30))
+    scheduled = standin.start_scheduled_sync(acme, JobPlan(polls=2))
+    # Airbyte's scheduler starts raced's sync between the client's look and its start: a 409.
+    standin.conflicts.add(raced)
+    instance = dagster_instance(settings)
+
+    sync = run_flow(settings, instance, echo=lambda _: None, until="sync")[0]
+
+    assert not sync.success
+    slow_job = next(j.job_id for j in standin.jobs.values() if j.connection_id == slow)
+    assert "slow: stripe" in sync.error and f"Airbyte job {slow_job} timed out" in sync.error
+    assert "acme" not in sync.error and "raced" not in sync.error
+    raced_jobs = [j for j in standin.jobs.values() if j.connection_id == raced]
+    assert len(raced_jobs) == 1 and raced_jobs[0].status == "succeeded"
+    assert [j.job_id for j in standin.jobs.values() if j.connection_id == acme] == [scheduled]
+    assert history(warehouse) == [
+        ("acme", "stripe", str(scheduled), "succeeded", True, None),
+        ("raced", "stripe", str(raced_jobs[0].job_id), "succeeded", True, None),
+    ]  # the slow job is still running in Airbyte: the jobs sensor records it when it ends
+    assert standin.jobs[slow_job].status == "running"  # not cancelled
+    messages = sync_run_events(instance)
+    assert any(f"slow failed: stripe" in m and str(slow_job) in m for m in messages)
+    assert not any(SECRET in (m or "") for m in messages)
+
+
+def test_jobs_sensor_records_finished_scheduled_syncs_and_requests_landing_once(
+    tmp_path, warehouse_url, standin, monkeypatch
+):
+    settings = airbyte_settings(tmp_path, warehouse_url, standin, monkeypatch)
+    warehouse = open_warehouse(settings.warehouse)
+    with warehouse.connect() as conn:
+        for tenant in ("acme", "broken", "globex", "initech"):
+            add_tenant(conn, tenant, tenant.title(), "stripe")
+    ok = [
+        standin.start_scheduled_sync(standin.add_connection(t, "stripe"))
+        for t in ("acme", "globex")
+    ]
+    failed = standin.start_scheduled_sync(
+        standin.add_connection("broken", "stripe"), JobPlan("failed")
+    )
+    standin.add_connection("initech", "stripe")  # no sync has run
+    strangers = standin.add_connection("stranger", "stripe")  # not a registered tenant
+    standin.start_scheduled_sync(strangers)
+    sensor = build_jobs_sensor()
+    resources = {
+        "warehouse": WarehouseResource(url=settings.warehouse.url),
+        "airbyte_workspace": airbyte_workspace(settings.airbyte),
+    }
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", ["acme", "globex", "broken", "initech"])
+        result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+
+        # acme and globex are contiguous partitions: one ingest run lands both.
+        assert [
+            (
+                r.tags["dagster/asset_partition_range_start"],
+                r.tags["dagster/asset_partition_range_end"],
+            )
+            for r in result.run_requests
+        ] == [("acme", "globex")]
+        assert sorted(
+            (e.asset_key.to_user_string(), e.partition)
+            for e in result.asset_events
+            if e.asset_key.path[1:] == ["stripe", "charges"]
+        ) == [
+            ("raw/stripe/charges", "acme"),
+            ("raw/stripe/charges", "globex"),
+        ]
+        assert history(warehouse) == [
+            ("acme", "stripe", str(ok[0]), "succeeded", True, None),
+            ("broken", "stripe", str(failed), "failed", False, ERROR),
+            ("globex", "stripe", str(ok[1]), "succeeded", True, None),
+        ]
+        again = sensor(
+            dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor)
+        )
+        assert (
+            again.run_requests == []
+            and "no Airbyte sync finished" in again.skip_reason.skip_message
+        )
+
+        later = standin.start_scheduled_sync(standin.connections_of("initech")[0])
+        third = sensor(
+            dg.build_sensor_context(instance=instance, resources=resources, cursor=again.cursor)
+        )
+        assert [r.tags["dagster/asset_partition_range_start"] for r in third.run_requests] == [
+            "initech"
+        ]
+        assert third.run_requests[0].run_key != result.run_requests[0].run_key
+        assert ("initech", "stripe", str(later), "succeeded", True, None) in history(warehouse)
+
+
+def test_airbyte_mode_adds_the_sync_job_and_a_running_sensor_and_local_mode_none(
+    tmp_path, warehouse_url, standin, monkeypatch
+):
+    local = build_definitions(make_settings(tmp_path, warehouse_url))
+    assert "airbyte_sync" not in [j.name for j in local.jobs]
+    assert [s.name for s in local.sensors] == ["tenant_partitions_sensor"]
+    assert "airbyte_workspace" not in local.resources
+
+    defs = build_definitions(airbyte_settings(tmp_path, warehouse_url, standin, monkeypatch))
+    sync = defs.resolve_job_def("airbyte_sync")
+    assert sync.partitions_def.name == "tenants"
+    assert defs.resolve_assets_def(dg.AssetKey(["airbyte", "tenant_syncs"])).backfill_policy == (
+        dg.BackfillPolicy.single_run()
+    )
+    sensor = defs.resolve_sensor_def("airbyte_jobs_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.job_name == "ingest"
+    # Building the definitions asked Airbyte nothing: it need not be reachable at load.
+    assert standin.requests == []
