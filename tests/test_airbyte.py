@@ -275,7 +275,7 @@ def test_a_running_sync_is_joined_and_a_slow_one_times_out_without_failing_other
     ]  # the slow job is still running in Airbyte: the jobs sensor records it when it ends
     assert standin.jobs[slow_job].status == "running"  # not cancelled
     messages = sync_run_events(instance)
-    assert any(f"slow failed: stripe" in m and str(slow_job) in m for m in messages)
+    assert any("slow failed: stripe" in m and str(slow_job) in m for m in messages)
     assert not any(SECRET in (m or "") for m in messages)
 
 
