@@ -3,13 +3,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# PyAirbyte (embedded mode, docs/airbyte.md) pins pandas<3 and duckdb 1.4: its own environment.
+PYAIRBYTE := .venv-pyairbyte/.installed
 
-.PHONY: demo test dev docs lint format clean
+.PHONY: demo test dev docs lint format clean pyairbyte
 
 demo: $(INSTALLED)  ## simulated tenants through the whole flow, on DuckDB
 	$(BIN)/tenantpulse demo
 
-test: $(INSTALLED)  ## the test suite (Postgres tests skip when no server is reachable, except under CI=true)
+test: $(INSTALLED) $(PYAIRBYTE)  ## the test suite (Postgres tests skip when no server is reachable, except under CI=true)
 	$(BIN)/pytest
 
 dev: $(INSTALLED)  ## the Dagster UI and daemon on http://127.0.0.1:3000
@@ -33,5 +35,13 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+pyairbyte: $(PYAIRBYTE)  ## the PyAirbyte environment that runs Airbyte connectors in embedded mode
+
+$(PYAIRBYTE):
+	@test -x .venv-pyairbyte/bin/python || $(PYTHON) -m venv .venv-pyairbyte
+	.venv-pyairbyte/bin/python -m pip install --quiet --upgrade pip
+	.venv-pyairbyte/bin/python -m pip install --quiet 'airbyte==0.71.3'
+	@touch $@
+
 clean:  ## remove the virtual environment and local state (.tenantpulse: warehouse, Dagster home)
-	rm -rf $(VENV) .tenantpulse
+	rm -rf $(VENV) .venv-pyairbyte .tenantpulse

@@ -84,6 +84,30 @@ class TerraformVarsSettings:
 
 
 @dataclass(frozen=True)
+class AirbyteSettings:
+    """Airbyte mode (docs/airbyte.md): on when TENANTPULSE_AIRBYTE_URL is set. The client secret is
+    not held here: the Dagster resource reads it from TENANTPULSE_AIRBYTE_CLIENT_SECRET at run time."""
+
+    url: str  # the server's root; the REST API is <url>/api/public/v1, the config API <url>/api/v1
+    workspace_id: str
+    client_id: str | None  # None: no authentication (a self-managed server without auth)
+    poll_timeout_seconds: float
+    poll_interval_seconds: float
+    concurrency: int  # connections synced at a time in one step
+
+    @property
+    def rest_api_base_url(self) -> str:
+        return f"{self.url.rstrip('/')}/api/public/v1"
+
+    @property
+    def configuration_api_base_url(self) -> str:
+        return f"{self.url.rstrip('/')}/api/v1"
+
+
+AIRBYTE_CLIENT_SECRET = "TENANTPULSE_AIRBYTE_CLIENT_SECRET"
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     warehouse: WarehouseUrl
@@ -95,6 +119,7 @@ class Settings:
     llm: LlmSettings
     actions: ActionSettings
     terraform: TerraformVarsSettings
+    airbyte: AirbyteSettings | None = None  # None: local mode (the simulator writes raw data)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -160,6 +185,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         llm=llm,
         actions=load_action_settings(env),
         terraform=terraform,
+        airbyte=_airbyte_settings(env),
     )
 
 
@@ -187,6 +213,39 @@ def load_action_settings(env: Mapping[str, str]) -> ActionSettings:
         ),
         slack_token=env.get("TENANTPULSE_SLACK_TOKEN") or None,
         slack_api_url=slack_api_url if slack_api_url.endswith("/") else slack_api_url + "/",
+    )
+
+
+def _airbyte_settings(env: Mapping[str, str]) -> AirbyteSettings | None:
+    url = _url_setting(env, "TENANTPULSE_AIRBYTE_URL")
+    if url is None:
+        return None
+    workspace_id = env.get("TENANTPULSE_AIRBYTE_WORKSPACE_ID") or ""
+    if not workspace_id.strip():
+        raise SettingsError(
+            "TENANTPULSE_AIRBYTE_WORKSPACE_ID is not set; allowed: the Airbyte workspace id "
+            "(required when TENANTPULSE_AIRBYTE_URL is set)"
+        )
+    client_id = env.get("TENANTPULSE_AIRBYTE_CLIENT_ID") or None
+    if bool(client_id) != bool(env.get(AIRBYTE_CLIENT_SECRET)):
+        missing = AIRBYTE_CLIENT_SECRET if client_id else "TENANTPULSE_AIRBYTE_CLIENT_ID"
+        raise SettingsError(
+            f"{missing} is not set; allowed: both TENANTPULSE_AIRBYTE_CLIENT_ID and "
+            f"{AIRBYTE_CLIENT_SECRET}, or neither (a server without authentication)"
+        )
+    return AirbyteSettings(
+        url=url,
+        workspace_id=workspace_id.strip(),
+        client_id=client_id,
+        poll_timeout_seconds=_float_setting(
+            env, "TENANTPULSE_AIRBYTE_POLL_TIMEOUT_SECONDS", default=3600.0, low=1.0, high=86400.0
+        ),
+        poll_interval_seconds=_float_setting(
+            env, "TENANTPULSE_AIRBYTE_POLL_INTERVAL_SECONDS", default=10.0, low=0.01, high=600.0
+        ),
+        concurrency=_int_setting(
+            env, "TENANTPULSE_AIRBYTE_CONCURRENCY", default=8, low=1, high=256
+        ),
     )
 
 

@@ -48,17 +48,36 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         if settings.warehouse.dialect == "duckdb"
         else dg.multiprocess_executor
     )
+    airbyte = _airbyte_defs(settings)
     return dg.Definitions(
-        assets=[*raw_assets, *landing_assets, *dbt_assets, analysis, insights, action_log],
-        jobs=build_jobs(dbt_assets, analysis, insights, action_log),
-        sensors=[tenant_partitions_sensor, *action_sensors],
+        assets=[
+            *raw_assets,
+            *landing_assets,
+            *dbt_assets,
+            analysis,
+            insights,
+            action_log,
+            *airbyte["assets"],
+        ],
+        jobs=build_jobs(dbt_assets, analysis, insights, action_log) + airbyte["jobs"],
+        sensors=[tenant_partitions_sensor, *action_sensors, *airbyte["sensors"]],
         resources={
             "warehouse": WarehouseResource(url=settings.warehouse.url),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
         }
-        | _llm_resources(settings),
+        | _llm_resources(settings)
+        | airbyte["resources"],
         executor=executor,
     )
+
+
+def _airbyte_defs(settings: Settings) -> dict:
+    """Airbyte mode's sync step, job, sensor and resource; nothing in local (simulator) mode."""
+    if settings.airbyte is None:
+        return {"assets": [], "jobs": [], "sensors": [], "resources": {}}
+    from tenantpulse.defs.airbyte import build_airbyte_defs
+
+    return build_airbyte_defs(settings.airbyte)
 
 
 def _llm_resources(settings: Settings) -> dict:

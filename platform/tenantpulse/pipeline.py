@@ -19,7 +19,7 @@ import dagster as dg
 from tenantpulse.actions.execute import day_to_act_on
 from tenantpulse.config import Settings
 from tenantpulse.definitions import build_definitions
-from tenantpulse.defs.partitions import tenant_partitions
+from tenantpulse.defs.partitions import partition_ranges, tenant_partitions
 from tenantpulse.defs.tenants import sync_tenant_partitions
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.registry import list_tenants
@@ -51,6 +51,16 @@ STAGES = [
 ]
 
 
+SYNC_STAGE = "sync"
+
+
+def flow_stages(settings: Settings) -> list[tuple[str, str, str | None]]:
+    """STAGES, preceded in Airbyte mode by the Airbyte syncs of the selected tenants."""
+    if settings.airbyte is None:
+        return STAGES
+    return [(SYNC_STAGE, "airbyte_sync", TENANTS), *STAGES]
+
+
 @dataclass(frozen=True)
 class StageRun:
     stage: str
@@ -66,26 +76,6 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     if not config.exists():
         config.write_text(DAGSTER_YAML)
     return dg.DagsterInstance.from_config(str(settings.dagster_home))
-
-
-def partition_ranges(ordered_keys: list[str], selected: list[str]) -> list[tuple[str, str]]:
-    """Cover `selected` keys with as few contiguous (first, last) ranges of `ordered_keys` as
-    possible: one run per range, so all tenants go in one run when all are selected."""
-    chosen = set(selected)
-    missing = chosen - set(ordered_keys)
-    if missing:
-        raise ValueError(f"no tenants partition for {sorted(missing)}: register the tenants first")
-    ranges, start, previous = [], None, None
-    for key in ordered_keys:
-        if key in chosen:
-            start = start or key
-            previous = key
-        elif start is not None:
-            ranges.append((start, previous))
-            start = None
-    if start is not None:
-        ranges.append((start, previous))
-    return ranges
 
 
 def run_flow(
@@ -111,12 +101,12 @@ def run_flow(
             f"not active tenants: {', '.join(unknown)} (see `tenantpulse tenants list`)"
         )
     defs = build_definitions(settings)
-    stages = STAGES
+    stages = flow_stages(settings)
     if until is not None:
-        names = [stage for stage, _, _ in STAGES]
+        names = [stage for stage, _, _ in stages]
         if until not in names:
             raise ValueError(f"unknown stage {until!r}; stages: {', '.join(names)}")
-        stages = STAGES[: names.index(until) + 1]
+        stages = stages[: names.index(until) + 1]
     results = []
     for stage, job_name, partitioned_by in stages:
         job = defs.resolve_job_def(job_name)
@@ -146,7 +136,8 @@ def run_flow(
         echo(f"[{stage}] job {job_name} ({described}): {time.monotonic() - started:.1f}s")
         if not results[-1].success:
             echo(f"[{stage}] failed: {results[-1].error}")
-            break
+            if stage != SYNC_STAGE:  # a failed sync fails its tenants; the others still land
+                break
     return results
 
 

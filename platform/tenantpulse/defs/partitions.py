@@ -1,5 +1,25 @@
-"""The `tenants` dynamic partitions, one key per registered tenant id."""
+"""The `tenants` dynamic partitions, one key per registered tenant id, and runs over ranges of them."""
 
 from dagster import DynamicPartitionsDefinition
 
 tenant_partitions = DynamicPartitionsDefinition(name="tenants")
+
+
+def partition_ranges(ordered_keys: list[str], selected: list[str]) -> list[tuple[str, str]]:
+    """Cover `selected` keys with as few contiguous (first, last) ranges of `ordered_keys` as
+    possible: one run per range, so all tenants go in one run when all are selected."""
+    chosen = set(selected)
+    missing = chosen - set(ordered_keys)
+    if missing:
+        raise ValueError(f"no tenants partition for {sorted(missing)}: register the tenants first")
+    ranges, start, previous = [], None, None
+    for key in ordered_keys:
+        if key in chosen:
+            start = start or key
+            previous = key
+        elif start is not None:
+            ranges.append((start, previous))
+            start = None
+    if start is not None:
+        ranges.append((start, previous))
+    return ranges

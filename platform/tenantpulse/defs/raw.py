@@ -21,18 +21,23 @@ def raw_data_versions(conn, contract: StreamContract) -> dict[str, str]:
     """Tenant id -> "<rows> rows, newest <extracted_at>" for every active tenant with the table."""
     versions = {}
     for tenant in list_tenants(conn):
-        schema = raw_schema(tenant.tenant_id)
-        if contract.source not in tenant.sources or not conn.table_exists(
-            schema, contract.raw_table
-        ):
+        if contract.source not in tenant.sources:
             continue
-        rows, newest = conn.fetch_one(
-            f"select count(*), max(_airbyte_extracted_at) from {qualified(schema, contract.raw_table)}"
-        )
-        versions[tenant.tenant_id] = (
-            f"{rows} rows, newest {newest.isoformat() if newest else 'none'}"
-        )
+        version = tenant_raw_version(conn, tenant.tenant_id, contract)
+        if version is not None:
+            versions[tenant.tenant_id] = version
     return versions
+
+
+def tenant_raw_version(conn, tenant_id: str, contract: StreamContract) -> str | None:
+    """One tenant's data version of the stream; None when its raw table does not exist."""
+    schema = raw_schema(tenant_id)
+    if not conn.table_exists(schema, contract.raw_table):
+        return None
+    rows, newest = conn.fetch_one(
+        f"select count(*), max(_airbyte_extracted_at) from {qualified(schema, contract.raw_table)}"
+    )
+    return f"{rows} rows, newest {newest.isoformat() if newest else 'none'}"
 
 
 def build_raw_asset(contract: StreamContract):

@@ -1,0 +1,1 @@
+"""Airbyte mode: which connections are whose, syncs through dagster-airbyte's client, job polling."""

@@ -1,0 +1,261 @@
+"""Airbyte mode's Dagster wiring (loaded only when TENANTPULSE_AIRBYTE_URL is set): the
+tenant-partitioned sync step, its job, and the sensor that follows Airbyte's own scheduled syncs.
+
+Both report each synced tenant's raw streams as observations (new data versions) and record the
+jobs in `ops.airbyte_sync_history`; the sensor requests the `ingest` job for the tenants whose
+syncs succeeded, whoever started them.
+"""
+
+import datetime as dt
+import hashlib
+
+import dagster as dg
+from dagster_airbyte import AirbyteWorkspace
+
+from tenantpulse.airbyte.connections import TenantConnection, connections_by_tenant
+from tenantpulse.airbyte.history import record_airbyte_job
+from tenantpulse.airbyte.jobs_feed import (
+    JobsCursor,
+    first_cursor,
+    list_sync_jobs,
+    listing_start,
+    newly_finished,
+)
+from tenantpulse.airbyte.sync import (
+    TERMINAL_STATUSES,
+    ConnectionSync,
+    job_failure_reason,
+    sync_record,
+    sync_tenants,
+)
+from tenantpulse.config import AIRBYTE_CLIENT_SECRET, AirbyteSettings
+from tenantpulse.defs.partitions import partition_ranges, tenant_partitions
+from tenantpulse.defs.raw import raw_asset_key, tenant_raw_version
+from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.sources.contracts import streams_for
+from tenantpulse.tenants.ids import validate_tenant_id
+from tenantpulse.tenants.registry import list_tenants
+from tenantpulse.warehouse import WarehouseBusyError
+
+SYNC_KEY = dg.AssetKey(["airbyte", "tenant_syncs"])
+SYNC_JOB = "airbyte_sync"
+DATA_VERSION_TAG = "dagster/data_version"
+FIRST_LOOKBACK = dt.timedelta(days=1)  # how far back a new sensor looks for finished jobs
+
+
+def airbyte_workspace(airbyte: AirbyteSettings) -> AirbyteWorkspace:
+    return AirbyteWorkspace(
+        rest_api_base_url=airbyte.rest_api_base_url,
+        configuration_api_base_url=airbyte.configuration_api_base_url,
+        workspace_id=airbyte.workspace_id,
+        client_id=airbyte.client_id,
+        # EnvVar: read when a run starts, never shown in the UI's resource config.
+        client_secret=dg.EnvVar(AIRBYTE_CLIENT_SECRET) if airbyte.client_id else None,
+        poll_timeout=airbyte.poll_timeout_seconds,
+        poll_interval=airbyte.poll_interval_seconds,
+        # Join a sync Airbyte's schedule already started instead of failing on it; and leave a
+        # sync we stop waiting for running: the jobs sensor lands it when it finishes.
+        poll_previous_running_sync=True,
+        cancel_on_termination=False,
+    )
+
+
+def raw_observations(conn, synced: set[tuple[str, str]]) -> list[dg.AssetObservation]:
+    """The new data version of each raw stream of each synced (tenant, source)."""
+    observations = []
+    for tenant_id, source in sorted(synced):
+        for contract in streams_for(source):
+            version = tenant_raw_version(conn, tenant_id, contract)
+            if version is not None:
+                observations.append(
+                    dg.AssetObservation(
+                        asset_key=raw_asset_key(contract),
+                        partition=tenant_id,
+                        tags={DATA_VERSION_TAG: version},
+                    )
+                )
+    return observations
+
+
+def tenant_failures(
+    tenant_ids: list[str],
+    connections: dict[str, list[TenantConnection]],
+    syncs: list[ConnectionSync],
+) -> dict[str, str]:
+    """Tenant id -> what went wrong, for each tenant with no connection or a sync not succeeded."""
+    failures = {
+        t: "no Airbyte connection writes to its schema"
+        for t in tenant_ids
+        if not connections.get(t)
+    }
+    for sync in syncs:
+        if not sync.succeeded:
+            tenant = sync.connection.tenant_id
+            failures[tenant] = "; ".join(filter(None, [failures.get(tenant), sync.describe()]))
+    return failures
+
+
+def build_sync_asset(airbyte: AirbyteSettings) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=SYNC_KEY,
+        partitions_def=tenant_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="airbyte",
+        description="Each tenant's Airbyte syncs, started (or joined) and waited for: every "
+        "connection writing to `user_<tenant>`, many tenants per run.",
+    )
+    def airbyte_tenant_syncs(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        airbyte_workspace: AirbyteWorkspace,
+    ):
+        tenant_ids = [validate_tenant_id(k) for k in context.partition_keys]
+        client = airbyte_workspace.get_client()
+        found = connections_by_tenant(client.get_connections())
+        connections = {t: found.get(t, []) for t in tenant_ids}
+        with warehouse.open().connect() as conn:
+            registered = {t.tenant_id: t.sources for t in list_tenants(conn)}
+        for tenant_id in tenant_ids:
+            unsynced = set(registered.get(tenant_id, ())) - {
+                c.source for c in connections[tenant_id]
+            }
+            if unsynced and connections[tenant_id]:
+                context.log.warning(
+                    f"{tenant_id}: registered sources without an Airbyte connection: "
+                    f"{', '.join(sorted(unsynced))}"
+                )
+        every = [c for cs in connections.values() for c in cs]
+        context.log.info(
+            f"syncing {len(every)} connections of {len(tenant_ids)} tenants, "
+            f"{airbyte.concurrency} at a time"
+        )
+        syncs = []
+        for sync in sync_tenants(client, every, airbyte.concurrency):
+            syncs.append(sync)
+            log = context.log.info if sync.succeeded else context.log.error
+            log(f"{sync.connection.tenant_id} {sync.describe()}")
+        with warehouse.open().connect() as conn:
+            for sync in syncs:
+                if sync.job is not None and sync.job["status"] in TERMINAL_STATUSES:
+                    record_airbyte_job(conn, sync_record(sync.connection, sync.job, sync.error))
+            failures = tenant_failures(tenant_ids, connections, syncs)
+            synced = {
+                (s.connection.tenant_id, s.connection.source)
+                for s in syncs
+                if s.connection.tenant_id not in failures
+            }
+            observations = raw_observations(conn, synced)
+        for observation in observations:
+            context.log_event(observation)
+        yield dg.MaterializeResult(
+            metadata={
+                "tenants": len(tenant_ids),
+                "connections": len(every),
+                "jobs_succeeded": sum(s.succeeded for s in syncs),
+                "rows_synced": sum(int((s.job or {}).get("rowsSynced") or 0) for s in syncs),
+                "tenants_failed": dg.MetadataValue.json(failures),
+            }
+        )
+        if failures:
+            for tenant_id, failure in failures.items():
+                context.log.error(f"tenant {tenant_id} failed: {failure}")
+            # The other tenants' syncs are recorded and reported; this names the ones to re-run.
+            raise dg.Failure(
+                description=f"{len(failures)} of {len(tenant_ids)} tenant(s) failed to sync: "
+                + "; ".join(f"{t}: {f}" for t, f in failures.items()),
+                metadata=failures,
+            )
+
+    return airbyte_tenant_syncs
+
+
+def build_jobs_sensor() -> dg.SensorDefinition:
+    @dg.sensor(
+        name="airbyte_jobs_sensor",
+        job_name="ingest",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def airbyte_jobs_sensor(
+        context: dg.SensorEvaluationContext,
+        warehouse: WarehouseResource,
+        airbyte_workspace: AirbyteWorkspace,
+    ):
+        """Lands each registered tenant whose Airbyte sync finished, however it was started."""
+        cursor = JobsCursor.from_json(context.cursor)
+        if cursor.updated_after is None:
+            cursor = first_cursor(dt.datetime.now(dt.UTC), FIRST_LOOKBACK)
+        client = airbyte_workspace.get_client()
+        finished, next_cursor = newly_finished(
+            list_sync_jobs(client, listing_start(cursor)), cursor
+        )
+        if not finished:
+            return dg.SensorResult(
+                skip_reason="no Airbyte sync finished", cursor=next_cursor.to_json()
+            )
+        by_id = {
+            c.connection_id: c
+            for cs in connections_by_tenant(client.get_connections()).values()
+            for c in cs
+        }
+        ours = [(by_id[j["connectionId"]], j) for j in finished if j.get("connectionId") in by_id]
+        reasons = {
+            str(job["jobId"]): job_failure_reason(client, str(job["jobId"]))
+            for _, job in ours
+            if job["status"] != "succeeded"
+        }
+        partitions = list(context.instance.get_dynamic_partitions(tenant_partitions.name))
+        try:
+            with warehouse.open().connect() as conn:
+                registered = {t.tenant_id for t in list_tenants(conn)} & set(partitions)
+                ours = [(c, job) for c, job in ours if c.tenant_id in registered]
+                for connection, job in ours:
+                    record_airbyte_job(
+                        conn, sync_record(connection, job, reasons.get(str(job["jobId"])))
+                    )
+                succeeded = {
+                    (c.tenant_id, c.source) for c, job in ours if job["status"] == "succeeded"
+                }
+                observations = raw_observations(conn, succeeded)
+        except WarehouseBusyError as busy:
+            return dg.SkipReason(f"warehouse busy, will retry: {busy}")
+        for connection, job in ours:
+            if job["status"] != "succeeded":
+                context.log.warning(
+                    f"{connection.tenant_id}: {connection.source} Airbyte job {job['jobId']} "
+                    f"{job['status']}: {reasons.get(str(job['jobId'])) or 'no reason given'}"
+                )
+        tenants = sorted({tenant for tenant, _ in succeeded})
+        run_requests = [
+            dg.RunRequest(
+                run_key=f"airbyte-jobs:{first}..{last}:{_digest(ours)}",
+                tags={
+                    "dagster/asset_partition_range_start": first,
+                    "dagster/asset_partition_range_end": last,
+                },
+            )
+            for first, last in partition_ranges(partitions, tenants)
+        ]
+        context.log.info(
+            f"{len(ours)} finished Airbyte syncs of registered tenants; landing {tenants}"
+        )
+        return dg.SensorResult(
+            run_requests=run_requests, asset_events=observations, cursor=next_cursor.to_json()
+        )
+
+    return airbyte_jobs_sensor
+
+
+def _digest(jobs: list) -> str:
+    ids = ",".join(sorted(str(job["jobId"]) for _, job in jobs))
+    return hashlib.sha256(ids.encode()).hexdigest()[:16]
+
+
+def build_airbyte_defs(airbyte: AirbyteSettings) -> dict:
+    """The pieces Definitions adds in Airbyte mode."""
+    return {
+        "assets": [build_sync_asset(airbyte)],
+        "jobs": [dg.define_asset_job(SYNC_JOB, selection=dg.AssetSelection.assets(SYNC_KEY))],
+        "sensors": [build_jobs_sensor()],
+        "resources": {"airbyte_workspace": airbyte_workspace(airbyte)},
+    }
