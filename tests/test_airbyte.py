@@ -351,7 +351,7 @@ def test_airbyte_mode_adds_the_sync_job_and_a_running_sensor_and_local_mode_none
 ):
     local = build_definitions(make_settings(tmp_path, warehouse_url))
     assert "airbyte_sync" not in [j.name for j in local.jobs]
-    assert [s.name for s in local.sensors] == ["tenant_partitions_sensor"]
+    assert "airbyte_jobs_sensor" not in [s.name for s in local.sensors]
     assert "airbyte_workspace" not in local.resources
 
     defs = build_definitions(airbyte_settings(tmp_path, warehouse_url, standin, monkeypatch))
@@ -360,6 +360,8 @@ def test_airbyte_mode_adds_the_sync_job_and_a_running_sensor_and_local_mode_none
     assert defs.resolve_assets_def(dg.AssetKey(["airbyte", "tenant_syncs"])).backfill_policy == (
         dg.BackfillPolicy.single_run()
     )
+    added = {s.name for s in defs.sensors} - {s.name for s in local.sensors}
+    assert added == {"airbyte_jobs_sensor"}
     sensor = defs.resolve_sensor_def("airbyte_jobs_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.job_name == "ingest"
