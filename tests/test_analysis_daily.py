@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from tenantpulse.analysis.daily import analyse_day, normalise_history, train_churn_model
-from tenantpulse.analysis.document import analysis_document
+from tenantpulse.analysis.document import ANALYSIS_TABLES, analysis_document
 from tenantpulse.analysis.tables import read_days, replace_days
 from test_patterns import load_demo
 
@@ -41,15 +41,7 @@ def test_stored_days_are_replaced_whole_and_read_back_as_the_document(warehouse)
             )
             == 6
         )
-        names = (
-            "health_scores",
-            "churn_risk",
-            "trends",
-            "seasonality",
-            "anomalies",
-            "recommendations",
-        )
-        tables = {name: read_days(conn, name, "globex_churn", None) for name in names}
+        tables = {name: read_days(conn, name, "globex_churn", None) for name in ANALYSIS_TABLES}
     document = analysis_document("globex_churn", AS_OF, tables)
     assert document["user_id"] == "globex_churn" and document["as_of"] == "2026-11-20"
     assert document["churn_risk"] == "high" and 0 <= document["health_score"] <= 40

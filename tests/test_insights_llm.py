@@ -13,7 +13,7 @@ import pytest
 
 from conftest import make_settings
 from openai_standin import OpenAIStandIn, Reply, rewording
-from tenantpulse.analysis.document import analysis_document
+from tenantpulse.analysis.document import DOCUMENT_TABLES, analysis_document
 from tenantpulse.analysis.tables import read_days, replace_days
 from tenantpulse.definitions import build_definitions
 from tenantpulse.insights.compose import TenantContext, compose, request_for, write_insights
@@ -293,11 +293,7 @@ def test_the_insights_asset_writes_with_the_llm_caches_and_falls_back_per_tenant
                 "select tenant_id, generated_by from analysis.insights where as_of = %s", (AS_OF,)
             )
         )
-        names = ("health_scores", "churn_risk", "trends", "seasonality", "anomalies")
-        tables = {n: read_days(conn, n, "acme_growth", AS_OF) for n in names}
-        tables |= {
-            n: read_days(conn, n, "acme_growth", AS_OF) for n in ("recommendations", "insights")
-        }
+        tables = {n: read_days(conn, n, "acme_growth", AS_OF) for n in DOCUMENT_TABLES}
     assert rows.pop("globex_churn") == "deterministic"
     assert set(rows.values()) == {MODEL}
     document = analysis_document("acme_growth", AS_OF, tables)
