@@ -47,6 +47,7 @@ from tenantpulse.warehouse import Warehouse
 
 RUNNER = Path(__file__).with_name("pyairbyte_runner.py")
 AIRBYTE_FIELDS = ("_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta")
+ERROR_TAIL_CHARS = 1500  # of a failed connector's output, kept in the error and the sync history
 
 
 class EmbeddedSyncError(RuntimeError):
@@ -181,6 +182,8 @@ def _run_connector(python: Path, request: dict, timeout_seconds: float) -> None:
         raise EmbeddedSyncError(f"{request['connector']}: {error}") from error
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        if len(tail) > ERROR_TAIL_CHARS:  # a traceback line can be thousands of characters
+            tail = "…" + tail[-ERROR_TAIL_CHARS:]
         raise EmbeddedSyncError(f"{request['connector']} exited {done.returncode}:\n{tail}")
 
 
@@ -220,7 +223,7 @@ def _record(warehouse, connection_id, tenant_id, source, job_id, started, rows, 
                 finished_at=dt.datetime.now(dt.UTC),
                 records=sum(rows.values()),
                 status=FAILED if error else SUCCEEDED,
-                error=error[-2000:] if error else None,
+                error=error,
             ),
         )
 
