@@ -67,6 +67,8 @@ class StageRun:
     run_ids: tuple[str, ...]
     success: bool
     error: str | None = None
+    seconds: float = 0.0  # wall clock of the stage's runs
+    partitions: str = ""  # the partition ranges run ("first..last, ..."), or "unpartitioned"
 
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
@@ -132,8 +134,10 @@ def run_flow(
             ranges = [None]
         described = ", ".join(f"{r[0]}..{r[1]}" for r in ranges if r) or "unpartitioned"
         started = time.monotonic()
-        results.append(StageRun(stage, *_run_job(job, instance, ranges)))
-        echo(f"[{stage}] job {job_name} ({described}): {time.monotonic() - started:.1f}s")
+        run_ids, success, error = _run_job(job, instance, ranges)
+        seconds = time.monotonic() - started
+        results.append(StageRun(stage, run_ids, success, error, seconds, described))
+        echo(f"[{stage}] job {job_name} ({described}): {seconds:.1f}s")
         if not results[-1].success:
             echo(f"[{stage}] failed: {results[-1].error}")
             if stage != SYNC_STAGE:  # a failed sync fails its tenants; the others still land

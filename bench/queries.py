@@ -1,0 +1,190 @@
+"""The dashboard query, run many times, and the naive design's version of it.
+
+The dashboard reads one tenant's `analytics.user_dashboard_summary` row and its last 90 days of
+`analytics.tenant_daily_metrics`. The naive design (the original write-up) has no landing layer:
+a view UNION ALLs every tenant's `user_<id>` schema and the dashboard filters it by tenant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import statistics
+import time
+
+from tenantpulse.config import Settings
+from tenantpulse.sources.contracts import raw_schema
+from tenantpulse.warehouse import Connection, open_warehouse, qualified, quote_ident
+
+HISTORY_DAYS_SHOWN = 90
+SUMMARY_SQL = "select * from analytics.user_dashboard_summary where tenant_id = %s"
+HISTORY_SQL = (
+    "select * from analytics.tenant_daily_metrics where tenant_id = %s and date > %s order by date"
+)
+# The same 90 days of revenue, read the naive way: through a view over every tenant's raw charges.
+NAIVE_SCHEMA = "naive"
+NAIVE_SQL = (
+    f"select floor(created / 86400) as day, count(*) as charges, sum(amount) as amount "
+    f"from {NAIVE_SCHEMA}.{{table}} where tenant_id = %s and created > %s "
+    "and status = 'succeeded' group by 1 order by 1"
+)
+POSTGRES_INDEXES = (
+    "create index bench_tenant_daily_metrics_tenant_date "
+    "on analytics.tenant_daily_metrics (tenant_id, date)",
+    "create index bench_user_dashboard_summary_tenant on analytics.user_dashboard_summary (tenant_id)",
+)
+
+
+def percentiles(seconds: list[float]) -> dict:
+    ordered = sorted(seconds)
+
+    def at(share: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000, 3)
+
+    return {
+        "queries": len(ordered),
+        "p50_ms": at(0.50),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+        "max_ms": round(ordered[-1] * 1000, 3),
+    }
+
+
+def dashboard_query(settings: Settings, tenant_ids: list[str], as_of: dt.date, runs: int) -> dict:
+    """p50/p95/p99 of the dashboard's two reads for random tenants, on one open connection (as a
+    dashboard's connection pool would hold). On Postgres, measured again with an index on
+    (tenant_id, date): the marts have none, and the query plan is kept for both."""
+    since = as_of - dt.timedelta(days=HISTORY_DAYS_SHOWN)
+    chooser = random.Random(7)
+    chosen = [chooser.choice(tenant_ids) for _ in range(runs)]
+    with open_warehouse(settings.warehouse).connect() as conn:
+        result = {"as_of": as_of.isoformat(), **_timed_dashboard(conn, chosen, since)}
+        if settings.warehouse.dialect == "postgres":
+            result["plan"] = _explain(conn, chosen[0], since)
+            for statement in POSTGRES_INDEXES:
+                conn.execute(statement)
+            conn.execute("analyze analytics.tenant_daily_metrics")
+            conn.execute("analyze analytics.user_dashboard_summary")
+            result["with_index"] = _timed_dashboard(conn, chosen, since)
+            result["with_index"]["plan"] = _explain(conn, chosen[0], since)
+            for statement in POSTGRES_INDEXES:
+                conn.execute(f"drop index analytics.{statement.split()[2]}")
+    return result
+
+
+def _timed_dashboard(conn: Connection, tenant_ids: list[str], since: dt.date) -> dict:
+    conn.fetch_all(SUMMARY_SQL, (tenant_ids[0],))  # warm the cache and the connection
+    seconds, history_rows = [], 0
+    for tenant_id in tenant_ids:
+        started = time.perf_counter()
+        conn.fetch_all(SUMMARY_SQL, (tenant_id,))
+        history_rows += len(conn.fetch_all(HISTORY_SQL, (tenant_id, since)))
+        seconds.append(time.perf_counter() - started)
+    return {**percentiles(seconds), "history_rows_per_query": history_rows // len(tenant_ids)}
+
+
+def _explain(conn: Connection, tenant_id: str, since: dt.date) -> str:
+    rows = conn.fetch_all("explain analyze " + HISTORY_SQL, (tenant_id, since))
+    return "\n".join(r[0] for r in rows)
+
+
+def naive_union_view(
+    settings: Settings, tenant_ids: list[str], as_of: dt.date, runs: int, budget_seconds: float
+) -> dict:
+    """Create the view over every tenant's `user_<id>.stripe_charges`, then query one tenant's
+    90 days through it `runs` times (fewer if the budget runs out); an error is the result."""
+    since_epoch = int(
+        dt.datetime.combine(
+            as_of - dt.timedelta(days=HISTORY_DAYS_SHOWN), dt.time(), dt.UTC
+        ).timestamp()
+    )
+    schemas = [raw_schema(t) for t in tenant_ids]
+    with open_warehouse(settings.warehouse).connect() as conn:
+        return measure_union_view(
+            conn, schemas, "stripe_charges", tenant_ids, since_epoch, runs, budget_seconds
+        )
+
+
+def measure_union_view(
+    conn: Connection,
+    schemas: list[str],
+    table: str,
+    tenant_ids: list[str],
+    since_epoch: int,
+    runs: int,
+    budget_seconds: float,
+) -> dict:
+    result: dict = {"schemas": len(schemas)}
+    branches = " union all ".join(
+        f"select {_literal(tenant)} as tenant_id, created, amount, status "
+        f"from {qualified(schema, table)}"
+        for tenant, schema in zip(tenant_ids, schemas, strict=True)
+    )
+    conn.ensure_schema(NAIVE_SCHEMA)
+    started = time.perf_counter()
+    try:
+        conn.execute(f"drop view if exists {NAIVE_SCHEMA}.{table}")
+        conn.execute(f"create view {NAIVE_SCHEMA}.{quote_ident(table)} as {branches}")
+    except Exception as error:  # noqa: BLE001 - the failure is the measurement
+        return {
+            **result,
+            "create_seconds": round(time.perf_counter() - started, 3),
+            "error": _short(error),
+        }
+    result["create_seconds"] = round(time.perf_counter() - started, 3)
+    chooser = random.Random(7)
+    seconds = []
+    deadline = time.perf_counter() + budget_seconds
+    try:
+        while len(seconds) < runs and time.perf_counter() < deadline:
+            started = time.perf_counter()
+            conn.fetch_all(NAIVE_SQL.format(table=table), (chooser.choice(tenant_ids), since_epoch))
+            seconds.append(time.perf_counter() - started)
+    except Exception as error:  # noqa: BLE001
+        result["error"] = _short(error)
+    if seconds:
+        result |= percentiles(seconds)
+    if "error" not in result:  # after an error the transaction is aborted and rolls back
+        conn.execute(f"drop view if exists {NAIVE_SCHEMA}.{table}")
+    return result
+
+
+def union_view_probe(settings: Settings, schema_counts: list[int], budget_seconds: float) -> list:
+    """Where the naive view breaks, on synthetic schemas: `count` schemas of one small charges
+    table each (10 rows), a view over all of them, and the same one-tenant query. Run in a
+    warehouse of its own; every count adds to the schemas made for the previous one."""
+    results = []
+    made = 0
+    warehouse = open_warehouse(settings.warehouse)
+    for count in sorted(schema_counts):
+        started = time.perf_counter()
+        with warehouse.connect() as conn:
+            for i in range(made, count):
+                schema = f"probe_{i:05d}"
+                conn.ensure_schema(schema)
+                conn.execute(
+                    f"create table {schema}.charges as select cast(1700000000 + g * 86400 as "
+                    "bigint) as created, cast(100 as bigint) as amount, "
+                    "cast('succeeded' as varchar) as status from generate_series(1, 10) as s(g)"
+                )
+        made = count
+        setup = time.perf_counter() - started
+        names = [f"probe_{i:05d}" for i in range(count)]
+        with warehouse.connect() as conn:
+            measured = measure_union_view(
+                conn, names, "charges", [f"p{i}" for i in range(count)], 0, 5, budget_seconds
+            )
+        results.append({**measured, "setup_seconds": round(setup, 3)})
+        print(f"  union probe {count} schemas: {measured}", flush=True)
+        if "error" in measured:
+            break
+    return results
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _short(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"

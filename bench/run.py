@@ -1,0 +1,183 @@
+"""`make bench N=1000`: simulate N tenants, time every stage of the flow on DuckDB and Postgres,
+the dashboard query and the naive designs, and write bench/results/n<N>.{json,md}.
+
+Usage: python -m bench.run --tenants 1000 [--warehouses duckdb,postgres] (see --help)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+import traceback
+from pathlib import Path
+
+from bench import flow, queries
+from bench.naive_dbt import per_tenant_dbt
+from bench.report import Results, load_average
+from bench.scale import (
+    DUCKDB,
+    HISTORY_DAYS,
+    POSTGRES,
+    bench_settings,
+    bench_tenants,
+    first_sync_day,
+    fresh_warehouse,
+    recreate_postgres_database,
+    register_tenants,
+)
+
+BENCH_DIR = Path(__file__).resolve().parent
+MIX = (
+    "tenants cycle through the demo's six (profile, sources) pairs: steady_growth, churning and "
+    "seasonal with all four sources; anomalous with stripe, shopify, google_analytics; "
+    "slowing_team with stripe, github; steady_growth with stripe only"
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, required=True)
+    parser.add_argument("--warehouses", default=f"{DUCKDB},{POSTGRES}")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="an admin connection; the bench creates its own databases",
+    )
+    parser.add_argument(
+        "--sim-workers",
+        type=int,
+        default=2,
+        help="processes simulating into Postgres (DuckDB takes one writer)",
+    )
+    parser.add_argument("--dashboard-runs", type=int, default=1000)
+    parser.add_argument("--naive-runs", type=int, default=30)
+    parser.add_argument("--naive-budget-seconds", type=float, default=120.0)
+    parser.add_argument("--per-tenant-dbt-sample", type=int, default=3)
+    parser.add_argument(
+        "--union-probe",
+        default="",
+        help="comma-separated schema counts for the synthetic UNION ALL probe",
+    )
+    parser.add_argument(
+        "--until",
+        choices=["simulate", "first load", "incremental day"],
+        help="stop after this phase (the queries and naive designs are skipped)",
+    )
+    parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "work")
+    args = parser.parse_args(argv)
+
+    first_day = first_sync_day(dt.datetime.now(dt.UTC).date())
+    results = Results(
+        args.results_dir,
+        args.tenants,
+        {
+            "history_days": HISTORY_DAYS,
+            "volume": 1.0,
+            "mix": MIX,
+            "first_sync_day": first_day.isoformat(),
+        },
+    )
+    for kind in args.warehouses.split(","):
+        print(f"== {kind}, {args.tenants} tenants", flush=True)
+        bench_warehouse(kind, args, first_day, results)
+    print(f"results: {results.markdown_path}")
+
+
+def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> None:
+    section = results.start_warehouse(kind, tenants=args.tenants)
+
+    def keep(record: dict) -> None:
+        section["stages"].append(record)
+        results.save()
+        print(
+            f"  {record['phase']} / {record['stage']}: {record['seconds']:.1f}s, "
+            f"{record.get('rows')} {record.get('unit', '')}",
+            flush=True,
+        )
+
+    def attempt(name: str, measure) -> bool:
+        """Run one measurement; a failure is recorded under `name` and the run goes on."""
+        try:
+            measure()
+            return True
+        except Exception as error:  # noqa: BLE001 - the failure point is a result
+            section.setdefault("failures", {})[name] = f"{type(error).__name__}: {error}"[:2000]
+            results.save()
+            traceback.print_exc()
+            return False
+        finally:
+            section["load_average_end"] = load_average()
+            results.save()
+
+    settings = fresh_warehouse(kind, args.tenants, args.work_dir, args.postgres_url, first_day)
+    tenants = bench_tenants(args.tenants)
+    started = time.perf_counter()
+    register_tenants(settings, tenants)
+    section["register_seconds"] = round(time.perf_counter() - started, 2)
+    tenant_ids = [t.tenant_id for t in tenants]
+
+    def simulate(phase: str):
+        def measure():
+            keep({"phase": phase, "stage": "simulate", **flow.simulate(settings, args.sim_workers)})
+
+        return measure
+
+    phases = [
+        ("simulate", simulate("first load")),
+        ("first load", lambda: flow.time_flow(settings, "first load", keep)),
+        ("simulate incremental", simulate("incremental day")),
+        ("incremental day", lambda: flow.time_flow(settings, "incremental day", keep)),
+    ]
+    for name, measure in phases:
+        if not attempt(name, measure) or args.until == name:
+            return
+    today = first_day + dt.timedelta(days=1)
+
+    def dashboard():
+        section["dashboard"] = queries.dashboard_query(
+            settings, tenant_ids, today, args.dashboard_runs
+        )
+
+    def naive_view():
+        section["naive_union_view"] = queries.naive_union_view(
+            settings, tenant_ids, today, args.naive_runs, args.naive_budget_seconds
+        )
+
+    def naive_dbt():
+        step = max(1, len(tenant_ids) // max(1, args.per_tenant_dbt_sample))
+        sample = tenant_ids[::step][: args.per_tenant_dbt_sample]
+        section["naive_dbt_per_tenant"] = per_tenant_dbt(
+            settings,
+            sample,
+            args.tenants,
+            today,
+            args.work_dir / f"n{args.tenants}" / f"{kind}_one_tenant",
+            args.postgres_url,
+        )
+
+    def probe():
+        counts = [int(c) for c in args.union_probe.split(",") if c.strip()]
+        home = args.work_dir / "union_probe" / kind
+        home.mkdir(parents=True, exist_ok=True)
+        if kind == DUCKDB:
+            (home / "probe.duckdb").unlink(missing_ok=True)
+            url = f"duckdb:///{home / 'probe.duckdb'}"
+        else:
+            url = recreate_postgres_database(args.postgres_url, "tenantpulse_bench_union_probe")
+        probe_settings = bench_settings(kind, home, url, first_day)
+        section["union_view_probe"] = queries.union_view_probe(
+            probe_settings, counts, args.naive_budget_seconds
+        )
+
+    attempt("dashboard", dashboard)
+    attempt("naive union view", naive_view)
+    if args.per_tenant_dbt_sample:
+        attempt("naive per-tenant dbt", naive_dbt)
+    if args.union_probe:
+        attempt("union view probe", probe)
+
+
+if __name__ == "__main__":
+    main()
