@@ -8,6 +8,7 @@ event log), so Dagster's fixed cost per run is the difference, and the rows the 
 
 from __future__ import annotations
 
+import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -63,6 +64,7 @@ def simulate(settings: Settings, workers: int) -> dict:
         "workers": workers,
         "syncs_failed": failed,
         "success": failed == 0,
+        **peak_memory(),
     }
 
 
@@ -88,11 +90,12 @@ def time_flow(settings: Settings, phase: str, on_stage) -> list[dict]:
     def echo(line: str) -> None:
         print(f"  {phase}: {line}", flush=True)
 
-    stages = run_flow(settings, instance, echo=echo, lookback_days=LOOKBACK_DAYS)
-    for stage in stages:
+    def keep(stage: StageRun) -> None:
         record = stage_record(settings, instance, phase, stage)
         records.append(record)
         on_stage(record)
+
+    run_flow(settings, instance, echo=echo, lookback_days=LOOKBACK_DAYS, on_stage=keep)
     return records
 
 
@@ -114,6 +117,16 @@ def stage_record(settings: Settings, instance, phase: str, stage: StageRun) -> d
         "rows_per_second": round(rows / stage.seconds) if rows and stage.seconds else None,
         "success": stage.success,
         "error": (stage.error or "")[:2000] or None,
+        **peak_memory(),
+    }
+
+
+def peak_memory() -> dict:
+    """Peak resident memory so far of this process (Dagster runs in-process) and of the largest
+    child (dbt): a stage that raises it is the one that needed it."""
+    return {
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "peak_child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
     }
 
 

@@ -17,9 +17,9 @@ from tenantpulse.sources.contracts import raw_schema
 from tenantpulse.warehouse import Connection, open_warehouse, qualified, quote_ident
 
 HISTORY_DAYS_SHOWN = 90
-SUMMARY_SQL = "select * from analytics.user_dashboard_summary where tenant_id = %s"
+SUMMARY_SQL = "select * from {schema}.user_dashboard_summary where tenant_id = %s"
 HISTORY_SQL = (
-    "select * from analytics.tenant_daily_metrics where tenant_id = %s and date > %s order by date"
+    "select * from {schema}.tenant_daily_metrics where tenant_id = %s and date > %s order by date"
 )
 # The same 90 days of revenue, read the naive way: through a view over every tenant's raw charges.
 NAIVE_SCHEMA = "naive"
@@ -73,19 +73,25 @@ def dashboard_query(settings: Settings, tenant_ids: list[str], as_of: dt.date, r
     return result
 
 
-def _timed_dashboard(conn: Connection, tenant_ids: list[str], since: dt.date) -> dict:
-    conn.fetch_all(SUMMARY_SQL, (tenant_ids[0],))  # warm the cache and the connection
+def _timed_dashboard(
+    conn: Connection, tenant_ids: list[str], since: dt.date, schema: str = "analytics"
+) -> dict:
+    summary_sql = SUMMARY_SQL.format(schema=schema)
+    history_sql = HISTORY_SQL.format(schema=schema)
+    conn.fetch_all(summary_sql, (tenant_ids[0],))  # warm the cache and the connection
     seconds, history_rows = [], 0
     for tenant_id in tenant_ids:
         started = time.perf_counter()
-        conn.fetch_all(SUMMARY_SQL, (tenant_id,))
-        history_rows += len(conn.fetch_all(HISTORY_SQL, (tenant_id, since)))
+        conn.fetch_all(summary_sql, (tenant_id,))
+        history_rows += len(conn.fetch_all(history_sql, (tenant_id, since)))
         seconds.append(time.perf_counter() - started)
     return {**percentiles(seconds), "history_rows_per_query": history_rows // len(tenant_ids)}
 
 
-def _explain(conn: Connection, tenant_id: str, since: dt.date) -> str:
-    rows = conn.fetch_all("explain analyze " + HISTORY_SQL, (tenant_id, since))
+def _explain(conn: Connection, tenant_id: str, since: dt.date, schema: str = "analytics") -> str:
+    rows = conn.fetch_all(
+        "explain analyze " + HISTORY_SQL.format(schema=schema), (tenant_id, since)
+    )
     return "\n".join(r[0] for r in rows)
 
 
@@ -188,3 +194,54 @@ def _literal(text: str) -> str:
 
 def _short(error: Exception) -> str:
     return f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+
+
+REPLICA_SCHEMA = "bench_replica"
+DASHBOARD_TABLES = ("user_dashboard_summary", "tenant_daily_metrics")
+
+
+def replicated_dashboard(
+    settings: Settings, tenant_ids: list[str], copies: int, as_of: dt.date, runs: int
+) -> dict:
+    """The dashboard query over marts of `copies` x the measured tenants: each tenant's rows of
+    the two tables the dashboard reads, copied under new ids (`<id>_c<k>`), in their own schema.
+    A stand-in for the marts at a scale that was not simulated, labelled as such."""
+    with open_warehouse(settings.warehouse).connect() as conn:
+        conn.execute(f"drop schema if exists {REPLICA_SCHEMA} cascade")
+        conn.ensure_schema(REPLICA_SCHEMA)
+        started = time.perf_counter()
+        for table in DASHBOARD_TABLES:
+            columns = [c for c in conn.table_columns("analytics", table) if c != "tenant_id"]
+            listed = ", ".join(quote_ident(c) for c in columns)
+            conn.execute(
+                f"create table {REPLICA_SCHEMA}.{table} as select * from analytics.{table} "
+                "where 1 = 0"
+            )
+            conn.execute(
+                f"insert into {REPLICA_SCHEMA}.{table} (tenant_id, {listed}) "
+                f"select tenant_id || '_c' || cast(k as varchar), {listed} "
+                f"from analytics.{table} cross join generate_series(1, {copies}) as copies(k)"
+            )
+        rows = conn.fetch_value(f"select count(*) from {REPLICA_SCHEMA}.tenant_daily_metrics")
+        build_seconds = time.perf_counter() - started
+    replica_ids = [f"{t}_c{k}" for t in tenant_ids for k in range(1, copies + 1)]
+    since = as_of - dt.timedelta(days=HISTORY_DAYS_SHOWN)
+    chooser = random.Random(7)
+    chosen = [chooser.choice(replica_ids) for _ in range(runs)]
+    with open_warehouse(settings.warehouse).connect() as conn:
+        result = {
+            "replicated": True,
+            "tenants": len(replica_ids),
+            "tenant_daily_metrics_rows": int(rows),
+            "build_seconds": round(build_seconds, 1),
+            **_timed_dashboard(conn, chosen, since, REPLICA_SCHEMA),
+        }
+        if settings.warehouse.dialect == "postgres":
+            result["plan"] = _explain(conn, chosen[0], since, REPLICA_SCHEMA)
+            for statement in POSTGRES_INDEXES:
+                conn.execute(statement.replace("analytics.", f"{REPLICA_SCHEMA}."))
+            conn.execute(f"analyze {REPLICA_SCHEMA}.tenant_daily_metrics")
+            result["with_index"] = _timed_dashboard(conn, chosen, since, REPLICA_SCHEMA)
+            result["with_index"]["plan"] = _explain(conn, chosen[0], since, REPLICA_SCHEMA)
+        conn.execute(f"drop schema {REPLICA_SCHEMA} cascade")
+    return result

@@ -19,10 +19,12 @@ from bench.scale import (
     DUCKDB,
     HISTORY_DAYS,
     POSTGRES,
+    bench_database_name,
     bench_settings,
     bench_tenants,
     first_sync_day,
     fresh_warehouse,
+    postgres_database_url,
     recreate_postgres_database,
     register_tenants,
 )
@@ -64,6 +66,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=["simulate", "first load", "incremental day"],
         help="stop after this phase (the queries and naive designs are skipped)",
     )
+    parser.add_argument(
+        "--replicate-from",
+        type=int,
+        help="measure only the dashboard query, over the marts of the existing run at this scale "
+        "copied up to --tenants tenants (a labelled stand-in for a scale not simulated)",
+    )
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "work")
     args = parser.parse_args(argv)
@@ -81,8 +89,41 @@ def main(argv: list[str] | None = None) -> None:
     )
     for kind in args.warehouses.split(","):
         print(f"== {kind}, {args.tenants} tenants", flush=True)
-        bench_warehouse(kind, args, first_day, results)
+        if args.replicate_from:
+            replicated_dashboard(kind, args, results)
+        else:
+            bench_warehouse(kind, args, first_day, results)
     print(f"results: {results.markdown_path}")
+
+
+def replicated_dashboard(kind: str, args, results: Results) -> None:
+    """The dashboard query at --tenants over copies of the marts of the run at --replicate-from."""
+    source = Results(args.results_dir, args.replicate_from, {})
+    measured = source.data["warehouses"][kind]
+    first_day = dt.date.fromisoformat(source.data["settings"]["first_sync_day"])
+    home = args.work_dir / f"n{args.replicate_from}" / kind
+    if kind == DUCKDB:
+        url = f"duckdb:///{home / 'warehouse.duckdb'}"
+    else:
+        url = postgres_database_url(args.postgres_url, bench_database_name(args.replicate_from))
+    settings = bench_settings(kind, home, url, first_day)
+    section = results.data["warehouses"].setdefault(kind, {"stages": []})
+    section["note"] = (
+        f"dashboard only: the marts of the {args.replicate_from:,}-tenant run copied "
+        f"{args.tenants // args.replicate_from} times (nothing else was run at this scale)"
+    )
+    section["load_average_start"] = load_average()
+    section.setdefault("started_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    tenant_ids = [t.tenant_id for t in bench_tenants(measured["tenants"])]
+    section["dashboard"] = queries.replicated_dashboard(
+        settings,
+        tenant_ids,
+        args.tenants // args.replicate_from,
+        first_day + dt.timedelta(days=1),
+        args.dashboard_runs,
+    )
+    section["load_average_end"] = load_average()
+    results.save()
 
 
 def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> None:
