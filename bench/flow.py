@@ -18,8 +18,13 @@ import dagster as dg
 
 from tenantpulse.config import Settings
 from tenantpulse.pipeline import StageRun, dagster_instance, run_flow
-from tenantpulse.sources.simulate import run_simulation, simulate_sync
-from tenantpulse.sources.sync_history import SUCCEEDED, SyncRecord, record_sync
+from tenantpulse.sources.simulate import ensure_simulator_tables, run_simulation, simulate_sync
+from tenantpulse.sources.sync_history import (
+    SUCCEEDED,
+    SyncRecord,
+    ensure_sync_history,
+    record_sync,
+)
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import Connection, open_warehouse
 
@@ -57,6 +62,10 @@ def simulate(settings: Settings, workers: int) -> dict:
     `run_simulation`, split over `workers` processes."""
     with open_warehouse(settings.warehouse).connect() as conn:
         tenants = list_tenants(conn)
+        # Made here, not by each worker's first sync: concurrent `create table if not exists` of
+        # the same table fails in Postgres (a unique violation on pg_type).
+        ensure_simulator_tables(conn)
+        ensure_sync_history(conn)
     started = time.perf_counter()
     if settings.warehouse.dialect == "duckdb":
         counts = [_simulate_in_batches(settings, tenants)]
