@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         help="measure only the dashboard query, over the marts of the existing run at this scale "
         "copied up to --tenants tenants (a labelled stand-in for a scale not simulated)",
     )
+    parser.add_argument(
+        "--note", default="", help="a remark kept with the results (say, what else ran)"
+    )
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "work")
     args = parser.parse_args(argv)
@@ -128,6 +131,8 @@ def replicated_dashboard(kind: str, args, results: Results) -> None:
 
 def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> None:
     section = results.start_warehouse(kind, tenants=args.tenants)
+    if args.note:
+        section["note"] = args.note
 
     def keep(record: dict) -> None:
         section["stages"].append(record)
