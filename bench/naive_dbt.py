@@ -14,6 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from bench.scale import DUCKDB, bench_database_name, bench_settings, recreate_postgres_database
 from tenantpulse.config import Settings
 from tenantpulse.landing.merge import LANDING_SCHEMA, ensure_landing_tables
@@ -91,4 +93,7 @@ def _copy_landing(source: Settings, target: Settings, tenant_id: str) -> None:
                 f"select * from {qualified(LANDING_SCHEMA, contract.name)} where tenant_id = %s",
                 (tenant_id,),
             )
+            for column in contract.all_columns:  # NULLs made them float64 in the frame
+                if column.type == "bigint" and column.name in rows:
+                    rows[column.name] = pd.to_numeric(rows[column.name]).astype("Int64")
             write.write_frame(LANDING_SCHEMA, contract.name, rows)

@@ -156,6 +156,9 @@ def measure_union_view(
     return result
 
 
+PROBE_TABLES_PER_TRANSACTION = 500
+
+
 def union_view_probe(settings: Settings, schema_counts: list[int], budget_seconds: float) -> list:
     """Where the naive view breaks, on synthetic schemas: `count` schemas of one small charges
     table each (10 rows), a view over all of them, and the same one-tenant query. Run in a
@@ -165,15 +168,17 @@ def union_view_probe(settings: Settings, schema_counts: list[int], budget_second
     warehouse = open_warehouse(settings.warehouse)
     for count in sorted(schema_counts):
         started = time.perf_counter()
-        with warehouse.connect() as conn:
-            for i in range(made, count):
-                schema = f"probe_{i:05d}"
-                conn.ensure_schema(schema)
-                conn.execute(
-                    f"create table {schema}.charges as select cast(1700000000 + g * 86400 as "
-                    "bigint) as created, cast(100 as bigint) as amount, "
-                    "cast('succeeded' as varchar) as status from generate_series(1, 10) as s(g)"
-                )
+        # In batches: one transaction creating thousands of tables runs out of Postgres locks.
+        for batch in range(made, count, PROBE_TABLES_PER_TRANSACTION):
+            with warehouse.connect() as conn:
+                for i in range(batch, min(count, batch + PROBE_TABLES_PER_TRANSACTION)):
+                    schema = f"probe_{i:05d}"
+                    conn.ensure_schema(schema)
+                    conn.execute(
+                        f"create table {schema}.charges as select cast(1700000000 + g * 86400 "
+                        "as bigint) as created, cast(100 as bigint) as amount, "
+                        "cast('succeeded' as varchar) as status from generate_series(1, 10) as s(g)"
+                    )
         made = count
         setup = time.perf_counter() - started
         names = [f"probe_{i:05d}" for i in range(count)]
