@@ -57,10 +57,11 @@ class Results:
         previous = json.loads(self.json_path.read_text()) if self.json_path.exists() else {}
         self.data = {
             "tenants": tenants,
-            "settings": settings,
+            "settings": settings or previous.get("settings", {}),
             "machine": machine(),
             "warehouses": previous.get("warehouses", {}),
         }
+        self.measured_here: set[str] = set()
 
     def start_warehouse(self, kind: str, **facts) -> dict:
         section = {
@@ -70,10 +71,18 @@ class Results:
             "stages": [],
         }
         self.data["warehouses"][kind] = section
+        self.measured_here.add(kind)
         self.save()
         return section
 
     def save(self) -> None:
+        """Write both files; sections another process wrote meanwhile (a run of the other
+        warehouse at the same scale) are kept."""
+        if self.json_path.exists():
+            on_disk = json.loads(self.json_path.read_text()).get("warehouses", {})
+            for kind, section in on_disk.items():
+                if kind not in self.measured_here:
+                    self.data["warehouses"][kind] = section
         self.data["written_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.json_path.parent.mkdir(parents=True, exist_ok=True)
         self.json_path.write_text(json.dumps(self.data, indent=2, default=str) + "\n")

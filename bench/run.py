@@ -111,6 +111,7 @@ def replicated_dashboard(kind: str, args, results: Results) -> None:
         url = postgres_database_url(args.postgres_url, bench_database_name(args.replicate_from))
     settings = bench_settings(kind, home, url, first_day)
     section = results.data["warehouses"].setdefault(kind, {"stages": []})
+    results.measured_here.add(kind)
     section["note"] = (
         f"dashboard only: the marts of the {args.replicate_from:,}-tenant run copied "
         f"{args.tenants // args.replicate_from} times (nothing else was run at this scale)"
