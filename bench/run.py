@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     results = Results(
         args.results_dir,
         args.tenants,
-        {
+        {}
+        if args.queries_only
+        else {
             "history_days": HISTORY_DAYS,
             "volume": 1.0,
             "mix": MIX,
@@ -99,17 +101,22 @@ def main(argv: list[str] | None = None) -> None:
     print(f"results: {results.markdown_path}")
 
 
+def existing_settings(kind: str, tenants: int, args, first_day: dt.date):
+    """The settings of the warehouse an earlier run at this scale left behind."""
+    home = args.work_dir / f"n{tenants}" / kind
+    if kind == DUCKDB:
+        url = f"duckdb:///{home / 'warehouse.duckdb'}"
+    else:
+        url = postgres_database_url(args.postgres_url, bench_database_name(tenants))
+    return bench_settings(kind, home, url, first_day)
+
+
 def replicated_dashboard(kind: str, args, results: Results) -> None:
     """The dashboard query at --tenants over copies of the marts of the run at --replicate-from."""
     source = Results(args.results_dir, args.replicate_from, {})
     measured = source.data["warehouses"][kind]
     first_day = dt.date.fromisoformat(source.data["settings"]["first_sync_day"])
-    home = args.work_dir / f"n{args.replicate_from}" / kind
-    if kind == DUCKDB:
-        url = f"duckdb:///{home / 'warehouse.duckdb'}"
-    else:
-        url = postgres_database_url(args.postgres_url, bench_database_name(args.replicate_from))
-    settings = bench_settings(kind, home, url, first_day)
+    settings = existing_settings(kind, args.replicate_from, args, first_day)
     section = results.data["warehouses"].setdefault(kind, {"stages": []})
     results.measured_here.add(kind)
     section["note"] = (
@@ -131,7 +138,12 @@ def replicated_dashboard(kind: str, args, results: Results) -> None:
 
 
 def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> None:
-    section = results.start_warehouse(kind, tenants=args.tenants)
+    if args.queries_only:
+        section = results.data["warehouses"][kind]
+        results.measured_here.add(kind)
+        first_day = dt.date.fromisoformat(results.data["settings"]["first_sync_day"])
+    else:
+        section = results.start_warehouse(kind, tenants=args.tenants)
     if args.note:
         section["note"] = args.note
 
@@ -158,12 +170,15 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
             section["load_average_end"] = load_average()
             results.save()
 
-    settings = fresh_warehouse(kind, args.tenants, args.work_dir, args.postgres_url, first_day)
     tenants = bench_tenants(args.tenants)
-    started = time.perf_counter()
-    register_tenants(settings, tenants)
-    section["register_seconds"] = round(time.perf_counter() - started, 2)
     tenant_ids = [t.tenant_id for t in tenants]
+    if args.queries_only:
+        settings = existing_settings(kind, args.tenants, args, first_day)
+    else:
+        settings = fresh_warehouse(kind, args.tenants, args.work_dir, args.postgres_url, first_day)
+        started = time.perf_counter()
+        register_tenants(settings, tenants)
+        section["register_seconds"] = round(time.perf_counter() - started, 2)
 
     def simulate(phase: str):
         def measure():
@@ -177,7 +192,7 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
         ("simulate incremental", simulate("incremental day")),
         ("incremental day", lambda: flow.time_flow(settings, "incremental day", keep)),
     ]
-    for name, measure in phases:
+    for name, measure in [] if args.queries_only else phases:
         if not attempt(name, measure) or args.until == name:
             return
     today = first_day + dt.timedelta(days=1)
@@ -218,12 +233,16 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
             probe_settings, counts, args.naive_budget_seconds
         )
 
-    attempt("dashboard", dashboard)
-    attempt("naive union view", naive_view)
-    if args.per_tenant_dbt_sample:
-        attempt("naive per-tenant dbt", naive_dbt)
-    if args.union_probe:
-        attempt("union view probe", probe)
+    measurements = {
+        "dashboard": dashboard,
+        "naive-view": naive_view,
+        "naive-dbt": naive_dbt if args.per_tenant_dbt_sample else None,
+        "probe": probe if args.union_probe else None,
+    }
+    for name in args.measure.split(","):
+        if measurements[name] is not None:
+            section.get("failures", {}).pop(name, None)
+            attempt(name, measurements[name])
 
 
 if __name__ == "__main__":
