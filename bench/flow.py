@@ -191,18 +191,20 @@ def stage_rows(conn: Connection, stage: StageRun, metadata: list[dict]) -> tuple
 
     first_day = stage.partitions.split("..")[0] if ".." in stage.partitions else None
     if stage.stage == "observe":
-        return _count(conn, "ops", "tenants"), "tenants observed (17 streams each)"
+        return count_rows(conn, "ops", "tenants"), "tenants observed (17 streams each)"
     if stage.stage == "land":
         return total("rows_read"), "raw rows read"
     if stage.stage == "dbt views":
-        return _landing_rows(conn), "landing rows under the views (tests scan them)"
+        return landing_rows(conn), "landing rows under the views (tests scan them)"
     if stage.stage == "dbt daily marts":
         where = f"date >= cast('{first_day}' as date)" if first_day else "true"
-        return sum(_count(conn, "analytics", m, where) for m in DAILY_MARTS), "mart rows rebuilt"
+        return sum(
+            count_rows(conn, "analytics", m, where) for m in DAILY_MARTS
+        ), "mart rows rebuilt"
     if stage.stage == "dbt mart tables":
-        return sum(_count(conn, "analytics", m) for m in MART_TABLES), "mart rows built"
+        return sum(count_rows(conn, "analytics", m) for m in MART_TABLES), "mart rows built"
     if stage.stage == "analyse":
-        return _count(conn, "analytics", "tenant_daily_metrics"), "daily metric rows read"
+        return count_rows(conn, "analytics", "tenant_daily_metrics"), "daily metric rows read"
     if stage.stage == "insights":
         return total("tenant_days"), "tenant-days written"
     if stage.stage == "act":
@@ -210,18 +212,18 @@ def stage_rows(conn: Connection, stage: StageRun, metadata: list[dict]) -> tuple
     return 0, ""
 
 
-def _count(conn: Connection, schema: str, table: str, where: str = "true") -> int:
+def count_rows(conn: Connection, schema: str, table: str, where: str = "true") -> int:
     if not conn.table_exists(schema, table):
         return 0
     return int(conn.fetch_value(f"select count(*) from {schema}.{table} where {where}"))
 
 
-def _landing_rows(conn: Connection) -> int:
+def landing_rows(conn: Connection) -> int:
     tables = conn.fetch_all(
         "select table_name from information_schema.tables where table_schema = 'landing' "
         "and table_name not in ('watermarks', 'quarantine')"
     )
-    return sum(_count(conn, "landing", name) for (name,) in tables)
+    return sum(count_rows(conn, "landing", name) for (name,) in tables)
 
 
 def _step_seconds(instance, run_id: str) -> float:

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from bench import flow, queries
+from bench.direct import time_direct
 from bench.naive_dbt import per_tenant_dbt
 from bench.report import Results, load_average
 from bench.scale import (
@@ -75,6 +76,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--note", default="", help="a remark kept with the results (say, what else ran)"
     )
+    parser.add_argument(
+        "--queries-only",
+        action="store_true",
+        help="rerun only the dashboard query and the naive designs on the warehouse an earlier "
+        "run at this scale left (its stage timings are kept)",
+    )
+    parser.add_argument(
+        "--measure",
+        default="dashboard,naive-view,naive-dbt,probe",
+        help="after the flow: which of dashboard, naive-view, naive-dbt, probe to run",
+    )
+    parser.add_argument(
+        "--path",
+        choices=["dagster", "direct"],
+        default="dagster",
+        help="dagster: run_flow, one Dagster run per stage; direct: the functions the assets "
+        "call, without Dagster (bench/direct.py)",
+    )
+    parser.add_argument(
+        "--reuse-simulation",
+        action="store_true",
+        help="start from the first sync an earlier run at this scale simulated (and landed "
+        "nothing of): its results are kept and the first load and what follows are measured",
+    )
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "work")
     args = parser.parse_args(argv)
@@ -84,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         args.results_dir,
         args.tenants,
         {}
-        if args.queries_only
+        if args.queries_only or args.reuse_simulation
         else {
             "history_days": HISTORY_DAYS,
             "volume": 1.0,
@@ -138,7 +163,7 @@ def replicated_dashboard(kind: str, args, results: Results) -> None:
 
 
 def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> None:
-    if args.queries_only:
+    if args.queries_only or args.reuse_simulation:
         section = results.data["warehouses"][kind]
         results.measured_here.add(kind)
         first_day = dt.date.fromisoformat(results.data["settings"]["first_sync_day"])
@@ -172,7 +197,7 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
 
     tenants = bench_tenants(args.tenants)
     tenant_ids = [t.tenant_id for t in tenants]
-    if args.queries_only:
+    if args.queries_only or args.reuse_simulation:
         settings = existing_settings(kind, args.tenants, args, first_day)
     else:
         settings = fresh_warehouse(kind, args.tenants, args.work_dir, args.postgres_url, first_day)
@@ -186,16 +211,25 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
 
         return measure
 
+    today = first_day + dt.timedelta(days=1)
+    days = [first_day, today]  # one day of lookback, as in flow.LOOKBACK_DAYS
+    if args.path == "direct":
+        first_load = lambda: time_direct(settings, "first load (direct)", days, True, keep)  # noqa: E731
+        incremental = lambda: time_direct(settings, "incremental day (direct)", days, False, keep)  # noqa: E731
+    else:
+        first_load = lambda: flow.time_flow(settings, "first load", keep)  # noqa: E731
+        incremental = lambda: flow.time_flow(settings, "incremental day", keep)  # noqa: E731
     phases = [
         ("simulate", simulate("first load")),
-        ("first load", lambda: flow.time_flow(settings, "first load", keep)),
+        ("first load", first_load),
         ("simulate incremental", simulate("incremental day")),
-        ("incremental day", lambda: flow.time_flow(settings, "incremental day", keep)),
+        ("incremental day", incremental),
     ]
+    if args.reuse_simulation:
+        phases = phases[1:]
     for name, measure in [] if args.queries_only else phases:
         if not attempt(name, measure) or args.until == name:
             return
-    today = first_day + dt.timedelta(days=1)
 
     def dashboard():
         section["dashboard"] = queries.dashboard_query(
