@@ -100,6 +100,12 @@ def main(argv: list[str] | None = None) -> None:
         help="start from the first sync an earlier run at this scale simulated (and landed "
         "nothing of): its results are kept and the first load and what follows are measured",
     )
+    parser.add_argument(
+        "--no-new-day",
+        action="store_true",
+        help="with --reuse-simulation on a first load that completed: measure the incremental "
+        "day's stages with no new sync (the fixed cost of a day; labelled 'no new rows')",
+    )
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "work")
     args = parser.parse_args(argv)
@@ -227,6 +233,12 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
     ]
     if args.reuse_simulation:
         phases = phases[1:]
+    if args.no_new_day:
+        label = "incremental day, no new rows" + (" (direct)" if args.path == "direct" else "")
+        if args.path == "direct":
+            phases = [("incremental day", lambda: time_direct(settings, label, days, False, keep))]
+        else:
+            phases = [("incremental day", lambda: flow.time_flow(settings, label, keep))]
     for name, measure in [] if args.queries_only else phases:
         if not attempt(name, measure) or args.until == name:
             return
