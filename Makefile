@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # PyAirbyte (embedded mode, docs/airbyte.md) pins pandas<3 and duckdb 1.4: its own environment.
 PYAIRBYTE := .venv-pyairbyte/.installed
 
-.PHONY: demo test dev docs lint format clean pyairbyte
+.PHONY: demo test dev docs lint format clean pyairbyte bench
 
 demo: $(INSTALLED)  ## simulated tenants through the whole flow, on DuckDB
 	$(BIN)/tenantpulse demo
@@ -21,13 +21,19 @@ docs: $(INSTALLED)  ## the dbt docs site on http://127.0.0.1:8080 (models, colum
 	$(BIN)/tenantpulse dbt docs generate
 	$(BIN)/tenantpulse dbt docs serve --host 127.0.0.1 --port 8080 --no-browser
 
+# make bench N=1000 [BENCH_ARGS="--warehouses duckdb"]: bench/README.md
+N ?= 100
+BENCH_ARGS ?=
+bench: $(INSTALLED)  ## time every stage at N tenants on DuckDB and Postgres; results in bench/results/
+	$(BIN)/python -m bench.run --tenants $(N) $(BENCH_ARGS)
+
 lint: $(INSTALLED)
-	$(BIN)/ruff check platform tests
-	$(BIN)/ruff format --check platform tests
+	$(BIN)/ruff check platform tests bench
+	$(BIN)/ruff format --check platform tests bench
 
 format: $(INSTALLED)
-	$(BIN)/ruff format platform tests
-	$(BIN)/ruff check --fix platform tests
+	$(BIN)/ruff format platform tests bench
+	$(BIN)/ruff check --fix platform tests bench
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -67,6 +67,8 @@ class StageRun:
     run_ids: tuple[str, ...]
     success: bool
     error: str | None = None
+    seconds: float = 0.0  # wall clock of the stage's runs
+    partitions: str = ""  # the partition ranges run ("first..last, ..."), or "unpartitioned"
 
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
@@ -85,11 +87,12 @@ def run_flow(
     echo: Callable[[str], None] = print,
     lookback_days: int = 3,
     until: str | None = None,
+    on_stage: Callable[[StageRun], None] | None = None,
 ) -> list[StageRun]:
     """Observe raw data, land it for `tenant_ids` (default: every active tenant), then build the
     dbt models (the daily marts over the days `daily_window` picks); stop at the first stage that
-    fails, or after the stage named `until`. The `tenants` partitions are first made equal to the
-    registry."""
+    fails, or after the stage named `until`; `on_stage` is called with each stage's result as it
+    ends. The `tenants` partitions are first made equal to the registry."""
     with open_warehouse(settings.warehouse).connect() as conn:
         registered = [t.tenant_id for t in list_tenants(conn)]
     sync_tenant_partitions(instance, registered)
@@ -132,8 +135,12 @@ def run_flow(
             ranges = [None]
         described = ", ".join(f"{r[0]}..{r[1]}" for r in ranges if r) or "unpartitioned"
         started = time.monotonic()
-        results.append(StageRun(stage, *_run_job(job, instance, ranges)))
-        echo(f"[{stage}] job {job_name} ({described}): {time.monotonic() - started:.1f}s")
+        run_ids, success, error = _run_job(job, instance, ranges)
+        seconds = time.monotonic() - started
+        results.append(StageRun(stage, run_ids, success, error, seconds, described))
+        echo(f"[{stage}] job {job_name} ({described}): {seconds:.1f}s")
+        if on_stage is not None:
+            on_stage(results[-1])
         if not results[-1].success:
             echo(f"[{stage}] failed: {results[-1].error}")
             if stage != SYNC_STAGE:  # a failed sync fails its tenants; the others still land

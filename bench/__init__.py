@@ -1,0 +1,1 @@
+"""The benchmark harness (bench/README.md): `make bench N=1000`."""
