@@ -116,6 +116,12 @@ def markdown(data: dict) -> str:
             f"{s['load_average_start']}, at end {s.get('load_average_end', 'not reached')}"
             + (f"; {s['note']}" if s.get("note") else "")
         )
+    failures = [
+        (k, name, text) for k in kinds for name, text in sections[k].get("failures", {}).items()
+    ]
+    if failures:
+        lines += ["", "## Where a run stopped or failed", ""]
+        lines += [f"- {kind}, {name}: {text.splitlines()[0]}" for kind, name, text in failures]
     lines += ["", "## Stages", ""]
     lines += [
         "Wall clock of each stage (`run_flow`: one Dagster run per stage, all tenants), of which the "

@@ -286,7 +286,7 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
         "probe": probe if args.union_probe else None,
     }
     for name in args.measure.split(","):
-        if measurements[name] is not None:
+        if measurements.get(name) is not None:
             section.get("failures", {}).pop(name, None)
             attempt(name, measurements[name])
 
