@@ -21,6 +21,7 @@ from tenantpulse.config import Settings
 from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.partitions import partition_ranges, tenant_partitions
 from tenantpulse.defs.tenants import sync_tenant_partitions
+from tenantpulse.landing.merge import newest_landed_day
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import open_warehouse
@@ -125,11 +126,13 @@ def run_flow(
             )
             day_keys = job.partitions_def.get_partition_keys()
             with open_warehouse(settings.warehouse).connect() as conn:  # after landing, not before
-                newest_sync = newest_sync_day(conn)
+                newest_sync = newest_landed_day(conn)
             ranges = [daily_window(day_keys, first_build, newest_sync, lookback_days)]
         elif partitioned_by == NEWEST_DAY:
             with open_warehouse(settings.warehouse).connect() as conn:
-                day = day_to_act_on(job.partitions_def.get_partition_keys(), newest_sync_day(conn))
+                day = day_to_act_on(
+                    job.partitions_def.get_partition_keys(), newest_landed_day(conn)
+                )
             ranges = [(day.isoformat(), day.isoformat())] if day else []
         else:
             ranges = [None]
@@ -159,14 +162,6 @@ def daily_window(
     start = (newest_sync - dt.timedelta(days=lookback_days)).isoformat()
     first = next((key for key in day_keys if key >= start), day_keys[-1])
     return first, day_keys[-1]
-
-
-def newest_sync_day(conn) -> dt.date | None:
-    """The day of the newest sync landed so far (None before anything is landed)."""
-    if not conn.table_exists("landing", "watermarks"):
-        return None
-    newest = conn.fetch_value("select max(watermark) from landing.watermarks")
-    return None if newest is None else newest.date()
 
 
 # The console shows warnings and errors only; every event is still in the run's log in the UI.

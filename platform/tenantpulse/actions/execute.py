@@ -175,14 +175,6 @@ def deliver(
     return sent, failed
 
 
-def newest_landed_day(conn: Connection) -> dt.date | None:
-    """The day of the newest data landed (None before anything is landed)."""
-    if not conn.table_exists("landing", "watermarks"):
-        return None
-    newest = conn.fetch_value("select max(watermark) from landing.watermarks")
-    return None if newest is None else newest.date()
-
-
 def day_to_act_on(analysed_days: list[str], newest_landed: dt.date | None) -> dt.date | None:
     """Actions are for the present: the newest analysed day, but not one after the newest data
     (the analysis of a day with no new data repeats the day before)."""

@@ -40,13 +40,13 @@ from tenantpulse.actions.execute import (
     act_on_day,
     analysis_documents,
     day_to_act_on,
-    newest_landed_day,
     plan_actions,
 )
 from tenantpulse.actions.handlers import build_handlers
 from tenantpulse.actions.playbooks import load_playbooks
 from tenantpulse.config import Settings
 from tenantpulse.defs.analysis import ANALYSIS_ASSETS
+from tenantpulse.landing.merge import newest_landed_day
 from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
 
 ACTION_LOG = AssetKey(["actions", "action_log"])

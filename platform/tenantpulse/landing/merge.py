@@ -249,3 +249,11 @@ def landed_rows_by_tenant(
         ):
             counts[tenant_id] = counts.get(tenant_id, 0) + int(rows)
     return counts
+
+
+def newest_landed_day(conn: Connection) -> dt.date | None:
+    """The day of the newest data landed (None before anything is landed)."""
+    if not conn.table_exists("landing", "watermarks"):
+        return None
+    newest = conn.fetch_value("select max(watermark) from landing.watermarks")
+    return None if newest is None else newest.date()
