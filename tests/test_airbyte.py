@@ -13,6 +13,7 @@ from tenantpulse.airbyte.jobs_feed import OVERLAP, JobsCursor, newly_finished
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, SettingsError, load_settings
 from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.airbyte import airbyte_workspace, build_jobs_sensor
+from tenantpulse.defs.landing import landing_run_config
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.pipeline import dagster_instance, run_flow
 from tenantpulse.tenants.registry import add_tenant
@@ -183,14 +184,14 @@ def test_airbyte_mode_syncs_one_tenant_through_the_standin_and_lands_its_rows(
         assert not conn.table_exists("user_globex", "stripe_charges")
     assert raw > 0 and landed == raw  # the first sync has one version of each charge
     charges = dg.AssetKey(["landing", "stripe__charges"])
-    assert instance.get_materialized_partitions(charges) == {"acme"}
+    [landing] = instance.fetch_materializations(charges, limit=5).records
+    assert landing.asset_materialization.metadata["tenants"].value == 1  # acme only
+    # The sync step and the observe stage both recorded the stream's version over all tenants.
     observed = instance.fetch_observations(dg.AssetKey(["raw", "stripe", "charges"]), limit=5)
-    assert {r.partition_key for r in observed.records} == {"acme"}
-    assert (
-        observed.records[0]
-        .asset_observation.tags["dagster/data_version"]
-        .startswith(f"{raw} rows, newest ")
-    )
+    assert len(observed.records) == 2
+    assert {r.asset_observation.metadata["tenants_with_table"].value for r in observed.records} == {
+        1
+    }
 
 
 def test_a_failed_sync_fails_only_its_tenant_with_the_job_id_and_airbyte_error(
@@ -306,22 +307,13 @@ def test_jobs_sensor_records_finished_scheduled_syncs_and_requests_landing_once(
         instance.add_dynamic_partitions("tenants", ["acme", "globex", "broken", "initech"])
         result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
 
-        # acme and globex are contiguous partitions: one ingest run lands both.
-        assert [
-            (
-                r.tags["dagster/asset_partition_range_start"],
-                r.tags["dagster/asset_partition_range_end"],
-            )
-            for r in result.run_requests
-        ] == [("acme", "globex")]
-        assert sorted(
-            (e.asset_key.to_user_string(), e.partition)
-            for e in result.asset_events
-            if e.asset_key.path[1:] == ["stripe", "charges"]
-        ) == [
-            ("raw/stripe/charges", "acme"),
-            ("raw/stripe/charges", "globex"),
+        # One ingest run lands the two tenants whose syncs succeeded.
+        [request] = result.run_requests
+        assert request.run_config == landing_run_config(["acme", "globex"])
+        [charges] = [
+            e for e in result.asset_events if e.asset_key.path[1:] == ["stripe", "charges"]
         ]
+        assert charges.asset_key.to_user_string() == "raw/stripe/charges"
         assert history(warehouse) == [
             ("acme", "stripe", str(ok[0]), "succeeded", True, None),
             ("broken", "stripe", str(failed), "failed", False, ERROR),
@@ -339,9 +331,7 @@ def test_jobs_sensor_records_finished_scheduled_syncs_and_requests_landing_once(
         third = sensor(
             dg.build_sensor_context(instance=instance, resources=resources, cursor=again.cursor)
         )
-        assert [r.tags["dagster/asset_partition_range_start"] for r in third.run_requests] == [
-            "initech"
-        ]
+        assert [r.run_config for r in third.run_requests] == [landing_run_config(["initech"])]
         assert third.run_requests[0].run_key != result.run_requests[0].run_key
         assert ("initech", "stripe", str(later), "succeeded", True, None) in history(warehouse)
 

@@ -46,17 +46,28 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
     ]
     assert set(instance.get_dynamic_partitions("tenants")) == {"acme", "globex"}
     charges = dg.AssetKey(["landing", "stripe__charges"])
-    assert instance.get_materialized_partitions(charges) == {"acme", "globex"}
-    observed = {
-        r.partition_key: r.asset_observation.tags["dagster/data_version"]
-        for r in instance.fetch_observations(
-            dg.AssetKey(["raw", "stripe", "charges"]), limit=10
-        ).records
-    }
-    assert observed == {
-        "acme": "1 rows, newest 2026-11-01T00:00:00+00:00",
-        "globex": "1 rows, newest 2026-11-01T00:00:00+00:00",
-    }
+    [landing] = instance.fetch_materializations(charges, limit=5).records
+    metadata = landing.asset_materialization.metadata
+    assert (metadata["tenants"].value, metadata["rows_landed"].value) == (2, 2)
+    [observed] = instance.fetch_observations(
+        dg.AssetKey(["raw", "stripe", "charges"]), limit=10
+    ).records
+    assert observed.asset_observation.metadata["tenants_with_table"].value == 2
+    version = observed.asset_observation.tags["dagster/data_version"]
+
+    # A new sync of one tenant is a new data version of the stream.
+    with warehouse.connect() as conn:
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [{"id": "ch_2", "amount": 900, "updated": 2}],
+            sync_time(2),
+            sync_id=2,
+        )
+    run_flow(settings, instance, echo=lambda _: None, until="observe")
+    newest = instance.fetch_observations(dg.AssetKey(["raw", "stripe", "charges"]), limit=1)
+    assert newest.records[0].asset_observation.tags["dagster/data_version"] != version
     drift = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(charges, "no_schema_drift")]
     )[dg.AssetCheckKey(charges, "no_schema_drift")]
@@ -138,3 +149,27 @@ def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, wareh
         ) > conn.fetch_value(
             "select count(*) from landing.stripe__subscriptions where tenant_id = 'acme'"
         )
+
+
+def test_landing_a_selection_of_tenants_leaves_the_others_for_the_next_run(settings, warehouse):
+    with warehouse.connect() as conn:
+        for tenant, amount in (("acme", 500), ("globex", 700)):
+            add_tenant(conn, tenant, tenant.title(), "stripe")
+            write_raw(
+                conn,
+                tenant,
+                "stripe__charges",
+                [{"id": "ch_1", "amount": amount, "updated": 1}],
+                sync_time(1),
+            )
+    instance = dagster_instance(settings)
+    query = "select tenant_id, amount from landing.stripe__charges order by 1"
+
+    stages = run_flow(settings, instance, ["globex"], echo=lambda _: None, until="land")
+    assert stages[-1].partitions == "1 tenants" and stages[-1].success
+    with warehouse.connect() as conn:
+        assert conn.fetch_all(query) == [("globex", 700)]
+
+    run_flow(settings, instance, echo=lambda _: None, until="land")
+    with warehouse.connect() as conn:
+        assert conn.fetch_all(query) == [("acme", 500), ("globex", 700)]

@@ -197,3 +197,75 @@ def test_contract_columns_missing_from_the_raw_table_land_as_null_and_are_report
     assert "| acme | merged | 1 | 1 | 0 | - | currency, status" in landing_summary_markdown(
         [outcome]
     )
+
+
+def test_many_tenants_of_different_table_shapes_land_in_one_call_chunk_by_chunk(
+    warehouse, monkeypatch
+):
+    from tenantpulse.landing import raw_tables
+
+    monkeypatch.setattr(raw_tables, "TENANTS_PER_STATEMENT", 2)
+    with warehouse.connect() as conn:
+        for number, tenant in enumerate(["t1", "t2", "t3"], start=1):
+            write_raw(
+                conn,
+                tenant,
+                "stripe__charges",
+                [charge("ch_1", "paid", 1, 100 * number)],
+                sync_time(number),
+            )
+        # t4's amount is text (another connector version), t5's table has an extra column:
+        # neither can share a UNION ALL with the others, and both still land.
+        for tenant, amount_type, extra in (
+            ("t4", "varchar", ""),
+            ("t5", "bigint", ", note varchar"),
+        ):
+            conn.ensure_schema(f"user_{tenant}")
+            conn.execute(
+                f"create table user_{tenant}.stripe_charges (id varchar, amount {amount_type}, "
+                f"_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz{extra})"
+            )
+        conn.execute(
+            "insert into user_t4.stripe_charges values ('ch_1', '400', 'raw-4', %s)",
+            (sync_time(4),),
+        )
+        conn.execute(
+            "insert into user_t5.stripe_charges values ('ch_1', 500, 'raw-5', %s, 'x')",
+            (sync_time(5),),
+        )
+        tenants = ["t1", "t2", "t3", "t4", "t5"]
+        outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, tenants)}
+        assert landed(conn, "stripe__charges", "tenant_id, amount") == [
+            ["t1", 100],
+            ["t2", 200],
+            ["t3", 300],
+            ["t4", 400],
+            ["t5", 500],
+        ]
+        assert {t: (o.status, o.rows_read, o.watermark) for t, o in outcomes.items()} == {
+            t: (MERGED, 1, sync_time(n)) for n, t in enumerate(tenants, start=1)
+        }
+        assert outcomes["t5"].extra_columns == ("note",) and outcomes["t1"].extra_columns == ()
+
+        # Each tenant keeps its own watermark: only t2's new sync is read next time.
+        write_raw(
+            conn, "t2", "stripe__charges", [charge("ch_1", "paid", 2, 222)], sync_time(9), sync_id=2
+        )
+        again = {o.tenant_id: o for o in land_stream(conn, CHARGES, tenants)}
+        assert {t for t, o in again.items() if o.status == MERGED} == {"t2"}
+        assert again["t2"].rows_read == 1
+        assert landed(conn, "stripe__charges", "tenant_id, amount")[1] == ["t2", 222]
+
+
+def test_rejected_rows_are_quarantined_under_their_own_tenant(warehouse):
+    with warehouse.connect() as conn:
+        write_raw(conn, "t1", "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
+        write_raw(conn, "t2", "stripe__charges", [charge(None, "paid", 1)], sync_time(1))
+        outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, ["t1", "t2"])}
+        assert (outcomes["t1"].rows_quarantined, outcomes["t2"].rows_quarantined) == (0, 1)
+        [(tenant, reason, record)] = conn.fetch_all(
+            "select tenant_id, reason, record from landing.quarantine"
+        )
+        record = json.loads(record) if isinstance(record, str) else record
+        assert (tenant, reason) == ("t2", "id: missing (required)")
+        assert "tenant_id" not in record and record["status"] == "paid"

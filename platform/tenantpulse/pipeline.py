@@ -1,7 +1,8 @@
 """The flow as one pipeline of stages, run in-process against the Dagster instance the UI reads.
 
-`run_flow` launches each stage's job for the given tenants (many tenants per run, as Dagster
-partition ranges); later stages of the product join `STAGES`. `tenantpulse demo` and `tenantpulse
+`run_flow` launches each stage's job for the given tenants, many tenants per run (landing: one run
+whose config names them; Airbyte syncs: ranges of the `tenants` partitions); later stages of the
+product join `STAGES`. `tenantpulse demo` and `tenantpulse
 run` both come here, so the demo exercises the same path as production.
 """
 
@@ -19,6 +20,7 @@ import dagster as dg
 from tenantpulse.actions.execute import day_to_act_on
 from tenantpulse.config import Settings
 from tenantpulse.definitions import build_definitions
+from tenantpulse.defs.landing import landing_run_config
 from tenantpulse.defs.partitions import partition_ranges, tenant_partitions
 from tenantpulse.defs.tenants import sync_tenant_partitions
 from tenantpulse.landing.merge import newest_landed_day
@@ -38,11 +40,12 @@ telemetry:
 
 
 TENANTS, DAYS, RECENT_DAYS = "tenants", "days", "recent days"
+SELECTED_TENANTS = "selected tenants"  # unpartitioned; the run's config names the tenants
 NEWEST_DAY = "newest day"  # the newest analysed day with data (actions are for the present)
 # (stage, job, partitioned by): the flow in order; each later stage of the product joins here.
 STAGES = [
     ("observe", "observe_raw", None),
-    ("land", "ingest", TENANTS),
+    ("land", "ingest", SELECTED_TENANTS),
     ("dbt views", "transform_views", None),
     ("dbt daily marts", "transform_daily", DAYS),
     ("dbt mart tables", "transform_tables", None),
@@ -97,6 +100,7 @@ def run_flow(
     with open_warehouse(settings.warehouse).connect() as conn:
         registered = [t.tenant_id for t in list_tenants(conn)]
     sync_tenant_partitions(instance, registered)
+    selected = tenant_ids
     if tenant_ids is None:
         tenant_ids = registered
     unknown = sorted(set(map(validate_tenant_id, tenant_ids)) - set(registered))
@@ -114,7 +118,11 @@ def run_flow(
     results = []
     for stage, job_name, partitioned_by in stages:
         job = defs.resolve_job_def(job_name)
-        if partitioned_by == TENANTS:
+        run_config = {}
+        if partitioned_by == SELECTED_TENANTS:
+            run_config = landing_run_config(selected)
+            ranges = [None]
+        elif partitioned_by == TENANTS:
             ordered = list(instance.get_dynamic_partitions(tenant_partitions.name))
             ranges = partition_ranges(ordered, tenant_ids)
         elif partitioned_by in (DAYS, RECENT_DAYS):
@@ -136,9 +144,11 @@ def run_flow(
             ranges = [(day.isoformat(), day.isoformat())] if day else []
         else:
             ranges = [None]
-        described = ", ".join(f"{r[0]}..{r[1]}" for r in ranges if r) or "unpartitioned"
+        described = ", ".join(f"{r[0]}..{r[1]}" for r in ranges if r) or (
+            f"{len(tenant_ids)} tenants" if partitioned_by == SELECTED_TENANTS else "unpartitioned"
+        )
         started = time.monotonic()
-        run_ids, success, error = _run_job(job, instance, ranges)
+        run_ids, success, error = _run_job(job, instance, ranges, run_config)
         seconds = time.monotonic() - started
         results.append(StageRun(stage, run_ids, success, error, seconds, described))
         echo(f"[{stage}] job {job_name} ({described}): {seconds:.1f}s")
@@ -168,7 +178,7 @@ def daily_window(
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _run_job(job, instance, ranges) -> tuple[tuple[str, ...], bool, str | None]:
+def _run_job(job, instance, ranges, run_config) -> tuple[tuple[str, ...], bool, str | None]:
     """One run per range (None: an unpartitioned run)."""
     run_ids, errors = [], []
     for partition_range in ranges:
@@ -182,7 +192,10 @@ def _run_job(job, instance, ranges) -> tuple[tuple[str, ...], bool, str | None]:
         step_output = io.StringIO()
         with contextlib.redirect_stdout(step_output):
             result = job.execute_in_process(
-                run_config=_QUIET, instance=instance, raise_on_error=False, tags=tags
+                run_config={**_QUIET, **run_config},
+                instance=instance,
+                raise_on_error=False,
+                tags=tags,
             )
         run_ids.append(result.run_id)
         if not result.success:

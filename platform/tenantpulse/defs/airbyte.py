@@ -1,9 +1,9 @@
 """Airbyte mode's Dagster wiring (loaded only when TENANTPULSE_AIRBYTE_URL is set): the
 tenant-partitioned sync step, its job, and the sensor that follows Airbyte's own scheduled syncs.
 
-Both report each synced tenant's raw streams as observations (new data versions) and record the
-jobs in `ops.airbyte_sync_history`; the sensor requests the `ingest` job for the tenants whose
-syncs succeeded, whoever started them.
+Both report the raw streams of the synced sources as observations (new data versions) and record
+the jobs in `ops.airbyte_sync_history`; the sensor requests an `ingest` run landing the tenants
+whose syncs succeeded, whoever started them.
 """
 
 import datetime as dt
@@ -29,17 +29,16 @@ from tenantpulse.airbyte.sync import (
     sync_tenants,
 )
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, AirbyteSettings
-from tenantpulse.defs.partitions import partition_ranges, tenant_partitions
-from tenantpulse.defs.raw import raw_asset_key, tenant_raw_version
+from tenantpulse.defs.landing import landing_run_config
+from tenantpulse.defs.partitions import tenant_partitions
+from tenantpulse.defs.raw import raw_observations
 from tenantpulse.defs.resources import WarehouseResource
-from tenantpulse.sources.contracts import streams_for
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import WarehouseBusyError
 
 SYNC_KEY = dg.AssetKey(["airbyte", "tenant_syncs"])
 SYNC_JOB = "airbyte_sync"
-DATA_VERSION_TAG = "dagster/data_version"
 FIRST_LOOKBACK = dt.timedelta(days=1)  # how far back a new sensor looks for finished jobs
 
 
@@ -58,23 +57,6 @@ def airbyte_workspace(airbyte: AirbyteSettings) -> AirbyteWorkspace:
         poll_previous_running_sync=True,
         cancel_on_termination=False,
     )
-
-
-def raw_observations(conn, synced: set[tuple[str, str]]) -> list[dg.AssetObservation]:
-    """The new data version of each raw stream of each synced (tenant, source)."""
-    observations = []
-    for tenant_id, source in sorted(synced):
-        for contract in streams_for(source):
-            version = tenant_raw_version(conn, tenant_id, contract)
-            if version is not None:
-                observations.append(
-                    dg.AssetObservation(
-                        asset_key=raw_asset_key(contract),
-                        partition=tenant_id,
-                        tags={DATA_VERSION_TAG: version},
-                    )
-                )
-    return observations
 
 
 def tenant_failures(
@@ -144,7 +126,7 @@ def build_sync_asset(airbyte: AirbyteSettings) -> dg.AssetsDefinition:
                 for s in syncs
                 if s.connection.tenant_id not in failures
             }
-            observations = raw_observations(conn, synced)
+            observations = raw_observations(conn, {source for _, source in synced})
         for observation in observations:
             context.log_event(observation)
         yield dg.MaterializeResult(
@@ -204,10 +186,9 @@ def build_jobs_sensor() -> dg.SensorDefinition:
             for _, job in ours
             if job["status"] != "succeeded"
         }
-        partitions = list(context.instance.get_dynamic_partitions(tenant_partitions.name))
         try:
             with warehouse.open().connect() as conn:
-                registered = {t.tenant_id for t in list_tenants(conn)} & set(partitions)
+                registered = {t.tenant_id for t in list_tenants(conn)}
                 ours = [(c, job) for c, job in ours if c.tenant_id in registered]
                 for connection, job in ours:
                     record_airbyte_job(
@@ -216,7 +197,7 @@ def build_jobs_sensor() -> dg.SensorDefinition:
                 succeeded = {
                     (c.tenant_id, c.source) for c, job in ours if job["status"] == "succeeded"
                 }
-                observations = raw_observations(conn, succeeded)
+                observations = raw_observations(conn, {source for _, source in succeeded})
         except WarehouseBusyError as busy:
             return dg.SkipReason(f"warehouse busy, will retry: {busy}")
         for connection, job in ours:
@@ -226,16 +207,13 @@ def build_jobs_sensor() -> dg.SensorDefinition:
                     f"{job['status']}: {reasons.get(str(job['jobId'])) or 'no reason given'}"
                 )
         tenants = sorted({tenant for tenant, _ in succeeded})
-        run_requests = [
-            dg.RunRequest(
-                run_key=f"airbyte-jobs:{first}..{last}:{_digest(ours)}",
-                tags={
-                    "dagster/asset_partition_range_start": first,
-                    "dagster/asset_partition_range_end": last,
-                },
+        run_requests = []
+        if tenants:  # an empty list would land every tenant
+            run_requests.append(
+                dg.RunRequest(
+                    run_key=f"airbyte-jobs:{_digest(ours)}", run_config=landing_run_config(tenants)
+                )
             )
-            for first, last in partition_ranges(partitions, tenants)
-        ]
         context.log.info(
             f"{len(ours)} finished Airbyte syncs of registered tenants; landing {tenants}"
         )

@@ -1,49 +1,64 @@
-"""The raw layer: one observable source asset per stream, partitioned by tenant.
+"""The raw layer: one observable source asset per stream, over every tenant's table of it.
 
-An observation records, for every tenant whose raw table exists, its row count and newest
-`_airbyte_extracted_at` as the data version, so a new sync shows as a new version of that partition.
+An observation reads, for every active tenant with the table, its row count and newest
+`_airbyte_extracted_at` (a few statements for all tenants), and records a digest of them as the
+data version: a new sync of any tenant shows as a new version. The asset is not partitioned by
+tenant: Dagster records an event per partition, which at thousands of tenants costs more than the
+work (docs/decisions.md).
 """
 
-from dagster import AssetKey, DataVersionsByPartition, observable_source_asset
+import hashlib
 
-from tenantpulse.defs.partitions import tenant_partitions
+from dagster import AssetKey, AssetObservation, DataVersion, ObserveResult, observable_source_asset
+
 from tenantpulse.defs.resources import WarehouseResource
-from tenantpulse.sources.contracts import STREAMS, StreamContract, raw_schema
+from tenantpulse.landing.raw_tables import raw_versions
+from tenantpulse.sources.contracts import STREAMS, StreamContract, streams_for
 from tenantpulse.tenants.registry import list_tenants
-from tenantpulse.warehouse import qualified
+from tenantpulse.warehouse import Connection
+
+DATA_VERSION_TAG = "dagster/data_version"
 
 
 def raw_asset_key(contract: StreamContract) -> AssetKey:
     return AssetKey(["raw", contract.source, contract.stream])
 
 
-def raw_data_versions(conn, contract: StreamContract) -> dict[str, str]:
-    """Tenant id -> "<rows> rows, newest <extracted_at>" for every active tenant with the table."""
-    versions = {}
-    for tenant in list_tenants(conn):
-        if contract.source not in tenant.sources:
-            continue
-        version = tenant_raw_version(conn, tenant.tenant_id, contract)
-        if version is not None:
-            versions[tenant.tenant_id] = version
-    return versions
-
-
-def tenant_raw_version(conn, tenant_id: str, contract: StreamContract) -> str | None:
-    """One tenant's data version of the stream; None when its raw table does not exist."""
-    schema = raw_schema(tenant_id)
-    if not conn.table_exists(schema, contract.raw_table):
-        return None
-    rows, newest = conn.fetch_one(
-        f"select count(*), max(_airbyte_extracted_at) from {qualified(schema, contract.raw_table)}"
+def observe_stream(conn: Connection, contract: StreamContract) -> ObserveResult:
+    """The stream's data version over every active tenant that has the source, and counts."""
+    tenant_ids = [t.tenant_id for t in list_tenants(conn) if contract.source in t.sources]
+    versions = raw_versions(conn, contract, tenant_ids)
+    digest = hashlib.sha256(
+        "\n".join(f"{t}: {v}" for t, v in sorted(versions.items())).encode()
+    ).hexdigest()[:16]
+    return ObserveResult(
+        data_version=DataVersion(digest),
+        metadata={
+            "tenants_with_table": len(versions),
+            "tenants_without_table": len(tenant_ids) - len(versions),
+        },
     )
-    return f"{rows} rows, newest {newest.isoformat() if newest else 'none'}"
+
+
+def raw_observations(conn: Connection, sources: set[str]) -> list[AssetObservation]:
+    """The new data version of every stream of `sources`, as observations to log after a sync
+    (an observation run would record the same)."""
+    observations = []
+    for contract in (c for source in sorted(sources) for c in streams_for(source)):
+        observed = observe_stream(conn, contract)
+        observations.append(
+            AssetObservation(
+                asset_key=raw_asset_key(contract),
+                tags={DATA_VERSION_TAG: observed.data_version.value},
+                metadata=observed.metadata,
+            )
+        )
+    return observations
 
 
 def build_raw_asset(contract: StreamContract):
     @observable_source_asset(
         key=raw_asset_key(contract),
-        partitions_def=tenant_partitions,
         group_name="raw",
         description=f"Airbyte's {contract.source} `{contract.stream}` stream in each tenant's "
         f"schema: `user_<tenant>.{contract.raw_table}`.",
@@ -52,9 +67,9 @@ def build_raw_asset(contract: StreamContract):
             "primary_key": list(contract.primary_key),
         },
     )
-    def _observe(warehouse: WarehouseResource) -> DataVersionsByPartition:
+    def _observe(warehouse: WarehouseResource) -> ObserveResult:
         with warehouse.open().connect() as conn:
-            return DataVersionsByPartition(raw_data_versions(conn, contract))
+            return observe_stream(conn, contract)
 
     return _observe
 

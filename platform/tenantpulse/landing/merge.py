@@ -1,9 +1,9 @@
 """Merge each tenant's new raw rows into `landing.<source>__<stream>`.
 
-Per stream and a set of tenants: read each tenant's raw rows newer than its watermark, type them
-against the contract (rows that do not fit go to `landing.quarantine` with the reason), keep the
-latest version of each (tenant_id, primary key), and replace those keys in the landing table with
-one delete and one insert for all the tenants together. Re-running changes nothing: the watermark
+Per stream and a set of tenants, in chunks of tenants (`raw_tables`): read each tenant's raw rows
+newer than its watermark, type them against the contract (rows that do not fit go to
+`landing.quarantine` with the reason), keep the latest version of each (tenant_id, primary key),
+and replace those keys in the landing table with one delete and one insert per chunk. Re-running changes nothing: the watermark
 has moved past the rows, and quarantined rows are keyed by a hash of their content.
 """
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from tenantpulse.landing.raw_tables import raw_table_columns, read_new_rows, same_shape_chunks
 from tenantpulse.landing.validate import validate_rows
 from tenantpulse.sources.contracts import AIRBYTE_COLUMN_NAMES, StreamContract, raw_schema
 from tenantpulse.warehouse import Connection, qualified, quote_ident
@@ -76,45 +77,28 @@ def land_stream(
     """Land the new raw rows of `contract` for every tenant in `tenant_ids` (validated ids)."""
     ensure_landing_tables(conn, contract)
     watermarks = _watermarks(conn, contract, tenant_ids)
-    outcomes, valid_frames, rejected_frames = [], [], []
-    for tenant_id in tenant_ids:
-        outcome = TenantLanding(tenant_id, watermark=watermarks.get(tenant_id))
-        outcomes.append(outcome)
-        raw = _read_new_raw_rows(conn, contract, outcome)
-        if raw is None or raw.empty:
-            continue
-        checked = validate_rows(contract, raw)
-        outcome.status = MERGED
-        outcome.rows_read = len(raw)
-        outcome.rows_quarantined = len(checked.rejected)
-        if not checked.valid.empty:
-            valid_frames.append(checked.valid.assign(tenant_id=tenant_id))
-        if not checked.rejected.empty:
-            rejected_frames.append(_quarantine_frame(contract, tenant_id, checked))
-        newest = pd.to_datetime(raw["_airbyte_extracted_at"], utc=True, errors="coerce").max()
-        if pd.notna(newest):
-            outcome.watermark = newest.to_pydatetime()
-    if valid_frames:
-        latest = _latest_versions(contract, pd.concat(valid_frames, ignore_index=True))
-        key = ("tenant_id", *contract.primary_key)
-        _replace_rows(conn, contract.name, latest, key)
-        landed = latest.groupby("tenant_id").size()
-        for outcome in outcomes:
-            outcome.rows_landed = int(landed.get(outcome.tenant_id, 0))
-    if rejected_frames:
-        _insert_quarantine(conn, pd.concat(rejected_frames, ignore_index=True))
-    _save_watermarks(conn, contract, [o for o in outcomes if o.status == MERGED and o.watermark])
-    return outcomes
+    outcomes = {t: TenantLanding(t, watermark=watermarks.get(t)) for t in tenant_ids}
+    readable = {}
+    for tenant_id, columns in raw_table_columns(conn, contract, tenant_ids).items():
+        if _check_raw_columns(contract, outcomes[tenant_id], columns):
+            readable[tenant_id] = columns
+    expected = contract.column_names + AIRBYTE_COLUMN_NAMES
+    for columns, chunk in same_shape_chunks(readable):
+        raw = read_new_rows(
+            conn, contract, chunk, [c for c in expected if c in columns], watermarks
+        )
+        if not raw.empty:
+            _land_chunk(conn, contract, raw, outcomes)
+    for outcome in outcomes.values():
+        if outcome.tenant_id not in readable and outcome.status == UP_TO_DATE:
+            outcome.status = NO_RAW_TABLE
+    return list(outcomes.values())
 
 
-def _read_new_raw_rows(
-    conn: Connection, contract: StreamContract, outcome: TenantLanding
-) -> pd.DataFrame | None:
-    schema = raw_schema(outcome.tenant_id)
-    raw_columns = conn.table_columns(schema, contract.raw_table)
-    if not raw_columns:
-        outcome.status = NO_RAW_TABLE
-        return None
+def _check_raw_columns(
+    contract: StreamContract, outcome: TenantLanding, raw_columns: dict[str, str]
+) -> bool:
+    """Record drift on `outcome`; False (and the tenant failed) if the table lacks a key column."""
     expected = contract.column_names + AIRBYTE_COLUMN_NAMES
     outcome.extra_columns = tuple(c for c in raw_columns if c not in expected)
     outcome.missing_columns = tuple(c for c in expected if c not in raw_columns)
@@ -122,15 +106,42 @@ def _read_new_raw_rows(
     if lacking_keys:
         outcome.status = FAILED
         outcome.error = (
-            f"raw table {schema}.{contract.raw_table} has no column {', '.join(lacking_keys)}: "
-            "its primary key and Airbyte metadata are required to land it"
+            f"raw table {raw_schema(outcome.tenant_id)}.{contract.raw_table} has no column "
+            f"{', '.join(lacking_keys)}: its primary key and Airbyte metadata are required to land it"
         )
-        return None
-    selected = ", ".join(quote_ident(c) for c in expected if c in raw_columns)
-    sql = f"select {selected} from {qualified(schema, contract.raw_table)}"
-    if outcome.watermark is None:
-        return conn.read_frame(sql)
-    return conn.read_frame(sql + " where _airbyte_extracted_at > %s", (outcome.watermark,))
+    return not lacking_keys
+
+
+def _land_chunk(
+    conn: Connection,
+    contract: StreamContract,
+    raw: pd.DataFrame,
+    outcomes: dict[str, TenantLanding],
+) -> None:
+    """Type, dedupe and merge the new raw rows of a chunk of tenants (`raw` has `tenant_id`)."""
+    tenants = raw.pop("tenant_id")
+    checked = validate_rows(contract, raw)
+    valid = checked.valid.assign(tenant_id=tenants.drop(index=checked.rejected.index).to_numpy())
+    extracted = pd.to_datetime(raw["_airbyte_extracted_at"], utc=True, errors="coerce")
+    newest = extracted.groupby(tenants).max()
+    read = tenants.value_counts()
+    quarantined = tenants[checked.rejected.index].value_counts()
+    landed = pd.Series(dtype=int)
+    if not valid.empty:
+        latest = _latest_versions(contract, valid)
+        _replace_rows(conn, contract.name, latest, ("tenant_id", *contract.primary_key))
+        landed = latest["tenant_id"].value_counts()
+    if not checked.rejected.empty:
+        _insert_quarantine(conn, _quarantine_frame(contract, tenants, checked))
+    for tenant_id, rows in read.items():
+        outcome = outcomes[tenant_id]
+        outcome.status = MERGED
+        outcome.rows_read = int(rows)
+        outcome.rows_landed = int(landed.get(tenant_id, 0))
+        outcome.rows_quarantined = int(quarantined.get(tenant_id, 0))
+        if pd.notna(newest.get(tenant_id)):
+            outcome.watermark = newest[tenant_id].to_pydatetime()
+    _save_watermarks(conn, contract, [outcomes[t] for t in read.index if outcomes[t].watermark])
 
 
 def _latest_versions(contract: StreamContract, rows: pd.DataFrame) -> pd.DataFrame:
@@ -170,14 +181,14 @@ def _replace_rows(conn: Connection, table: str, rows: pd.DataFrame, key: tuple[s
         conn.execute(f"insert into {target} ({columns}) select {columns} from {stage}")
 
 
-def _quarantine_frame(contract: StreamContract, tenant_id: str, checked) -> pd.DataFrame:
+def _quarantine_frame(contract: StreamContract, tenants: pd.Series, checked) -> pd.DataFrame:
     records = [
         json.dumps({k: _plain(v) for k, v in row.items()}, sort_keys=True)
         for row in checked.rejected.to_dict(orient="records")
     ]
     return pd.DataFrame(
         {
-            "tenant_id": tenant_id,
+            "tenant_id": tenants[checked.rejected.index].to_numpy(),
             "stream": contract.name,
             "record_hash": [hashlib.sha256(r.encode()).hexdigest() for r in records],
             "_airbyte_raw_id": _as_text(checked.rejected["_airbyte_raw_id"]),
