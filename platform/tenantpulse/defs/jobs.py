@@ -10,7 +10,7 @@ def build_jobs(dbt_assets: list, analysis, insights, action_log) -> list:
         define_asset_job(
             "observe_raw", selection=AssetSelection.groups("raw", include_sources=True)
         ),
-        # Land every stream for a range of tenant partitions: many tenants in one run.
+        # Land every stream for every active tenant (or those the run config names).
         define_asset_job("ingest", selection=AssetSelection.groups("landing")),
         # dbt: the views, the daily marts over a range of days, then the mart tables.
         define_asset_job("transform_views", selection=AssetSelection.assets(dbt_views)),
