@@ -118,6 +118,8 @@ def _simulate_in_batches(settings: Settings, tenants: list) -> tuple[int, int]:
                         ),
                     )
                     rows += result.records
+        done = min(first + DUCKDB_TENANTS_PER_CONNECTION, len(tenants))
+        print(f"  simulate: {done}/{len(tenants)} tenants, {rows:,} raw rows", flush=True)
     return rows, 0
 
 
