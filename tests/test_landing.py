@@ -269,3 +269,39 @@ def test_rejected_rows_are_quarantined_under_their_own_tenant(warehouse):
         record = json.loads(record) if isinstance(record, str) else record
         assert (tenant, reason) == ("t2", "id: missing (required)")
         assert "tenant_id" not in record and record["status"] == "paid"
+
+
+def test_typed_and_text_columns_land_the_same_values_and_bad_text_is_quarantined(warehouse):
+    with warehouse.connect() as conn:
+        json_type = conn.sql_type("json")
+        for tenant, metadata_type, paid_type in (
+            ("typed", json_type, "boolean"),
+            ("text", "varchar", "varchar"),
+        ):
+            conn.ensure_schema(f"user_{tenant}")
+            conn.execute(
+                f"create table user_{tenant}.stripe_charges (id varchar, paid {paid_type}, "
+                f"metadata {metadata_type}, _airbyte_raw_id varchar, "
+                "_airbyte_extracted_at timestamptz)"
+            )
+        conn.execute(
+            "insert into user_typed.stripe_charges values "
+            """('ch_1', true, '{"plan": "pro"}', 'r1', %s), ('ch_2', null, null, 'r2', %s)""",
+            (sync_time(1), sync_time(1)),
+        )
+        conn.execute(
+            "insert into user_text.stripe_charges values "
+            """('ch_1', 'yes', '{"plan": "pro"}', 'r1', %s), ('ch_2', 'f', '{oops', 'r2', %s)""",
+            (sync_time(1), sync_time(1)),
+        )
+        outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, ["typed", "text"])}
+        rows = landed(conn, "stripe__charges", "tenant_id, id, paid, metadata")
+        rows = [[t, i, p, json.loads(m) if isinstance(m, str) else m] for t, i, p, m in rows]
+        assert rows == [
+            ["text", "ch_1", True, {"plan": "pro"}],
+            ["typed", "ch_1", True, {"plan": "pro"}],
+            ["typed", "ch_2", None, None],
+        ]
+        assert (outcomes["typed"].rows_quarantined, outcomes["text"].rows_quarantined) == (0, 1)
+        reason = conn.fetch_value("select reason from landing.quarantine")
+        assert reason == "metadata: '{oops' is not a json"

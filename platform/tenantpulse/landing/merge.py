@@ -88,7 +88,8 @@ def land_stream(
             conn, contract, chunk, [c for c in expected if c in columns], watermarks
         )
         if not raw.empty:
-            _land_chunk(conn, contract, raw, outcomes)
+            json_typed = {c for c, data_type in columns.items() if data_type in ("json", "jsonb")}
+            _land_chunk(conn, contract, raw, json_typed, outcomes)
     for outcome in outcomes.values():
         if outcome.tenant_id not in readable and outcome.status == UP_TO_DATE:
             outcome.status = NO_RAW_TABLE
@@ -116,11 +117,12 @@ def _land_chunk(
     conn: Connection,
     contract: StreamContract,
     raw: pd.DataFrame,
+    json_typed: set[str],
     outcomes: dict[str, TenantLanding],
 ) -> None:
     """Type, dedupe and merge the new raw rows of a chunk of tenants (`raw` has `tenant_id`)."""
     tenants = raw.pop("tenant_id")
-    checked = validate_rows(contract, raw)
+    checked = validate_rows(contract, raw, json_typed)
     valid = checked.valid.assign(tenant_id=tenants.drop(index=checked.rejected.index).to_numpy())
     extracted = pd.to_datetime(raw["_airbyte_extracted_at"], utc=True, errors="coerce")
     newest = extracted.groupby(tenants).max()

@@ -4,6 +4,7 @@ cannot be landed (a missing key, a value of the wrong type) instead of dropping 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,9 +23,12 @@ class ValidatedRows:
     reasons: pd.Series  # one reason per rejected row, same index as `rejected`
 
 
-def validate_rows(contract: StreamContract, raw: pd.DataFrame) -> ValidatedRows:
+def validate_rows(
+    contract: StreamContract, raw: pd.DataFrame, json_typed: Collection[str] = ()
+) -> ValidatedRows:
     """Type every contract column of `raw` (a missing column becomes NULL) and split off rows with
-    a NULL key or a value that does not convert."""
+    a NULL key or a value that does not convert. `json_typed` names columns the warehouse stores
+    as JSON, whose values need no parsing to be known valid."""
     typed = {}
     problems = pd.Series("", index=raw.index, dtype=object)
     for column in contract.all_columns:
@@ -32,7 +36,10 @@ def validate_rows(contract: StreamContract, raw: pd.DataFrame) -> ValidatedRows:
             typed[column.name] = pd.Series(None, index=raw.index, dtype=object)
             continue
         values = raw[column.name]
-        converted = _convert(values, column.type)
+        if column.type == "json" and column.name in json_typed:
+            converted = values.astype(object).where(values.notna(), None)
+        else:
+            converted = _convert(values, column.type)
         failed = values.notna() & converted.isna()
         if failed.any():
             shown = values[failed].map(lambda v: repr(v)[:40])
@@ -58,6 +65,8 @@ def _convert(values: pd.Series, logical_type: str) -> pd.Series:
     if logical_type == "decimal":
         return pd.to_numeric(values.astype(object), errors="coerce").astype("float64")
     if logical_type == "varchar":
+        if isinstance(values.dtype, pd.StringDtype):
+            return values.astype(object).where(values.notna(), None)
         return values.astype(object).map(lambda v: None if _is_null(v) else str(v))
     if logical_type == "timestamptz":
         return pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
@@ -65,6 +74,8 @@ def _convert(values: pd.Series, logical_type: str) -> pd.Series:
         stamps = pd.to_datetime(values, errors="coerce", format="mixed")
         return stamps.map(lambda v: None if pd.isna(v) else v.date()).astype(object)
     if logical_type == "boolean":
+        if pd.api.types.is_bool_dtype(values):
+            return values.astype("boolean")
         return values.astype(object).map(_to_bool).astype("boolean")
     if logical_type == "json":
         return values.astype(object).map(_to_json_text)
