@@ -128,6 +128,46 @@ def test_a_crash_before_or_after_sending_is_retried_with_the_same_key(warehouse,
     assert set(statuses(warehouse).values()) == {(DONE, 1)}
 
 
+def test_a_crash_mid_delivery_keeps_the_actions_sent_before_it_done(
+    warehouse, tmp_path, monkeypatch
+):
+    with warehouse.connect() as conn:
+        write_analysis_day(
+            conn, DAY, [tenant_day(f"churn_{i}", 38, "high", 0.91) for i in range(3)]
+        )
+    opened = []
+    connect = warehouse.connect
+
+    def counted_connect():
+        opened.append(True)
+        return connect()
+
+    monkeypatch.setattr(warehouse, "connect", counted_connect)
+
+    class CrashOnTheFourthAction(WebhookHandler):
+        calls = 0
+
+        def send(self, request):
+            self.calls += 1
+            if self.calls == 4:
+                raise SystemExit("the process died before sending the fourth action")
+            return super().send(request)
+
+    with WebhookReceiver(SECRET) as receiver:
+        playbooks = webhook_playbooks(tmp_path, receiver.url)
+        crashing = {"webhook": CrashOnTheFourthAction(SECRET, sleep=lambda _: None)}
+        with pytest.raises(SystemExit):
+            act_on_day(warehouse, playbooks, crashing, DAY)
+        # Evaluation, the ledger and every delivery share one connection, committed per action.
+        assert len(opened) == 1
+        assert sorted(statuses(warehouse).values()) == [(DONE, 1)] * 3 + [(PENDING, 0)] * 3
+        assert len(receiver.attempts) == 3
+        recovered = act_on_day(warehouse, playbooks, webhook(), DAY)
+    assert len(recovered.sent) == 3 and len(receiver.attempts) == 6
+    assert len(receiver.accepted) == 6
+    assert set(statuses(warehouse).values()) == {(DONE, 1)}
+
+
 def test_a_receiver_that_fails_twice_then_succeeds_gets_one_delivery(warehouse, tmp_path):
     with warehouse.connect() as conn:
         write_analysis_day(conn, DAY, [tenant_day("globex_churn", 38, "high", 0.91)])

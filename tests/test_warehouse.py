@@ -2,6 +2,7 @@ import datetime as dt
 import json
 
 import pandas as pd
+import pytest
 
 from tenantpulse.warehouse.base import to_qmark
 
@@ -67,6 +68,19 @@ def test_a_failed_block_rolls_back(warehouse):
         pass
     with warehouse.connect() as conn:
         assert conn.fetch_value("select count(*) from scratch.n") == 0
+
+
+def test_work_committed_mid_block_survives_a_later_failure(warehouse):
+    with warehouse.connect() as conn:
+        conn.ensure_schema("scratch")
+        conn.execute("create table scratch.n (v bigint)")
+    with pytest.raises(RuntimeError), warehouse.connect() as conn:
+        conn.execute("insert into scratch.n values (%s)", (1,))
+        conn.commit()
+        conn.execute("insert into scratch.n values (%s)", (2,))
+        raise RuntimeError("boom")
+    with warehouse.connect() as conn:
+        assert conn.fetch_all("select v from scratch.n") == [(1,)]
 
 
 def test_table_columns_and_added_columns(warehouse):

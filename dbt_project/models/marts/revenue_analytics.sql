@@ -35,7 +35,12 @@ snapshots as (
 
 subscriptions as (
 
-    select * from {{ ref('int_subscriptions_activated') }}
+    select
+        *,
+        min(active_from_date) over (partition by tenant_id, currency, customer_id)
+            as first_paying_date
+
+    from {{ ref('int_subscriptions_activated') }}
 
 ),
 
@@ -46,7 +51,8 @@ customer_mrr as (
         snapshots.month,
         subscriptions.currency,
         subscriptions.customer_id,
-        sum(subscriptions.monthly_amount) as mrr
+        sum(subscriptions.monthly_amount) as mrr,
+        min(subscriptions.first_paying_date) as first_paying_date
 
     from snapshots
     inner join subscriptions
@@ -60,25 +66,39 @@ customer_mrr as (
 
 ),
 
-customer_first_paying_dates as (
-
-    select tenant_id, currency, customer_id, min(active_from_date) as first_paying_date
-    from subscriptions
-    group by 1, 2, 3
-
-),
-
 -- Every (customer, month) pair where the customer pays at this month's end or paid at the
--- previous one.
+-- previous one, with both amounts: each customer_mrr row counts as its month's MRR and as the next
+-- month's previous MRR. Summed, not joined: Postgres estimates one row for these CTEs and joined
+-- them to each other in nested loops, quadratic in the number of customers.
 customer_months as (
 
-    select tenant_id, month, currency, customer_id from customer_mrr
-    union
-    select customer_mrr.tenant_id, months.month, customer_mrr.currency, customer_mrr.customer_id
-    from customer_mrr
-    inner join months
-        on customer_mrr.tenant_id = months.tenant_id
-        and months.month = {{ marts_month(dbt.dateadd('month', 1, 'customer_mrr.month')) }}
+    select
+        tenant_id,
+        month,
+        currency,
+        customer_id,
+        sum(mrr) as mrr,
+        sum(previous_mrr) as previous_mrr,
+        min(first_paying_date) as first_paying_date
+
+    from (
+        select tenant_id, month, currency, customer_id, mrr, 0 as previous_mrr, first_paying_date
+        from customer_mrr
+        union all
+        select
+            customer_mrr.tenant_id,
+            months.month,
+            customer_mrr.currency,
+            customer_mrr.customer_id,
+            0 as mrr,
+            customer_mrr.mrr as previous_mrr,
+            customer_mrr.first_paying_date
+        from customer_mrr
+        inner join months
+            on customer_mrr.tenant_id = months.tenant_id
+            and months.month = {{ marts_month(dbt.dateadd('month', 1, 'customer_mrr.month')) }}
+    ) as month_amounts
+    group by 1, 2, 3, 4
 
 ),
 
@@ -89,11 +109,10 @@ customer_movements as (
         customer_months.month,
         customer_months.currency,
         customer_months.customer_id,
-        coalesce(current_mrr.mrr, 0) as mrr,
-        coalesce(previous_mrr.mrr, 0) as previous_mrr,
+        customer_months.mrr,
+        customer_months.previous_mrr,
         -- Paid at some point before the previous month's end: coming back is a reactivation.
-        customer_first_paying_dates.first_paying_date <= previous_months.snapshot_date
-            as paid_before
+        customer_months.first_paying_date <= previous_months.snapshot_date as paid_before
 
     from customer_months
     inner join months as current_months
@@ -102,20 +121,6 @@ customer_movements as (
     inner join snapshots as previous_months
         on customer_months.tenant_id = previous_months.tenant_id
         and previous_months.month = {{ marts_month(dbt.dateadd('month', -1, 'customer_months.month')) }}
-    left join customer_mrr as current_mrr
-        on customer_months.tenant_id = current_mrr.tenant_id
-        and customer_months.month = current_mrr.month
-        and customer_months.currency = current_mrr.currency
-        and customer_months.customer_id = current_mrr.customer_id
-    left join customer_mrr as previous_mrr
-        on customer_months.tenant_id = previous_mrr.tenant_id
-        and previous_months.month = previous_mrr.month
-        and customer_months.currency = previous_mrr.currency
-        and customer_months.customer_id = previous_mrr.customer_id
-    left join customer_first_paying_dates
-        on customer_months.tenant_id = customer_first_paying_dates.tenant_id
-        and customer_months.currency = customer_first_paying_dates.currency
-        and customer_months.customer_id = customer_first_paying_dates.customer_id
 
 ),
 

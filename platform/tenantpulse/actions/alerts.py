@@ -72,8 +72,8 @@ def send_alert(
             for logged in actions_on(conn, day, TO_SEND, [tenant_id], (kind,))
             if logged.key in keys
         ]
-    specs = {(kind, a.name): a for a in rule.actions}
-    return deliver(warehouse, outstanding, specs.get, handlers)
+        specs = {(kind, a.name): a for a in rule.actions}
+        return deliver(conn, outstanding, specs.get, handlers)
 
 
 def _handler_of(rule: AlertRule, action: str) -> str:

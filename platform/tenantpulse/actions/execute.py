@@ -142,20 +142,24 @@ def act_on_day(
         report.tenants_evaluated = len(documents)
         for action in report.planned:
             record(conn, action.key, action.handler, action.payload, dry_run=dry_run)
+        if dry_run:
+            return report
         names = tuple(p.name for p in playbook_file.playbooks)
-        outstanding = [] if dry_run else actions_on(conn, as_of, TO_SEND, tenant_ids, names)
-    specs = {(p.name, a.name): a for p in playbook_file.playbooks for a in p.actions}
-    report.sent, report.failed = deliver(warehouse, outstanding, specs.get, handlers)
+        outstanding = actions_on(conn, as_of, TO_SEND, tenant_ids, names)
+        specs = {(p.name, a.name): a for p in playbook_file.playbooks for a in p.actions}
+        report.sent, report.failed = deliver(conn, outstanding, specs.get, handlers)
     return report
 
 
 def deliver(
-    warehouse: Warehouse,
+    conn: Connection,
     logged: list[LoggedAction],
     spec_of: Callable[[tuple[str, str]], ActionSpec | None],
     handlers: dict[str, Handler],
 ) -> tuple[list[ActionKey], list[tuple[ActionKey, str]]]:
-    """Send each logged action through its handler, each outcome committed as it happens."""
+    """Commit what the connection has done (the `pending` rows), then send each logged action
+    through its handler and commit its outcome before sending the next."""
+    conn.commit()
     sent, failed = [], []
     for action in logged:
         spec = spec_of((action.key.playbook, action.key.action))
@@ -165,13 +169,12 @@ def deliver(
             body = json.dumps(action.payload, sort_keys=True).encode()
             receipt = handlers[spec.handler].send(ActionRequest(action.key, spec.params, body))
         except Exception as error:  # noqa: BLE001 (recorded in the ledger, retried next run)
-            with warehouse.connect() as conn:
-                mark_failed(conn, action.key, f"{type(error).__name__}: {error}")
+            mark_failed(conn, action.key, f"{type(error).__name__}: {error}")
             failed.append((action.key, str(error)))
         else:
-            with warehouse.connect() as conn:
-                mark_done(conn, action.key, receipt)
+            mark_done(conn, action.key, receipt)
             sent.append(action.key)
+        conn.commit()
     return sent, failed
 
 

@@ -44,6 +44,10 @@ class Connection(ABC):
     def write_frame(self, schema: str, table: str, frame: pd.DataFrame) -> int:
         """Append the frame's rows to an existing table, columns matched by name; return the count."""
 
+    @abstractmethod
+    def commit(self) -> None:
+        """Commit the work so far; what follows runs in a new transaction."""
+
     def fetch_one(self, sql: str, params: Params = ()) -> tuple | None:
         rows = self.fetch_all(sql, params)
         return rows[0] if rows else None

@@ -62,6 +62,10 @@ class DuckDBConnection(Connection):
             self.raw.unregister(view)
         return len(frame)
 
+    def commit(self) -> None:
+        self.raw.execute("commit")
+        self.raw.execute("begin transaction")
+
 
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"

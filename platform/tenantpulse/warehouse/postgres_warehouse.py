@@ -62,6 +62,9 @@ class PostgresConnection(Connection):
             copy.write(text)
         return len(frame)
 
+    def commit(self) -> None:
+        self.raw.commit()
+
 
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
@@ -83,7 +86,7 @@ class PostgresWarehouse(Warehouse):
         set_json_loads(lambda text: text if isinstance(text, str) else text.decode(), raw)
         raw.adapters.register_loader("numeric", FloatLoader)
         try:
-            with raw.transaction():
-                yield PostgresConnection(raw)
+            yield PostgresConnection(raw)
+            raw.commit()
         finally:
-            raw.close()
+            raw.close()  # without the commit, the server rolls the transaction back
