@@ -1,7 +1,6 @@
 """The same stages without Dagster: the functions each asset's body calls, over every tenant at
-once, so the data work can be told apart from Dagster's bookkeeping (which grows with the number
-of tenant partitions: one planned and one materialization event per tenant and landing asset,
-two check evaluations more, each committed to the instance's event log)."""
+once, so the data work can be told apart from Dagster's bookkeeping (a run's fixed cost, and
+events per asset and partition committed to the instance's event log)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from tenantpulse.defs.analysis import build_analysis_assets
 from tenantpulse.defs.dbt import build_dbt_assets
 from tenantpulse.defs.insights import build_insights_asset
 from tenantpulse.defs.jobs import build_jobs
-from tenantpulse.defs.landing import landing_assets
-from tenantpulse.defs.raw import raw_assets
+from tenantpulse.defs.landing import land
+from tenantpulse.defs.raw import observe_raw_streams
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.defs.tenants import tenant_partitions_sensor
 from tenantpulse.transform.dbt_cli import (
@@ -51,8 +51,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     airbyte = _airbyte_defs(settings)
     return dg.Definitions(
         assets=[
-            *raw_assets,
-            *landing_assets,
+            observe_raw_streams,
+            land,
             *dbt_assets,
             analysis,
             insights,

@@ -12,11 +12,12 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     Config,
     Failure,
     MaterializeResult,
     MetadataValue,
-    asset,
+    multi_asset,
 )
 from pydantic import Field
 
@@ -36,6 +37,7 @@ from tenantpulse.tenants.registry import list_tenants
 
 SCHEMA_DRIFT_CHECK = "no_schema_drift"
 QUARANTINE_CHECK = "no_quarantined_rows"
+LAND_OP = "land"
 SUMMARY_ROWS = 100  # tenants listed in the metadata's summary table; the counts cover all
 
 
@@ -51,14 +53,7 @@ def landing_asset_key(contract: StreamContract) -> AssetKey:
 
 def landing_run_config(tenant_ids: list[str] | None) -> dict:
     """Run config of the `ingest` job landing only `tenant_ids` (None: every active tenant)."""
-    if tenant_ids is None:
-        return {}
-    return {
-        "ops": {
-            landing_asset_key(c).to_python_identifier(): {"config": {"tenants": tenant_ids}}
-            for c in STREAMS
-        }
-    }
+    return {} if tenant_ids is None else {"ops": {LAND_OP: {"config": {"tenants": tenant_ids}}}}
 
 
 def landing_summary_markdown(outcomes: list[TenantLanding]) -> str:
@@ -68,16 +63,18 @@ def landing_summary_markdown(outcomes: list[TenantLanding]) -> str:
         "| tenant | status | read | landed | quarantined | extra columns | missing columns |",
         "|---|---|---|---|---|---|---|",
     ]
-    notable = [
-        o
-        for o in outcomes
-        if o.status not in (MERGED, UP_TO_DATE)
-        or o.rows_quarantined
-        or o.extra_columns
-        or o.missing_columns
-    ]
-    merged = [o for o in outcomes if o.status == MERGED and o not in notable]
-    shown = (notable + merged)[:SUMMARY_ROWS]
+
+    def notable(o: TenantLanding) -> bool:
+        return bool(
+            o.status not in (MERGED, UP_TO_DATE)
+            or o.rows_quarantined
+            or o.extra_columns
+            or o.missing_columns
+        )
+
+    shown = sorted(
+        (o for o in outcomes if o.status != UP_TO_DATE or notable(o)), key=lambda o: not notable(o)
+    )[:SUMMARY_ROWS]
     for o in shown:
         extra = ", ".join(o.extra_columns) or "-"
         missing = ", ".join(o.missing_columns) or "-"
@@ -90,70 +87,93 @@ def landing_summary_markdown(outcomes: list[TenantLanding]) -> str:
     return "\n".join(lines)
 
 
-def build_landing_asset(contract: StreamContract):
-    key = landing_asset_key(contract)
-
-    @asset(
-        key=key,
+def _landing_spec(contract: StreamContract) -> AssetSpec:
+    return AssetSpec(
+        landing_asset_key(contract),
         deps=[raw_asset_key(contract)],
         group_name="landing",
         description=f"`{LANDING_SCHEMA}.{contract.name}`: every tenant's latest version of each "
         f"{contract.stream} record, keyed by (tenant_id, {', '.join(contract.primary_key)}).",
-        check_specs=[
-            AssetCheckSpec(
-                SCHEMA_DRIFT_CHECK,
-                asset=key,
-                description="Raw table has no columns beyond the contract.",
-            ),
-            AssetCheckSpec(QUARANTINE_CHECK, asset=key, description="No raw row was quarantined."),
-        ],
         metadata={"table": f"{LANDING_SCHEMA}.{contract.name}"},
     )
-    def _land(context: AssetExecutionContext, config: LandingConfig, warehouse: WarehouseResource):
-        with warehouse.open().connect() as conn:
-            active = {t.tenant_id: t.sources for t in list_tenants(conn)}
-            tenant_ids = [validate_tenant_id(t) for t in config.tenants] or [
-                t for t, sources in active.items() if contract.source in sources
-            ]
-            inactive = sorted(set(tenant_ids) - set(active))
-            if inactive:
-                raise Failure(f"not active tenants: {', '.join(inactive)}")
+
+
+def _check_specs(contract: StreamContract) -> list[AssetCheckSpec]:
+    key = landing_asset_key(contract)
+    return [
+        AssetCheckSpec(
+            SCHEMA_DRIFT_CHECK,
+            asset=key,
+            description="Raw table has no columns beyond the contract.",
+        ),
+        AssetCheckSpec(QUARANTINE_CHECK, asset=key, description="No raw row was quarantined."),
+    ]
+
+
+def _results(contract: StreamContract, outcomes: list[TenantLanding]):
+    key = landing_asset_key(contract)
+    drifted = {o.tenant_id: list(o.extra_columns) for o in outcomes if o.extra_columns}
+    quarantined = {o.tenant_id: o.rows_quarantined for o in outcomes if o.rows_quarantined}
+    yield MaterializeResult(
+        asset_key=key,
+        metadata={
+            "tenants": len(outcomes),
+            "tenants_merged": sum(o.status == MERGED for o in outcomes),
+            "rows_read": sum(o.rows_read for o in outcomes),
+            "rows_landed": sum(o.rows_landed for o in outcomes),
+            "rows_quarantined": sum(quarantined.values()),
+            "tenants_failed": sum(o.status == FAILED for o in outcomes),
+            "summary": MetadataValue.md(landing_summary_markdown(outcomes)),
+        },
+    )
+    yield AssetCheckResult(
+        asset_key=key,
+        check_name=SCHEMA_DRIFT_CHECK,
+        passed=not drifted,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"extra_columns_by_tenant": MetadataValue.json(drifted)},
+    )
+    yield AssetCheckResult(
+        asset_key=key,
+        check_name=QUARANTINE_CHECK,
+        passed=not quarantined,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"quarantined_rows_by_tenant": MetadataValue.json(quarantined)},
+    )
+
+
+@multi_asset(
+    name=LAND_OP,
+    specs=[_landing_spec(c) for c in STREAMS],
+    check_specs=[spec for c in STREAMS for spec in _check_specs(c)],
+    can_subset=True,
+)
+def land(context: AssetExecutionContext, config: LandingConfig, warehouse: WarehouseResource):
+    """One op for every selected stream: one warehouse connection (on DuckDB, opening the file
+    reads a catalog that grows with every tenant's tables), each stream committed as it lands."""
+    streams = [c for c in STREAMS if landing_asset_key(c) in context.selected_asset_keys]
+    failed = {}
+    with warehouse.open().connect() as conn:
+        active = {t.tenant_id: t.sources for t in list_tenants(conn)}
+        chosen = [validate_tenant_id(t) for t in config.tenants]
+        inactive = sorted(set(chosen) - set(active))
+        if inactive:
+            raise Failure(f"not active tenants: {', '.join(inactive)}")
+        for contract in streams:
+            tenant_ids = chosen or [t for t, s in active.items() if contract.source in s]
             context.log.info(f"landing {contract.name} for {len(tenant_ids)} tenants")
             outcomes = land_stream(conn, contract, tenant_ids)
-        failed = [o for o in outcomes if o.status == FAILED]
-        drifted = {o.tenant_id: list(o.extra_columns) for o in outcomes if o.extra_columns}
-        quarantined = {o.tenant_id: o.rows_quarantined for o in outcomes if o.rows_quarantined}
-        yield MaterializeResult(
-            metadata={
-                "tenants": len(tenant_ids),
-                "tenants_merged": sum(o.status == MERGED for o in outcomes),
-                "rows_read": sum(o.rows_read for o in outcomes),
-                "rows_landed": sum(o.rows_landed for o in outcomes),
-                "rows_quarantined": sum(quarantined.values()),
-                "tenants_failed": len(failed),
-                "summary": MetadataValue.md(landing_summary_markdown(outcomes)),
+            conn.commit()
+            yield from _results(contract, outcomes)
+            failed |= {
+                f"{o.tenant_id}/{contract.name}": o.error or ""
+                for o in outcomes
+                if o.status == FAILED
             }
+    if failed:
+        # The other tenants and streams are committed; this names the ones to fix and re-run.
+        raise Failure(
+            description=f"{len(failed)} tenant stream(s) could not be landed: "
+            + "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:10]),
+            metadata=failed,
         )
-        yield AssetCheckResult(
-            check_name=SCHEMA_DRIFT_CHECK,
-            passed=not drifted,
-            severity=AssetCheckSeverity.WARN,
-            metadata={"extra_columns_by_tenant": MetadataValue.json(drifted)},
-        )
-        yield AssetCheckResult(
-            check_name=QUARANTINE_CHECK,
-            passed=not quarantined,
-            severity=AssetCheckSeverity.WARN,
-            metadata={"quarantined_rows_by_tenant": MetadataValue.json(quarantined)},
-        )
-        if failed:
-            # The other tenants are committed; this names the ones to fix and re-run.
-            raise Failure(
-                description=f"{len(failed)} tenant(s) could not be landed for {contract.name}",
-                metadata={o.tenant_id: o.error or "" for o in failed},
-            )
-
-    return _land
-
-
-landing_assets = [build_landing_asset(contract) for contract in STREAMS]

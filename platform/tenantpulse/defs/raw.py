@@ -9,7 +9,14 @@ work (docs/decisions.md).
 
 import hashlib
 
-from dagster import AssetKey, AssetObservation, DataVersion, ObserveResult, observable_source_asset
+from dagster import (
+    AssetKey,
+    AssetObservation,
+    AssetSpec,
+    DataVersion,
+    ObserveResult,
+    multi_observable_source_asset,
+)
 
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.landing.raw_tables import raw_versions
@@ -56,22 +63,30 @@ def raw_observations(conn: Connection, sources: set[str]) -> list[AssetObservati
     return observations
 
 
-def build_raw_asset(contract: StreamContract):
-    @observable_source_asset(
-        key=raw_asset_key(contract),
-        group_name="raw",
-        description=f"Airbyte's {contract.source} `{contract.stream}` stream in each tenant's "
-        f"schema: `user_<tenant>.{contract.raw_table}`.",
-        metadata={
-            "table": f"user_<tenant>.{contract.raw_table}",
-            "primary_key": list(contract.primary_key),
-        },
-    )
-    def _observe(warehouse: WarehouseResource) -> ObserveResult:
-        with warehouse.open().connect() as conn:
-            return observe_stream(conn, contract)
-
-    return _observe
-
-
-raw_assets = [build_raw_asset(contract) for contract in STREAMS]
+@multi_observable_source_asset(
+    name="observe_raw_streams",
+    specs=[
+        AssetSpec(
+            raw_asset_key(contract),
+            group_name="raw",
+            description=f"Airbyte's {contract.source} `{contract.stream}` stream in each tenant's "
+            f"schema: `user_<tenant>.{contract.raw_table}`.",
+            metadata={
+                "table": f"user_<tenant>.{contract.raw_table}",
+                "primary_key": list(contract.primary_key),
+            },
+        )
+        for contract in STREAMS
+    ],
+)
+def observe_raw_streams(warehouse: WarehouseResource):
+    """Every stream in one op: one warehouse connection (on DuckDB, opening the file reads a
+    catalog that grows with every tenant's tables)."""
+    with warehouse.open().connect() as conn:
+        for contract in STREAMS:
+            observed = observe_stream(conn, contract)
+            yield ObserveResult(
+                asset_key=raw_asset_key(contract),
+                data_version=observed.data_version,
+                metadata=observed.metadata,
+            )
