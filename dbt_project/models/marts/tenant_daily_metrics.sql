@@ -4,7 +4,8 @@
         incremental_strategy='delete+insert',
         unique_key=['tenant_id', 'date'],
         on_schema_change='append_new_columns',
-        pre_hook="{{ marts_delete_rebuilt_rows('date') }}"
+        pre_hook="{{ marts_delete_rebuilt_rows('date') }}",
+        indexes=marts_postgres_indexes([{'columns': ['tenant_id', 'date']}])
     )
 }}
 

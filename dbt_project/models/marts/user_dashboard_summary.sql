@@ -1,3 +1,5 @@
+{{ config(indexes=marts_postgres_indexes([{'columns': ['tenant_id']}])) }}
+
 -- One row per tenant with the headline numbers, as of the tenant's latest day: a table, so the
 -- dashboard reads one row instead of aggregating the history. Money is in the primary currency;
 -- customer counts and rates cover every currency.
