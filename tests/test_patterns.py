@@ -229,3 +229,10 @@ def test_demo_every_planted_anomaly_is_found_within_a_day():
     for day, kind in planted:
         near = found[(found["date"] - pd.Timestamp(day)).abs() <= pd.Timedelta(days=1)]
         assert (near["kind"] == kind).any(), (day, kind, found)
+
+
+def test_a_tenant_without_data_in_the_last_28_days_gets_no_short_trend_and_no_error():
+    # A tenant whose syncs stopped a month ago: the 28-day window is empty, the 90-day one is not.
+    history = make_history(days=60, revenue=np.arange(60))
+    result = row(patterns.trends(history, last_day(history) + dt.timedelta(days=40)), "revenue")
+    assert np.isnan(result["slope_28d"]) and result["slope_90d"] == 1.0

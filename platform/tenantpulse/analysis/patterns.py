@@ -89,6 +89,8 @@ def _window_slope(long: pd.DataFrame, days: int) -> pd.DataFrame:
     slope = grouped[["age", "value"]].apply(
         lambda f: _theil_sen(-f["age"].to_numpy(float), f["value"].to_numpy(float))
     )
+    if part.empty:  # no series has a value in the window (apply then returns an empty frame)
+        slope = pd.Series(dtype=float, index=grouped.size().index)
     mean = grouped["value"].mean()
     relative = slope * DAYS_PER_MONTH / mean.where(mean != 0)
     return pd.DataFrame(
