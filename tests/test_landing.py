@@ -1,6 +1,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from rawdata import sync_time, write_raw
 from tenantpulse.landing.merge import FAILED, MERGED, NO_RAW_TABLE, UP_TO_DATE, land_stream
@@ -305,3 +306,30 @@ def test_typed_and_text_columns_land_the_same_values_and_bad_text_is_quarantined
         assert (outcomes["typed"].rows_quarantined, outcomes["text"].rows_quarantined) == (0, 1)
         reason = conn.fetch_value("select reason from landing.quarantine")
         assert reason == "metadata: '{oops' is not a json"
+
+
+def test_each_chunk_of_tenants_is_committed_so_a_later_failure_keeps_it(warehouse, monkeypatch):
+    from tenantpulse.landing import merge, raw_tables
+
+    monkeypatch.setattr(raw_tables, "TENANTS_PER_STATEMENT", 2)
+    with warehouse.connect() as conn:
+        for tenant in ("t1", "t2", "t3"):
+            write_raw(conn, tenant, "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
+    land_chunk = merge._land_chunk
+    calls = []
+
+    def fail_on_second_chunk(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("the warehouse went away")
+        land_chunk(*args)
+
+    monkeypatch.setattr(merge, "_land_chunk", fail_on_second_chunk)
+    with pytest.raises(RuntimeError, match="went away"), warehouse.connect() as conn:
+        land_stream(conn, CHARGES, ["t1", "t2", "t3"])
+    with warehouse.connect() as conn:
+        assert [r[0] for r in landed(conn, "stripe__charges", "tenant_id, id")] == ["t1", "t2"]
+        assert conn.fetch_all("select tenant_id from landing.watermarks order by 1") == [
+            ("t1",),
+            ("t2",),
+        ]

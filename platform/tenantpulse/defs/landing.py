@@ -150,7 +150,7 @@ def _results(contract: StreamContract, outcomes: list[TenantLanding]):
 )
 def land(context: AssetExecutionContext, config: LandingConfig, warehouse: WarehouseResource):
     """One op for every selected stream: one warehouse connection (on DuckDB, opening the file
-    reads a catalog that grows with every tenant's tables), each stream committed as it lands."""
+    reads a catalog that grows with every tenant's tables); land_stream commits as it goes."""
     streams = [c for c in STREAMS if landing_asset_key(c) in context.selected_asset_keys]
     failed = {}
     with warehouse.open().connect() as conn:
@@ -163,7 +163,6 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
             tenant_ids = chosen or [t for t, s in active.items() if contract.source in s]
             context.log.info(f"landing {contract.name} for {len(tenant_ids)} tenants")
             outcomes = land_stream(conn, contract, tenant_ids)
-            conn.commit()
             yield from _results(contract, outcomes)
             failed |= {
                 f"{o.tenant_id}/{contract.name}": o.error or ""

@@ -74,7 +74,8 @@ def ensure_landing_tables(conn: Connection, contract: StreamContract) -> None:
 def land_stream(
     conn: Connection, contract: StreamContract, tenant_ids: list[str]
 ) -> list[TenantLanding]:
-    """Land the new raw rows of `contract` for every tenant in `tenant_ids` (validated ids)."""
+    """Land the new raw rows of `contract` for every tenant in `tenant_ids` (validated ids),
+    committing after each chunk of tenants: a chunk landed stays landed if a later one fails."""
     ensure_landing_tables(conn, contract)
     watermarks = _watermarks(conn, contract, tenant_ids)
     outcomes = {t: TenantLanding(t, watermark=watermarks.get(t)) for t in tenant_ids}
@@ -90,6 +91,7 @@ def land_stream(
         if not raw.empty:
             json_typed = {c for c, data_type in columns.items() if data_type in ("json", "jsonb")}
             _land_chunk(conn, contract, raw, json_typed, outcomes)
+        conn.commit()  # releases the chunk's table locks (see raw_tables)
     for outcome in outcomes.values():
         if outcome.tenant_id not in readable and outcome.status == UP_TO_DATE:
             outcome.status = NO_RAW_TABLE

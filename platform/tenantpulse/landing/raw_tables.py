@@ -3,7 +3,10 @@
 Each tenant's stream is a table of its own (`user_<tenant>.<source>_<stream>`). A statement per
 tenant costs a round trip and, on DuckDB, a catalog lookup, which at thousands of tenants is most
 of the work; so the tables are found with one catalog query per stream and read with one UNION ALL
-per chunk of tenants whose tables have the same columns and types.
+per chunk of tenants whose tables have the same columns and types. Each chunk is its own
+transaction: a transaction holds a lock on every table it reads until it ends, and Postgres's lock
+table (max_locks_per_transaction x max_connections: 6,400 by default) runs out ("out of shared
+memory") at a few thousand tables.
 """
 
 from __future__ import annotations
@@ -98,4 +101,5 @@ def raw_versions(
             params.append(tenant_id)
         for tenant_id, rows, newest in conn.fetch_all(" union all ".join(parts), params):
             versions[tenant_id] = f"{rows} rows, newest {newest or 'none'}"
+        conn.commit()
     return versions
