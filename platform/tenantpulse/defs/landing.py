@@ -1,5 +1,6 @@
-"""The landing layer: one asset per stream, each run landing every active tenant's new rows
-(or the tenants its config names: retries, onboarding).
+"""The landing layer: one asset per stream, all landed by one op (`land`, one warehouse
+connection), each run landing every active tenant's new rows (or the tenants its config names:
+retries, onboarding).
 
 Not partitioned by tenant: Dagster writes events per (asset, partition) in a run, 17 per tenant
 here, which at thousands of tenants took longer than the landing itself (docs/decisions.md). What
