@@ -176,3 +176,26 @@ def test_landing_a_selection_of_tenants_leaves_the_others_for_the_next_run(setti
     run_flow(settings, instance, echo=lambda _: None, until="land")
     with warehouse.connect() as conn:
         assert conn.fetch_all(query) == [("acme", 500), ("globex", 700)]
+
+
+def test_one_landing_asset_can_be_materialized_alone(settings, warehouse):
+    from tenantpulse.defs.landing import land
+    from tenantpulse.defs.resources import WarehouseResource
+
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe")
+        write_raw(conn, "acme", "stripe__charges", [{"id": "ch_1", "updated": 1}], sync_time(1))
+        write_raw(conn, "acme", "stripe__refunds", [{"id": "re_1", "updated": 1}], sync_time(1))
+    charges = dg.AssetKey(["landing", "stripe__charges"])
+    result = dg.materialize(
+        [land],
+        selection=[charges],
+        resources={"warehouse": WarehouseResource(url=settings.warehouse.url)},
+    )
+    assert result.success
+    assert [m.asset_key for m in result.get_asset_materialization_events()] == [charges]
+    with warehouse.connect() as conn:
+        assert conn.fetch_all("select tenant_id, id from landing.stripe__charges") == [
+            ("acme", "ch_1")
+        ]
+        assert not conn.table_exists("landing", "stripe__refunds")
