@@ -308,23 +308,24 @@ def test_typed_and_text_columns_land_the_same_values_and_bad_text_is_quarantined
         assert reason == "metadata: '{oops' is not a json"
 
 
-def test_each_chunk_of_tenants_is_committed_so_a_later_failure_keeps_it(warehouse, monkeypatch):
+def test_each_merge_is_committed_so_a_later_failure_keeps_it(warehouse, monkeypatch):
     from tenantpulse.landing import merge, raw_tables
 
     monkeypatch.setattr(raw_tables, "TENANTS_PER_STATEMENT", 2)
+    monkeypatch.setattr(merge, "ROWS_PER_MERGE", 2)  # a merge per chunk of two tenants' rows
     with warehouse.connect() as conn:
         for tenant in ("t1", "t2", "t3"):
             write_raw(conn, tenant, "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
-    land_chunk = merge._land_chunk
+    merge_batch = merge._merge_batch
     calls = []
 
-    def fail_on_second_chunk(*args):
+    def fail_on_second_merge(*args):
         calls.append(args)
         if len(calls) == 2:
             raise RuntimeError("the warehouse went away")
-        land_chunk(*args)
+        merge_batch(*args)
 
-    monkeypatch.setattr(merge, "_land_chunk", fail_on_second_chunk)
+    monkeypatch.setattr(merge, "_merge_batch", fail_on_second_merge)
     with pytest.raises(RuntimeError, match="went away"), warehouse.connect() as conn:
         land_stream(conn, CHARGES, ["t1", "t2", "t3"])
     with warehouse.connect() as conn:

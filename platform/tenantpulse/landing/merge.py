@@ -24,6 +24,8 @@ from tenantpulse.sources.contracts import AIRBYTE_COLUMN_NAMES, StreamContract, 
 from tenantpulse.warehouse import Connection, qualified, quote_ident
 
 LANDING_SCHEMA = "landing"
+# New rows per merge: each merge's delete joins the whole landing table, so fewer is cheaper.
+ROWS_PER_MERGE = 500_000
 MERGED, UP_TO_DATE, NO_RAW_TABLE, FAILED = "merged", "up_to_date", "no_raw_table", "failed"
 
 
@@ -74,8 +76,11 @@ def ensure_landing_tables(conn: Connection, contract: StreamContract) -> None:
 def land_stream(
     conn: Connection, contract: StreamContract, tenant_ids: list[str]
 ) -> list[TenantLanding]:
-    """Land the new raw rows of `contract` for every tenant in `tenant_ids` (validated ids),
-    committing after each chunk of tenants: a chunk landed stays landed if a later one fails."""
+    """Land the new raw rows of `contract` for every tenant in `tenant_ids` (validated ids).
+
+    Raw tables are read a chunk of tenants at a time (`raw_tables`); their rows are merged once
+    ROWS_PER_MERGE have been read (an incremental day: once per stream; a first load: in batches
+    that bound memory), each merge committed: what is merged stays merged if a later batch fails."""
     ensure_landing_tables(conn, contract)
     watermarks = _watermarks(conn, contract, tenant_ids)
     outcomes = {t: TenantLanding(t, watermark=watermarks.get(t)) for t in tenant_ids}
@@ -84,14 +89,27 @@ def land_stream(
         if _check_raw_columns(contract, outcomes[tenant_id], columns):
             readable[tenant_id] = columns
     expected = contract.column_names + AIRBYTE_COLUMN_NAMES
+    batch: list[pd.DataFrame] = []
+    batch_columns: dict[str, str] = {}
+
+    def merge_batch() -> None:
+        _merge_batch(conn, contract, pd.concat(batch, ignore_index=True), batch_columns, outcomes)
+        batch.clear()
+
     for columns, chunk in same_shape_chunks(readable):
+        if batch and columns != batch_columns:
+            merge_batch()
+        batch_columns = columns
         raw = read_new_rows(
             conn, contract, chunk, [c for c in expected if c in columns], watermarks
         )
-        if not raw.empty:
-            json_typed = {c for c, data_type in columns.items() if data_type in ("json", "jsonb")}
-            _land_chunk(conn, contract, raw, json_typed, outcomes)
         conn.commit()  # releases the chunk's table locks (see raw_tables)
+        if not raw.empty:
+            batch.append(raw)
+        if sum(map(len, batch)) >= ROWS_PER_MERGE:
+            merge_batch()
+    if batch:
+        merge_batch()
     for outcome in outcomes.values():
         if outcome.tenant_id not in readable and outcome.status == UP_TO_DATE:
             outcome.status = NO_RAW_TABLE
@@ -115,14 +133,15 @@ def _check_raw_columns(
     return not lacking_keys
 
 
-def _land_chunk(
+def _merge_batch(
     conn: Connection,
     contract: StreamContract,
     raw: pd.DataFrame,
-    json_typed: set[str],
+    raw_columns: dict[str, str],
     outcomes: dict[str, TenantLanding],
 ) -> None:
-    """Type, dedupe and merge the new raw rows of a chunk of tenants (`raw` has `tenant_id`)."""
+    """Type, dedupe and merge new raw rows of some tenants (`raw` has `tenant_id`), and commit."""
+    json_typed = {c for c, data_type in raw_columns.items() if data_type in ("json", "jsonb")}
     tenants = raw.pop("tenant_id")
     checked = validate_rows(contract, raw, json_typed)
     valid = checked.valid.assign(tenant_id=tenants.drop(index=checked.rejected.index).to_numpy())
@@ -146,6 +165,7 @@ def _land_chunk(
         if pd.notna(newest.get(tenant_id)):
             outcome.watermark = newest[tenant_id].to_pydatetime()
     _save_watermarks(conn, contract, [outcomes[t] for t in read.index if outcomes[t].watermark])
+    conn.commit()
 
 
 def _latest_versions(contract: StreamContract, rows: pd.DataFrame) -> pd.DataFrame:
