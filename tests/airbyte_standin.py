@@ -255,10 +255,11 @@ class AirbyteStandIn:
         if connection_id not in self.connections or body.get("jobType") != "sync":
             return 400, _problem(400, "Bad Request", "connectionId and jobType=sync needed")
         if connection_id in self.conflicts:
-            # Airbyte's scheduler started a sync a moment before this request (and it outlasts
-            # the client's retries of the start).
+            # Airbyte's scheduler started a sync a moment before this request. It ends when
+            # polled, not on the clock, so it outlasts the client's retries of the start however
+            # slow the machine is.
             self.conflicts.discard(connection_id)
-            self._create_job(connection_id, JobPlan(seconds=1.2))
+            self._create_job(connection_id, JobPlan(polls=2))
         if self._running_job(connection_id) is not None:
             return 409, _problem(409, "Conflict", f"A sync is already running for: {connection_id}")
         plans = self.connections[connection_id].plans

@@ -45,31 +45,50 @@ class ConnectionSync:
 def sync_connection(client: AirbyteClient, connection: TenantConnection) -> ConnectionSync:
     """Start a sync (or join the one already running) and wait for it; never raises."""
     started = time.monotonic()
-    joined_after_conflict = False
+    try:
+        job = client.sync_and_poll(connection.connection_id).job_details
+        return ConnectionSync(connection, job["status"], str(job["jobId"]), job)
+    except Failure as failure:
+        message = failure.description or str(failure)
+    except Exception as error:  # noqa: BLE001 - one connection's error is that tenant's only
+        message = f"{type(error).__name__}: {error}"
+    newest = _newest_job(client, connection.connection_id)
+    if newest is None:
+        return ConnectionSync(connection, NO_JOB, error=message)
+    job_id = str(newest["jobId"])
+    if newest["status"] in RUNNING_STATUSES:
+        if client.poll_timeout and time.monotonic() - started >= client.poll_timeout:
+            # Left running (cancel_on_termination is off): the jobs sensor records it later.
+            return ConnectionSync(connection, TIMED_OUT, job_id, newest, message)
+        # Another sync started between the client's look for running jobs and its start
+        # (Airbyte answers 409): wait for that one. Not sync_and_poll again: if that job ended
+        # meanwhile, it would start a second sync.
+        return _wait_for_job(client, connection, job_id, started)
+    reason = job_failure_reason(client, job_id)
+    return ConnectionSync(connection, newest["status"], job_id, newest, reason or message)
+
+
+def _wait_for_job(
+    client: AirbyteClient, connection: TenantConnection, job_id: str, started: float
+) -> ConnectionSync:
+    """Poll one job, as sync_and_poll does, until it ends or the poll timeout passes."""
     while True:
-        try:
-            output = client.sync_and_poll(connection.connection_id)
-            job = output.job_details
-            return ConnectionSync(connection, job["status"], str(job["jobId"]), job)
-        except Failure as failure:
-            message = failure.description or str(failure)
-        except Exception as error:  # noqa: BLE001 - one connection's error is that tenant's only
-            message = f"{type(error).__name__}: {error}"
-        newest = _newest_job(client, connection.connection_id)
-        if newest is None:
-            return ConnectionSync(connection, NO_JOB, error=message)
-        job_id = str(newest["jobId"])
-        if newest["status"] in RUNNING_STATUSES:
-            timed_out = client.poll_timeout and time.monotonic() - started >= client.poll_timeout
-            if timed_out or joined_after_conflict:
-                # Left running (cancel_on_termination is off): the jobs sensor records it later.
-                return ConnectionSync(connection, TIMED_OUT, job_id, newest, message)
-            # Another sync started between the client's look for running jobs and its start
-            # (Airbyte answers 409): poll that one instead.
-            joined_after_conflict = True
-            continue
-        reason = job_failure_reason(client, job_id)
-        return ConnectionSync(connection, newest["status"], job_id, newest, reason or message)
+        time.sleep(client.poll_interval)
+        job = client.get_job_details(int(job_id))
+        if job["status"] == "succeeded":
+            return ConnectionSync(connection, "succeeded", job_id, job)
+        if job["status"] not in RUNNING_STATUSES:
+            return ConnectionSync(
+                connection, job["status"], job_id, job, job_failure_reason(client, job_id)
+            )
+        if client.poll_timeout and time.monotonic() - started >= client.poll_timeout:
+            return ConnectionSync(
+                connection,
+                TIMED_OUT,
+                job_id,
+                job,
+                f"Airbyte job {job_id} is not ready after the timeout {client.poll_timeout} seconds",
+            )
 
 
 def sync_tenants(
