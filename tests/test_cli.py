@@ -156,7 +156,7 @@ def test_run_stops_after_the_named_stage_and_rejects_an_unknown_one(run_cli):
     assert run_cli("simulate").exit_code == 0
     result = run_cli("run", "--until", "land", "--lookback-days", "2")
     assert result.exit_code == 0, result.output
-    assert "[land] job ingest (acme..acme)" in result.output and "dbt" not in result.output
+    assert "[land] job ingest (tenants: 1)" in result.output and "dbt" not in result.output
     unknown = run_cli("run", "--until", "publish")
     assert (
         unknown.exit_code != 0

@@ -169,7 +169,7 @@ def test_landing_a_selection_of_tenants_leaves_the_others_for_the_next_run(setti
     query = "select tenant_id, amount from landing.stripe__charges order by 1"
 
     stages = run_flow(settings, instance, ["globex"], echo=lambda _: None, until="land")
-    assert stages[-1].partitions == "1 tenants" and stages[-1].success
+    assert stages[-1].partitions == "tenants: 1" and stages[-1].success
     with warehouse.connect() as conn:
         assert conn.fetch_all(query) == [("globex", 700)]
 

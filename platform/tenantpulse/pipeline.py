@@ -145,7 +145,7 @@ def run_flow(
         else:
             ranges = [None]
         described = ", ".join(f"{r[0]}..{r[1]}" for r in ranges if r) or (
-            f"{len(tenant_ids)} tenants" if partitioned_by == SELECTED_TENANTS else "unpartitioned"
+            f"tenants: {len(tenant_ids)}" if partitioned_by == SELECTED_TENANTS else "unpartitioned"
         )
         started = time.monotonic()
         run_ids, success, error = _run_job(job, instance, ranges, run_config)
