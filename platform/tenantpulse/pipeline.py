@@ -2,8 +2,8 @@
 
 `run_flow` launches each stage's job for the given tenants, many tenants per run (landing: one run
 whose config names them; Airbyte syncs: ranges of the `tenants` partitions); later stages of the
-product join `STAGES`. `tenantpulse demo` and `tenantpulse
-run` both come here, so the demo exercises the same path as production.
+product join `STAGES`. `tenantpulse demo` and `tenantpulse run` both come here, so the demo
+exercises the same path as production.
 """
 
 from __future__ import annotations
