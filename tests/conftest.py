@@ -20,6 +20,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TENANTPULSE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 SIM_END_DATE = "2026-11-01"
+# The daily partitions stop two days after the simulated data instead of today, so the analysis
+# covers the same few days whatever the date the suite runs on.
+DAILY_PARTITIONS_END = "2026-11-03"
 
 
 def _admin_connection():
@@ -59,6 +62,7 @@ def make_settings(tmp_path, warehouse_url, **overrides):
         "TENANTPULSE_SIM_HISTORY_DAYS": "60",
         "TENANTPULSE_SIM_VOLUME": "0.3",
         "TENANTPULSE_DAILY_PARTITIONS_START": "2026-09-01",
+        "TENANTPULSE_DAILY_PARTITIONS_END": DAILY_PARTITIONS_END,
         **overrides,
     }
     return load_settings(env)

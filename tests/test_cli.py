@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 
+from conftest import DAILY_PARTITIONS_END
 from tenantpulse.cli import main
 from tenantpulse.config import load_settings
 from tenantpulse.definitions import build_definitions
@@ -22,6 +23,7 @@ def run_cli(tmp_path, warehouse_url, monkeypatch):
     monkeypatch.setenv("TENANTPULSE_SIM_HISTORY_DAYS", "40")
     monkeypatch.setenv("TENANTPULSE_SIM_VOLUME", "0.2")
     monkeypatch.setenv("TENANTPULSE_DAILY_PARTITIONS_START", "2026-07-01")
+    monkeypatch.setenv("TENANTPULSE_DAILY_PARTITIONS_END", DAILY_PARTITIONS_END)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the deterministic writer
 

@@ -14,6 +14,7 @@ def test_defaults_put_everything_under_the_home_folder(tmp_path):
     assert settings.simulator.seed == 7
     assert settings.simulator.history_days == 120
     assert settings.simulator.end_date == dt.datetime.now(dt.UTC).date()
+    assert settings.daily_partitions_end is None  # the partitions run up to today
 
 
 def test_postgres_url_switches_the_dialect():
@@ -42,6 +43,14 @@ def test_duckdb_url_takes_relative_and_absolute_paths():
         ({"TENANTPULSE_SIM_VOLUME": "0"}, "TENANTPULSE_SIM_VOLUME"),
         ({"OPENAI_BASE_URL": "127.0.0.1:8000/v1"}, "OPENAI_BASE_URL"),
         ({"TENANTPULSE_LLM_CONCURRENCY": "0"}, "TENANTPULSE_LLM_CONCURRENCY"),
+        ({"TENANTPULSE_DAILY_PARTITIONS_END": "2026-13-01"}, "TENANTPULSE_DAILY_PARTITIONS_END"),
+        (
+            {
+                "TENANTPULSE_DAILY_PARTITIONS_START": "2026-09-01",
+                "TENANTPULSE_DAILY_PARTITIONS_END": "2026-08-31",
+            },
+            "TENANTPULSE_DAILY_PARTITIONS_END",
+        ),
         ({"TENANTPULSE_LLM_TIMEOUT_SECONDS": "soon"}, "TENANTPULSE_LLM_TIMEOUT_SECONDS"),
     ],
 )

@@ -43,6 +43,8 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
     daily = defs.resolve_job_def("transform_daily").partitions_def
     assert isinstance(daily, dg.DailyPartitionsDefinition)
     assert daily.start.date().isoformat() == "2026-09-01"
+    # TENANTPULSE_DAILY_PARTITIONS_END=2026-11-03 (conftest): the last partition is that day.
+    assert daily.get_partition_keys()[-1] == "2026-11-03"
     analysis = defs.resolve_job_def("analyse")
     assert analysis.partitions_def == daily
     assert {k.to_user_string() for k in analysis.asset_layer.selected_asset_keys} == {

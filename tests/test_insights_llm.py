@@ -269,6 +269,7 @@ def test_the_insights_asset_writes_with_the_llm_caches_and_falls_back_per_tenant
             OPENAI_BASE_URL=standin.base_url,
             TENANTPULSE_LLM_MODEL=MODEL,
             TENANTPULSE_LLM_MAX_RETRIES="0",
+            TENANTPULSE_DAILY_PARTITIONS_END=AS_OF.isoformat(),
         )
         job = build_definitions(settings).resolve_job_def("write_insights")
         instance = dg.DagsterInstance.ephemeral()

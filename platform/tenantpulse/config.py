@@ -113,9 +113,9 @@ class Settings:
     warehouse: WarehouseUrl
     dagster_home: Path
     simulator: SimulatorSettings
-    daily_partitions_start: (
-        dt.date
-    )  # first day of the daily partitions of the dbt and analysis assets
+    daily_partitions_start: dt.date  # first day of the daily partitions (dbt marts, analysis)
+    # last day of the daily partitions; None: today (UTC). A past day replays the flow as of then.
+    daily_partitions_end: dt.date | None
     llm: LlmSettings
     actions: ActionSettings
     terraform: TerraformVarsSettings
@@ -143,6 +143,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     daily_partitions_start = _date_setting(
         env, "TENANTPULSE_DAILY_PARTITIONS_START", default=dt.date(2025, 1, 1)
     )
+    daily_partitions_end = None
+    if env.get("TENANTPULSE_DAILY_PARTITIONS_END"):
+        daily_partitions_end = _date_setting(
+            env, "TENANTPULSE_DAILY_PARTITIONS_END", default=daily_partitions_start
+        )
+        if daily_partitions_end < daily_partitions_start:
+            raise SettingsError(
+                f"TENANTPULSE_DAILY_PARTITIONS_END={daily_partitions_end} is before "
+                f"TENANTPULSE_DAILY_PARTITIONS_START={daily_partitions_start}; allowed: a day on "
+                "or after the start"
+            )
     llm = LlmSettings(
         enabled=bool(env.get("OPENAI_API_KEY")),
         base_url=_url_setting(env, "OPENAI_BASE_URL"),
@@ -182,6 +193,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dagster_home=dagster_home,
         simulator=simulator,
         daily_partitions_start=daily_partitions_start,
+        daily_partitions_end=daily_partitions_end,
         llm=llm,
         actions=load_action_settings(env),
         terraform=terraform,

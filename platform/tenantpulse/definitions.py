@@ -1,5 +1,7 @@
 """The code location: Definitions assembled from defs/, one module per stage of the flow."""
 
+import datetime as dt
+
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 from dagster_openai import OpenAIResource
@@ -24,8 +26,12 @@ from tenantpulse.transform.dbt_cli import (
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     # end_offset=1: today's partition exists, so the newest data is built the day it lands.
+    # end_date (exclusive) stops the partitions at TENANTPULSE_DAILY_PARTITIONS_END when set.
+    end = settings.daily_partitions_end
     return dg.DailyPartitionsDefinition(
-        start_date=settings.daily_partitions_start.isoformat(), end_offset=1
+        start_date=settings.daily_partitions_start.isoformat(),
+        end_date=(end + dt.timedelta(days=1)).isoformat() if end else None,
+        end_offset=1,
     )
 
 
