@@ -8,7 +8,6 @@ event log), so Dagster's fixed cost per run is the difference, and the rows the 
 
 from __future__ import annotations
 
-import datetime as dt
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -18,13 +17,8 @@ import dagster as dg
 
 from tenantpulse.config import Settings
 from tenantpulse.pipeline import StageRun, dagster_instance, run_flow
-from tenantpulse.sources.simulate import ensure_simulator_tables, run_simulation, simulate_sync
-from tenantpulse.sources.sync_history import (
-    SUCCEEDED,
-    SyncRecord,
-    ensure_sync_history,
-    record_sync,
-)
+from tenantpulse.sources.simulate import ensure_simulator_tables, run_simulation
+from tenantpulse.sources.sync_history import ensure_sync_history
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import Connection, open_warehouse
 
@@ -48,18 +42,14 @@ STEP_EVENTS = {
 }
 
 
-# run_simulation opens the warehouse once per (tenant, source) sync. Opening a DuckDB file reads
-# its catalog, which grows by 17 raw tables a tenant: at 1,000 tenants opening and closing the
-# file took half the simulation's time and rising (results/profile_simulate_duckdb_n1000.txt).
-# DuckDB is therefore simulated through the same per-sync function, `simulate_sync`, with one
-# connection per batch of tenants.
-DUCKDB_TENANTS_PER_CONNECTION = 100
+# DuckDB takes one writing process: simulated here, 100 tenants per `run_simulation` call so
+# that a progress line is printed between calls.
+DUCKDB_TENANTS_PER_CALL = 100
 
 
 def simulate(settings: Settings, workers: int) -> dict:
-    """One sync of every registered tenant's sources. DuckDB takes one writing process, so it is
-    simulated in this process (one connection per batch of tenants); Postgres through
-    `run_simulation`, split over `workers` processes."""
+    """One sync of every registered tenant's sources through `run_simulation`: DuckDB in this
+    process (one writing process per file), Postgres split over `workers` processes."""
     with open_warehouse(settings.warehouse).connect() as conn:
         tenants = list_tenants(conn)
         # Made here, not by each worker's first sync: concurrent `create table if not exists` of
@@ -70,7 +60,7 @@ def simulate(settings: Settings, workers: int) -> dict:
     if settings.warehouse.dialect == "duckdb":
         counts = [_simulate_in_batches(settings, tenants)]
         workers = 1
-        method = f"simulate_sync, one DuckDB connection per {DUCKDB_TENANTS_PER_CONNECTION} tenants"
+        method = f"run_simulation, {DUCKDB_TENANTS_PER_CALL} tenants per call"
     elif workers <= 1:
         counts = [_simulate_tenants(settings, tenants)]
         method = "run_simulation"
@@ -95,32 +85,15 @@ def simulate(settings: Settings, workers: int) -> dict:
 
 
 def _simulate_in_batches(settings: Settings, tenants: list) -> tuple[int, int]:
-    rows = 0
-    warehouse = open_warehouse(settings.warehouse)
-    for first in range(0, len(tenants), DUCKDB_TENANTS_PER_CONNECTION):
-        with warehouse.connect() as conn:
-            for tenant in tenants[first : first + DUCKDB_TENANTS_PER_CONNECTION]:
-                for source in tenant.sources:
-                    started = dt.datetime.now(dt.UTC)
-                    result = simulate_sync(conn, tenant.tenant_id, source, settings.simulator)
-                    record_sync(
-                        conn,
-                        SyncRecord(
-                            tenant_id=tenant.tenant_id,
-                            connection_id=f"sim:{tenant.tenant_id}:{source}",
-                            source=source,
-                            job_id=f"sim-{result.sync_number}",
-                            started_at=started,
-                            finished_at=dt.datetime.now(dt.UTC),
-                            records=result.records,
-                            status=SUCCEEDED,
-                            error=None,
-                        ),
-                    )
-                    rows += result.records
-        done = min(first + DUCKDB_TENANTS_PER_CONNECTION, len(tenants))
+    rows = failed = 0
+    for first in range(0, len(tenants), DUCKDB_TENANTS_PER_CALL):
+        batch_rows, batch_failed = _simulate_tenants(
+            settings, tenants[first : first + DUCKDB_TENANTS_PER_CALL]
+        )
+        rows, failed = rows + batch_rows, failed + batch_failed
+        done = min(first + DUCKDB_TENANTS_PER_CALL, len(tenants))
         print(f"  simulate: {done}/{len(tenants)} tenants, {rows:,} raw rows", flush=True)
-    return rows, 0
+    return rows, failed
 
 
 def _simulate_tenants(settings: Settings, tenants: list) -> tuple[int, int]:

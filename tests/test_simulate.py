@@ -121,31 +121,37 @@ def test_same_seed_gives_the_same_raw_data(tmp_path, settings, warehouse):
 
 
 def test_a_failed_sync_is_recorded_and_the_others_go_on(settings, warehouse):
+    # globex's sync fails between two that succeed, all on one connection.
     tenants = register(
-        warehouse, ("acme", "stripe", "steady_growth"), ("globex", "stripe", "churning")
+        warehouse,
+        ("acme", "stripe", "steady_growth"),
+        ("globex", "stripe", "churning"),
+        ("initech", "stripe", "seasonal"),
     )
     with warehouse.connect() as conn:
-        # acme's charges table exists with an id column of the wrong type: the write fails.
-        conn.ensure_schema("user_acme")
-        conn.execute("create table user_acme.stripe_charges (id bigint, _airbyte_raw_id varchar)")
+        # globex's charges table exists with an id column of the wrong type: the write fails.
+        conn.ensure_schema("user_globex")
+        conn.execute("create table user_globex.stripe_charges (id bigint, _airbyte_raw_id varchar)")
     syncs = {
         s.tenant_id: s
         for s in run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
     }
-    assert syncs["acme"].error and syncs["globex"].error is None
+    assert syncs["globex"].error and syncs["acme"].error is None and syncs["initech"].error is None
     with warehouse.connect() as conn:
         history = dict(conn.fetch_all("select tenant_id, status from ops.airbyte_sync_history"))
-        assert history == {"acme": "failed", "globex": "succeeded"}
+        assert history == {"acme": "succeeded", "globex": "failed", "initech": "succeeded"}
         error = conn.fetch_value(
-            "select error from ops.airbyte_sync_history where tenant_id = 'acme'"
+            "select error from ops.airbyte_sync_history where tenant_id = 'globex'"
         )
-        assert error.startswith(syncs["acme"].error[:20])
-        # The failed sync was rolled back whole: no other acme stream was written, no state kept.
-        assert (
-            conn.fetch_value("select count(*) from ops.simulator_state where tenant_id = 'acme'")
-            == 0
-        )
-        assert not conn.table_exists("user_acme", "stripe_customers")
+        assert error.startswith(syncs["globex"].error[:20])
+        # The failed sync was rolled back whole: no other globex stream was written, no state
+        # kept; the syncs before and after it were committed.
+        state = dict(conn.fetch_all("select tenant_id, sync_number from ops.simulator_state"))
+        assert state == {"acme": 1, "initech": 1}
+        assert not conn.table_exists("user_globex", "stripe_customers")
+        for tenant in ("acme", "initech"):
+            written = conn.fetch_value(f"select count(*) from user_{tenant}.stripe_charges")
+            assert written == syncs[tenant].rows_by_stream["stripe__charges"] > 0
 
 
 def test_contracts_use_known_types_and_their_keys_and_cursors_are_columns():

@@ -48,6 +48,10 @@ class Connection(ABC):
     def commit(self) -> None:
         """Commit the work so far; what follows runs in a new transaction."""
 
+    @abstractmethod
+    def rollback(self) -> None:
+        """Undo the work since the last commit; what follows runs in a new transaction."""
+
     def fetch_one(self, sql: str, params: Params = ()) -> tuple | None:
         rows = self.fetch_all(sql, params)
         return rows[0] if rows else None

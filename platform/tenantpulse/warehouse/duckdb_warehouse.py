@@ -66,6 +66,10 @@ class DuckDBConnection(Connection):
         self.raw.execute("commit")
         self.raw.execute("begin transaction")
 
+    def rollback(self) -> None:
+        self.raw.execute("rollback")
+        self.raw.execute("begin transaction")
+
 
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"

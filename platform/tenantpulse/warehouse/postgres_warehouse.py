@@ -65,6 +65,9 @@ class PostgresConnection(Connection):
     def commit(self) -> None:
         self.raw.commit()
 
+    def rollback(self) -> None:
+        self.raw.rollback()
+
 
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
