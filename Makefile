@@ -11,8 +11,9 @@ PYAIRBYTE := .venv-pyairbyte/.installed
 demo: $(INSTALLED)  ## simulated tenants through the whole flow, on DuckDB
 	$(BIN)/tenantpulse demo
 
+# One pytest worker per core (pytest-xdist); the longest tests are stolen first by idle workers.
 test: $(INSTALLED) $(PYAIRBYTE)  ## the test suite (Postgres tests skip when no server is reachable, except under CI=true)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist worksteal
 
 dev: $(INSTALLED)  ## the Dagster UI and daemon on http://127.0.0.1:3000
 	$(BIN)/tenantpulse dev

@@ -8,12 +8,14 @@ TENANTPULSE_TEST_POSTGRES_URL (default: postgresql://postgres@127.0.0.1:5432/pos
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 
 import psycopg
 import pytest
 
 from tenantpulse.config import load_settings
+from tenantpulse.transform.dbt_cli import prepare_manifest
 from tenantpulse.warehouse import open_warehouse
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -23,6 +25,18 @@ SIM_END_DATE = "2026-11-01"
 # The daily partitions stop two days after the simulated data instead of today, so the analysis
 # covers the same few days whatever the date the suite runs on.
 DAILY_PARTITIONS_END = "2026-11-03"
+
+
+def pytest_configure(config):
+    """Parse the dbt project once before pytest-xdist starts its workers: two workers finding the
+    manifest stale would both run `dbt parse` into the same target folder."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller has parsed already
+        return
+    home = tempfile.mkdtemp(prefix="tenantpulse-parse-")
+    for url in (f"duckdb:///{home}/warehouse.duckdb", f"{POSTGRES_ADMIN_URL}"):
+        prepare_manifest(
+            load_settings({"TENANTPULSE_HOME": home, "TENANTPULSE_WAREHOUSE_URL": url})
+        )
 
 
 def _admin_connection():
