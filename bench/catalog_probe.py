@@ -1,0 +1,187 @@
+"""How observe and land grow with the number of raw tables, at a scale the simulator cannot reach
+in a session: N tenants whose 17 raw tables (Airbyte's one schema per tenant) are small copies.
+
+    python -m bench.catalog_probe --tenants 10000
+    python -m bench.catalog_probe --tenants 1000     # the same probe at the simulated scale
+
+Six template tenants (one per (profile, sources) pair of the mix) are simulated with 28 days of
+history; every other tenant gets the first `--rows-per-table` rows of its template's tables, so the
+raw data is small and the catalog is full size (17 tables for a tenant with all four sources).
+Then, timed through `run_flow` (what `tenantpulse run` runs): observe and land (first load); a
+"next sync" that appends `--new-rows` updated rows to every raw table; observe and land again
+(incremental). The results are a stand-in for the catalog-bound part of the stages only: rows
+per tenant are a fraction of the simulator's, whose cost is measured in the n<N>.md runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+from bench import flow
+from bench.report import load_average, machine
+from bench.run import BENCH_DIR
+from bench.scale import (
+    DUCKDB,
+    bench_database_name,
+    bench_settings,
+    bench_tenants,
+    first_sync_day,
+    recreate_postgres_database,
+    register_tenants,
+)
+from tenantpulse.pipeline import dagster_instance, run_flow
+from tenantpulse.sources.contracts import raw_schema
+from tenantpulse.sources.simulate import ensure_simulator_tables, run_simulation
+from tenantpulse.sources.sync_history import ensure_sync_history
+from tenantpulse.tenants.registry import list_tenants
+from tenantpulse.warehouse import open_warehouse
+from tenantpulse.warehouse.identifiers import qualified, quote_ident
+
+TEMPLATE_HISTORY_DAYS = 28
+TENANTS_PER_COMMIT = 100
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, required=True)
+    parser.add_argument("--warehouse", choices=["duckdb", "postgres"], default=DUCKDB)
+    parser.add_argument("--rows-per-table", type=int, default=20)
+    parser.add_argument(
+        "--new-rows", type=int, default=2, help="rows per raw table in the next sync"
+    )
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "work")
+    parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
+    args = parser.parse_args(argv)
+
+    first_day = first_sync_day(dt.datetime.now(dt.UTC).date())
+    home = args.work_dir / f"catalog_n{args.tenants}" / args.warehouse
+    home.mkdir(parents=True, exist_ok=True)
+    if args.warehouse == DUCKDB:
+        (home / "warehouse.duckdb").unlink(missing_ok=True)
+        url = f"duckdb:///{home / 'warehouse.duckdb'}"
+    else:
+        url = recreate_postgres_database(
+            args.postgres_url, bench_database_name(args.tenants, "_catalog")
+        )
+    settings = bench_settings(args.warehouse, home, url, first_day, TEMPLATE_HISTORY_DAYS)
+    result = {
+        "tenants": args.tenants,
+        "warehouse": args.warehouse,
+        "rows_per_table": args.rows_per_table,
+        "new_rows_per_table": args.new_rows,
+        "machine": machine(),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "load_average_start": load_average(),
+        "steps": [],
+    }
+    out = args.results_dir / f"catalog_probe_{args.warehouse}_n{args.tenants}.json"
+
+    def keep(step: str, seconds: float, **facts) -> None:
+        result["steps"].append({"step": step, "seconds": round(seconds, 1), **facts})
+        result["load_average_end"] = load_average()
+        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(f"  {step}: {seconds:.1f}s {facts}", flush=True)
+
+    mix = bench_tenants(args.tenants)
+    register_tenants(settings, mix)
+    warehouse = open_warehouse(settings.warehouse)
+    with warehouse.connect() as conn:
+        ensure_simulator_tables(conn)
+        ensure_sync_history(conn)
+        tenants = list_tenants(conn)
+    by_id = {t.tenant_id: t for t in tenants}
+    templates = [by_id[t.tenant_id] for t in mix[:6]]
+    started = time.perf_counter()
+    run_simulation(warehouse, templates, settings.simulator, show_progress=False)
+    keep("simulate 6 templates", time.perf_counter() - started)
+
+    started = time.perf_counter()
+    tables = _copy_templates(warehouse, mix, args.rows_per_table)
+    keep("copy raw tables", time.perf_counter() - started, raw_tables=tables)
+
+    instance = dagster_instance(settings)
+    _time_stages(settings, instance, "first load", keep)
+    started = time.perf_counter()
+    _next_sync(warehouse, mix, args.new_rows)
+    keep("next sync (append rows to every raw table)", time.perf_counter() - started)
+    _time_stages(settings, instance, "incremental", keep)
+
+
+def _copy_templates(warehouse, mix, rows_per_table: int) -> int:
+    """Give each tenant the first rows of its template's raw tables; return the tables made."""
+    made = 0
+    with warehouse.connect() as conn:
+        for first in range(6, len(mix), TENANTS_PER_COMMIT):
+            for index in range(first, min(first + TENANTS_PER_COMMIT, len(mix))):
+                template = raw_schema(mix[index % 6].tenant_id)
+                schema = raw_schema(mix[index].tenant_id)
+                conn.ensure_schema(schema)
+                for (table,) in _raw_tables(conn, template):
+                    conn.execute(
+                        f"create table {qualified(schema, table)} as select * from "
+                        f"{qualified(template, table)} order by {quote_ident('_airbyte_raw_id')} "
+                        f"limit {int(rows_per_table)}"
+                    )
+                    made += 1
+            conn.commit()
+            print(
+                f"  copy: {min(first + TENANTS_PER_COMMIT, len(mix))}/{len(mix)} tenants",
+                flush=True,
+            )
+    return made
+
+
+def _next_sync(warehouse, mix, new_rows: int) -> None:
+    """Every raw table gets `new_rows` of its rows again, extracted a day later (updates)."""
+    with warehouse.connect() as conn:
+        for first in range(0, len(mix), TENANTS_PER_COMMIT):
+            for tenant in mix[first : first + TENANTS_PER_COMMIT]:
+                schema = raw_schema(tenant.tenant_id)
+                for (table,) in _raw_tables(conn, schema):
+                    name = qualified(schema, table)
+                    columns = list(conn.table_columns(schema, table))
+                    listed = ", ".join(quote_ident(c) for c in columns)
+                    shifted = ", ".join(
+                        "_airbyte_extracted_at + interval '1 day'"
+                        if c == "_airbyte_extracted_at"
+                        else quote_ident(c)
+                        for c in columns
+                    )
+                    conn.execute(
+                        f"insert into {name} ({listed}) select {shifted} from {name} "
+                        f"order by {quote_ident('_airbyte_raw_id')} limit {int(new_rows)}"
+                    )
+            conn.commit()
+            print(
+                f"  next sync: {min(first + TENANTS_PER_COMMIT, len(mix))}/{len(mix)} tenants",
+                flush=True,
+            )
+
+
+def _raw_tables(conn, schema: str) -> list[tuple]:
+    return conn.fetch_all(
+        "select table_name from information_schema.tables where table_schema = %s "
+        "order by table_name",
+        (schema,),
+    )
+
+
+def _time_stages(settings, instance, phase: str, keep) -> None:
+    def on_stage(stage) -> None:
+        record = flow.stage_record(settings, instance, phase, stage)
+        keep(
+            f"{phase}: {stage.stage}",
+            stage.seconds,
+            **{k: record[k] for k in ("step_seconds", "rows", "unit", "success", "error")},
+        )
+
+    run_flow(settings, instance, until="land", on_stage=on_stage, echo=lambda line: None)
+
+
+if __name__ == "__main__":
+    main()
