@@ -77,6 +77,7 @@ def test_demo_runs_every_demo_tenant_through_the_flow_and_finds_the_planted_sign
     monkeypatch.setenv("TENANTPULSE_SIM_VOLUME", "1.0")
     first = run_cli("demo")
     assert first.exit_code == 0, first.output
+    assert "[dbt views] job transform_views (tests: every row)" in first.output
     for tenant in DEMO_TENANTS:
         row = next(
             line for line in first.output.splitlines() if line.startswith(tenant.tenant_id + " ")
@@ -98,6 +99,8 @@ def test_demo_runs_every_demo_tenant_through_the_flow_and_finds_the_planted_sign
     assert "churn_rescue/offer_discount" in second.output and "fired earlier" in second.output
     assert "[simulate] 18 syncs" in second.output
     assert "[analyse] job analyse (2026-10-30.." in second.output
+    # The second sync is dated Nov 2: the staging tests check the rows synced since Oct 30.
+    assert "[dbt views] job transform_views (tests: rows synced since 2026-10-30)" in second.output
 
     def report(tenant_id):
         result = run_cli("report", tenant_id, "--date", "2026-11-01")

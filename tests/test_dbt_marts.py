@@ -658,3 +658,33 @@ def test_daily_windowed_runs_give_the_rows_of_a_full_build(settings, warehouse):
 
     for mart, key in INCREMENTAL_MARTS.items():
         assert rows(warehouse, f"select * from analytics.{mart} order by {key}") == full[mart], mart
+
+
+def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_day(
+    settings, warehouse
+):
+    load_hand_made_data(warehouse)  # synced Nov 7
+
+    def charge_without_currency(charge_id: str, synced: dt.datetime) -> None:
+        with warehouse.connect() as conn:
+            conn.execute(
+                "insert into landing.stripe__charges (tenant_id, id, amount, status, "
+                "_airbyte_raw_id, _airbyte_extracted_at) values ('hand', %s, 100, 'succeeded', "
+                "%s, %s)",
+                (charge_id, f"raw-{charge_id}", synced),
+            )
+
+    def staging(*vars_args: str):
+        return run_dbt(settings, ["build", "--select", "staging", *vars_args], capture=True)
+
+    since_nov_8 = ("--vars", json.dumps({"test_synced_since": "2026-11-08"}))
+    charge_without_currency("ch_old_bad", sync_time(7))
+    assert "Got 1 result" in staging().stdout  # every row: the old bad row fails not_null
+    assert staging(*since_nov_8).returncode == 0  # rows synced since Nov 8: nothing to fail
+
+    charge_without_currency("ch_new_bad", sync_time(9))
+    failed = staging(*since_nov_8)
+    assert failed.returncode != 0
+    assert "not_null_stg_stripe__charges_currency" in failed.stdout
+    assert "Got 1 result" in failed.stdout  # the new row only
+    assert "Got 2 results" in staging().stdout

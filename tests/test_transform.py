@@ -67,3 +67,17 @@ def test_daily_window_is_everything_first_then_the_days_around_the_newest_sync()
         "2026-11-01",
         "2026-11-25",
     )
+
+
+def test_staging_tests_check_every_row_until_a_run_passed_then_the_recent_syncs():
+    from tenantpulse.pipeline import tests_since
+
+    def nov(day: int) -> dt.date:
+        return dt.date(2026, 11, day)
+
+    assert tests_since(None, nov(20), lookback_days=3) is None  # never passed, or last one failed
+    assert tests_since(nov(19), None, lookback_days=3) is None  # nothing landed
+    assert tests_since(nov(20), nov(20), lookback_days=3) == nov(17)
+    # Syncs landed after the last passing run, or late, are still inside the window.
+    assert tests_since(nov(12), nov(20), lookback_days=3) == nov(9)
+    assert tests_since(nov(29), nov(2), lookback_days=3) == nov(1) - dt.timedelta(days=2)

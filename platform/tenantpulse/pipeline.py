@@ -20,6 +20,7 @@ import dagster as dg
 from tenantpulse.actions.execute import day_to_act_on
 from tenantpulse.config import Settings
 from tenantpulse.definitions import build_definitions
+from tenantpulse.defs.dbt import views_run_config
 from tenantpulse.defs.landing import landing_run_config
 from tenantpulse.defs.partitions import partition_ranges, tenant_partitions
 from tenantpulse.defs.tenants import sync_tenant_partitions
@@ -42,11 +43,12 @@ telemetry:
 TENANTS, DAYS, RECENT_DAYS = "tenants", "days", "recent days"
 SELECTED_TENANTS = "selected tenants"  # unpartitioned; the run's config names the tenants
 NEWEST_DAY = "newest day"  # the newest analysed day with data (actions are for the present)
+RECENT_ROWS = "recent rows"  # unpartitioned; after the first build its tests check recent rows
 # (stage, job, partitioned by): the flow in order; each later stage of the product joins here.
 STAGES = [
     ("observe", "observe_raw", None),
     ("land", "ingest", SELECTED_TENANTS),
-    ("dbt views", "transform_views", None),
+    ("dbt views", "transform_views", RECENT_ROWS),
     ("dbt daily marts", "transform_daily", DAYS),
     ("dbt mart tables", "transform_tables", None),
     ("analyse", "analyse", RECENT_DAYS),
@@ -118,13 +120,21 @@ def run_flow(
     results = []
     for stage, job_name, partitioned_by in stages:
         job = defs.resolve_job_def(job_name)
-        run_config = {}
+        run_config, unpartitioned = {}, "unpartitioned"
         if partitioned_by == SELECTED_TENANTS:
             run_config = landing_run_config(selected)
-            ranges = [None]
+            ranges, unpartitioned = [None], f"tenants: {len(tenant_ids)}"
         elif partitioned_by == TENANTS:
             ordered = list(instance.get_dynamic_partitions(tenant_partitions.name))
             ranges = partition_ranges(ordered, tenant_ids)
+        elif partitioned_by == RECENT_ROWS:
+            ranges, unpartitioned = [None], "tests: every row"
+            with open_warehouse(settings.warehouse).connect() as conn:  # after landing, not before
+                newest_sync = newest_landed_day(conn)
+            since = tests_since(_last_success_day(instance, job_name), newest_sync, lookback_days)
+            if since is not None:
+                run_config = views_run_config(since)
+                unpartitioned = f"tests: rows synced since {since}"
         elif partitioned_by in (DAYS, RECENT_DAYS):
             # The daily marts are built whole the first time; the analysis only needs the
             # recent days (each day reads the whole history up to it).
@@ -144,9 +154,7 @@ def run_flow(
             ranges = [(day.isoformat(), day.isoformat())] if day else []
         else:
             ranges = [None]
-        described = ", ".join(f"{r[0]}..{r[1]}" for r in ranges if r) or (
-            f"tenants: {len(tenant_ids)}" if partitioned_by == SELECTED_TENANTS else "unpartitioned"
-        )
+        described = ", ".join(f"{r[0]}..{r[1]}" for r in ranges if r) or unpartitioned
         started = time.monotonic()
         run_ids, success, error = _run_job(job, instance, ranges, run_config)
         seconds = time.monotonic() - started
@@ -159,6 +167,25 @@ def run_flow(
             if stage != SYNC_STAGE:  # a failed sync fails its tenants; the others still land
                 break
     return results
+
+
+def _last_success_day(instance: dg.DagsterInstance, job_name: str) -> dt.date | None:
+    """The UTC day the job's latest run was created, if that run succeeded; else None."""
+    records = instance.get_run_records(dg.RunsFilter(job_name=job_name), limit=1)
+    if not records or records[0].dagster_run.status != dg.DagsterRunStatus.SUCCESS:
+        return None
+    return records[0].create_timestamp.astimezone(dt.UTC).date()
+
+
+def tests_since(
+    last_success: dt.date | None, newest_sync: dt.date | None, lookback_days: int
+) -> dt.date | None:
+    """The first sync day whose rows the staging tests check: None (every row) until a run of
+    them has passed, or while its last run failed; then `lookback_days` before the earlier of
+    that run's day and the newest sync, so rows landed after it, or late, are still checked."""
+    if last_success is None or newest_sync is None:
+        return None
+    return min(last_success, newest_sync) - dt.timedelta(days=lookback_days)
 
 
 def daily_window(
