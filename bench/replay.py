@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "work")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument(
+        "--steady-state-tests",
+        action="store_true",
+        help="then time the views step once more, its tests over the newest sync's rows only",
+    )
     args = parser.parse_args(argv)
 
     results = Results(args.results_dir, args.tenants, {})
@@ -48,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {record['stage']}: {record['seconds']:.1f}s, {record.get('rows')}", flush=True)
 
     flow.time_flow(settings, "incremental day", keep)
+    if args.steady_state_tests:
+        keep(flow.time_views_tests_over_newest_sync(settings))
 
 
 if __name__ == "__main__":
