@@ -6,16 +6,18 @@ import json
 import pytest
 
 from tenantpulse.config import parse_warehouse_url
-from tenantpulse.transform.dbt_cli import dbt_env
+from tenantpulse.transform.dbt_cli import DBT_PROJECT_DIR, dbt_env
 from tenantpulse.transform.windows import OPEN_END, window_vars
 
 
 def test_dbt_env_follows_the_warehouse_url():
     assert dbt_env(parse_warehouse_url("duckdb:////data/w.duckdb")) == {
+        "DBT_TARGET_PATH": str(DBT_PROJECT_DIR / "target" / "duckdb"),
         "TENANTPULSE_DBT_TARGET": "duckdb",
         "TENANTPULSE_DUCKDB_PATH": "/data/w.duckdb",
     }
     assert dbt_env(parse_warehouse_url("postgresql://ana:p%40ss@db.internal:5433/warehouse")) == {
+        "DBT_TARGET_PATH": str(DBT_PROJECT_DIR / "target" / "postgres"),
         "TENANTPULSE_DBT_TARGET": "postgres",
         "TENANTPULSE_PG_HOST": "db.internal",
         "TENANTPULSE_PG_PORT": "5433",
@@ -81,3 +83,28 @@ def test_staging_tests_check_every_row_until_a_run_passed_then_the_recent_syncs(
     # Syncs landed after the last passing run, or late, are still inside the window.
     assert tests_since(nov(12), nov(20), lookback_days=3) == nov(9)
     assert tests_since(nov(29), nov(2), lookback_days=3) == nov(1) - dt.timedelta(days=2)
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_a_dagster_dbt_run_reuses_the_parse_of_the_project(
+    settings, warehouse, tmp_path, monkeypatch
+):
+    import dagster as dg
+
+    from tenantpulse import definitions
+    from tenantpulse.landing.merge import ensure_landing_tables
+    from tenantpulse.sources.contracts import STREAMS
+    from tenantpulse.transform import dbt_cli
+
+    # A target folder of this test's own: the shared one is parsed by other tests' warehouses.
+    monkeypatch.setattr(dbt_cli, "target_path", lambda warehouse: tmp_path / "target")
+    monkeypatch.setattr(definitions, "target_path", dbt_cli.target_path)
+    with warehouse.connect() as conn:
+        for contract in STREAMS:
+            ensure_landing_tables(conn, contract)
+    job = definitions.build_definitions(settings).resolve_job_def("transform_views")  # dbt parse
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    [run_folder] = (tmp_path / "target").glob(f"dbt_views-{result.run_id[:7]}-*")
+    log = (run_folder / "dbt.log").read_text()
+    assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log

@@ -17,14 +17,20 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 
 
 def dbt_env(warehouse: WarehouseUrl) -> dict[str, str]:
-    """The variables dbt_project/profiles.yml reads, for this warehouse."""
+    """The environment dbt runs with on this warehouse: the variables dbt_project/profiles.yml
+    reads, and the dialect's target folder. dagster-dbt gives each invocation its own folder
+    inside DBT_TARGET_PATH and copies the `dbt parse` results found there into it, so a run
+    parses only what changed since."""
+    target = {"DBT_TARGET_PATH": str(target_path(warehouse))}
     if warehouse.dialect == "duckdb":
         return {
+            **target,
             "TENANTPULSE_DBT_TARGET": "duckdb",
             "TENANTPULSE_DUCKDB_PATH": str(warehouse.duckdb_path),
         }
     parts = urlsplit(warehouse.postgres_dsn or "")
     env = {
+        **target,
         "TENANTPULSE_DBT_TARGET": "postgres",
         "TENANTPULSE_PG_HOST": parts.hostname or "127.0.0.1",
         "TENANTPULSE_PG_PORT": str(parts.port or 5432),
@@ -57,7 +63,6 @@ def run_dbt(
         **os.environ,
         **dbt_env(settings.warehouse),
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-        "DBT_TARGET_PATH": str(target_path(settings.warehouse)),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     return subprocess.run(
@@ -85,7 +90,9 @@ def prepare_manifest(settings: Settings) -> Path:
     """Parse the project (`dbt parse`) when the manifest is missing or older than the project."""
     manifest = target_path(settings.warehouse) / "manifest.json"
     if manifest_is_stale(settings):
-        done = run_dbt(settings, ["parse", "--quiet"], capture=True)
+        # `--target` as dagster-dbt passes it: dbt reuses a parse only for the same CLI target.
+        target = settings.warehouse.dialect
+        done = run_dbt(settings, ["parse", "--quiet", "--target", target], capture=True)
         if done.returncode != 0:
             raise RuntimeError(f"dbt parse failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     return manifest
