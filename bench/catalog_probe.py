@@ -116,12 +116,15 @@ def _copy_templates(warehouse, mix, rows_per_table: int) -> int:
     """Give each tenant the first rows of its template's raw tables; return the tables made."""
     made = 0
     with warehouse.connect() as conn:
+        tables = {
+            raw_schema(t.tenant_id): _raw_tables(conn, raw_schema(t.tenant_id)) for t in mix[:6]
+        }
         for first in range(6, len(mix), TENANTS_PER_COMMIT):
             for index in range(first, min(first + TENANTS_PER_COMMIT, len(mix))):
                 template = raw_schema(mix[index % 6].tenant_id)
                 schema = raw_schema(mix[index].tenant_id)
                 conn.ensure_schema(schema)
-                for (table,) in _raw_tables(conn, template):
+                for (table,) in tables[template]:
                     conn.execute(
                         f"create table {qualified(schema, table)} as select * from "
                         f"{qualified(template, table)} order by {quote_ident('_airbyte_raw_id')} "
@@ -139,12 +142,19 @@ def _copy_templates(warehouse, mix, rows_per_table: int) -> int:
 def _next_sync(warehouse, mix, new_rows: int) -> None:
     """Every raw table gets `new_rows` of its rows again, extracted a day later (updates)."""
     with warehouse.connect() as conn:
+        # Every tenant has its template's tables and columns: one catalog read for the six.
+        columns_of = {
+            (index, table): list(conn.table_columns(raw_schema(mix[index].tenant_id), table))
+            for index in range(6)
+            for (table,) in _raw_tables(conn, raw_schema(mix[index].tenant_id))
+        }
         for first in range(0, len(mix), TENANTS_PER_COMMIT):
-            for tenant in mix[first : first + TENANTS_PER_COMMIT]:
-                schema = raw_schema(tenant.tenant_id)
-                for (table,) in _raw_tables(conn, schema):
+            for index in range(first, min(first + TENANTS_PER_COMMIT, len(mix))):
+                schema = raw_schema(mix[index].tenant_id)
+                for (template, table), columns in columns_of.items():
+                    if template != index % 6:
+                        continue
                     name = qualified(schema, table)
-                    columns = list(conn.table_columns(schema, table))
                     listed = ", ".join(quote_ident(c) for c in columns)
                     shifted = ", ".join(
                         "_airbyte_extracted_at + interval '1 day'"
