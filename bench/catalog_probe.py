@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import resource
 import time
 from pathlib import Path
 
@@ -43,6 +44,8 @@ from tenantpulse.warehouse.identifiers import qualified, quote_ident
 
 TEMPLATE_HISTORY_DAYS = 28
 TENANTS_PER_COMMIT = 100
+# The copy stops (and says so) below this much available memory, before the machine runs out.
+MIN_AVAILABLE_GIB = 3
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,7 +104,31 @@ def main(argv: list[str] | None = None) -> None:
     keep("simulate 6 templates", time.perf_counter() - started)
 
     started = time.perf_counter()
-    tables = _copy_templates(warehouse, mix, args.rows_per_table)
+    growth = result.setdefault("copy_growth", [])
+
+    def grew(tenants: int, tables: int) -> bool:
+        """Record the warehouse's size; False (stop) when the machine is nearly out of memory."""
+        sample = {
+            "tenants": tenants,
+            "raw_tables": tables,
+            "seconds": round(time.perf_counter() - started, 1),
+            "duckdb_file_gib": _gib(home / "warehouse.duckdb"),
+            "rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 1),
+            "available_memory_gib": _available_memory_gib(),
+        }
+        growth.append(sample)
+        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(f"  copy: {sample}", flush=True)
+        return sample["available_memory_gib"] > MIN_AVAILABLE_GIB
+
+    tables = _copy_templates(warehouse, mix, args.rows_per_table, grew)
+    if tables is None:
+        result["stopped"] = (
+            f"copying stopped at {growth[-1]['tenants']:,} tenants ({growth[-1]['raw_tables']:,} "
+            f"raw tables): less than {MIN_AVAILABLE_GIB} GiB of memory left"
+        )
+        keep("copy raw tables (stopped)", time.perf_counter() - started)
+        return
     keep("copy raw tables", time.perf_counter() - started, raw_tables=tables)
 
     instance = dagster_instance(settings)
@@ -112,8 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     _time_stages(settings, instance, "incremental", keep)
 
 
-def _copy_templates(warehouse, mix, rows_per_table: int) -> int:
-    """Give each tenant the first rows of its template's raw tables; return the tables made."""
+def _copy_templates(warehouse, mix, rows_per_table: int, grew) -> int | None:
+    """Give each tenant the first rows of its template's raw tables; return the tables made, or
+    None when `grew(tenants, tables)` says stop."""
     made = 0
     with warehouse.connect() as conn:
         tables = {
@@ -132,10 +160,8 @@ def _copy_templates(warehouse, mix, rows_per_table: int) -> int:
                     )
                     made += 1
             conn.commit()
-            print(
-                f"  copy: {min(first + TENANTS_PER_COMMIT, len(mix))}/{len(mix)} tenants",
-                flush=True,
-            )
+            if not grew(min(first + TENANTS_PER_COMMIT, len(mix)), made):
+                return None
     return made
 
 
@@ -171,6 +197,17 @@ def _next_sync(warehouse, mix, new_rows: int) -> None:
                 f"  next sync: {min(first + TENANTS_PER_COMMIT, len(mix))}/{len(mix)} tenants",
                 flush=True,
             )
+
+
+def _gib(path: Path) -> float:
+    return round(path.stat().st_size / 1024**3, 2) if path.exists() else 0.0
+
+
+def _available_memory_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return round(int(line.split()[1]) / 1024**2, 1)
+    return float("inf")
 
 
 def _raw_tables(conn, schema: str) -> list[tuple]:

@@ -43,7 +43,7 @@ telemetry:
 TENANTS, DAYS, RECENT_DAYS = "tenants", "days", "recent days"
 SELECTED_TENANTS = "selected tenants"  # unpartitioned; the run's config names the tenants
 NEWEST_DAY = "newest day"  # the newest analysed day with data (actions are for the present)
-RECENT_ROWS = "recent rows"  # unpartitioned; after the first build its tests check recent rows
+RECENT_ROWS = "recent rows"  # unpartitioned; after a passing run its tests check recent rows
 # (stage, job, partitioned by): the flow in order; each later stage of the product joins here.
 STAGES = [
     ("observe", "observe_raw", None),
