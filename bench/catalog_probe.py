@@ -10,7 +10,9 @@ raw data is small and the catalog is full size (17 tables for a tenant with all 
 Then, timed through `run_flow` (what `tenantpulse run` runs): observe and land (first load); a
 "next sync" that appends `--new-rows` updated rows to every raw table; observe and land again
 (incremental). The results are a stand-in for the catalog-bound part of the stages only: rows
-per tenant are a fraction of the simulator's, whose cost is measured in the n<N>.md runs.
+per tenant are a fraction of the simulator's, whose cost is measured in the n<N>.md runs. While
+copying it records the DuckDB file's size and this process's memory (`copy_growth`), and stops,
+saying so in the results, when less than 3 GiB of memory is left.
 """
 
 from __future__ import annotations
