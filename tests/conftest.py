@@ -32,11 +32,12 @@ def pytest_configure(config):
     manifest stale would both run `dbt parse` into the same target folder."""
     if hasattr(config, "workerinput"):  # an xdist worker: the controller has parsed already
         return
-    home = tempfile.mkdtemp(prefix="tenantpulse-parse-")
-    for url in (f"duckdb:///{home}/warehouse.duckdb", f"{POSTGRES_ADMIN_URL}"):
-        prepare_manifest(
-            load_settings({"TENANTPULSE_HOME": home, "TENANTPULSE_WAREHOUSE_URL": url})
-        )
+    # `dbt parse` connects to neither warehouse: a throwaway home is enough.
+    with tempfile.TemporaryDirectory(prefix="tenantpulse-parse-") as home:
+        for url in (f"duckdb:///{home}/warehouse.duckdb", POSTGRES_ADMIN_URL):
+            prepare_manifest(
+                load_settings({"TENANTPULSE_HOME": home, "TENANTPULSE_WAREHOUSE_URL": url})
+            )
 
 
 def _admin_connection():

@@ -1,6 +1,6 @@
 {# dbt wraps the model a generic test reads in this macro (the `where` config). Overridden so that
    an incremental run can test only new rows: with the var `test_synced_since` (a YYYY-MM-DD day,
-   set by the pipeline on a run after the first build), the tests of the staging views check the
+   set by the pipeline once a run of these tests has passed), the tests of the staging views check the
    rows synced on or after that day; older rows were checked when they landed. Without the var
    (the first build, `tenantpulse dbt build`, a run from the UI) every row is checked. The other
    side of a relationship test is never filtered. #}
