@@ -37,8 +37,8 @@ from bench.scale import (
     register_tenants,
 )
 from tenantpulse.pipeline import dagster_instance, run_flow
+from tenantpulse.simulator.run import ensure_simulator_tables, run_simulation
 from tenantpulse.sources.contracts import raw_schema
-from tenantpulse.sources.simulate import ensure_simulator_tables, run_simulation
 from tenantpulse.sources.sync_history import ensure_sync_history
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import open_warehouse

@@ -20,7 +20,7 @@ from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.dbt import views_run_config
 from tenantpulse.landing.merge import newest_landed_day
 from tenantpulse.pipeline import StageRun, dagster_instance, run_flow
-from tenantpulse.sources.simulate import ensure_simulator_tables, run_simulation
+from tenantpulse.simulator.run import ensure_simulator_tables, run_simulation
 from tenantpulse.sources.sync_history import ensure_sync_history
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import Connection, open_warehouse

@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 
 from tenantpulse.config import Settings, load_settings
-from tenantpulse.sources.simulate import assign_profile
-from tenantpulse.sources.simulator import DEMO_TENANTS
+from tenantpulse.simulator.demo_tenants import DEMO_TENANTS
+from tenantpulse.simulator.run import assign_profile
 from tenantpulse.tenants.registry import add_tenant, ensure_registry
 from tenantpulse.warehouse import open_warehouse
 

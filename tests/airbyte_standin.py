@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tenantpulse.sources.simulate import simulate_sync
+from tenantpulse.simulator.run import simulate_sync
 
 REST = "/api/public/v1"
 CONFIG = "/api/v1"

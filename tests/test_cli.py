@@ -12,7 +12,7 @@ from tenantpulse.cli import main
 from tenantpulse.config import load_settings
 from tenantpulse.definitions import build_definitions
 from tenantpulse.pipeline import dagster_instance
-from tenantpulse.sources.simulator import DEMO_TENANTS, planted_anomaly_dates
+from tenantpulse.simulator import DEMO_TENANTS, planted_anomaly_dates
 
 
 @pytest.fixture

@@ -114,8 +114,8 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_fails_the_run_by_name(sett
 
 
 def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, warehouse):
+    from tenantpulse.simulator.run import assign_profile, run_simulation
     from tenantpulse.sources.contracts import STREAMS, raw_schema
-    from tenantpulse.sources.simulate import assign_profile, run_simulation
     from tenantpulse.tenants.registry import list_tenants
     from tenantpulse.warehouse import qualified, quote_ident
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tenantpulse.analysis import patterns
-from tenantpulse.sources.profiles import planted_anomaly_dates
+from tenantpulse.simulator.profiles import planted_anomaly_dates
 
 DEMO_CSV = Path(__file__).parent / "data" / "tenant_daily_metrics_demo.csv.gz"
 ALL_SOURCES = ("stripe", "github", "shopify", "google_analytics")

@@ -3,8 +3,8 @@
 import datetime as dt
 import json
 
+from tenantpulse.simulator.run import assign_profile, run_simulation
 from tenantpulse.sources.contracts import STREAMS, streams_for
-from tenantpulse.sources.simulate import assign_profile, run_simulation
 from tenantpulse.tenants.registry import add_tenant, list_tenants
 
 # information_schema type names per logical type, on each dialect

@@ -15,23 +15,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tenantpulse.simulator.demo_tenants import DEMO_TENANTS
+from tenantpulse.simulator.generator import SyncWindow, generate_sync
+from tenantpulse.simulator.profiles import (
+    ANOMALIES,
+    DRIFT_COLUMN,
+    PROFILES,
+    SEASONAL_PEAK_WEEKDAY,
+    STEADY_SECOND_CURRENCY_SHARE,
+    default_profile_for,
+    planted_anomaly_dates,
+)
 from tenantpulse.sources.contracts import (
     AIRBYTE_COLUMN_NAMES,
     JSON,
     STREAMS_BY_NAME,
     streams_for,
-)
-from tenantpulse.sources.simulator import (
-    ANOMALIES,
-    DEMO_TENANTS,
-    DRIFT_COLUMN,
-    PROFILES,
-    SEASONAL_PEAK_WEEKDAY,
-    STEADY_SECOND_CURRENCY_SHARE,
-    SyncWindow,
-    default_profile_for,
-    generate_sync,
-    planted_anomaly_dates,
 )
 
 HISTORY_START = date(2026, 7, 4)
@@ -157,7 +156,7 @@ def test_the_same_arguments_give_identical_frames_and_another_seed_differs():
 def test_frames_do_not_depend_on_the_process_hash_seed():
     script = (
         "import datetime as d, pandas as pd\n"
-        "from tenantpulse.sources.simulator import SyncWindow, generate_sync, default_profile_for\n"
+        "from tenantpulse.simulator import SyncWindow, generate_sync, default_profile_for\n"
         f"f = generate_sync('acme_growth', 'steady_growth', {list(ALL)!r}, SyncWindow(1, "
         f"d.datetime({END.year}, {END.month}, {END.day}, tzinfo=d.UTC), None), seed={SEED}, "
         f"history_start=d.date({HISTORY_START.year}, {HISTORY_START.month}, {HISTORY_START.day}))\n"

@@ -223,7 +223,7 @@ def simulate(tenant_ids: tuple[str, ...], profile: str | None) -> None:
     warehouse = open_warehouse(settings.warehouse)
     chosen = _active_tenants(warehouse, tenant_ids)
     if profile:
-        from tenantpulse.sources.simulate import assign_profile
+        from tenantpulse.simulator.run import assign_profile
 
         if not tenant_ids:
             raise click.UsageError("--profile needs --tenant")
@@ -267,8 +267,8 @@ def run(tenant_ids: tuple[str, ...], lookback_days: int, until: str | None) -> N
 def demo() -> None:
     """Register the demo tenants, simulate a sync, run the flow and print a per-tenant summary."""
     from tenantpulse.pipeline import dagster_instance, run_flow
-    from tenantpulse.sources.simulate import assign_profile
-    from tenantpulse.sources.simulator import DEMO_TENANTS
+    from tenantpulse.simulator.demo_tenants import DEMO_TENANTS
+    from tenantpulse.simulator.run import assign_profile
     from tenantpulse.tenants.registry import add_tenant, ensure_registry, get_tenant
 
     started = time.monotonic()
@@ -369,7 +369,7 @@ def _active_tenants(warehouse, tenant_ids: tuple[str, ...]):
 
 
 def _simulate(settings: Settings, chosen):
-    from tenantpulse.sources.simulate import run_simulation
+    from tenantpulse.simulator.run import run_simulation
 
     syncs = run_simulation(open_warehouse(settings.warehouse), chosen, settings.simulator)
     failed = [s for s in syncs if s.error]
@@ -388,8 +388,8 @@ def _simulate(settings: Settings, chosen):
 
 def _print_summary(warehouse, chosen, syncs) -> None:
     from tenantpulse.landing.merge import landed_rows_by_tenant
+    from tenantpulse.simulator.run import profile_of
     from tenantpulse.sources.contracts import STREAMS
-    from tenantpulse.sources.simulate import profile_of
 
     with warehouse.connect() as conn:
         landed = landed_rows_by_tenant(conn, STREAMS)

@@ -1,1 +1,2 @@
-"""Stream contracts (what Airbyte writes per tenant) and the local source simulator."""
+"""Stream contracts (what Airbyte writes per tenant), raw tables as Airbyte creates them, and the
+sync history; the local source simulator is `tenantpulse.simulator`."""

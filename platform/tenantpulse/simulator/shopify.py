@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from tenantpulse.sources.sim_common import (
+from tenantpulse.simulator.stripe import INITIAL_ONEOFF_CUSTOMER_SHARE, stripe_emails
+from tenantpulse.simulator.world import (
     HOUR,
     NEVER,
     P_SHOPIFY_CUSTOMERS,
@@ -28,7 +29,6 @@ from tenantpulse.sources.sim_common import (
     people,
     untidy_emails,
 )
-from tenantpulse.sources.sim_stripe import INITIAL_ONEOFF_CUSTOMER_SHARE, stripe_emails
 
 PRODUCT_NOUNS = (
     ("Tote Bag", "Bags"),

@@ -1,6 +1,6 @@
 """Run the local source simulator: one new sync per registered tenant and connected source.
 
-`simulator.generate_sync` is the pure generator; this module owns its state and the writes: the
+`generator.generate_sync` is the pure generator; this module owns its state and the writes: the
 sync window of each (tenant, source), the raw tables `user_<id>.<source>_<stream>`, and a row in
 `ops.airbyte_sync_history` for every sync, succeeded or failed.
 """
@@ -14,9 +14,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from tenantpulse.config import SimulatorSettings
+from tenantpulse.simulator.generator import SyncWindow, generate_sync
+from tenantpulse.simulator.profiles import PROFILES, default_profile_for
 from tenantpulse.sources.contracts import STREAMS_BY_NAME, raw_schema
 from tenantpulse.sources.raw_tables import ensure_raw_table
-from tenantpulse.sources.simulator import PROFILES, SyncWindow, default_profile_for, generate_sync
 from tenantpulse.sources.sync_history import FAILED, SUCCEEDED, SyncRecord, record_sync
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.registry import Tenant

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tenantpulse.sources.sim_common import (
+from tenantpulse.simulator.world import (
     HOUR,
     MINOR_UNITS,
     P_STRIPE_SUBSCRIPTION,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tenantpulse.sources.profiles import ENGINEERING_WEEK
-from tenantpulse.sources.sim_common import (
+from tenantpulse.simulator.profiles import ENGINEERING_WEEK
+from tenantpulse.simulator.world import (
     HOUR,
     NEVER,
     P_GITHUB_COMMITS,

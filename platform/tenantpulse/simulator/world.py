@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from tenantpulse.simulator.profiles import Profile
 from tenantpulse.sources.contracts import Column
-from tenantpulse.sources.profiles import Profile
 
 SECONDS_PER_DAY = 86_400
 HOUR = 3_600

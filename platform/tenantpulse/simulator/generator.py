@@ -1,5 +1,6 @@
-"""The local source simulator: a pure, deterministic stand-in for Airbyte that returns, per sync,
-the frames Airbyte would write for a tenant's streams (shape: contracts.py, model: docs/simulator.md).
+"""The simulator's generator: a pure, deterministic stand-in for Airbyte that returns, per sync,
+the frames Airbyte would write for a tenant's streams (shape: sources/contracts.py, model:
+docs/simulator.md).
 
 No database and no Dagster here: the caller decides each sync's window and writes the frames.
 """
@@ -13,7 +14,18 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-from tenantpulse.sources import sim_github, sim_google_analytics, sim_shopify, sim_stripe
+from tenantpulse.simulator import github, google_analytics, shopify, stripe
+from tenantpulse.simulator.profiles import get_profile
+from tenantpulse.simulator.world import (
+    SECONDS_PER_DAY,
+    Rows,
+    World,
+    day_start_epoch,
+    dumps,
+    epoch,
+    raw_ids,
+    stable_hash,
+)
 from tenantpulse.sources.contracts import (
     BIGINT,
     BOOLEAN,
@@ -27,70 +39,6 @@ from tenantpulse.sources.contracts import (
     StreamContract,
     streams_for,
 )
-from tenantpulse.sources.profiles import (
-    ANOMALIES,
-    CHURN_CANCEL_RAMP,
-    CHURN_DEMAND_RAMP,
-    CHURN_FAILURE_RAMP,
-    CHURN_SIGNUP_RAMP,
-    DEMO_TENANTS,
-    DRIFT_COLUMN,
-    DRIFT_FEE_START_DAY,
-    PROFILES,
-    REFERENCE_HISTORY_DAYS,
-    SEASONAL_PEAK_WEEKDAY,
-    SEASONAL_WEEKLY_PATTERN,
-    SLOWING_MERGE_MEDIAN_CAP_HOURS,
-    SLOWING_MERGE_MEDIAN_RATIO_PER_120_DAYS,
-    SLOWING_MERGE_MEDIAN_START_HOURS,
-    SLOWING_PR_RATE_END_FACTOR,
-    STEADY_MONTHLY_GROWTH,
-    STEADY_SECOND_CURRENCY,
-    STEADY_SECOND_CURRENCY_SHARE,
-    DemoTenant,
-    Profile,
-    default_profile_for,
-    get_profile,
-    planted_anomaly_dates,
-)
-from tenantpulse.sources.sim_common import (
-    SECONDS_PER_DAY,
-    Rows,
-    World,
-    day_start_epoch,
-    dumps,
-    epoch,
-    raw_ids,
-    stable_hash,
-)
-
-__all__ = [
-    "ANOMALIES",
-    "CHURN_CANCEL_RAMP",
-    "CHURN_DEMAND_RAMP",
-    "CHURN_FAILURE_RAMP",
-    "CHURN_SIGNUP_RAMP",
-    "DEMO_TENANTS",
-    "DRIFT_COLUMN",
-    "DRIFT_FEE_START_DAY",
-    "PROFILES",
-    "REFERENCE_HISTORY_DAYS",
-    "SEASONAL_PEAK_WEEKDAY",
-    "SEASONAL_WEEKLY_PATTERN",
-    "SLOWING_MERGE_MEDIAN_CAP_HOURS",
-    "SLOWING_MERGE_MEDIAN_RATIO_PER_120_DAYS",
-    "SLOWING_MERGE_MEDIAN_START_HOURS",
-    "SLOWING_PR_RATE_END_FACTOR",
-    "STEADY_MONTHLY_GROWTH",
-    "STEADY_SECOND_CURRENCY",
-    "STEADY_SECOND_CURRENCY_SHARE",
-    "DemoTenant",
-    "Profile",
-    "SyncWindow",
-    "default_profile_for",
-    "generate_sync",
-    "planted_anomaly_dates",
-]
 
 
 @dataclass(frozen=True)
@@ -101,10 +49,10 @@ class SyncWindow:
 
 
 _BUILDERS: dict[str, Callable[[World, float | None], dict[str, Rows]]] = {
-    "stripe": sim_stripe.sync,
-    "github": sim_github.sync,
-    "shopify": sim_shopify.sync,
-    "google_analytics": sim_google_analytics.sync,
+    "stripe": stripe.sync,
+    "github": github.sync,
+    "shopify": shopify.sync,
+    "google_analytics": google_analytics.sync,
 }
 
 

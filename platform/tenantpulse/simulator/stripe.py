@@ -1,14 +1,28 @@
 """The simulator's Stripe world: customers, one-off charges, refunds, and the rows of every
-Stripe stream (the subscription lifecycle itself is in sim_stripe_billing)."""
+Stripe stream (the subscription lifecycle itself is in stripe_billing)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from tenantpulse.sources.contracts import BIGINT, Column
-from tenantpulse.sources.profiles import DRIFT_COLUMN, DRIFT_FEE_RATE, DRIFT_FEE_START_DAY
-from tenantpulse.sources.sim_common import (
+from tenantpulse.simulator.profiles import DRIFT_COLUMN, DRIFT_FEE_RATE, DRIFT_FEE_START_DAY
+from tenantpulse.simulator.stripe_billing import (
+    ANNUAL_SHARE,
+    FAILURE_CODE_WEIGHTS,
+    FAILURE_CODES,
+    OUTAGE_FAILURE_CODE,
+    PLAN_TIER_WEIGHTS,
+    QUANTITY_WEIGHTS,
+    TRIAL_SHARE,
+    Hazard,
+    Ledger,
+    frame_of_records,
+    invoice_rows,
+    live,
+    subscription_rows,
+)
+from tenantpulse.simulator.world import (
     HOUR,
     MINOR_UNITS,
     P_STRIPE_CUSTOMERS,
@@ -30,21 +44,7 @@ from tenantpulse.sources.sim_common import (
     in_day,
     people,
 )
-from tenantpulse.sources.sim_stripe_billing import (
-    ANNUAL_SHARE,
-    FAILURE_CODE_WEIGHTS,
-    FAILURE_CODES,
-    OUTAGE_FAILURE_CODE,
-    PLAN_TIER_WEIGHTS,
-    QUANTITY_WEIGHTS,
-    TRIAL_SHARE,
-    Hazard,
-    Ledger,
-    frame_of_records,
-    invoice_rows,
-    live,
-    subscription_rows,
-)
+from tenantpulse.sources.contracts import BIGINT, Column
 
 INITIAL_ONEOFF_CUSTOMER_SHARE = 0.35  # one-off buyers per subscribed customer at day 0
 ONEOFF_CUSTOMERS_PER_DAY = 2.0  # new one-off buyers per day (x demand)

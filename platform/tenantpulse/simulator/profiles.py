@@ -223,25 +223,3 @@ def planted_anomaly_dates(history_start: date, end: date) -> list[tuple[date, st
     """The anomalous profile's anomaly dates within [history_start, end], as (date, kind)."""
     dates = [(history_start + timedelta(days=offset), kind) for offset, kind, _ in ANOMALIES]
     return [(day, kind) for day, kind in dates if history_start <= day <= end]
-
-
-@dataclass(frozen=True)
-class DemoTenant:
-    tenant_id: str
-    name: str
-    sources: tuple[str, ...]
-    profile: str
-
-
-_ALL_SOURCES = ("stripe", "github", "shopify", "google_analytics")
-
-DEMO_TENANTS: tuple[DemoTenant, ...] = (
-    DemoTenant("acme_growth", "Acme Growth", _ALL_SOURCES, "steady_growth"),
-    DemoTenant("globex_churn", "Globex", _ALL_SOURCES, "churning"),
-    DemoTenant("initech_weekly", "Initech", _ALL_SOURCES, "seasonal"),
-    DemoTenant(
-        "umbrella_spikes", "Umbrella", ("stripe", "shopify", "google_analytics"), "anomalous"
-    ),
-    DemoTenant("hooli_eng", "Hooli", ("stripe", "github"), "slowing_team"),
-    DemoTenant("piper_lite", "Pied Piper", ("stripe",), "steady_growth"),
-)

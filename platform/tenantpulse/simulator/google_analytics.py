@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tenantpulse.sources.sim_common import (
+from tenantpulse.simulator.world import (
     MINOR_UNITS,
     P_GA_DAY,
     PRICE_SCALE,
