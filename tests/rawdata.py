@@ -9,7 +9,7 @@ import uuid
 import pandas as pd
 
 from tenantpulse.sources.contracts import STREAMS_BY_NAME, raw_schema
-from tenantpulse.sources.raw_tables import ensure_raw_table
+from tenantpulse.sources.raw_table_ddl import ensure_raw_table
 
 
 def sync_time(day: int) -> dt.datetime:

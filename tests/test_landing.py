@@ -203,9 +203,9 @@ def test_contract_columns_missing_from_the_raw_table_land_as_null_and_are_report
 def test_many_tenants_of_different_table_shapes_land_in_one_call_chunk_by_chunk(
     warehouse, monkeypatch
 ):
-    from tenantpulse.landing import raw_tables
+    from tenantpulse.landing import raw_table_reads
 
-    monkeypatch.setattr(raw_tables, "TENANTS_PER_STATEMENT", 2)
+    monkeypatch.setattr(raw_table_reads, "TENANTS_PER_STATEMENT", 2)
     with warehouse.connect() as conn:
         for number, tenant in enumerate(["t1", "t2", "t3"], start=1):
             write_raw(
@@ -309,9 +309,9 @@ def test_typed_and_text_columns_land_the_same_values_and_bad_text_is_quarantined
 
 
 def test_each_merge_is_committed_so_a_later_failure_keeps_it(warehouse, monkeypatch):
-    from tenantpulse.landing import merge, raw_tables
+    from tenantpulse.landing import merge, raw_table_reads
 
-    monkeypatch.setattr(raw_tables, "TENANTS_PER_STATEMENT", 2)
+    monkeypatch.setattr(raw_table_reads, "TENANTS_PER_STATEMENT", 2)
     monkeypatch.setattr(merge, "ROWS_PER_MERGE", 2)  # a merge per chunk of two tenants' rows
     with warehouse.connect() as conn:
         for tenant in ("t1", "t2", "t3"):

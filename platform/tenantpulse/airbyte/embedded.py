@@ -34,7 +34,7 @@ from tenantpulse.sources.contracts import (
     StreamContract,
     raw_schema,
 )
-from tenantpulse.sources.raw_tables import ensure_raw_table
+from tenantpulse.sources.raw_table_ddl import ensure_raw_table
 from tenantpulse.sources.sync_history import (
     FAILED,
     SUCCEEDED,

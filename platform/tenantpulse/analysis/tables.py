@@ -7,7 +7,7 @@ import datetime as dt
 
 import pandas as pd
 
-from tenantpulse.sources.raw_tables import logical_type_of
+from tenantpulse.sources.raw_table_ddl import logical_type_of
 from tenantpulse.warehouse import Connection, qualified, quote_ident
 
 ANALYSIS_SCHEMA = "analysis"

@@ -19,7 +19,7 @@ from dagster import (
 )
 
 from tenantpulse.defs.resources import WarehouseResource
-from tenantpulse.landing.raw_tables import raw_versions
+from tenantpulse.landing.raw_table_reads import raw_versions
 from tenantpulse.sources.contracts import STREAMS, StreamContract, streams_for
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import Connection

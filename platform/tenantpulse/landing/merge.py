@@ -1,10 +1,11 @@
 """Merge each tenant's new raw rows into `landing.<source>__<stream>`.
 
-Per stream and a set of tenants, in chunks of tenants (`raw_tables`): read each tenant's raw rows
-newer than its watermark, type them against the contract (rows that do not fit go to
+Per stream and a set of tenants, in chunks of tenants (`raw_table_reads`): read each tenant's raw
+rows newer than its watermark, type them against the contract (rows that do not fit go to
 `landing.quarantine` with the reason), keep the latest version of each (tenant_id, primary key),
-and replace those keys in the landing table with one delete and one insert per chunk. Re-running changes nothing: the watermark
-has moved past the rows, and quarantined rows are keyed by a hash of their content.
+and replace those keys in the landing table with one delete and one insert per chunk. Re-running
+changes nothing: the watermark has moved past the rows, and quarantined rows are keyed by a hash
+of their content.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tenantpulse.landing.raw_tables import raw_table_columns, read_new_rows, same_shape_chunks
+from tenantpulse.landing.raw_table_reads import raw_table_columns, read_new_rows, same_shape_chunks
 from tenantpulse.landing.validate import validate_rows
 from tenantpulse.sources.contracts import AIRBYTE_COLUMN_NAMES, StreamContract, raw_schema
 from tenantpulse.warehouse import Connection, qualified, quote_ident
@@ -78,9 +79,10 @@ def land_stream(
 ) -> list[TenantLanding]:
     """Land the new raw rows of `contract` for every tenant in `tenant_ids` (validated ids).
 
-    Raw tables are read a chunk of tenants at a time (`raw_tables`); their rows are merged once
-    ROWS_PER_MERGE have been read (an incremental day: once per stream; a first load: in batches
-    that bound memory), each merge committed: what is merged stays merged if a later batch fails."""
+    Raw tables are read a chunk of tenants at a time (`raw_table_reads`); their rows are merged
+    once ROWS_PER_MERGE have been read (an incremental day: once per stream; a first load: in
+    batches that bound memory), each merge committed: what is merged stays merged if a later batch
+    fails."""
     ensure_landing_tables(conn, contract)
     watermarks = _watermarks(conn, contract, tenant_ids)
     outcomes = {t: TenantLanding(t, watermark=watermarks.get(t)) for t in tenant_ids}
@@ -103,7 +105,7 @@ def land_stream(
         raw = read_new_rows(
             conn, contract, chunk, [c for c in expected if c in columns], watermarks
         )
-        conn.commit()  # releases the chunk's table locks (see raw_tables)
+        conn.commit()  # releases the chunk's table locks (see raw_table_reads)
         if not raw.empty:
             batch.append(raw)
         if sum(map(len, batch)) >= ROWS_PER_MERGE:

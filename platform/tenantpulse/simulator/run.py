@@ -17,7 +17,7 @@ from tenantpulse.config import SimulatorSettings
 from tenantpulse.simulator.generator import SyncWindow, generate_sync
 from tenantpulse.simulator.profiles import PROFILES, default_profile_for
 from tenantpulse.sources.contracts import STREAMS_BY_NAME, raw_schema
-from tenantpulse.sources.raw_tables import ensure_raw_table
+from tenantpulse.sources.raw_table_ddl import ensure_raw_table
 from tenantpulse.sources.sync_history import FAILED, SUCCEEDED, SyncRecord, record_sync
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.registry import Tenant
