@@ -24,10 +24,10 @@ from tenantpulse.analysis.churn import (
     band,
     churn_features,
     predict,
-    synthetic_training_history,
     train,
     training_set,
 )
+from tenantpulse.analysis.synthetic_tenants import synthetic_training_history
 
 START = pd.Timestamp("2026-01-01")
 

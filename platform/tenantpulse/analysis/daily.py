@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tenantpulse.analysis import churn, health, patterns
+from tenantpulse.analysis import churn, health, patterns, synthetic_tenants
 from tenantpulse.analysis.recommendations import recommendations
 
 # The churn model trains on the tenants' own history plus a synthetic population while real
-# history is short (churn.synthetic_training_history says what it is).
+# history is short (synthetic_tenants.synthetic_training_history says what it is).
 SYNTHETIC_TENANTS = 60
 SYNTHETIC_DAYS = 150
 MODEL_SEED = 0
@@ -55,7 +55,9 @@ def normalise_history(history: pd.DataFrame) -> pd.DataFrame:
 def train_churn_model(history: pd.DataFrame, known_until: dt.date) -> churn.ChurnModel:
     """Train on labels known by `known_until` (rows after it are not used)."""
     known = history[history["date"] <= pd.Timestamp(known_until)]
-    synthetic = churn.synthetic_training_history(SYNTHETIC_TENANTS, SYNTHETIC_DAYS, seed=MODEL_SEED)
+    synthetic = synthetic_tenants.synthetic_training_history(
+        SYNTHETIC_TENANTS, SYNTHETIC_DAYS, seed=MODEL_SEED
+    )
     population = pd.concat([known, synthetic], ignore_index=True)
     return churn.train(*churn.training_set(population), seed=MODEL_SEED)
 
