@@ -3,7 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from tenantpulse import config
 from tenantpulse.config import SettingsError, load_settings, parse_warehouse_url
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_put_everything_under_the_home_folder(tmp_path):
@@ -52,6 +55,7 @@ def test_duckdb_url_takes_relative_and_absolute_paths():
             "TENANTPULSE_DAILY_PARTITIONS_END",
         ),
         ({"TENANTPULSE_LLM_TIMEOUT_SECONDS": "soon"}, "TENANTPULSE_LLM_TIMEOUT_SECONDS"),
+        ({"TENANTPULSE_DBT_PROJECT_DIR": "/no/such/dbt_project"}, "TENANTPULSE_DBT_PROJECT_DIR"),
     ],
 )
 def test_invalid_setting_names_the_setting_and_what_is_allowed(env, named):
@@ -78,3 +82,26 @@ def test_an_api_key_turns_the_llm_writer_on_with_its_settings():
         30.0,
     )
     assert "sk-test" not in repr(llm)  # the key stays in the environment, not in settings
+
+
+def test_the_dbt_project_is_the_repositorys_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({}).dbt_project_dir == REPOSITORY / "dbt_project"
+
+
+def test_the_dbt_project_setting_takes_a_folder_relative_to_the_working_directory(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "dbt_project.yml").write_text("name: tenantpulse\n")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"TENANTPULSE_DBT_PROJECT_DIR": "elsewhere"})
+    assert settings.dbt_project_dir == tmp_path / "elsewhere"
+
+
+def test_a_package_outside_a_checkout_names_the_dbt_project_setting(tmp_path, monkeypatch):
+    installed = tmp_path / "site-packages" / "tenantpulse" / "config.py"
+    monkeypatch.setattr(config, "__file__", str(installed))
+    with pytest.raises(SettingsError, match="TENANTPULSE_DBT_PROJECT_DIR is not set") as error:
+        load_settings({})
+    assert "allowed" in str(error.value)

@@ -5,19 +5,21 @@ import json
 
 import pytest
 
-from tenantpulse.config import parse_warehouse_url
-from tenantpulse.transform.dbt_cli import DBT_PROJECT_DIR, dbt_env
+from tenantpulse.config import load_dbt_project_dir, parse_warehouse_url
+from tenantpulse.transform import dbt_cli
+from tenantpulse.transform.dbt_cli import dbt_env
 from tenantpulse.transform.windows import OPEN_END, window_vars
 
 
-def test_dbt_env_follows_the_warehouse_url():
-    assert dbt_env(parse_warehouse_url("duckdb:////data/w.duckdb")) == {
-        "DBT_TARGET_PATH": str(DBT_PROJECT_DIR / "target" / "duckdb"),
+def test_dbt_env_follows_the_warehouse_url(tmp_path):
+    assert dbt_env(parse_warehouse_url("duckdb:////data/w.duckdb"), tmp_path) == {
+        "DBT_TARGET_PATH": str(tmp_path / "target" / "duckdb"),
         "TENANTPULSE_DBT_TARGET": "duckdb",
         "TENANTPULSE_DUCKDB_PATH": "/data/w.duckdb",
     }
-    assert dbt_env(parse_warehouse_url("postgresql://ana:p%40ss@db.internal:5433/warehouse")) == {
-        "DBT_TARGET_PATH": str(DBT_PROJECT_DIR / "target" / "postgres"),
+    postgres = parse_warehouse_url("postgresql://ana:p%40ss@db.internal:5433/warehouse")
+    assert dbt_env(postgres, tmp_path) == {
+        "DBT_TARGET_PATH": str(tmp_path / "target" / "postgres"),
         "TENANTPULSE_DBT_TARGET": "postgres",
         "TENANTPULSE_PG_HOST": "db.internal",
         "TENANTPULSE_PG_PORT": "5433",
@@ -25,6 +27,15 @@ def test_dbt_env_follows_the_warehouse_url():
         "TENANTPULSE_PG_DATABASE": "warehouse",
         "TENANTPULSE_PG_PASSWORD": "p@ss",
     }
+
+
+def test_callers_without_settings_find_the_dbt_project_from_the_setting(tmp_path, monkeypatch):
+    assert dbt_cli.DBT_PROJECT_DIR == load_dbt_project_dir() == load_dbt_project_dir({})
+    (tmp_path / "dbt_project.yml").write_text("name: tenantpulse\n")
+    monkeypatch.setenv("TENANTPULSE_DBT_PROJECT_DIR", str(tmp_path))
+    assert dbt_cli.DBT_PROJECT_DIR == tmp_path
+    duckdb = parse_warehouse_url("duckdb:////data/w.duckdb")
+    assert dbt_env(duckdb)["DBT_TARGET_PATH"] == str(tmp_path / "target" / "duckdb")
 
 
 def test_window_vars_cover_start_inclusive_end_exclusive():
@@ -94,10 +105,9 @@ def test_a_dagster_dbt_run_reuses_the_parse_of_the_project(
     from tenantpulse import definitions
     from tenantpulse.landing.merge import ensure_landing_tables
     from tenantpulse.sources.contracts import STREAMS
-    from tenantpulse.transform import dbt_cli
 
     # A target folder of this test's own: the shared one is parsed by other tests' warehouses.
-    monkeypatch.setattr(dbt_cli, "target_path", lambda warehouse: tmp_path / "target")
+    monkeypatch.setattr(dbt_cli, "target_path", lambda warehouse, _=None: tmp_path / "target")
     monkeypatch.setattr(definitions, "target_path", dbt_cli.target_path)
     with warehouse.connect() as conn:
         for contract in STREAMS:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_HOME = ".tenantpulse"
 DEFAULT_PLAYBOOKS = Path(__file__).parent / "actions" / "playbooks.yaml"
+DBT_PROJECT_DIR_SETTING = "TENANTPULSE_DBT_PROJECT_DIR"
 
 
 class SettingsError(ValueError):
@@ -119,6 +120,7 @@ class Settings:
     llm: LlmSettings
     actions: ActionSettings
     terraform: TerraformVarsSettings
+    dbt_project_dir: Path  # the folder holding dbt_project.yml and profiles.yml
     airbyte: AirbyteSettings | None = None  # None: local mode (the simulator writes raw data)
 
 
@@ -197,6 +199,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         llm=llm,
         actions=load_action_settings(env),
         terraform=terraform,
+        dbt_project_dir=load_dbt_project_dir(env),
         airbyte=_airbyte_settings(env),
     )
 
@@ -225,6 +228,31 @@ def load_action_settings(env: Mapping[str, str]) -> ActionSettings:
         ),
         slack_token=env.get("TENANTPULSE_SLACK_TOKEN") or None,
         slack_api_url=slack_api_url if slack_api_url.endswith("/") else slack_api_url + "/",
+    )
+
+
+def load_dbt_project_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """TENANTPULSE_DBT_PROJECT_DIR (relative to the working directory), or by default the
+    repository's `dbt_project/`: the first folder above this package holding
+    `dbt_project/dbt_project.yml` (a checkout with an editable install, or a virtualenv inside
+    the checkout). For callers without a `Settings`; the others use `settings.dbt_project_dir`."""
+    env = os.environ if environ is None else environ
+    raw = env.get(DBT_PROJECT_DIR_SETTING)
+    if raw:
+        project_dir = Path(raw).expanduser().resolve()
+        if not (project_dir / "dbt_project.yml").is_file():
+            raise SettingsError(
+                f"{DBT_PROJECT_DIR_SETTING}={raw!r} holds no dbt_project.yml; allowed: the path "
+                "of the repository's dbt_project folder"
+            )
+        return project_dir
+    package_dir = Path(__file__).resolve().parent
+    for folder in package_dir.parents:
+        if (folder / "dbt_project" / "dbt_project.yml").is_file():
+            return folder / "dbt_project"
+    raise SettingsError(
+        f"{DBT_PROJECT_DIR_SETTING} is not set and no folder above {package_dir} holds "
+        "dbt_project/dbt_project.yml; allowed: the path of the repository's dbt_project folder"
     )
 
 

@@ -10,18 +10,23 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from tenantpulse.config import Settings, WarehouseUrl
-
-# The dbt project sits beside the package's source in the repository (an editable install).
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
+from tenantpulse.config import Settings, WarehouseUrl, load_dbt_project_dir
 
 
-def dbt_env(warehouse: WarehouseUrl) -> dict[str, str]:
+def __getattr__(name: str) -> Path:
+    # `DBT_PROJECT_DIR` for callers without a Settings (settings.dbt_project_dir otherwise): the
+    # TENANTPULSE_DBT_PROJECT_DIR setting, looked up when asked for rather than at import.
+    if name == "DBT_PROJECT_DIR":
+        return load_dbt_project_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def dbt_env(warehouse: WarehouseUrl, project_dir: Path | None = None) -> dict[str, str]:
     """The environment dbt runs with on this warehouse: the variables dbt_project/profiles.yml
     reads, and the dialect's target folder. dagster-dbt gives each invocation its own folder
     inside DBT_TARGET_PATH and copies the `dbt parse` results found there into it, so a run
-    parses only what changed since."""
-    target = {"DBT_TARGET_PATH": str(target_path(warehouse))}
+    parses only what changed since. `project_dir`: settings.dbt_project_dir when known."""
+    target = {"DBT_TARGET_PATH": str(target_path(warehouse, project_dir))}
     if warehouse.dialect == "duckdb":
         return {
             **target,
@@ -42,9 +47,10 @@ def dbt_env(warehouse: WarehouseUrl) -> dict[str, str]:
     return env
 
 
-def target_path(warehouse: WarehouseUrl) -> Path:
-    """dbt's target folder, one per dialect: the manifests of the two adapters differ."""
-    return DBT_PROJECT_DIR / "target" / warehouse.dialect
+def target_path(warehouse: WarehouseUrl, project_dir: Path | None = None) -> Path:
+    """dbt's target folder, one per dialect: the manifests of the two adapters differ.
+    `project_dir`: settings.dbt_project_dir when known (default: the setting, looked up now)."""
+    return (project_dir or load_dbt_project_dir()) / "target" / warehouse.dialect
 
 
 def dbt_executable() -> str:
@@ -55,19 +61,16 @@ def run_dbt(
     settings: Settings, args: list[str], capture: bool = False
 ) -> subprocess.CompletedProcess:
     """`dbt <args>` in the project, on the settings' warehouse; the caller checks the return code."""
-    if not (DBT_PROJECT_DIR / "dbt_project.yml").exists():
-        raise FileNotFoundError(
-            f"no dbt project at {DBT_PROJECT_DIR}: run from a checkout of the repository"
-        )
+    project_dir = settings.dbt_project_dir
     env = {
         **os.environ,
-        **dbt_env(settings.warehouse),
-        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+        **dbt_env(settings.warehouse, project_dir),
+        "DBT_PROFILES_DIR": str(project_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     return subprocess.run(
         [dbt_executable(), *args],
-        cwd=DBT_PROJECT_DIR,
+        cwd=project_dir,
         env=env,
         capture_output=capture,
         text=True,
@@ -76,19 +79,20 @@ def run_dbt(
 
 
 def manifest_is_stale(settings: Settings) -> bool:
-    manifest = target_path(settings.warehouse) / "manifest.json"
+    project_dir = settings.dbt_project_dir
+    manifest = target_path(settings.warehouse, project_dir) / "manifest.json"
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
-    sources = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    sources = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
     for folder in ("models", "macros", "tests"):
-        sources.extend(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
+        sources.extend(p for p in (project_dir / folder).rglob("*") if p.is_file())
     return any(p.stat().st_mtime > built for p in sources)
 
 
 def prepare_manifest(settings: Settings) -> Path:
     """Parse the project (`dbt parse`) when the manifest is missing or older than the project."""
-    manifest = target_path(settings.warehouse) / "manifest.json"
+    manifest = target_path(settings.warehouse, settings.dbt_project_dir) / "manifest.json"
     if manifest_is_stale(settings):
         # `--target` as dagster-dbt passes it: dbt reuses a parse only for the same CLI target.
         target = settings.warehouse.dialect
