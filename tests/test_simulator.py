@@ -5,7 +5,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -488,11 +487,10 @@ def test_demo_tenants_cover_every_profile_and_a_single_source_tenant():
         assert profile.description
 
 
-# --- volume and speed ----------------------------------------------------------------------
+# --- volume --------------------------------------------------------------------------------
 
 
-def test_a_first_sync_is_a_few_thousand_rows_per_source_and_quick():
-    started = time.perf_counter()
+def test_a_first_sync_is_a_few_thousand_rows_per_source():
     frames = generate_sync(
         "speed_check",
         "steady_growth",
@@ -501,9 +499,7 @@ def test_a_first_sync_is_a_few_thousand_rows_per_source_and_quick():
         seed=3,
         history_start=HISTORY_START,
     )
-    elapsed = time.perf_counter() - started
     assert 10_000 <= sum(len(f) for f in frames.values()) <= 25_000
-    assert elapsed < 3.0  # about 0.2 s on a laptop; the bound leaves room for slow CI machines
 
 
 def test_volume_scales_entity_counts():
