@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 
 import click
 
@@ -242,11 +241,15 @@ def simulate(tenant_ids: tuple[str, ...], profile: str | None) -> None:
     type=click.IntRange(1, 366),
     help="Daily marts rebuilt before the newest sync's day (all days on the first build).",
 )
-@click.option("--until", default=None, help="Stop after this stage: observe, land, dbt views, ...")
+@click.option(
+    "--until", default=None, help="Stop after this stage: land, dbt views, dbt daily marts, ..."
+)
 @_friendly_errors
 def run(tenant_ids: tuple[str, ...], lookback_days: int, until: str | None) -> None:
-    """Run the flow (observe raw, land, dbt) for the active tenants, recorded in DAGSTER_HOME."""
-    from tenantpulse.pipeline import dagster_instance, run_flow
+    """Run the flow through the Dagster instance (DAGSTER_HOME) and wait for it: a land run for
+    the active tenants (or the given ones), then each next stage launched by the daemon's
+    flow_sensor. Starts a daemon for the flow's duration when `make dev` is not running."""
+    from tenantpulse.flow_runs import dagster_instance, run_flow
 
     settings = _settings()
     stages = run_flow(
@@ -266,7 +269,7 @@ def run(tenant_ids: tuple[str, ...], lookback_days: int, until: str | None) -> N
 @_friendly_errors
 def demo() -> None:
     """Register the demo tenants, simulate a sync, run the flow and print a per-tenant summary."""
-    from tenantpulse.pipeline import dagster_instance, run_flow
+    from tenantpulse.flow_runs import dagster_instance, run_flow
     from tenantpulse.simulator.demo_tenants import DEMO_TENANTS
     from tenantpulse.simulator.run import assign_profile
     from tenantpulse.tenants.registry import add_tenant, ensure_registry, get_tenant
@@ -339,19 +342,16 @@ def dbt(dbt_args: tuple[str, ...]) -> None:
 @main.command()
 @click.option("--port", default=3000, show_default=True)
 def dev(port: int) -> None:
-    """Start the Dagster UI and daemon (`dagster dev -w workspace.yaml`) on this DAGSTER_HOME."""
-    from tenantpulse.pipeline import dagster_instance
+    """Start the Dagster UI and daemon on this DAGSTER_HOME: the daemon runs the flow by itself
+    (new syncs, the daily schedule) while the UI shows it."""
+    from tenantpulse.config import child_environment
+    from tenantpulse.flow_runs import dagster_command, dagster_instance, workspace_file
 
     settings = _settings()
     dagster_instance(settings)  # writes dagster.yaml on first use
-    workspace = Path("workspace.yaml")
-    if not workspace.exists():
-        raise click.ClickException(
-            "run `tenantpulse dev` from the repository root (workspace.yaml)"
-        )
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    dagster = Path(sys.executable).with_name("dagster")
-    os.execv(dagster, [str(dagster), "dev", "-w", str(workspace), "-p", str(port)])
+    dg = dagster_command("dg")
+    args = [dg, "dev", "-w", str(workspace_file(settings)), "--port", str(port)]
+    os.execve(dg, args, child_environment(settings))
 
 
 def _active_tenants(warehouse, tenant_ids: tuple[str, ...]):

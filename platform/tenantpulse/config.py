@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -122,6 +122,22 @@ class Settings:
     terraform: TerraformVarsSettings
     dbt_project_dir: Path  # the folder holding dbt_project.yml and profiles.yml
     airbyte: AirbyteSettings | None = None  # None: local mode (the simulator writes raw data)
+    # The variables these settings were read from (TENANTPULSE_*, OPENAI_*, DAGSTER_*, PG*): what
+    # the Dagster processes the CLI starts must see to read the same settings.
+    source_variables: Mapping[str, str] = field(default_factory=dict)
+
+
+OWN_VARIABLE_PREFIXES = ("TENANTPULSE_", "OPENAI_", "DAGSTER_", "PG")
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The environment of a Dagster process started for these settings (daemon, run launch): the
+    machine's, without other values of the variables the settings read, plus those the settings
+    were read from and DAGSTER_HOME."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(OWN_VARIABLE_PREFIXES)}
+    return (
+        inherited | dict(settings.source_variables) | {"DAGSTER_HOME": str(settings.dagster_home)}
+    )
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -142,8 +158,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         volume=_float_setting(env, "TENANTPULSE_SIM_VOLUME", default=1.0, low=0.01, high=100.0),
     )
+    # Partitions before any data read "0% filled" in the UI and cost Dagster bookkeeping on a
+    # first build: in local mode they start with the simulated history.
+    first_simulated_day = simulator.end_date - dt.timedelta(days=simulator.history_days)
     daily_partitions_start = _date_setting(
-        env, "TENANTPULSE_DAILY_PARTITIONS_START", default=dt.date(2025, 1, 1)
+        env,
+        "TENANTPULSE_DAILY_PARTITIONS_START",
+        default=dt.date(2025, 1, 1) if env.get("TENANTPULSE_AIRBYTE_URL") else first_simulated_day,
     )
     daily_partitions_end = None
     if env.get("TENANTPULSE_DAILY_PARTITIONS_END"):
@@ -201,6 +222,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         terraform=terraform,
         dbt_project_dir=load_dbt_project_dir(env),
         airbyte=_airbyte_settings(env),
+        source_variables={k: v for k, v in env.items() if k.startswith(OWN_VARIABLE_PREFIXES)},
     )
 
 

@@ -10,8 +10,8 @@ from tenantpulse.config import Settings, load_settings
 from tenantpulse.defs.actions import build_actions_defs
 from tenantpulse.defs.analysis import build_analysis_assets
 from tenantpulse.defs.dbt import build_dbt_assets
+from tenantpulse.defs.flow import build_flow_jobs, build_flow_sensors
 from tenantpulse.defs.insights import build_insights_asset
-from tenantpulse.defs.jobs import build_jobs
 from tenantpulse.defs.landing import land
 from tenantpulse.defs.raw import observe_raw_streams
 from tenantpulse.defs.resources import WarehouseResource
@@ -48,6 +48,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     analysis = build_analysis_assets(days)
     insights = build_insights_asset(days, settings.llm)
     action_log, action_sensors = build_actions_defs(settings, days)
+    jobs = build_flow_jobs(dbt_assets, analysis, insights, action_log)
+    flow_sensors, flow_schedules = build_flow_sensors(
+        settings, jobs, list(dbt_assets[1].keys), days
+    )
     # DuckDB allows one writing process per file: run every step in the run's own process.
     executor = (
         dg.in_process_executor
@@ -65,8 +69,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             action_log,
             *airbyte["assets"],
         ],
-        jobs=build_jobs(dbt_assets, analysis, insights, action_log) + airbyte["jobs"],
-        sensors=[tenant_partitions_sensor, *action_sensors, *airbyte["sensors"]],
+        jobs=jobs + airbyte["jobs"],
+        sensors=[*flow_sensors, tenant_partitions_sensor, *action_sensors, *airbyte["sensors"]],
+        schedules=flow_schedules,
         resources={
             "warehouse": WarehouseResource(url=settings.warehouse.url),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),

@@ -1,25 +1,20 @@
-"""Actions as Dagster wiring: the daily `actions/action_log` asset that acts on an analysed day,
-the sensor that launches it when new analysis results arrive, and the run-failure and stale-data
-alert sensors. The logic is in tenantpulse.actions."""
+"""Actions as Dagster wiring: the daily `actions/action_log` asset that acts on an analysed day
+(the last stage of a flow, defs/flow.py), and the run-failure and stale-data alert sensors. The
+logic is in tenantpulse.actions."""
 
 import datetime as dt
-import hashlib
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetRecordsFilter,
     BackfillPolicy,
     DailyPartitionsDefinition,
     DefaultSensorStatus,
     Failure,
     MaterializeResult,
     MetadataValue,
-    RunConfig,
     RunFailureSensorContext,
-    RunRequest,
     SensorEvaluationContext,
-    SensorResult,
     SkipReason,
     asset,
     run_failure_sensor,
@@ -27,32 +22,20 @@ from dagster import (
 )
 from dagster import Config as DagsterConfig
 
-from tenantpulse.actions.action_log import (
-    DONE,
-    FAILED,
-    PENDING,
-    actions_on,
-    ensure_action_log,
-    recent_firings,
-)
 from tenantpulse.actions.alerts import RUN_FAILURE, STALE_DATA, send_alert, stale_tenants
 from tenantpulse.actions.execute import (
     act_on_day,
-    analysis_documents,
-    day_to_act_on,
-    plan_actions,
 )
 from tenantpulse.actions.handlers import build_handlers
 from tenantpulse.actions.playbooks import load_playbooks
 from tenantpulse.config import Settings
 from tenantpulse.defs.analysis import ANALYSIS_ASSETS
-from tenantpulse.landing.merge import newest_landed_day
+from tenantpulse.defs.flow import warehouse_in_use
+from tenantpulse.insights.store import INSIGHTS_TABLE
 from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
 
 ACTION_LOG = AssetKey(["actions", "action_log"])
-RECOMMENDATIONS = AssetKey(["analysis", "recommendations"])
-ACT_JOB = "act"
-ACTION_LOG_OP = "actions__action_log"
+INSIGHTS = AssetKey(["analysis", INSIGHTS_TABLE])
 
 
 class ActConfig(DagsterConfig):
@@ -65,7 +48,7 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
 
     @asset(
         key=ACTION_LOG,
-        deps=[AssetKey(["analysis", name]) for name in ANALYSIS_ASSETS],
+        deps=[AssetKey(["analysis", name]) for name in ANALYSIS_ASSETS] + [INSIGHTS],
         partitions_def=daily_partitions,
         backfill_policy=BackfillPolicy.single_run(),
         group_name="actions",
@@ -112,36 +95,6 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
                 metadata={f"{k.tenant_id}/{k.playbook}/{k.action}": e for k, e in failed},
             )
 
-    @sensor(
-        job_name=ACT_JOB,
-        minimum_interval_seconds=60,
-        default_status=DefaultSensorStatus.RUNNING,
-    )
-    def actions_sensor(context: SensorEvaluationContext):
-        """Launches an `act` run for the newest analysed day when new analysis results arrive and
-        a playbook fires for a tenant; the run key names the outstanding actions, so the same work
-        is never launched twice."""
-        after = int(context.cursor) if context.cursor else None
-        new = context.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=RECOMMENDATIONS, after_storage_id=after),
-            limit=1000,
-            ascending=True,
-        ).records
-        if not new:
-            return SkipReason("no new analysis results")
-        cursor = str(max(r.storage_id for r in new))
-        try:
-            request = outstanding_run_request(
-                settings,
-                list(context.instance.get_materialized_partitions(RECOMMENDATIONS)),
-                {r.partition_key for r in new},
-            )
-        except WarehouseBusyError as busy:
-            return SkipReason(f"warehouse busy, will retry: {busy}")  # cursor not advanced
-        if isinstance(request, str):
-            return SensorResult(skip_reason=request, cursor=cursor)
-        return SensorResult(run_requests=[request], cursor=cursor)
-
     @run_failure_sensor(
         name="run_failure_alert_sensor",
         minimum_interval_seconds=30,
@@ -174,6 +127,8 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
         rule = load_playbooks(actions.playbooks_path).stale_data
         if not rule.actions:
             return SkipReason("no stale_data alert actions in the playbook file")
+        if warehouse_in_use(settings.warehouse.dialect, context.instance):
+            return SkipReason("a run is using the DuckDB warehouse; will look after it")
         now = dt.datetime.now(dt.UTC)
         warehouse = open_warehouse(settings.warehouse)
         handlers = build_handlers(actions, {a.handler for a in rule.actions})
@@ -201,40 +156,4 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
             f"{len(stale)} tenant(s) stale: {', '.join(t for t, _ in stale) or 'none'}"
         )
 
-    return action_log, [actions_sensor, run_failure_alert_sensor, stale_data_sensor]
-
-
-def outstanding_run_request(
-    settings: Settings, analysed_days: list[str], new_days: set[str]
-) -> RunRequest | str:
-    """The `act` run for the day to act on, if new results for it make a playbook fire that is not
-    done yet; otherwise why not (a skip reason)."""
-    playbook_file = load_playbooks(settings.actions.playbooks_path)
-    with open_warehouse(settings.warehouse).connect() as conn:
-        day = day_to_act_on(analysed_days, newest_landed_day(conn))
-        if day is None or day.isoformat() not in new_days:
-            return f"new analysis results are for past days only; acting on {day}"
-        ensure_action_log(conn)
-        cooldown = max((p.cooldown_days for p in playbook_file.playbooks), default=0)
-        planned, _ = plan_actions(
-            playbook_file, analysis_documents(conn, day), recent_firings(conn, day, cooldown)
-        )
-        done = {a.key for a in actions_on(conn, day, (DONE,))}
-        names = tuple(p.name for p in playbook_file.playbooks)
-        unfinished = {a.key for a in actions_on(conn, day, (PENDING, FAILED), playbooks=names)}
-    outstanding = sorted(
-        {a.key for a in planned if a.key not in done} | unfinished,
-        key=lambda k: (k.tenant_id, k.playbook, k.action),
-    )
-    if not outstanding:
-        return f"{day}: no playbook fires that is not done already"
-    tenants = sorted({k.tenant_id for k in outstanding})
-    digest = hashlib.sha256(
-        "\n".join(k.idempotency_key() for k in outstanding).encode()
-    ).hexdigest()[:16]
-    return RunRequest(
-        run_key=f"act:{day}:{digest}",
-        partition_key=day.isoformat(),
-        run_config=RunConfig(ops={ACTION_LOG_OP: ActConfig(tenants=tenants)}),
-        tags={"tenantpulse/actions": str(len(outstanding))},
-    )
+    return action_log, [run_failure_alert_sensor, stale_data_sensor]

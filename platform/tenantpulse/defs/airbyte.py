@@ -2,12 +2,11 @@
 tenant-partitioned sync step, its job, and the sensor that follows Airbyte's own scheduled syncs.
 
 Both report the raw streams of the synced sources as observations (new data versions) and record
-the jobs in `ops.airbyte_sync_history`; the sensor requests an `ingest` run landing the tenants
-whose syncs succeeded, whoever started them.
+the jobs in `ops.airbyte_sync_history`, whoever started them; `new_syncs_sensor` (defs/flow.py)
+then starts a flow landing the tenants whose syncs succeeded.
 """
 
 import datetime as dt
-import hashlib
 
 import dagster as dg
 from dagster_airbyte import AirbyteWorkspace
@@ -29,7 +28,6 @@ from tenantpulse.airbyte.sync import (
     sync_tenants,
 )
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, AirbyteSettings
-from tenantpulse.defs.landing import landing_run_config
 from tenantpulse.defs.partitions import tenant_partitions
 from tenantpulse.defs.raw import raw_observations
 from tenantpulse.defs.resources import WarehouseResource
@@ -38,7 +36,7 @@ from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import WarehouseBusyError
 
 SYNC_KEY = dg.AssetKey(["airbyte", "tenant_syncs"])
-SYNC_JOB = "airbyte_sync"
+SYNC_JOB = "airbyte_sync_job"
 FIRST_LOOKBACK = dt.timedelta(days=1)  # how far back a new sensor looks for finished jobs
 
 
@@ -154,7 +152,6 @@ def build_sync_asset(airbyte: AirbyteSettings) -> dg.AssetsDefinition:
 def build_jobs_sensor() -> dg.SensorDefinition:
     @dg.sensor(
         name="airbyte_jobs_sensor",
-        job_name="ingest",
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -163,7 +160,8 @@ def build_jobs_sensor() -> dg.SensorDefinition:
         warehouse: WarehouseResource,
         airbyte_workspace: AirbyteWorkspace,
     ):
-        """Lands each registered tenant whose Airbyte sync finished, however it was started."""
+        """Records each registered tenant's finished Airbyte syncs, however they were started, and
+        reports their streams' new data versions; new_syncs_sensor lands the successful ones."""
         cursor = JobsCursor.from_json(context.cursor)
         if cursor.updated_after is None:
             cursor = first_cursor(dt.datetime.now(dt.UTC), FIRST_LOOKBACK)
@@ -206,34 +204,27 @@ def build_jobs_sensor() -> dg.SensorDefinition:
                     f"{connection.tenant_id}: {connection.source} Airbyte job {job['jobId']} "
                     f"{job['status']}: {reasons.get(str(job['jobId'])) or 'no reason given'}"
                 )
-        tenants = sorted({tenant for tenant, _ in succeeded})
-        run_requests = []
-        if tenants:  # an empty list would land every tenant
-            run_requests.append(
-                dg.RunRequest(
-                    run_key=f"airbyte-jobs:{_digest(ours)}", run_config=landing_run_config(tenants)
-                )
-            )
         context.log.info(
-            f"{len(ours)} finished Airbyte syncs of registered tenants; landing {tenants}"
+            f"{len(ours)} finished Airbyte syncs of registered tenants recorded; "
+            f"{len(succeeded)} succeeded"
         )
-        return dg.SensorResult(
-            run_requests=run_requests, asset_events=observations, cursor=next_cursor.to_json()
-        )
+        return dg.SensorResult(asset_events=observations, cursor=next_cursor.to_json())
 
     return airbyte_jobs_sensor
-
-
-def _digest(jobs: list) -> str:
-    ids = ",".join(sorted(str(job["jobId"]) for _, job in jobs))
-    return hashlib.sha256(ids.encode()).hexdigest()[:16]
 
 
 def build_airbyte_defs(airbyte: AirbyteSettings) -> dict:
     """The pieces Definitions adds in Airbyte mode."""
     return {
         "assets": [build_sync_asset(airbyte)],
-        "jobs": [dg.define_asset_job(SYNC_JOB, selection=dg.AssetSelection.assets(SYNC_KEY))],
+        "jobs": [
+            dg.define_asset_job(
+                SYNC_JOB,
+                selection=dg.AssetSelection.assets(SYNC_KEY),
+                description="Start (or join) each selected tenant's Airbyte syncs and wait for "
+                "them; new_syncs_sensor lands what they wrote.",
+            )
+        ],
         "sensors": [build_jobs_sensor()],
         "resources": {"airbyte_workspace": airbyte_workspace(airbyte)},
     }

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from tenantpulse.defs.raw import raw_asset_key
 from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.flow import NEWEST_LANDED_TAG, ROWS_LANDED_TAG
 from tenantpulse.landing.merge import (
     FAILED,
     LANDING_SCHEMA,
@@ -31,6 +32,7 @@ from tenantpulse.landing.merge import (
     UP_TO_DATE,
     TenantLanding,
     land_stream,
+    newest_landed_day,
 )
 from tenantpulse.sources.contracts import STREAMS, StreamContract
 from tenantpulse.tenants.ids import validate_tenant_id
@@ -154,6 +156,7 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
     reads a catalog that grows with every tenant's tables); land_stream commits as it goes."""
     streams = [c for c in STREAMS if landing_asset_key(c) in context.selected_asset_keys]
     failed = {}
+    rows_changed = 0
     with warehouse.open().connect() as conn:
         active = {t.tenant_id: t.sources for t in list_tenants(conn)}
         chosen = [validate_tenant_id(t) for t in config.tenants]
@@ -165,11 +168,21 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
             context.log.info(f"landing {contract.name} for {len(tenant_ids)} tenants")
             outcomes = land_stream(conn, contract, tenant_ids)
             yield from _results(contract, outcomes)
+            rows_changed += sum(o.rows_landed + o.rows_quarantined for o in outcomes)
             failed |= {
                 f"{o.tenant_id}/{contract.name}": o.error or ""
                 for o in outcomes
                 if o.status == FAILED
             }
+        newest = newest_landed_day(conn)
+    # What the flow sensor needs to choose the next stage's window, without opening the warehouse.
+    context.instance.add_run_tags(
+        context.run_id,
+        {
+            ROWS_LANDED_TAG: str(rows_changed),
+            NEWEST_LANDED_TAG: newest.isoformat() if newest else "",
+        },
+    )
     if failed:
         # The other tenants and streams are committed; this names the ones to fix and re-run.
         raise Failure(

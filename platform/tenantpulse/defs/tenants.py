@@ -2,6 +2,8 @@
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
+from tenantpulse.config import parse_warehouse_url
+from tenantpulse.defs.flow import warehouse_in_use
 from tenantpulse.defs.partitions import tenant_partitions
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.tenants.registry import list_tenants
@@ -32,6 +34,8 @@ def sync_tenant_partitions(instance, registered: list[str]) -> tuple[list[str], 
 @sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
 def tenant_partitions_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
     """Adds a partition for each newly registered tenant and deletes those of removed tenants."""
+    if warehouse_in_use(parse_warehouse_url(warehouse.url).dialect, context.instance):
+        return SkipReason("a run is using the DuckDB warehouse; will look after it")
     try:
         with warehouse.open().connect() as conn:
             registered = [t.tenant_id for t in list_tenants(conn)]

@@ -37,7 +37,12 @@ def ensure_sync_history(conn: Connection) -> None:
         " records bigint not null,"
         " status varchar not null,"
         " error varchar,"
+        " recorded_at timestamptz,"
         " primary key (connection_id, job_id))"
+    )
+    # Tables made before the column existed; their rows count as recorded long ago.
+    conn.execute(
+        "alter table ops.airbyte_sync_history add column if not exists recorded_at timestamptz"
     )
 
 
@@ -45,7 +50,8 @@ def record_sync(conn: Connection, record: SyncRecord) -> None:
     ensure_sync_history(conn)
     conn.execute(
         "insert into ops.airbyte_sync_history (tenant_id, connection_id, source, job_id, "
-        "started_at, finished_at, records, status, error) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "started_at, finished_at, records, status, error, recorded_at) "
+        "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             record.tenant_id,
             record.connection_id,
@@ -56,5 +62,27 @@ def record_sync(conn: Connection, record: SyncRecord) -> None:
             record.records,
             record.status,
             record.error,
+            dt.datetime.now(dt.UTC),
         ),
     )
+
+
+@dataclass(frozen=True)
+class RecordedSync:
+    tenant_id: str
+    connection_id: str
+    job_id: str
+    recorded_at: dt.datetime
+
+
+def syncs_recorded_since(conn: Connection, since: dt.datetime) -> list[RecordedSync]:
+    """Successful syncs recorded (by wall clock, whatever the sync's own times) after `since`,
+    oldest first: what the new-syncs sensor lands."""
+    if not conn.table_exists("ops", "airbyte_sync_history"):
+        return []
+    rows = conn.fetch_all(
+        "select tenant_id, connection_id, job_id, recorded_at from ops.airbyte_sync_history "
+        "where status = %s and recorded_at > %s order by recorded_at, connection_id, job_id",
+        (SUCCEEDED, since),
+    )
+    return [RecordedSync(*row) for row in rows]

@@ -1,0 +1,262 @@
+"""How the Dagster instance runs the flow by itself: the jobs of the stages, the sensor that lands
+new syncs, the run-status sensor that launches each next stage with its window, and the daily
+schedule that rolls the partitions forward on a day without syncs. The decisions are in
+tenantpulse.flow; this module reads the instance's state for them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import dagster as dg
+
+from tenantpulse import flow
+from tenantpulse.actions.execute import day_to_act_on
+from tenantpulse.config import Settings
+from tenantpulse.defs.dbt import views_run_config
+from tenantpulse.defs.landing import landing_run_config
+from tenantpulse.sources.sync_history import syncs_recorded_since
+from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
+
+NEW_SYNCS_FIRST_LOOKBACK = dt.timedelta(days=1)  # how far back a new sensor looks for syncs
+# A sync committed late can carry a recorded_at older than the newest one seen: look back this far
+# again each tick; syncs a land run has covered since are not landed twice.
+NEW_SYNCS_OVERLAP = dt.timedelta(minutes=10)
+IN_PROGRESS = [
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def build_flow_jobs(dbt_assets: list, analysis, insights, action_log) -> list:
+    return [
+        dg.define_asset_job(
+            "observe_raw_job",
+            selection=dg.AssetSelection.groups("raw", include_sources=True),
+            description="Observe every raw stream: each tenant's row count and newest sync, as "
+            "the stream's data version. Not part of the flow; run it to refresh the raw assets.",
+        ),
+        dg.define_asset_job(
+            flow.LAND.job,
+            selection=dg.AssetSelection.groups("landing"),
+            description="Land every active tenant's new raw rows (or the tenants the run config "
+            "names) into the landing tables. Starts a flow.",
+        ),
+        dg.define_asset_job(
+            flow.DBT.job,
+            selection=dg.AssetSelection.assets(*dbt_assets),
+            description="dbt: the staging and intermediate views with their tests, the daily "
+            "incremental marts over a range of days, then the mart tables, in one run.",
+        ),
+        dg.define_asset_job(
+            flow.ANALYSE.job,
+            selection=dg.AssetSelection.assets(analysis, insights),
+            description="Patterns, health, churn risk and recommendations over a range of days, "
+            "all tenants at once, then the grounded insights written from them.",
+        ),
+        dg.define_asset_job(
+            flow.ACT.job,
+            selection=dg.AssetSelection.assets(action_log),
+            description="The playbooks over one analysed day: what fires, sent once.",
+        ),
+    ]
+
+
+def warehouse_in_use(dialect: str, instance: dg.DagsterInstance) -> bool:
+    """On DuckDB a run holds the file while it runs: a sensor opening it then would wait, or
+    make the run's dbt step fail to open it."""
+    return dialect == "duckdb" and bool(
+        instance.get_run_ids(dg.RunsFilter(statuses=IN_PROGRESS), limit=1)
+    )
+
+
+def flow_tags(flow_id: str, trigger: str, lookback_days: int, until: str | None = None) -> dict:
+    tags = {
+        flow.FLOW_TAG: flow_id,
+        flow.TRIGGER_TAG: trigger,
+        flow.LOOKBACK_TAG: str(lookback_days),
+    }
+    return tags | ({flow.UNTIL_TAG: until} if until else {})
+
+
+def land_request(
+    tenant_ids: list[str] | None, tags: dict, run_key: str | None = None
+) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=run_key,
+        job_name=flow.LAND.job,
+        run_config=landing_run_config(tenant_ids),
+        tags=tags,
+    )
+
+
+def covered_by_land_runs(instance: dg.DagsterInstance, syncs: list) -> set[tuple[str, str]]:
+    """(connection_id, job_id) of the syncs a land run created after them covers: one landing
+    every tenant, or naming theirs."""
+    if not syncs:
+        return set()
+    runs = instance.get_run_records(
+        dg.RunsFilter(
+            job_name=flow.LAND.job,
+            created_after=min(s.recorded_at for s in syncs),
+            statuses=[s for s in dg.DagsterRunStatus if s != dg.DagsterRunStatus.CANCELED],
+        )
+    )
+    covered = set()
+    for sync in syncs:
+        for record in runs:
+            chosen = (
+                record.dagster_run.run_config.get("ops", {})
+                .get("land", {})
+                .get("config", {})
+                .get("tenants")
+            )
+            if record.create_timestamp > sync.recorded_at and (
+                not chosen or sync.tenant_id in chosen
+            ):
+                covered.add((sync.connection_id, sync.job_id))
+                break
+    return covered
+
+
+def build_flow_sensors(
+    settings: Settings,
+    jobs: list,
+    daily_asset_keys: list[dg.AssetKey],
+    days: dg.DailyPartitionsDefinition,
+) -> list:
+    recommendations = dg.AssetKey(["analysis", "recommendations"])
+
+    @dg.sensor(
+        name="new_syncs_sensor",
+        job_name=flow.LAND.job,
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Starts a flow for each batch of successful syncs recorded in "
+        "ops.airbyte_sync_history (the simulator's, or Airbyte's through the jobs sensor and "
+        "the sync step): a land run for their tenants.",
+    )
+    def new_syncs_sensor(context: dg.SensorEvaluationContext):
+        if warehouse_in_use(settings.warehouse.dialect, context.instance):
+            return dg.SkipReason("a run is using the DuckDB warehouse; will look after it")
+        now = dt.datetime.now(dt.UTC)
+        seen = dt.datetime.fromisoformat(context.cursor) if context.cursor else None
+        since = seen - NEW_SYNCS_OVERLAP if seen else now - NEW_SYNCS_FIRST_LOOKBACK
+        try:
+            with open_warehouse(settings.warehouse).connect() as conn:
+                syncs = syncs_recorded_since(conn, since)
+        except WarehouseBusyError as busy:
+            return dg.SkipReason(f"warehouse busy, will retry: {busy}")
+        cursor = max([s.recorded_at for s in syncs], default=seen or since).isoformat()
+        covered = covered_by_land_runs(context.instance, syncs)
+        pending = [s for s in syncs if (s.connection_id, s.job_id) not in covered]
+        if not pending:
+            return dg.SensorResult(skip_reason="no new syncs to land", cursor=cursor)
+        digest = hashlib.sha256(
+            "\n".join(f"{s.connection_id}/{s.job_id}" for s in pending).encode()
+        ).hexdigest()[:16]
+        tenants = sorted({s.tenant_id for s in pending})
+        context.log.info(f"{len(pending)} new syncs of {len(tenants)} tenants: landing them")
+        request = land_request(
+            tenants,
+            flow_tags(f"syncs-{digest}", "new_syncs", flow.DEFAULT_LOOKBACK_DAYS),
+            run_key=f"syncs-{digest}",
+        )
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    @dg.run_status_sensor(
+        name="flow_sensor",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=jobs,
+        request_jobs=jobs,
+        minimum_interval_seconds=5,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Launches the next stage of a flow when a stage's run succeeds, with the "
+        "window of days it covers; tags the finished run with what it launched "
+        f"({flow.NEXT_TAG}).",
+    )
+    def flow_sensor(context: dg.RunStatusSensorContext):
+        run = context.dagster_run
+        if flow.FLOW_TAG not in run.tags:
+            return dg.SkipReason(f"run {run.run_id} is not part of a flow (no {flow.FLOW_TAG})")
+        request = next_request(context.instance, run, daily_asset_keys, days, recommendations)
+        decided = request.job_name if isinstance(request, dg.RunRequest) else flow.END + request
+        context.instance.add_run_tags(run.run_id, {flow.NEXT_TAG: decided})
+        if isinstance(request, str):
+            return dg.SkipReason(f"flow {run.tags[flow.FLOW_TAG]} ends: {request}")
+        return request
+
+    @dg.schedule(
+        name="daily_flow_schedule",
+        cron_schedule="30 0 * * *",
+        execution_timezone="UTC",
+        job_name=flow.LAND.job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Each day at 00:30 UTC, a flow over every tenant, so the new day's "
+        "partitions are built even when no sync arrives.",
+    )
+    def daily_flow_schedule(context: dg.ScheduleEvaluationContext):
+        day = context.scheduled_execution_time.date().isoformat()
+        return land_request(
+            None, flow_tags(f"daily-{day}", "schedule", flow.DEFAULT_LOOKBACK_DAYS), run_key=day
+        )
+
+    return [new_syncs_sensor, flow_sensor], [daily_flow_schedule]
+
+
+def next_request(
+    instance: dg.DagsterInstance,
+    run: dg.DagsterRun,
+    daily_asset_keys: list[dg.AssetKey],
+    days: dg.DailyPartitionsDefinition,
+    recommendations: dg.AssetKey,
+) -> dg.RunRequest | str:
+    """The run that follows `run` in its flow, or why the flow ends there."""
+    tags = run.tags
+    finished = flow.STAGE_BY_JOB[run.job_name]
+    if tags.get(flow.UNTIL_TAG) == finished.name:
+        return f"stopped after {finished.name} as asked"
+    stage = flow.next_stage(run.job_name)
+    if stage is None:
+        return "the flow is complete"
+    if (
+        finished is flow.LAND
+        and tags.get(flow.TRIGGER_TAG) == "new_syncs"
+        and tags.get(flow.ROWS_LANDED_TAG) == "0"
+    ):
+        return "nothing new was landed"
+    lookback = int(tags.get(flow.LOOKBACK_TAG, flow.DEFAULT_LOOKBACK_DAYS))
+    newest = flow.parse_day(tags.get(flow.NEWEST_LANDED_TAG))
+    carried = {k: tags[k] for k in flow.PROPAGATED_TAGS if k in tags}
+    run_key = f"{tags[flow.FLOW_TAG]}:{run.run_id}:{stage.job}"
+    run_config: dict = {}
+    if stage in (flow.DBT, flow.ANALYSE):
+        # The daily marts are built whole the first time; the analysis only needs the recent
+        # days (each day reads the whole history up to it).
+        first_build = stage is flow.DBT and not any(
+            instance.get_materialized_partitions(key) for key in daily_asset_keys
+        )
+        first, last = flow.daily_window(days.get_partition_keys(), first_build, newest, lookback)
+        carried |= {flow.PARTITION_RANGE_START: first, flow.PARTITION_RANGE_END: last}
+    if stage is flow.DBT:
+        since = flow.tests_since(last_success_day(instance, stage.job), newest, lookback)
+        run_config = views_run_config(since) if since else {}
+    if stage is flow.ACT:
+        # Actions are for the present: the newest analysed day with data. The act run itself
+        # decides what fires and what is done already (ops.action_log).
+        day = day_to_act_on(list(instance.get_materialized_partitions(recommendations)), newest)
+        if day is None:
+            return "no analysed day to act on"
+        return dg.RunRequest(
+            run_key=run_key, job_name=stage.job, partition_key=day.isoformat(), tags=carried
+        )
+    return dg.RunRequest(run_key=run_key, job_name=stage.job, run_config=run_config, tags=carried)
+
+
+def last_success_day(instance: dg.DagsterInstance, job_name: str) -> dt.date | None:
+    """The UTC day the job's latest run was created, if that run succeeded; else None."""
+    records = instance.get_run_records(dg.RunsFilter(job_name=job_name), limit=1)
+    if not records or records[0].dagster_run.status != dg.DagsterRunStatus.SUCCESS:
+        return None
+    return records[0].create_timestamp.astimezone(dt.UTC).date()

@@ -1,0 +1,87 @@
+"""The flow's stages and the windows each one runs over: pure decisions, no Dagster.
+
+A flow is a chain of Dagster runs, one per stage, each launched when the one before it succeeds
+(the `flow_sensor` in the code location). The CLI starts the same chain and follows it; neither
+holds another copy of the order or the windows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+# Run tags every run of one flow carries; the sensor copies them from each run to the next.
+FLOW_TAG = "tenantpulse/flow"  # the flow's id
+TRIGGER_TAG = "tenantpulse/trigger"  # new_syncs, schedule, cli
+UNTIL_TAG = "tenantpulse/until"  # the flow ends after this stage (CLI `--until`)
+LOOKBACK_TAG = "tenantpulse/lookback_days"
+# Set by a run on itself, or by the sensor on a finished run.
+NEWEST_LANDED_TAG = "tenantpulse/newest_landed_day"  # landing: the day of the newest data landed
+ROWS_LANDED_TAG = "tenantpulse/rows_landed"  # landing: rows merged or quarantined by the run
+NEXT_TAG = "tenantpulse/next"  # the sensor: the run it launched next, or "end: <why>"
+END = "end: "
+PROPAGATED_TAGS = (FLOW_TAG, TRIGGER_TAG, UNTIL_TAG, LOOKBACK_TAG, NEWEST_LANDED_TAG)
+PARTITION_RANGE_START = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END = "dagster/asset_partition_range_end"
+
+DEFAULT_LOOKBACK_DAYS = 3
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # what the CLI prints and `--until` takes
+    job: str
+
+
+LAND = Stage("land", "land_job")
+# dbt's views, daily marts (over the window of days) and mart tables, in one run.
+DBT = Stage("dbt", "dbt_job")
+ANALYSE = Stage("analyse", "analyse_job")  # the analysis, then the insights written from it
+ACT = Stage("act", "act_job")
+STAGES = (LAND, DBT, ANALYSE, ACT)
+STAGE_BY_JOB = {stage.job: stage for stage in STAGES}
+
+
+def stage_named(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise ValueError(f"unknown stage {name!r}; stages: {', '.join(s.name for s in STAGES)}")
+
+
+def next_stage(finished_job: str) -> Stage | None:
+    """The stage after the one whose job finished (None after the last, or for another job)."""
+    stage = STAGE_BY_JOB.get(finished_job)
+    if stage is None or stage is STAGES[-1]:
+        return None
+    return STAGES[STAGES.index(stage) + 1]
+
+
+def tests_since(
+    last_success: dt.date | None, newest_sync: dt.date | None, lookback_days: int
+) -> dt.date | None:
+    """The first sync day whose rows the staging tests check: None (every row) until a run of
+    them has passed, or while its last run failed; then `lookback_days` before the earlier of
+    that run's day and the newest sync, so rows landed after it, or late, are still checked."""
+    if last_success is None or newest_sync is None:
+        return None
+    return min(last_success, newest_sync) - dt.timedelta(days=lookback_days)
+
+
+def daily_window(
+    day_keys: list[str], first_build: bool, newest_sync: dt.date | None, lookback_days: int
+) -> tuple[str, str]:
+    """The daily partitions to rebuild: all of them on the first build; else from `lookback_days`
+    before the newest sync's day (late updates: refunds, Google Analytics' revised days) to the
+    newest partition, whose run also covers any later-dated rows."""
+    if not day_keys:
+        raise ValueError("no daily partitions: check TENANTPULSE_DAILY_PARTITIONS_START/_END")
+    if first_build or newest_sync is None:
+        return day_keys[0], day_keys[-1]
+    start = (newest_sync - dt.timedelta(days=lookback_days)).isoformat()
+    first = next((key for key in day_keys if key >= start), day_keys[-1])
+    return first, day_keys[-1]
+
+
+def parse_day(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None

@@ -1,0 +1,357 @@
+"""Start a flow through the Dagster instance and follow its runs: what `tenantpulse run` and
+`tenantpulse demo` do.
+
+The CLI launches the flow's first run with `dagster job launch` (into the instance's run queue)
+and the daemon does the rest, as it does for a sync it notices by itself: it dequeues the run,
+and `flow_sensor` launches each next stage when one succeeds (defs/flow.py). With no daemon
+running for this DAGSTER_HOME (no `make dev`), the CLI starts one for the flow's duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from tenantpulse import flow
+from tenantpulse.config import Settings, child_environment
+from tenantpulse.defs.landing import landing_run_config
+from tenantpulse.defs.partitions import partition_ranges, tenant_partitions
+from tenantpulse.defs.tenants import sync_tenant_partitions
+from tenantpulse.tenants.ids import validate_tenant_id
+from tenantpulse.tenants.registry import list_tenants
+from tenantpulse.warehouse import open_warehouse
+
+LOCATION_NAME = "tenantpulse"
+DAGSTER_YAML = """\
+# Written by tenantpulse on first use; edit freely, it is not overwritten.
+# One run at a time: the local DuckDB warehouse allows one writing process per file.
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+telemetry:
+  enabled: false
+"""
+WORKSPACE_YAML = f"""\
+# Written by tenantpulse: the code location `make dev`, the daemon and the CLI all load.
+load_from:
+  - python_module:
+      module_name: tenantpulse.definitions
+      location_name: {LOCATION_NAME}
+"""
+DAEMON_HEARTBEAT_FRESH = dt.timedelta(seconds=60)  # daemons beat every 30 s
+SYNC_STAGE = "airbyte sync"
+TERMINAL = {
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+}
+
+
+class FlowError(RuntimeError):
+    """The flow could not be started or followed (not: a stage failed, which is a StageRun)."""
+
+
+@dataclass(frozen=True)
+class StageRun:
+    stage: str
+    run_ids: tuple[str, ...]
+    success: bool
+    error: str | None = None
+    seconds: float = 0.0  # the run's own time, start to end (not its wait in the queue)
+    partitions: str = ""  # what it covered: a range of days, the tenants, the tests' rows
+
+
+def dagster_instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent instance under DAGSTER_HOME (created with a local dagster.yaml if new)."""
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return dg.DagsterInstance.from_config(str(settings.dagster_home))
+
+
+def workspace_file(settings: Settings) -> Path:
+    """The workspace every Dagster process of this home loads, so that runs launched by the CLI,
+    the daemon and the UI have the same code location origin."""
+    path = settings.dagster_home / "workspace.yaml"
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != WORKSPACE_YAML:
+        path.write_text(WORKSPACE_YAML)
+    return path
+
+
+def dagster_command(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def daemon_is_running(instance: dg.DagsterInstance) -> bool:
+    """A daemon sent a heartbeat for this instance within the last minute."""
+    now = time.time()
+    beats = instance.get_daemon_heartbeats()
+    required = ("SENSOR", "QUEUED_RUN_COORDINATOR")
+    return all(
+        t in beats and now - beats[t].timestamp < DAEMON_HEARTBEAT_FRESH.total_seconds()
+        for t in required
+    )
+
+
+@contextlib.contextmanager
+def running_daemon(
+    settings: Settings, instance: dg.DagsterInstance, echo: Callable[[str], None]
+) -> Iterator[None]:
+    """The instance's daemon: the one already running (`make dev`), else one started here and
+    stopped on the way out."""
+    if daemon_is_running(instance):
+        echo("dagster daemon: using the one running for this DAGSTER_HOME")
+        yield
+        return
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"daemon-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.log"
+    echo(f"dagster daemon: starting one for this flow (log: {log_path})")
+    with log_path.open("w") as log:
+        daemon = subprocess.Popen(
+            [dagster_command("dagster-daemon"), "run", "-w", str(workspace_file(settings))],
+            env=child_environment(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its code server and runs stop with it
+        )
+    try:
+        yield
+    finally:
+        _stop(daemon)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def launch_job(settings: Settings, job: str, run_config: dict, tags: dict) -> None:
+    """Submit one run of `job` to the instance's queue, as `dagster job launch` does."""
+    done = subprocess.run(
+        [
+            dagster_command("dagster"),
+            "job",
+            "launch",
+            "-w",
+            str(workspace_file(settings)),
+            "-l",
+            LOCATION_NAME,
+            "-j",
+            job,
+            "--config-json",
+            json.dumps(run_config),
+            "--tags",
+            json.dumps(tags),
+        ],
+        env=child_environment(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise FlowError(f"could not launch {job}: {(done.stderr or done.stdout)[-2000:]}")
+
+
+def run_flow(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    tenant_ids: list[str] | None = None,
+    echo: Callable[[str], None] = print,
+    lookback_days: int = flow.DEFAULT_LOOKBACK_DAYS,
+    until: str | None = None,
+    on_stage: Callable[[StageRun], None] | None = None,
+    stage_timeout_seconds: float = 600.0,
+) -> list[StageRun]:
+    """Run the flow for `tenant_ids` (default: every active tenant) through the instance and wait
+    for it: in Airbyte mode their syncs first, then a land run that `flow_sensor` follows with
+    each next stage, up to `until` (a stage name). Returns each stage's run, in order; stops at
+    the first that fails. `on_stage` is called with each as it ends."""
+    if until is not None:
+        flow.stage_named(until)
+    with open_warehouse(settings.warehouse).connect() as conn:
+        registered = [t.tenant_id for t in list_tenants(conn)]
+    unknown = sorted(set(map(validate_tenant_id, tenant_ids or [])) - set(registered))
+    if unknown:
+        raise ValueError(
+            f"not active tenants: {', '.join(unknown)} (see `tenantpulse tenants list`)"
+        )
+    sync_tenant_partitions(instance, registered)
+    tags = {
+        flow.FLOW_TAG: f"cli-{uuid.uuid4().hex[:12]}",
+        flow.TRIGGER_TAG: "cli",
+        flow.LOOKBACK_TAG: str(lookback_days),
+    } | ({flow.UNTIL_TAG: until} if until else {})
+    results: list[StageRun] = []
+
+    def report(stage_run: StageRun) -> None:
+        results.append(stage_run)
+        echo(f"[{stage_run.stage}] {stage_run.partitions}: {stage_run.seconds:.1f}s")
+        if not stage_run.success:
+            echo(f"[{stage_run.stage}] failed: {stage_run.error}")
+        if on_stage is not None:
+            on_stage(stage_run)
+
+    if settings.airbyte is None:
+        # Queued before the daemon starts: new_syncs_sensor then finds the syncs covered by it.
+        launch_job(settings, flow.LAND.job, landing_run_config(tenant_ids), tags)
+    with running_daemon(settings, instance, echo):
+        if settings.airbyte is not None:
+            # A failed sync fails its tenants; the others still land.
+            report(_sync(settings, instance, tenant_ids or registered, tags, stage_timeout_seconds))
+            launch_job(settings, flow.LAND.job, landing_run_config(tenant_ids), tags)
+        for stage_run in follow_flow(instance, tags[flow.FLOW_TAG], stage_timeout_seconds):
+            report(stage_run)
+    return results
+
+
+def _sync(settings, instance, tenant_ids, tags, timeout) -> StageRun:
+    from tenantpulse.defs.airbyte import SYNC_JOB
+
+    ordered = list(instance.get_dynamic_partitions(tenant_partitions.name))
+    sync_tags = tags | {flow.FLOW_TAG: tags[flow.FLOW_TAG] + "-sync"}
+    for first, last in partition_ranges(ordered, tenant_ids):
+        launch_job(
+            settings,
+            SYNC_JOB,
+            {},
+            sync_tags | {flow.PARTITION_RANGE_START: first, flow.PARTITION_RANGE_END: last},
+        )
+    runs = _wait_for_runs(instance, sync_tags[flow.FLOW_TAG], timeout)
+    failed = [r for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
+    return StageRun(
+        SYNC_STAGE,
+        tuple(r.run_id for r in runs),
+        not failed,
+        "; ".join(run_failure(instance, r.run_id) for r in failed) or None,
+        sum(_run_seconds(instance, r.run_id) for r in runs),
+        f"tenants: {len(tenant_ids)}",
+    )
+
+
+def _wait_for_runs(instance, flow_id, timeout) -> list[dg.DagsterRun]:
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = instance.get_runs(dg.RunsFilter(tags={flow.FLOW_TAG: flow_id}))
+        if runs and all(r.status in TERMINAL for r in runs):
+            return runs
+        if time.monotonic() > deadline:
+            raise FlowError(f"runs of {flow_id} not finished after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def follow_flow(
+    instance: dg.DagsterInstance, flow_id: str, stage_timeout_seconds: float
+) -> Iterator[StageRun]:
+    """Each run of the flow as it ends, until one fails or the sensor ends the flow. A run must
+    start within `stage_timeout_seconds` of the previous one's end, and end within as long."""
+    reported: set[str] = set()
+    waited_since = time.monotonic()
+    while True:
+        runs = instance.get_runs(dg.RunsFilter(tags={flow.FLOW_TAG: flow_id}))
+        finished = [r for r in reversed(runs) if r.status in TERMINAL and r.run_id not in reported]
+        for run in finished:
+            reported.add(run.run_id)
+            waited_since = time.monotonic()
+            success = run.status == dg.DagsterRunStatus.SUCCESS
+            yield StageRun(
+                flow.STAGE_BY_JOB[run.job_name].name,
+                (run.run_id,),
+                success,
+                None if success else run_failure(instance, run.run_id),
+                _run_seconds(instance, run.run_id),
+                describe_run(run),
+            )
+            if not success:
+                return
+        newest = instance.get_run_by_id(runs[0].run_id) if runs else None
+        decided = (newest.tags.get(flow.NEXT_TAG) or "") if newest else ""
+        if newest is not None and newest.status == dg.DagsterRunStatus.SUCCESS:
+            if decided.startswith(flow.END):
+                return
+        if time.monotonic() - waited_since > stage_timeout_seconds:
+            raise FlowError(_stalled(instance, flow_id, newest, stage_timeout_seconds))
+        time.sleep(0.5)
+
+
+def _stalled(instance, flow_id: str, newest, timeout: float) -> str:
+    running = "a daemon is running" if daemon_is_running(instance) else "no daemon is running"
+    if newest is None:
+        where = "its first run was never created"
+    elif newest.status == dg.DagsterRunStatus.QUEUED:
+        where = f"run {newest.run_id} ({newest.job_name}) is still queued"
+    elif newest.status == dg.DagsterRunStatus.SUCCESS:
+        where = (
+            f"flow_sensor did not launch the stage after run {newest.run_id} ({newest.job_name}): "
+            "is it on (Automation page of the UI)?"
+        )
+    else:
+        where = f"run {newest.run_id} ({newest.job_name}) is still {newest.status.value}"
+    return f"flow {flow_id} made no progress for {timeout:.0f}s: {where}; {running}"
+
+
+def describe_run(run: dg.DagsterRun) -> str:
+    """What a run covered, in the words the CLI prints: `job <name> (<what>)`."""
+    tags, ops = run.tags, run.run_config.get("ops", {})
+    what = []
+    if flow.PARTITION_RANGE_START in tags:
+        what.append(f"{tags[flow.PARTITION_RANGE_START]}..{tags[flow.PARTITION_RANGE_END]}")
+    elif "dagster/partition" in tags:
+        what.append(tags["dagster/partition"])
+    if run.job_name == flow.LAND.job:
+        chosen = ops.get("land", {}).get("config", {}).get("tenants")
+        what.append(f"tenants: {len(chosen)}" if chosen else "all tenants")
+    if run.job_name == flow.DBT.job:
+        since = ops.get("dbt_views", {}).get("config", {}).get("test_rows_synced_since")
+        what.append(f"tests: rows synced since {since}" if since else "tests: every row")
+    return f"job {run.job_name} ({'; '.join(what) or 'unpartitioned'})"
+
+
+def _run_seconds(instance: dg.DagsterInstance, run_id: str) -> float:
+    [record] = instance.get_run_records(dg.RunsFilter(run_ids=[run_id]))
+    if record.start_time is None or record.end_time is None:
+        return 0.0
+    return record.end_time - record.start_time
+
+
+def run_failure(instance: dg.DagsterInstance, run_id: str) -> str:
+    """The run's step failures (or its run failure), with their messages."""
+    failures = [
+        f"{entry.step_key}: {entry.dagster_event.step_failure_data.error.message.strip()}"
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        if entry.dagster_event.step_failure_data.error
+    ]
+    if not failures:
+        failures = [
+            entry.message
+            for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        ]
+    return "; ".join(failures) or f"run {run_id} did not succeed"
