@@ -249,62 +249,33 @@ def load_playbooks_default():
     return load_playbooks(DEFAULT_PLAYBOOKS)
 
 
-def test_sensors_launch_the_act_run_once_and_alert_on_failures(settings, warehouse, tmp_path):
-    """Through Dagster: the actions sensor over two ticks and a re-run of the analysis, the `act`
-    job, and the run-failure sensor."""
+def test_the_act_job_acts_once_across_runs_and_failures_are_alerted(settings, warehouse, tmp_path):
+    """Through Dagster: the `act_job` run twice for a day (the flow's last stage, or a re-run
+    from the UI), and the run-failure sensor."""
     defs = build_definitions(settings)
     sensors = {s.name: s for s in defs.sensors}
     assert {name: s.default_status for name, s in sensors.items()} == {
         name: dg.DefaultSensorStatus.RUNNING
         for name in (
+            "new_syncs_sensor",
+            "flow_sensor",
             "tenant_partitions_sensor",
-            "actions_sensor",
             "run_failure_alert_sensor",
             "stale_data_sensor",
         )
     }
-    recommendations = dg.AssetKey(["analysis", "recommendations"])
     with warehouse.connect() as conn:
         write_analysis_day(conn, DAY, churning_and_healthy())
     with dg.instance_for_test() as instance:
-
-        def analysed(day):  # what the analyse job records for a day
-            instance.report_runless_asset_event(
-                dg.AssetMaterialization(recommendations, partition=day.isoformat())
-            )
-
-        def tick(cursor):
-            context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-            return sensors["actions_sensor"](context)
-
-        analysed(DAY - dt.timedelta(days=1))
-        analysed(DAY)
-        first = tick(None)
-        [run_request] = first.run_requests
-        assert run_request.partition_key == "2026-11-01"
-        assert run_request.run_key.startswith("act:2026-11-01:")
-        config = run_request.run_config["ops"]["actions__action_log"]["config"]
-        assert config == {"tenants": ["globex_churn"]}
-        assert first.cursor is not None
-        second = tick(first.cursor)  # nothing new analysed
-        assert isinstance(second, dg.SkipReason) and "no new analysis" in second.skip_message
-
-        job = defs.resolve_job_def("act")
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=run_request.partition_key,
-            run_config=run_request.run_config,
-            tags=run_request.tags,
-        )
-        assert result.success
-        [materialization] = result.asset_materializations_for_node("actions__action_log")
+        job = defs.resolve_job_def("act_job")
+        first = job.execute_in_process(instance=instance, partition_key=DAY.isoformat())
+        assert first.success
+        [materialization] = first.asset_materializations_for_node("actions__action_log")
         assert materialization.metadata["fired"].value == 2
         assert materialization.metadata["sent"].value == 2
-
-        analysed(DAY)  # the day analysed again: nothing new to do
-        third = tick(first.cursor)
-        assert not third.run_requests
-        assert "no playbook fires that is not done already" in third.skip_reason.skip_message
+        again = job.execute_in_process(instance=instance, partition_key=DAY.isoformat())
+        [materialization] = again.asset_materializations_for_node("actions__action_log")
+        assert materialization.metadata["sent"].value == 0  # done already: nothing sent twice
         with warehouse.connect() as conn:
             logged = actions_on(conn, DAY)
         assert [(a.key.tenant_id, a.key.action, a.status, a.attempts) for a in logged] == [
@@ -355,7 +326,7 @@ def test_dry_run_setting_reaches_the_act_job(tmp_path, warehouse_url):
     with dg.instance_for_test() as instance:
         result = (
             build_definitions(settings)
-            .resolve_job_def("act")
+            .resolve_job_def("act_job")
             .execute_in_process(instance=instance, partition_key=DAY.isoformat())
         )
     assert result.success

@@ -8,14 +8,14 @@ import pytest
 
 from airbyte_standin import AirbyteStandIn, JobPlan
 from conftest import make_settings
+from flowkit import land, run_job, step_errors
 from tenantpulse.airbyte.connections import connections_by_tenant, tenant_connection
 from tenantpulse.airbyte.jobs_feed import OVERLAP, JobsCursor, newly_finished
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, SettingsError, load_settings
 from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.airbyte import airbyte_workspace, build_jobs_sensor
-from tenantpulse.defs.landing import landing_run_config
 from tenantpulse.defs.resources import WarehouseResource
-from tenantpulse.pipeline import dagster_instance, run_flow
+from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
 
@@ -151,6 +151,25 @@ def history(warehouse):
         )
 
 
+def sync(settings, instance, tenant_ids=None) -> dg.ExecuteInProcessResult:
+    """The `airbyte_sync_job` over the tenants' partitions (every active tenant by default), in
+    one run, as `tenantpulse run` launches it."""
+    from tenantpulse.defs.partitions import partition_ranges
+    from tenantpulse.defs.tenants import sync_tenant_partitions
+    from tenantpulse.tenants.registry import list_tenants
+
+    with open_warehouse(settings.warehouse).connect() as conn:
+        registered = [t.tenant_id for t in list_tenants(conn)]
+    sync_tenant_partitions(instance, registered)
+    ordered = list(instance.get_dynamic_partitions("tenants"))
+    [(first, last)] = partition_ranges(ordered, tenant_ids or registered)
+    tags = {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+    }
+    return run_job(settings, instance, "airbyte_sync_job", tags=tags)
+
+
 def test_airbyte_mode_syncs_one_tenant_through_the_standin_and_lands_its_rows(
     tmp_path, warehouse_url, standin, monkeypatch
 ):
@@ -163,13 +182,8 @@ def test_airbyte_mode_syncs_one_tenant_through_the_standin_and_lands_its_rows(
     standin.add_connection("globex", "stripe")
     instance = dagster_instance(settings)
 
-    stages = run_flow(settings, instance, ["acme"], echo=lambda _: None, until="land")
-
-    assert [(s.stage, s.success) for s in stages] == [
-        ("sync", True),
-        ("observe", True),
-        ("land", True),
-    ]
+    assert sync(settings, instance, ["acme"]).success
+    assert land(settings, instance, ["acme"]).success
     assert history(warehouse) == [("acme", "stripe", "1001", "succeeded", True, None)]
     # Only acme's connection was synced: globex was not selected.
     assert [r for r in standin.requests if r[0] == "POST" and r[1].endswith("/jobs")] == [
@@ -186,9 +200,9 @@ def test_airbyte_mode_syncs_one_tenant_through_the_standin_and_lands_its_rows(
     charges = dg.AssetKey(["landing", "stripe__charges"])
     [landing] = instance.fetch_materializations(charges, limit=5).records
     assert landing.asset_materialization.metadata["tenants"].value == 1  # acme only
-    # The sync step and the observe stage both recorded the stream's version over all tenants.
+    # The sync step recorded the stream's version over all tenants.
     observed = instance.fetch_observations(dg.AssetKey(["raw", "stripe", "charges"]), limit=5)
-    assert len(observed.records) == 2
+    assert len(observed.records) == 1
     assert {r.asset_observation.metadata["tenants_with_table"].value for r in observed.records} == {
         1
     }
@@ -207,17 +221,17 @@ def test_a_failed_sync_fails_only_its_tenant_with_the_job_id_and_airbyte_error(
     standin.add_connection("acme", "github")
     standin.plan(standin.add_connection("broken", "stripe"), JobPlan("failed", seconds=0.2))
 
-    stages = run_flow(settings, dagster_instance(settings), echo=lambda _: None, until="land")
-
-    sync, observe, land = stages
-    assert (sync.stage, sync.success, observe.success, land.success) == ("sync", False, True, True)
+    instance = dagster_instance(settings)
+    synced = sync(settings, instance)
+    assert not synced.success and land(settings, instance).success
+    error = step_errors(synced)
     failed_job = next(j for j in standin.jobs.values() if j.plan.status == "failed").job_id
     assert (
         f"broken: stripe ({standin.jobs[failed_job].connection_id}): Airbyte job {failed_job} "
-        f"failed: {ERROR}" in sync.error
+        f"failed: {ERROR}" in error
     )
-    assert "unconnected: no Airbyte connection writes to its schema" in sync.error
-    assert "acme" not in sync.error
+    assert "unconnected: no Airbyte connection writes to its schema" in error
+    assert "acme" not in error
     job_of = {
         (
             standin.connections[j.connection_id].tenant_id,
@@ -236,8 +250,8 @@ def test_a_failed_sync_fails_only_its_tenant_with_the_job_id_and_airbyte_error(
 
 
 def sync_run_events(instance):
-    """The messages of the newest `airbyte_sync` run."""
-    run = instance.get_runs(filters=dg.RunsFilter(job_name="airbyte_sync"), limit=1)[0]
+    """The messages of the newest `airbyte_sync_job` run."""
+    run = instance.get_runs(filters=dg.RunsFilter(job_name="airbyte_sync_job"), limit=1)[0]
     return [e.message for e in instance.all_logs(run.run_id)]
 
 
@@ -261,12 +275,13 @@ def test_a_running_sync_is_joined_and_a_slow_one_times_out_without_failing_other
     standin.conflicts.add(raced)
     instance = dagster_instance(settings)
 
-    sync = run_flow(settings, instance, echo=lambda _: None, until="sync")[0]
+    synced = sync(settings, instance)
 
-    assert not sync.success
+    assert not synced.success
+    error = step_errors(synced)
     slow_job = next(j.job_id for j in standin.jobs.values() if j.connection_id == slow)
-    assert "slow: stripe" in sync.error and f"Airbyte job {slow_job} timed out" in sync.error
-    assert "acme" not in sync.error and "raced" not in sync.error
+    assert "slow: stripe" in error and f"Airbyte job {slow_job} timed out" in error
+    assert "acme" not in error and "raced" not in error
     raced_jobs = [j for j in standin.jobs.values() if j.connection_id == raced]
     assert len(raced_jobs) == 1 and raced_jobs[0].status == "succeeded"
     assert [j.job_id for j in standin.jobs.values() if j.connection_id == acme] == [scheduled]
@@ -280,7 +295,7 @@ def test_a_running_sync_is_joined_and_a_slow_one_times_out_without_failing_other
     assert not any(SECRET in (m or "") for m in messages)
 
 
-def test_jobs_sensor_records_finished_scheduled_syncs_and_requests_landing_once(
+def test_jobs_sensor_records_finished_scheduled_syncs_once_for_new_syncs_sensor_to_land(
     tmp_path, warehouse_url, standin, monkeypatch
 ):
     settings = airbyte_settings(tmp_path, warehouse_url, standin, monkeypatch)
@@ -307,9 +322,9 @@ def test_jobs_sensor_records_finished_scheduled_syncs_and_requests_landing_once(
         instance.add_dynamic_partitions("tenants", ["acme", "globex", "broken", "initech"])
         result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
 
-        # One ingest run lands the two tenants whose syncs succeeded.
-        [request] = result.run_requests
-        assert request.run_config == landing_run_config(["acme", "globex"])
+        # Recorded for new_syncs_sensor, which lands the two tenants whose syncs succeeded.
+        assert not result.run_requests
+        assert new_syncs(settings, instance) == ["acme", "globex"]
         [charges] = [
             e for e in result.asset_events if e.asset_key.path[1:] == ["stripe", "charges"]
         ]
@@ -322,17 +337,15 @@ def test_jobs_sensor_records_finished_scheduled_syncs_and_requests_landing_once(
         again = sensor(
             dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor)
         )
-        assert (
-            again.run_requests == []
-            and "no Airbyte sync finished" in again.skip_reason.skip_message
-        )
+        assert "no Airbyte sync finished" in again.skip_reason.skip_message
+        assert land(settings, instance, ["acme", "globex"]).success
 
         later = standin.start_scheduled_sync(standin.connections_of("initech")[0])
         third = sensor(
             dg.build_sensor_context(instance=instance, resources=resources, cursor=again.cursor)
         )
-        assert [r.run_config for r in third.run_requests] == [landing_run_config(["initech"])]
-        assert third.run_requests[0].run_key != result.run_requests[0].run_key
+        assert not third.run_requests
+        assert new_syncs(settings, instance) == ["initech"]
         assert ("initech", "stripe", str(later), "succeeded", True, None) in history(warehouse)
 
 
@@ -340,13 +353,13 @@ def test_airbyte_mode_adds_the_sync_job_and_a_running_sensor_and_local_mode_none
     tmp_path, warehouse_url, standin, monkeypatch
 ):
     local = build_definitions(make_settings(tmp_path, warehouse_url))
-    assert "airbyte_sync" not in [j.name for j in local.jobs]
+    assert "airbyte_sync_job" not in [j.name for j in local.jobs]
     assert "airbyte_jobs_sensor" not in [s.name for s in local.sensors]
     assert "airbyte_workspace" not in local.resources
 
     defs = build_definitions(airbyte_settings(tmp_path, warehouse_url, standin, monkeypatch))
-    sync = defs.resolve_job_def("airbyte_sync")
-    assert sync.partitions_def.name == "tenants"
+    sync_job = defs.resolve_job_def("airbyte_sync_job")
+    assert sync_job.partitions_def.name == "tenants"
     assert defs.resolve_assets_def(dg.AssetKey(["airbyte", "tenant_syncs"])).backfill_policy == (
         dg.BackfillPolicy.single_run()
     )
@@ -354,6 +367,17 @@ def test_airbyte_mode_adds_the_sync_job_and_a_running_sensor_and_local_mode_none
     assert added == {"airbyte_jobs_sensor"}
     sensor = defs.resolve_sensor_def("airbyte_jobs_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.job_name == "ingest"
+    assert not sensor.targets  # it records syncs; new_syncs_sensor starts the flow
     # Building the definitions asked Airbyte nothing: it need not be reachable at load.
     assert standin.requests == []
+
+
+def new_syncs(settings, instance) -> list[str]:
+    """The tenants new_syncs_sensor would land now."""
+    defs = build_definitions(settings)
+    result = defs.resolve_sensor_def("new_syncs_sensor")(
+        dg.build_sensor_context(instance=instance, definitions=defs)
+    )
+    return [
+        t for r in result.run_requests for t in r.run_config["ops"]["land"]["config"]["tenants"]
+    ]

@@ -11,7 +11,7 @@ from conftest import DAILY_PARTITIONS_END
 from tenantpulse.cli import main
 from tenantpulse.config import load_settings
 from tenantpulse.definitions import build_definitions
-from tenantpulse.pipeline import dagster_instance
+from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator import DEMO_TENANTS, planted_anomaly_dates
 
 
@@ -77,7 +77,7 @@ def test_demo_runs_every_demo_tenant_through_the_flow_and_finds_the_planted_sign
     monkeypatch.setenv("TENANTPULSE_SIM_VOLUME", "1.0")
     first = run_cli("demo")
     assert first.exit_code == 0, first.output
-    assert "[dbt views] job transform_views (tests: every row)" in first.output
+    assert "[dbt] job dbt_job (2026-07-01..2026-11-03; tests: every row)" in first.output
     for tenant in DEMO_TENANTS:
         row = next(
             line for line in first.output.splitlines() if line.startswith(tenant.tenant_id + " ")
@@ -98,9 +98,13 @@ def test_demo_runs_every_demo_tenant_through_the_flow_and_finds_the_planted_sign
     assert "fired now" not in second.output  # the next day: the 30-day cooldown holds them back
     assert "churn_rescue/offer_discount" in second.output and "fired earlier" in second.output
     assert "[simulate] 18 syncs" in second.output
-    assert "[analyse] job analyse (2026-10-30.." in second.output
-    # The second sync is dated Nov 2: the staging tests check the rows synced since Oct 30.
-    assert "[dbt views] job transform_views (tests: rows synced since 2026-10-30)" in second.output
+    # The second sync is dated Nov 2: the marts are rebuilt from Oct 30, and the staging tests
+    # check the rows synced since then.
+    assert (
+        "[dbt] job dbt_job (2026-10-30..2026-11-03; tests: rows synced since 2026-10-30)"
+        in second.output
+    )
+    assert "[analyse] job analyse_job (2026-10-30..2026-11-03)" in second.output
 
     def report(tenant_id):
         result = run_cli("report", tenant_id, "--date", "2026-11-01")
@@ -140,7 +144,7 @@ def test_demo_runs_every_demo_tenant_through_the_flow_and_finds_the_planted_sign
 
     # A backfill of 30 days of analysis is one run.
     settings = load_settings()
-    job = build_definitions(settings).resolve_job_def("analyse")
+    job = build_definitions(settings).resolve_job_def("analyse_job")
     result = job.execute_in_process(
         instance=dagster_instance(settings),
         tags={
@@ -161,9 +165,9 @@ def test_run_stops_after_the_named_stage_and_rejects_an_unknown_one(run_cli):
     assert run_cli("simulate").exit_code == 0
     result = run_cli("run", "--until", "land", "--lookback-days", "2")
     assert result.exit_code == 0, result.output
-    assert "[land] job ingest (tenants: 1)" in result.output and "dbt" not in result.output
+    assert "[land] job land_job (all tenants)" in result.output and "[dbt]" not in result.output
     unknown = run_cli("run", "--until", "publish")
     assert (
         unknown.exit_code != 0
-        and "unknown stage 'publish'; stages: observe, land" in unknown.output
+        and "unknown stage 'publish'; stages: land, dbt, analyse, act" in unknown.output
     )

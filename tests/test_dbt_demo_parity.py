@@ -6,7 +6,7 @@ import decimal
 import pytest
 
 from conftest import make_settings
-from tenantpulse.pipeline import dagster_instance, run_flow
+from tenantpulse.flow_runs import dagster_instance, run_flow
 from tenantpulse.simulator.run import assign_profile, run_simulation
 from tenantpulse.tenants.registry import add_tenant, list_tenants
 from tenantpulse.warehouse import open_warehouse, qualified

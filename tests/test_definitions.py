@@ -30,22 +30,19 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
         staging = graph.get(dg.AssetKey(["staging", f"stg_{stream.name}"]))
         assert staging.parent_keys == {landing.key} and staging.group_name == "staging"
     assert [job.name for job in defs.jobs] == [
-        "observe_raw",
-        "ingest",
-        "transform_views",
-        "transform_daily",
-        "transform_tables",
-        "analyse",
-        "write_insights",
-        "act",
+        "observe_raw_job",
+        "land_job",
+        "dbt_job",
+        "analyse_job",
+        "act_job",
     ]
-    assert defs.resolve_job_def("ingest").partitions_def is None
-    daily = defs.resolve_job_def("transform_daily").partitions_def
+    assert defs.resolve_job_def("land_job").partitions_def is None
+    daily = defs.resolve_job_def("dbt_job").partitions_def
     assert isinstance(daily, dg.DailyPartitionsDefinition)
     assert daily.start.date().isoformat() == "2026-09-01"
     # TENANTPULSE_DAILY_PARTITIONS_END=2026-11-03 (conftest): the last partition is that day.
     assert daily.get_partition_keys()[-1] == "2026-11-03"
-    analysis = defs.resolve_job_def("analyse")
+    analysis = defs.resolve_job_def("analyse_job")
     assert analysis.partitions_def == daily
     assert {k.to_user_string() for k in analysis.asset_layer.selected_asset_keys} == {
         f"analysis/{name}"
@@ -55,6 +52,7 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
             "health_scores",
             "churn_risk",
             "recommendations",
+            "insights",
         )
     }
     assert graph.get(dg.AssetKey(["analysis", "tenant_features"])).parent_keys == {
@@ -74,7 +72,7 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
 
 
 def test_duckdb_runs_in_process_and_postgres_in_subprocesses(settings):
-    executor = build_definitions(settings).resolve_job_def("ingest").executor_def
+    executor = build_definitions(settings).resolve_job_def("land_job").executor_def
     expected = "in_process" if settings.warehouse.dialect == "duckdb" else "multiprocess"
     assert executor.name == expected
 
@@ -139,27 +137,19 @@ def test_workspace_code_location_loads_as_dagster_dev_loads_it(tmp_path):
     assert "Validation successful for code location tenantpulse" in done.stdout + done.stderr
 
 
-def test_every_dbt_model_is_in_one_transform_step_and_daily_marts_read_no_mart_table(settings):
+def test_every_dbt_model_is_in_the_dbt_job_and_daily_marts_read_no_mart_table(settings):
+    """One run builds the views, then the daily marts over its days, then the mart tables: the
+    daily marts may read views and each other only, never a mart table built after them."""
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
-    steps = {
-        name: defs.resolve_job_def(name).asset_layer.selected_asset_keys
-        for name in ("transform_views", "transform_daily", "transform_tables")
-    }
     models = {
         k
         for k in graph.get_all_asset_keys()
         if k.path[0] in ("staging", "intermediate", "analytics")
     }
-    assert set().union(*steps.values()) == models
-    assert sum(len(keys) for keys in steps.values()) == len(models)
-    assert {k.path[0] for k in steps["transform_views"]} == {"staging", "intermediate"}
-    assert {"revenue_daily", "tenant_daily_metrics"} <= {
-        k.path[1] for k in steps["transform_daily"]
-    }
-    for key in steps[
-        "transform_daily"
-    ]:  # built before the tables: may read views and daily marts only
-        assert graph.get(key).parent_keys <= steps["transform_views"] | steps["transform_daily"], (
-            key
-        )
+    assert defs.resolve_job_def("dbt_job").asset_layer.selected_asset_keys == models
+    daily = {k for k in models if graph.get(k).partitions_def is not None}
+    views = {k for k in models if k.path[0] in ("staging", "intermediate")}
+    assert {"revenue_daily", "tenant_daily_metrics"} <= {k.path[1] for k in daily}
+    for key in daily:
+        assert graph.get(key).parent_keys <= views | daily, key

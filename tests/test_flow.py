@@ -1,11 +1,15 @@
-"""The flow in-process through Dagster: raw observed and landed for several tenants in one run."""
+"""The flow through Dagster: raw observed and landed for several tenants in one run, and the
+chain of runs the instance launches (a real daemon follows a flow started by the CLI)."""
 
 import dagster as dg
 import pytest
 
+from flowkit import land, run_job, step_errors
 from rawdata import sync_time, write_raw
-from tenantpulse.pipeline import dagster_instance, partition_ranges, run_flow
-from tenantpulse.tenants.registry import add_tenant, remove_tenant
+from tenantpulse.defs.partitions import partition_ranges
+from tenantpulse.defs.tenants import sync_tenant_partitions
+from tenantpulse.flow_runs import dagster_instance, run_flow
+from tenantpulse.tenants.registry import add_tenant, list_tenants, remove_tenant
 
 
 def test_partition_ranges_cover_the_selection_with_fewest_runs():
@@ -38,12 +42,10 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
         )
         write_raw(conn, "globex", "github__pull_requests", [{"id": 11, "number": 1}], sync_time(1))
     instance = dagster_instance(settings)
-    stages = run_flow(settings, instance, echo=lambda _: None, until="land")
-
-    assert [(s.stage, s.success, len(s.run_ids)) for s in stages] == [
-        ("observe", True, 1),
-        ("land", True, 1),
-    ]
+    with warehouse.connect() as conn:
+        sync_tenant_partitions(instance, [t.tenant_id for t in list_tenants(conn)])
+    assert run_job(settings, instance, "observe_raw_job").success
+    assert land(settings, instance).success
     assert set(instance.get_dynamic_partitions("tenants")) == {"acme", "globex"}
     charges = dg.AssetKey(["landing", "stripe__charges"])
     [landing] = instance.fetch_materializations(charges, limit=5).records
@@ -65,7 +67,7 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
             sync_time(2),
             sync_id=2,
         )
-    run_flow(settings, instance, echo=lambda _: None, until="observe")
+    assert run_job(settings, instance, "observe_raw_job").success
     newest = instance.fetch_observations(dg.AssetKey(["raw", "stripe", "charges"]), limit=1)
     assert newest.records[0].asset_observation.tags["dagster/data_version"] != version
     drift = instance.event_log_storage.get_latest_asset_check_execution_by_key(
@@ -101,12 +103,12 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_fails_the_run_by_name(sett
             "create table user_broken.stripe_refunds (amount bigint, _airbyte_raw_id varchar, "
             "_airbyte_extracted_at timestamptz)"
         )
-    stages = run_flow(settings, dagster_instance(settings), echo=lambda _: None, until="land")
-    assert not stages[-1].success
+    result = land(settings, dagster_instance(settings))
+    assert not result.success
     assert (
         "1 tenant stream(s) could not be landed: broken/stripe__refunds: "
         "raw table user_broken.stripe_refunds has no column id"
-    ) in stages[-1].error
+    ) in step_errors(result)
     with warehouse.connect() as conn:  # the good tenant is landed all the same
         assert conn.fetch_all("select tenant_id, id from landing.stripe__refunds") == [
             ("acme", "re_1")
@@ -127,9 +129,7 @@ def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, wareh
     instance = dagster_instance(settings)
     for _ in range(2):
         run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
-        assert all(
-            s.success for s in run_flow(settings, instance, echo=lambda _: None, until="land")
-        )
+        assert land(settings, instance).success
 
     with warehouse.connect() as conn:
         for tenant in tenants:
@@ -168,12 +168,11 @@ def test_landing_a_selection_of_tenants_leaves_the_others_for_the_next_run(setti
     instance = dagster_instance(settings)
     query = "select tenant_id, amount from landing.stripe__charges order by 1"
 
-    stages = run_flow(settings, instance, ["globex"], echo=lambda _: None, until="land")
-    assert stages[-1].partitions == "tenants: 1" and stages[-1].success
+    assert land(settings, instance, ["globex"]).success
     with warehouse.connect() as conn:
         assert conn.fetch_all(query) == [("globex", 700)]
 
-    run_flow(settings, instance, echo=lambda _: None, until="land")
+    assert land(settings, instance).success
     with warehouse.connect() as conn:
         assert conn.fetch_all(query) == [("acme", 500), ("globex", 700)]
 
@@ -199,3 +198,186 @@ def test_one_landing_asset_can_be_materialized_alone(settings, warehouse):
             ("acme", "ch_1")
         ]
         assert not conn.table_exists("landing", "stripe__refunds")
+
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-10-01", end_date="2026-11-04")
+DAILY_MART = dg.AssetKey(["analytics", "revenue_daily"])
+RECOMMENDATIONS = dg.AssetKey(["analysis", "recommendations"])
+
+
+def _finished(job: str, **tags) -> dg.DagsterRun:
+    from tenantpulse import flow
+
+    base = {flow.FLOW_TAG: "f1", flow.TRIGGER_TAG: "cli", flow.LOOKBACK_TAG: "3"}
+    return dg.DagsterRun(job_name=job, run_id=f"run-{job}", tags=base | tags)
+
+
+def _next(instance, run):
+    from tenantpulse.defs.flow import next_request
+
+    return next_request(instance, run, [DAILY_MART], DAYS, RECOMMENDATIONS)
+
+
+def test_the_next_stage_covers_every_day_on_the_first_build_then_the_days_around_the_newest_sync():
+    from tenantpulse import flow
+
+    with dg.instance_for_test() as instance:
+        landed = _finished("land_job", **{flow.NEWEST_LANDED_TAG: "2026-11-02"})
+        first = _next(instance, landed)
+        assert first.job_name == "dbt_job" and first.run_config == {}  # tests: every row
+        assert (first.tags[flow.PARTITION_RANGE_START], first.tags[flow.PARTITION_RANGE_END]) == (
+            "2026-10-01",
+            "2026-11-03",
+        )
+        assert first.tags[flow.FLOW_TAG] == "f1" and first.run_key == "f1:run-land_job:dbt_job"
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(DAILY_MART, partition="2026-10-05")
+        )
+        later = _next(instance, landed)
+        assert (later.tags[flow.PARTITION_RANGE_START], later.tags[flow.PARTITION_RANGE_END]) == (
+            "2026-10-30",
+            "2026-11-03",
+        )
+        analyse = _next(instance, _finished("dbt_job", **{flow.NEWEST_LANDED_TAG: "2026-11-02"}))
+        assert analyse.job_name == "analyse_job"
+        assert analyse.tags[flow.PARTITION_RANGE_START] == "2026-10-30"
+
+
+def test_the_flow_acts_on_the_newest_analysed_day_with_data_and_ends_after_acting():
+    from tenantpulse import flow
+
+    with dg.instance_for_test() as instance:
+        analysed = _finished("analyse_job", **{flow.NEWEST_LANDED_TAG: "2026-11-02"})
+        assert _next(instance, analysed) == "no analysed day to act on"
+        for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(RECOMMENDATIONS, partition=day)
+            )
+        act = _next(instance, analysed)
+        assert act.job_name == "act_job" and act.partition_key == "2026-11-02"
+        assert _next(instance, _finished("act_job")) == "the flow is complete"
+
+
+def test_a_flow_stops_where_asked_and_after_a_sync_that_landed_nothing():
+    from tenantpulse import flow
+
+    with dg.instance_for_test() as instance:
+        assert _next(instance, _finished("land_job", **{flow.UNTIL_TAG: "land"})) == (
+            "stopped after land as asked"
+        )
+        quiet = {flow.TRIGGER_TAG: "new_syncs", flow.ROWS_LANDED_TAG: "0"}
+        assert _next(instance, _finished("land_job", **quiet)) == "nothing new was landed"
+        # Asked for by a person (or the daily schedule): the flow goes on without new rows.
+        assert _next(instance, _finished("land_job", **{flow.ROWS_LANDED_TAG: "0"})).job_name == (
+            "dbt_job"
+        )
+
+
+def test_new_syncs_are_landed_once_whoever_landed_them(settings, warehouse):
+    import datetime as dt
+
+    from tenantpulse.definitions import build_definitions
+    from tenantpulse.sources.sync_history import SyncRecord, record_sync
+
+    def sync(tenant, job_id):
+        now = dt.datetime.now(dt.UTC)
+        record = SyncRecord(
+            tenant, f"sim:{tenant}:stripe", "stripe", job_id, now, now, 3, "succeeded"
+        )
+        with warehouse.connect() as conn:
+            record_sync(conn, record)
+
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe")
+        add_tenant(conn, "globex", "Globex", "stripe")
+    sync("acme", "1")
+    sync("globex", "1")
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def("new_syncs_sensor")
+    with dg.instance_for_test() as instance:
+
+        def tick(cursor=None):
+            return sensor(
+                dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
+            )
+
+        first = tick()
+        [request] = first.run_requests
+        assert request.job_name == "land_job"
+        assert request.run_config == {"ops": {"land": {"config": {"tenants": ["acme", "globex"]}}}}
+        # Landed by the run the sensor asked for: the next tick finds nothing to do.
+        assert land(settings, instance, ["acme", "globex"]).success
+        second = tick(first.cursor)
+        assert not second.run_requests and "no new syncs" in second.skip_reason.skip_message
+        sync("globex", "2")
+        [request] = tick(second.cursor).run_requests
+        assert request.run_config["ops"]["land"]["config"]["tenants"] == ["globex"]
+
+
+def test_the_cli_and_the_daemon_run_the_same_chain_of_runs_to_fresh_actions(settings, warehouse):
+    """`run` launches a flow into the instance and a daemon carries it to the actions; then a
+    new sync alone, with no command, leads the daemon through the same runs again."""
+    from tenantpulse import flow
+    from tenantpulse.flow_runs import follow_flow, running_daemon
+    from tenantpulse.simulator.run import assign_profile, run_simulation
+
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe,github")
+        add_tenant(conn, "globex", "Globex", "stripe")
+        assign_profile(conn, "globex", "churning")
+        tenants = list_tenants(conn)
+    run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
+    instance = dagster_instance(settings)
+    printed = []
+    stages = run_flow(settings, instance, echo=printed.append)
+    assert [(s.stage, s.success) for s in stages] == [
+        ("land", True),
+        ("dbt", True),
+        ("analyse", True),
+        ("act", True),
+    ], printed
+    assert stages[1].partitions == (
+        "job dbt_job (2026-09-01..2026-11-03; tests: every row)"  # the first build: every day
+    )
+    assert stages[3].partitions == "job act_job (2026-11-01)"  # the newest day with data
+    cli_runs = [r for r in instance.get_runs() if r.tags.get(flow.TRIGGER_TAG) == "cli"]
+    assert sorted(r.job_name for r in cli_runs) == sorted(s.job for s in flow.STAGES)
+    for run in cli_runs:  # launched from the code location, as the UI's job pages list them
+        assert run.remote_job_origin.location_name == "tenantpulse"
+        assert run.tags[flow.NEXT_TAG] in {s.job for s in flow.STAGES} or run.tags[
+            flow.NEXT_TAG
+        ].startswith(flow.END)
+    with warehouse.connect() as conn:
+        assert conn.fetch_all(
+            "select tenant_id, count(*) from analysis.health_scores group by 1 order by 1"
+        ) == [("acme", 6), ("globex", 6)]  # 2026-10-29..2026-11-03: 3 days before the sync on
+
+    # The next simulated day: only the daemon, no command.
+    run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
+    with running_daemon(settings, instance, echo=printed.append):
+        flow_id = _wait_for_flow_started_by(instance, "new_syncs")
+        followed = list(follow_flow(instance, flow_id, stage_timeout_seconds=300))
+    assert [(s.stage, s.success) for s in followed] == [
+        ("land", True),
+        ("dbt", True),
+        ("analyse", True),
+        ("act", True),
+    ]
+    assert followed[1].partitions == "job dbt_job (2026-10-30..2026-11-03; tests: every row)"
+    with warehouse.connect() as conn:
+        newest = conn.fetch_value("select max(as_of) from analysis.health_scores")
+    assert str(newest)[:10] == "2026-11-03"
+
+
+def _wait_for_flow_started_by(instance, trigger: str, timeout: float = 120.0) -> str:
+    import time
+
+    from tenantpulse import flow
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = instance.get_runs(dg.RunsFilter(tags={flow.TRIGGER_TAG: trigger}))
+        if runs:
+            return runs[0].tags[flow.FLOW_TAG]
+        time.sleep(0.5)
+    raise AssertionError(f"no flow started by {trigger} in {timeout:.0f}s")

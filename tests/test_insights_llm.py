@@ -268,11 +268,16 @@ def test_the_insights_asset_writes_with_the_llm_caches_and_falls_back_per_tenant
             TENANTPULSE_LLM_MAX_RETRIES="0",
             TENANTPULSE_DAILY_PARTITIONS_END=AS_OF.isoformat(),
         )
-        job = build_definitions(settings).resolve_job_def("write_insights")
+        job = build_definitions(settings).resolve_job_def("analyse_job")
         instance = dg.DagsterInstance.ephemeral()
-        first = job.execute_in_process(partition_key=AS_OF.isoformat(), instance=instance)
+        insights_only = {
+            "partition_key": AS_OF.isoformat(),
+            "instance": instance,
+            "asset_selection": [dg.AssetKey(["analysis", "insights"])],  # the analysis is stored
+        }
+        first = job.execute_in_process(**insights_only)
         calls_after_first = len(standin.requests)
-        second = job.execute_in_process(partition_key=AS_OF.isoformat(), instance=instance)
+        second = job.execute_in_process(**insights_only)
     assert first.success and second.success
     assert calls_after_first == 6  # one call per demo tenant
     assert len(standin.requests) == 7  # the second run only retried the tenant that failed

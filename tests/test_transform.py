@@ -63,7 +63,7 @@ def test_an_empty_window_is_rejected():
 
 
 def test_daily_window_is_everything_first_then_the_days_around_the_newest_sync():
-    from tenantpulse.pipeline import daily_window
+    from tenantpulse.flow import daily_window
 
     keys = [f"2026-11-{d:02d}" for d in range(1, 26)]
     assert daily_window(
@@ -83,7 +83,7 @@ def test_daily_window_is_everything_first_then_the_days_around_the_newest_sync()
 
 
 def test_staging_tests_check_every_row_until_a_run_passed_then_the_recent_syncs():
-    from tenantpulse.pipeline import tests_since
+    from tenantpulse.flow import tests_since
 
     def nov(day: int) -> dt.date:
         return dt.date(2026, 11, day)
@@ -112,8 +112,14 @@ def test_a_dagster_dbt_run_reuses_the_parse_of_the_project(
     with warehouse.connect() as conn:
         for contract in STREAMS:
             ensure_landing_tables(conn, contract)
-    job = definitions.build_definitions(settings).resolve_job_def("transform_views")  # dbt parse
-    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    defs = definitions.build_definitions(settings)  # dbt parse
+    views = [
+        key
+        for key in defs.resolve_asset_graph().get_all_asset_keys()
+        if key.path[0] in ("staging", "intermediate")
+    ]
+    job = defs.resolve_job_def("dbt_job")
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=views)
     assert result.success
     [run_folder] = (tmp_path / "target").glob(f"dbt_views-{result.run_id[:7]}-*")
     log = (run_folder / "dbt.log").read_text()

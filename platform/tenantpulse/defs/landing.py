@@ -31,12 +31,10 @@ from tenantpulse.landing.merge import (
     MERGED,
     UP_TO_DATE,
     TenantLanding,
-    land_stream,
     newest_landed_day,
 )
+from tenantpulse.landing.run import InactiveTenantsError, failure_summary, land_streams
 from tenantpulse.sources.contracts import STREAMS, StreamContract
-from tenantpulse.tenants.ids import validate_tenant_id
-from tenantpulse.tenants.registry import list_tenants
 
 SCHEMA_DRIFT_CHECK = "no_schema_drift"
 QUARANTINE_CHECK = "no_quarantined_rows"
@@ -155,38 +153,29 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
     """One op for every selected stream: one warehouse connection (on DuckDB, opening the file
     reads a catalog that grows with every tenant's tables); land_stream commits as it goes."""
     streams = [c for c in STREAMS if landing_asset_key(c) in context.selected_asset_keys]
-    failed = {}
-    rows_changed = 0
+    landed = []
     with warehouse.open().connect() as conn:
-        active = {t.tenant_id: t.sources for t in list_tenants(conn)}
-        chosen = [validate_tenant_id(t) for t in config.tenants]
-        inactive = sorted(set(chosen) - set(active))
-        if inactive:
-            raise Failure(f"not active tenants: {', '.join(inactive)}")
-        for contract in streams:
-            tenant_ids = chosen or [t for t, s in active.items() if contract.source in s]
-            context.log.info(f"landing {contract.name} for {len(tenant_ids)} tenants")
-            outcomes = land_stream(conn, contract, tenant_ids)
-            yield from _results(contract, outcomes)
-            rows_changed += sum(o.rows_landed + o.rows_quarantined for o in outcomes)
-            failed |= {
-                f"{o.tenant_id}/{contract.name}": o.error or ""
-                for o in outcomes
-                if o.status == FAILED
-            }
+        try:
+            for stream in land_streams(
+                conn,
+                streams,
+                config.tenants,
+                on_stream=lambda c, n: context.log.info(f"landing {c.name} for {n} tenants"),
+            ):
+                yield from _results(stream.contract, stream.outcomes)
+                landed.append(stream)
+        except InactiveTenantsError as inactive:
+            raise Failure(str(inactive)) from None
         newest = newest_landed_day(conn)
     # What the flow sensor needs to choose the next stage's window, without opening the warehouse.
     context.instance.add_run_tags(
-        context.run_id,
+        context.run.run_id,
         {
-            ROWS_LANDED_TAG: str(rows_changed),
+            ROWS_LANDED_TAG: str(sum(s.rows_changed for s in landed)),
             NEWEST_LANDED_TAG: newest.isoformat() if newest else "",
         },
     )
+    failed = {name: error for s in landed for name, error in s.failures.items()}
     if failed:
         # The other tenants and streams are committed; this names the ones to fix and re-run.
-        raise Failure(
-            description=f"{len(failed)} tenant stream(s) could not be landed: "
-            + "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:10]),
-            metadata=failed,
-        )
+        raise Failure(description=failure_summary(failed), metadata=failed)
