@@ -127,6 +127,7 @@ def build_flow_sensors(
     days: dg.DailyPartitionsDefinition,
 ) -> list:
     recommendations = dg.AssetKey(["analysis", "recommendations"])
+    stage_jobs = [job for job in jobs if job.name in flow.STAGE_BY_JOB]
 
     @dg.sensor(
         name="new_syncs_sensor",
@@ -168,8 +169,8 @@ def build_flow_sensors(
     @dg.run_status_sensor(
         name="flow_sensor",
         run_status=dg.DagsterRunStatus.SUCCESS,
-        monitored_jobs=jobs,
-        request_jobs=jobs,
+        monitored_jobs=stage_jobs,
+        request_jobs=stage_jobs,
         minimum_interval_seconds=5,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Launches the next stage of a flow when a stage's run succeeds, with the "
