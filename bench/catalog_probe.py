@@ -7,9 +7,9 @@ in a session: N tenants whose 17 raw tables (Airbyte's one schema per tenant) ar
 Six template tenants (one per (profile, sources) pair of the mix) are simulated with 28 days of
 history; every other tenant gets the first `--rows-per-table` rows of its template's tables, so the
 raw data is small and the catalog is full size (17 tables for a tenant with all four sources).
-Then, timed through `run_flow` (what `tenantpulse run` runs): observe and land (first load); a
-"next sync" that appends `--new-rows` updated rows to every raw table; observe and land again
-(incremental). The results are a stand-in for the catalog-bound part of the stages only: rows
+Then, timed through the Dagster instance: land (`run_flow` up to land, what `tenantpulse run
+--until land` runs) and observe (a run of observe_raw_job) for the first load; a "next sync" that
+appends `--new-rows` updated rows to every raw table; land and observe again (incremental). The results are a stand-in for the catalog-bound part of the stages only: rows
 per tenant are a fraction of the simulator's, whose cost is measured in the n<N>.md runs. While
 copying it records the DuckDB file's size and this process's memory (`copy_growth`), and stops,
 saying so in the results, when less than 3 GiB of memory is left.
@@ -36,7 +36,8 @@ from bench.scale import (
     recreate_postgres_database,
     register_tenants,
 )
-from tenantpulse.pipeline import dagster_instance, run_flow
+from tenantpulse.flow import LAND
+from tenantpulse.flow_runs import dagster_instance, run_flow
 from tenantpulse.simulator.run import ensure_simulator_tables, run_simulation
 from tenantpulse.sources.contracts import raw_schema
 from tenantpulse.sources.sync_history import ensure_sync_history
@@ -229,7 +230,10 @@ def _time_stages(settings, instance, phase: str, keep) -> None:
             **{k: record[k] for k in ("step_seconds", "rows", "unit", "success", "error")},
         )
 
-    run_flow(settings, instance, until="land", on_stage=on_stage, echo=lambda line: None)
+    run_flow(settings, instance, until=LAND.name, on_stage=on_stage, echo=lambda line: None)
+    # After the land run: a daemon started before it would see the templates' syncs as not yet
+    # landed, and new_syncs_sensor would start a whole flow of its own.
+    on_stage(flow.time_observe(settings, instance))
 
 
 if __name__ == "__main__":

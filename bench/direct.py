@@ -1,6 +1,7 @@
-"""The same stages without Dagster: the functions each asset's body calls, over every tenant at
-once, so the data work can be told apart from Dagster's bookkeeping (a run's fixed cost, and
-events per asset and partition committed to the instance's event log)."""
+"""The flow's stages without Dagster: the functions the assets' bodies call (landing.run,
+transform.dbt_args through run_dbt, analysis.daily, insights.daily, actions.execute), over every
+tenant at once, with the windows the flow sensor chooses (tenantpulse.flow), so the data work can
+be told apart from Dagster's bookkeeping (a run's fixed cost, its events in the event log)."""
 
 from __future__ import annotations
 
@@ -8,49 +9,69 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
-import pandas as pd
-
-from bench.flow import DAILY_MARTS, MART_TABLES, count_rows, landing_rows, peak_memory
-from tenantpulse.actions.execute import act_on_day
+from bench.flow import LOOKBACK_DAYS, peak_memory, stage_rows
+from tenantpulse import flow
+from tenantpulse.actions.execute import act_on_day, day_to_act_on
 from tenantpulse.actions.handlers import build_handlers
 from tenantpulse.actions.playbooks import load_playbooks
-from tenantpulse.analysis.daily import analyse_day, normalise_history, train_churn_model
-from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, replace_days
+from tenantpulse.analysis.daily import analyse_days
 from tenantpulse.config import Settings
-from tenantpulse.defs.dbt import INCREMENTAL, VIEWS
-from tenantpulse.insights.compose import DeterministicWriter, request_for, write_insights
-from tenantpulse.insights.store import INSIGHTS_TABLE, facts_of_day, insights_frame
-from tenantpulse.landing.merge import land_stream
+from tenantpulse.definitions import daily_partitions
+from tenantpulse.insights.daily import write_days
+from tenantpulse.landing.merge import newest_landed_day
+from tenantpulse.landing.run import failure_summary, land_streams
 from tenantpulse.sources.contracts import STREAMS
-from tenantpulse.tenants.registry import list_tenants
+from tenantpulse.transform.dbt_args import (
+    INCREMENTAL,
+    MARTS,
+    VIEWS,
+    daily_args,
+    selected,
+    tables_args,
+    views_args,
+)
 from tenantpulse.transform.dbt_cli import run_dbt
-from tenantpulse.transform.windows import window_vars
 from tenantpulse.warehouse import open_warehouse
+
+# What a stage's work returns: the counts its asset would put in its metadata, what it covered,
+# and the seconds of its parts.
+StageWork = Callable[[], tuple[list[dict], str, dict[str, float]]]
 
 
 def time_direct(
-    settings: Settings, phase: str, days: list[dt.date], full_build: bool, on_stage: Callable
+    settings: Settings,
+    phase: str,
+    first_build: bool,
+    on_stage: Callable[[dict], None],
+    until: str | None = None,
 ) -> None:
-    """Land every tenant's new rows, build dbt (views, the daily marts over `days` or every day,
-    tables), analyse `days`, write their insights and act on the last one; one record per stage."""
+    """Land every tenant's new rows, build dbt (views, the daily marts over the flow's window,
+    tables), analyse the window's days and write their insights, act on the day the flow would;
+    one record per stage, as `run_flow`'s, up to the stage `until` names (default: all).
+    `first_build`: the daily marts over every day and the staging tests over every row (else as
+    after a dbt run that passed today)."""
     warehouse = open_warehouse(settings.warehouse)
-    with warehouse.connect() as conn:
-        tenant_ids = [t.tenant_id for t in list_tenants(conn)]
+    day_keys = daily_partitions(settings).get_partition_keys()
+    # What one stage found that a later one needs (the flow sensor reads it from run tags).
+    state: dict = {"newest": None, "window_start": None, "analysed": []}
 
-    def timed(stage: str, work: Callable[[], tuple[int, str]], partitions: str = "") -> None:
+    def timed(stage: str, work: StageWork) -> None:
         started = time.perf_counter()
-        error = None
+        error, metadata, partitions, parts = None, [], "", {}
         try:
-            rows, unit = work()
+            metadata, partitions, parts = work()
         except Exception as failure:  # noqa: BLE001 - recorded as the stage's result
-            rows, unit, error = 0, "", f"{type(failure).__name__}: {failure}"[:2000]
+            error = f"{type(failure).__name__}: {failure}"[:2000]
         seconds = time.perf_counter() - started
+        with warehouse.connect() as conn:
+            rows, unit = stage_rows(conn, stage, metadata, state["window_start"])
         on_stage(
             {
                 "phase": phase,
                 "stage": stage,
                 "path": "direct",
                 "seconds": round(seconds, 3),
+                "parts_seconds": parts,
                 "partitions": partitions,
                 "rows": rows,
                 "unit": unit,
@@ -63,80 +84,70 @@ def time_direct(
         if error:
             raise RuntimeError(f"{stage}: {error}")
 
-    def land() -> tuple[int, str]:
-        rows = 0
-        for contract in STREAMS:
-            with warehouse.connect() as conn:
-                rows += sum(o.rows_read for o in land_stream(conn, contract, tenant_ids))
-        return rows, "raw rows read"
-
-    def dbt(args: list[str]) -> None:
-        done = run_dbt(settings, args, capture=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"dbt {' '.join(args)} failed:\n{done.stdout[-1500:]}")
-
-    def views() -> tuple[int, str]:
-        dbt(["build", "--select", VIEWS])
+    def land():
         with warehouse.connect() as conn:
-            return landing_rows(conn), "landing rows under the views (tests scan them)"
+            landed = list(land_streams(conn, STREAMS))
+            state["newest"] = newest_landed_day(conn)
+        failures = {name: error for s in landed for name, error in s.failures.items()}
+        if failures:
+            raise RuntimeError(failure_summary(failures))
+        return [{"rows_read": sum(s.rows_read for s in landed)}], "all tenants", {}
 
-    def daily() -> tuple[int, str]:
-        args = ["build", "--select", INCREMENTAL]
-        if not full_build:
-            args += ["--vars", window_vars(days[0], days[-1] + dt.timedelta(days=1), True)]
-        dbt(args)
-        where = "true" if full_build else f"date >= cast('{days[0]}' as date)"
-        with warehouse.connect() as conn:
-            return sum(count_rows(conn, "analytics", m, where) for m in DAILY_MARTS), (
-                "mart rows rebuilt"
-            )
+    def dbt():
+        newest = state["newest"]
+        first, last = flow.daily_window(day_keys, first_build, newest, LOOKBACK_DAYS)
+        state["window_start"] = first
+        today = dt.datetime.now(dt.UTC).date()
+        since = None if first_build else flow.tests_since(today, newest, LOOKBACK_DAYS)
+        end = dt.date.fromisoformat(last) + dt.timedelta(days=1)
+        steps = {
+            "views": selected(views_args(since), VIEWS),
+            "daily marts": selected(
+                daily_args(dt.date.fromisoformat(first), end, last == day_keys[-1]), INCREMENTAL
+            ),
+            "tables": selected(tables_args(), MARTS, exclude=INCREMENTAL),
+        }
+        parts = {}
+        for name, args in steps.items():
+            started = time.perf_counter()
+            done = run_dbt(settings, args, capture=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"dbt {' '.join(args)} failed:\n{done.stdout[-1500:]}")
+            parts[name] = round(time.perf_counter() - started, 3)
+        tests = f"rows synced since {since}" if since else "every row"
+        return [], f"{first}..{last}; tests: {tests}", parts
 
-    def tables() -> tuple[int, str]:
-        dbt(["build", "--select", "fqn:marts", "--exclude", INCREMENTAL])
-        with warehouse.connect() as conn:
-            return sum(count_rows(conn, "analytics", m) for m in MART_TABLES), "mart rows built"
+    def analyse():
+        first, last = flow.daily_window(day_keys, False, state["newest"], LOOKBACK_DAYS)
+        days = [dt.date.fromisoformat(k) for k in day_keys if first <= k <= last]
+        started = time.perf_counter()
+        analyse_days(warehouse, days)
+        between = time.perf_counter()
+        written = write_days(warehouse, days, settings.llm)
+        state["analysed"] = [d.isoformat() for d in days]
+        parts = {
+            "analysis": round(between - started, 3),
+            "insights": round(time.perf_counter() - between, 3),
+        }
+        return [{"tenant_days": len(written.frame)}], f"{first}..{last}", parts
 
-    def analyse() -> tuple[int, str]:
-        with warehouse.connect() as conn:
-            history = normalise_history(
-                conn.read_frame("select * from analytics.tenant_daily_metrics")
-            )
-        model = train_churn_model(history, known_until=days[0])
-        results = [analyse_day(history, day, model) for day in days]
-        with warehouse.connect() as conn:
-            for table in results[0].tables():
-                frame = _concat([r.tables()[table] for r in results])
-                replace_days(conn, ANALYSIS_SCHEMA, table, frame, days)
-            replace_days(
-                conn, "ops", "ai_workflow_analysis", _concat([r.workflow for r in results]), days
-            )
-        return len(history), "daily metric rows read"
-
-    def insights() -> tuple[int, str]:
-        with warehouse.connect() as conn:
-            requests = [request_for(f) for day in days for f in facts_of_day(conn, day)]
-        frame = insights_frame(write_insights(requests, DeterministicWriter(), 1, lambda _: None))
-        with warehouse.connect() as conn:
-            if not frame.empty:
-                replace_days(conn, ANALYSIS_SCHEMA, INSIGHTS_TABLE, frame, days)
-        return len(frame), "tenant-days written"
-
-    def act() -> tuple[int, str]:
+    def act():
+        day = day_to_act_on(state["analysed"], state["newest"])
+        if day is None:
+            return [], "no analysed day to act on", {}
         playbook_file = load_playbooks(settings.actions.playbooks_path)
         handlers = build_handlers(settings.actions, playbook_file.handlers_used())
-        report = act_on_day(warehouse, playbook_file, handlers, days[-1])
-        return report.tenants_evaluated, "tenant documents evaluated"
+        report = act_on_day(warehouse, playbook_file, handlers, day, None, settings.actions.dry_run)
+        if report.failed:
+            raise RuntimeError(f"{len(report.failed)} action(s) could not be delivered")
+        return [{"tenants_evaluated": report.tenants_evaluated}], day.isoformat(), {}
 
-    window = f"{days[0]}..{days[-1]}"
-    timed("land", land, f"{len(tenant_ids)} tenants")
-    timed("dbt views", views)
-    timed("dbt daily marts", daily, "every day" if full_build else window)
-    timed("dbt mart tables", tables)
-    timed("analyse", analyse, window)
-    timed("insights", insights, window)
-    timed("act", act, str(days[-1]))
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    non_empty = [f for f in frames if not f.empty]
-    return pd.concat(non_empty, ignore_index=True) if non_empty else frames[0]
+    for stage, work in (
+        (flow.LAND.name, land),
+        (flow.DBT.name, dbt),
+        (flow.ANALYSE.name, analyse),
+        (flow.ACT.name, act),
+    ):
+        timed(stage, work)
+        if stage == until:
+            return

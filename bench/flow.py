@@ -1,25 +1,34 @@
 """Time the simulation and each stage of the flow, through the product's own code paths.
 
 The simulation is `run_simulation` (what `tenantpulse simulate` runs). The flow is `run_flow` (what
-`tenantpulse run` and the demo run): one Dagster run per stage over all tenants. For every stage we
-keep the wall clock of its runs and the time spent inside their Dagster steps (from the run's
-event log), so Dagster's fixed cost per run is the difference, and the rows the stage processed.
+`tenantpulse run` and the demo run): the land run launched into the Dagster instance's queue, and
+each next stage's run launched by the daemon's flow_sensor, over all tenants; the UI shows the
+same runs. For every stage we keep the wall clock of its run and the time spent inside its Dagster
+steps (from the run's event log), so Dagster's fixed cost per run is the difference, and the rows
+the stage processed.
 """
 
 from __future__ import annotations
 
 import resource
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
 import dagster as dg
 
+from tenantpulse import flow
 from tenantpulse.config import Settings
-from tenantpulse.definitions import build_definitions
-from tenantpulse.defs.dbt import views_run_config
-from tenantpulse.landing.merge import newest_landed_day
-from tenantpulse.pipeline import StageRun, dagster_instance, run_flow
+from tenantpulse.flow_runs import (
+    TERMINAL,
+    StageRun,
+    dagster_instance,
+    launch_job,
+    run_failure,
+    run_flow,
+    running_daemon,
+)
 from tenantpulse.simulator.run import ensure_simulator_tables, run_simulation
 from tenantpulse.sources.sync_history import ensure_sync_history
 from tenantpulse.tenants.registry import list_tenants
@@ -133,34 +142,68 @@ def time_flow(settings: Settings, phase: str, on_stage) -> list[dict]:
 STEADY_STATE = "steady state"
 
 
-def time_views_tests_over_newest_sync(settings: Settings) -> dict:
-    """The views step with its tests over the rows of the newest sync day only: what a day costs
-    once `--lookback-days` days have passed since the first build (the day after it, the window
-    still holds the first sync's whole history)."""
+def time_steady_state(settings: Settings, on_stage) -> list[dict]:
+    """`run_flow` up to dbt with no lookback: the staging tests check only the rows of the newest
+    sync day (a dbt run passed today), what a day costs once the lookback days have passed since
+    the first build (the day after it, the tests' window still holds the whole first sync)."""
     instance = dagster_instance(settings)
-    with open_warehouse(settings.warehouse).connect() as conn:
-        newest = newest_landed_day(conn)
-    job = build_definitions(settings).resolve_job_def("transform_views")
-    started = time.monotonic()
-    result = job.execute_in_process(
-        run_config=views_run_config(newest), instance=instance, raise_on_error=False
+    records: list[dict] = []
+
+    def keep(stage: StageRun) -> None:
+        records.append(stage_record(settings, instance, STEADY_STATE, stage))
+        on_stage(records[-1])
+
+    run_flow(
+        settings,
+        instance,
+        echo=lambda line: print(f"  {STEADY_STATE}: {line}", flush=True),
+        lookback_days=0,
+        until=flow.DBT.name,
+        on_stage=keep,
     )
-    stage = StageRun(
-        "dbt views",
-        (result.run_id,),
-        result.success,
-        None if result.success else "the views run failed (see its log in the UI)",
-        time.monotonic() - started,
-        f"tests: rows synced since {newest}",
+    return records
+
+
+OBSERVE_JOB = "observe_raw_job"
+BENCH_RUN_TAG = "tenantpulse/bench_run"
+OBSERVE_TIMEOUT_SECONDS = 3600.0
+
+
+def time_observe(settings: Settings, instance: dg.DagsterInstance) -> StageRun:
+    """A run of observe_raw_job (not part of the flow) launched into the instance's queue, as from
+    the UI, and waited for, with a daemon to dequeue it (the running one, else one started)."""
+    tags = {BENCH_RUN_TAG: uuid.uuid4().hex[:12]}
+    deadline = time.monotonic() + OBSERVE_TIMEOUT_SECONDS
+    with running_daemon(settings, instance, echo=lambda line: None):
+        launch_job(settings, OBSERVE_JOB, {}, tags)
+        while not (runs := instance.get_runs(dg.RunsFilter(tags=tags))) or (
+            runs[0].status not in TERMINAL
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{OBSERVE_JOB} unfinished after {OBSERVE_TIMEOUT_SECONDS:.0f}s")
+            time.sleep(0.5)
+    run = runs[0]
+    [record] = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))
+    success = run.status == dg.DagsterRunStatus.SUCCESS
+    return StageRun(
+        "observe",
+        (run.run_id,),
+        success,
+        None if success else run_failure(instance, run.run_id),
+        (record.end_time or 0.0) - (record.start_time or 0.0),
+        "all tenants",
     )
-    return stage_record(settings, instance, STEADY_STATE, stage)
 
 
 def stage_record(settings: Settings, instance, phase: str, stage: StageRun) -> dict:
     step_seconds = sum(_step_seconds(instance, run_id) for run_id in stage.run_ids)
     metadata = _materialization_metadata(instance, stage.run_ids)
+    first_day = None
+    if stage.run_ids:
+        run = instance.get_run_by_id(stage.run_ids[0])
+        first_day = run.tags.get(flow.PARTITION_RANGE_START) if run else None
     with open_warehouse(settings.warehouse).connect() as conn:
-        rows, unit = stage_rows(conn, stage, metadata)
+        rows, unit = stage_rows(conn, stage.stage, metadata, first_day)
     return {
         "phase": phase,
         "stage": stage.stage,
@@ -179,39 +222,37 @@ def stage_record(settings: Settings, instance, phase: str, stage: StageRun) -> d
 
 
 def peak_memory() -> dict:
-    """Peak resident memory so far of this process (Dagster runs in-process) and of the largest
-    child (dbt): a stage that raises it is the one that needed it."""
+    """Peak resident memory so far of this process and of its largest finished child (on the
+    direct path: the work, and dbt; on the Dagster path the runs are the daemon's processes,
+    counted only once the daemon is stopped, at the end of a flow)."""
     return {
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "peak_child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
     }
 
 
-def stage_rows(conn: Connection, stage: StageRun, metadata: list[dict]) -> tuple[int, str]:
-    """The rows a stage processed, in the unit that fits it."""
+def stage_rows(
+    conn: Connection, stage: str, metadata: list[dict], first_day: str | None = None
+) -> tuple[int, str]:
+    """The rows a stage processed, in the unit that fits it; `metadata`: the stage's
+    materializations' metadata (or, without Dagster, the same counts); `first_day`: the first day
+    of the daily window the stage rebuilt (None: every day)."""
 
     def total(key: str) -> int:
         return int(sum(m.get(key, 0) or 0 for m in metadata))
 
-    first_day = stage.partitions.split("..")[0] if ".." in stage.partitions else None
-    if stage.stage == "observe":
+    if stage == "observe":
         return count_rows(conn, "ops", "tenants"), "tenants observed (17 streams each)"
-    if stage.stage == "land":
+    if stage == flow.LAND.name:
         return total("rows_read"), "raw rows read"
-    if stage.stage == "dbt views":
-        return landing_rows(conn), "landing rows under the views (tests scan them)"
-    if stage.stage == "dbt daily marts":
+    if stage == flow.DBT.name:
         where = f"date >= cast('{first_day}' as date)" if first_day else "true"
-        return sum(
-            count_rows(conn, "analytics", m, where) for m in DAILY_MARTS
-        ), "mart rows rebuilt"
-    if stage.stage == "dbt mart tables":
-        return sum(count_rows(conn, "analytics", m) for m in MART_TABLES), "mart rows built"
-    if stage.stage == "analyse":
+        daily = sum(count_rows(conn, "analytics", m, where) for m in DAILY_MARTS)
+        tables = sum(count_rows(conn, "analytics", m) for m in MART_TABLES)
+        return daily + tables, "mart rows built (daily marts in the window, mart tables)"
+    if stage == flow.ANALYSE.name:
         return count_rows(conn, "analytics", "tenant_daily_metrics"), "daily metric rows read"
-    if stage.stage == "insights":
-        return total("tenant_days"), "tenant-days written"
-    if stage.stage == "act":
+    if stage == flow.ACT.name:
         return total("tenants_evaluated"), "tenant documents evaluated"
     return 0, ""
 
@@ -220,14 +261,6 @@ def count_rows(conn: Connection, schema: str, table: str, where: str = "true") -
     if not conn.table_exists(schema, table):
         return 0
     return int(conn.fetch_value(f"select count(*) from {schema}.{table} where {where}"))
-
-
-def landing_rows(conn: Connection) -> int:
-    tables = conn.fetch_all(
-        "select table_name from information_schema.tables where table_schema = 'landing' "
-        "and table_name not in ('watermarks', 'quarantine')"
-    )
-    return sum(count_rows(conn, "landing", name) for (name,) in tables)
 
 
 def _step_seconds(instance, run_id: str) -> float:

@@ -1,6 +1,7 @@
 """Replay the incremental day of an earlier run on its DuckDB or Postgres warehouse, with the code
 as it is now: the landing watermarks go back 12 hours, so the newest sync's rows are new again
-(landing replaces them with themselves), and `run_flow` runs every stage as that day did.
+(landing replaces them with themselves), and `run_flow` runs every stage as that day did, through
+the Dagster instance of that run's home.
 
     python -m bench.replay --tenants 1000 --warehouse duckdb
 
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--steady-state-tests",
         action="store_true",
-        help="then time the views step once more, its tests over the newest sync's rows only",
+        help="then time land and dbt once more with no lookback: the staging tests over the "
+        "newest sync day's rows only",
     )
     args = parser.parse_args(argv)
 
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
 
     flow.time_flow(settings, "incremental day", keep)
     if args.steady_state_tests:
-        keep(flow.time_views_tests_over_newest_sync(settings))
+        flow.time_steady_state(settings, keep)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from pathlib import Path
 # Targets of issue 7, reported against (not tests).
 INCREMENTAL_DAY_TARGET_SECONDS = 120  # N = 1,000, DuckDB
 DASHBOARD_P95_TARGET_MS = 20  # N = 10,000, Postgres
-INCREMENTAL_STAGES = (
+INCREMENTAL_STAGES = ("land", "dbt", "analyse", "act")  # tenantpulse.flow.STAGES
+# Results written before the flow ran as one run per stage of tenantpulse.flow name finer stages.
+EARLIER_INCREMENTAL_STAGES = (
     "land",
     "dbt views",
     "dbt daily marts",
@@ -90,10 +92,12 @@ class Results:
 
 
 def incremental_day_seconds(section: dict, phase: str = "incremental day") -> float | None:
+    """The seconds of every stage of the phase (None until each has been measured)."""
     stages = {s["stage"]: s for s in section["stages"] if s["phase"] == phase}
-    if not all(name in stages for name in INCREMENTAL_STAGES):
-        return None
-    return round(sum(stages[name]["seconds"] for name in INCREMENTAL_STAGES), 1)
+    for names in (INCREMENTAL_STAGES, EARLIER_INCREMENTAL_STAGES):
+        if all(name in stages for name in names):
+            return round(sum(stages[name]["seconds"] for name in names), 1)
+    return None
 
 
 def markdown(data: dict) -> str:
@@ -124,8 +128,9 @@ def markdown(data: dict) -> str:
         lines += [f"- {kind}, {name}: {text.splitlines()[0]}" for kind, name, text in failures]
     lines += ["", "## Stages", ""]
     lines += [
-        "Wall clock of each stage (`run_flow`: one Dagster run per stage, all tenants), of which the "
-        "time inside Dagster steps (the rest is Dagster's fixed cost per run), and rows per second.",
+        "Wall clock of each stage (`run_flow`: one Dagster run per stage, all tenants, start to "
+        "end), of which the time inside Dagster steps (the rest is Dagster's fixed cost per run), "
+        "and rows per second; phases marked (direct): the same functions without Dagster.",
         "",
         "| phase | stage | "
         + " | ".join(f"{k} s | {k} in steps s | {k} rows | {k} rows/s" for k in kinds)
@@ -162,8 +167,8 @@ def markdown(data: dict) -> str:
         "|---|" + "---:|" * len(kinds) + "---|",
     ]
     lines.append(
-        "| incremental day: land + dbt (views, one daily partition, tables) + analyse + insights "
-        "+ act, s | "
+        "| incremental day: land + dbt (views, the daily marts' window, tables) + analyse (and "
+        "insights) + act, s | "
         + " | ".join(_number(incremental_day_seconds(sections[k]), ".1f") for k in kinds)
         + f" | < {INCREMENTAL_DAY_TARGET_SECONDS} s at 1,000 tenants, DuckDB |"
     )

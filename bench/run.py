@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         "--path",
         choices=["dagster", "direct"],
         default="dagster",
-        help="dagster: run_flow, one Dagster run per stage; direct: the functions the assets "
-        "call, without Dagster (bench/direct.py)",
+        help="dagster: run_flow, one run per stage in the Dagster instance (the runs the CLI, "
+        "the daemon and the UI show); direct: the functions the assets call, without Dagster "
+        "(bench/direct.py)",
     )
     parser.add_argument(
         "--reuse-simulation",
@@ -218,10 +219,9 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
         return measure
 
     today = first_day + dt.timedelta(days=1)
-    days = [first_day, today]  # one day of lookback, as in flow.LOOKBACK_DAYS
     if args.path == "direct":
-        first_load = lambda: time_direct(settings, "first load (direct)", days, True, keep)  # noqa: E731
-        incremental = lambda: time_direct(settings, "incremental day (direct)", days, False, keep)  # noqa: E731
+        first_load = lambda: time_direct(settings, "first load (direct)", True, keep)  # noqa: E731
+        incremental = lambda: time_direct(settings, "incremental day (direct)", False, keep)  # noqa: E731
     else:
         first_load = lambda: flow.time_flow(settings, "first load", keep)  # noqa: E731
         incremental = lambda: flow.time_flow(settings, "incremental day", keep)  # noqa: E731
@@ -236,7 +236,7 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
     if args.no_new_day:
         label = "incremental day, no new rows" + (" (direct)" if args.path == "direct" else "")
         if args.path == "direct":
-            phases = [("incremental day", lambda: time_direct(settings, label, days, False, keep))]
+            phases = [("incremental day", lambda: time_direct(settings, label, False, keep))]
         else:
             phases = [("incremental day", lambda: flow.time_flow(settings, label, keep))]
     for name, measure in [] if args.queries_only else phases:

@@ -9,16 +9,21 @@ from pathlib import Path
 from bench.report import incremental_day_seconds
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-FULL_BUILD = ("dbt views", "dbt daily marts", "dbt mart tables")
+# The dbt stage, or the three stages it was before it ran as one (earlier results).
+FULL_BUILD = (("dbt",), ("dbt views", "dbt daily marts", "dbt mart tables"))
 
 
-def stage_seconds(section: dict, phase: str, names: tuple[str, ...]) -> float | str | None:
-    """Seconds of these stages of the phase through Dagster, else without it (marked direct)."""
+def stage_seconds(
+    section: dict, phase: str, names: tuple[str, ...], *alternatives: tuple[str, ...]
+) -> float | str | None:
+    """Seconds of these stages (or of the first alternative measured) of the phase through
+    Dagster, else without it (marked direct)."""
     for measured, mark in ((phase, ""), (f"{phase} (direct)", " (direct)")):
         found = {s["stage"]: s["seconds"] for s in section["stages"] if s["phase"] == measured}
-        if all(name in found for name in names):
-            total = round(sum(found[name] for name in names), 1)
-            return f"{total:,.1f}{mark}" if mark else total
+        for stages in (names, *alternatives):
+            if all(name in found for name in stages):
+                total = round(sum(found[name] for name in stages), 1)
+                return f"{total:,.1f}{mark}" if mark else total
     return None
 
 
@@ -39,7 +44,7 @@ def summary_rows(results_dir: Path = RESULTS_DIR) -> list[str]:
                 kind,
                 _cell(stage_seconds(section, "first load", ("simulate",))),
                 _cell(stage_seconds(section, "first load", ("land",))),
-                _cell(stage_seconds(section, "first load", FULL_BUILD)),
+                _cell(stage_seconds(section, "first load", *FULL_BUILD)),
                 _cell(incremental_day_seconds(section)),
                 _cell(stage_seconds(section, "incremental day", ("land",))),
                 _cell(dashboard.get("p95_ms"))

@@ -1,15 +1,23 @@
 """The benchmark harness's own pieces, at a tiny scale (no timing is asserted)."""
 
 import datetime as dt
+import importlib
 import sys
 from pathlib import Path
 
 # bench/ sits beside the package's source, not inside it: `make bench` runs it from the checkout.
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
+from bench import flow  # noqa: E402
+from bench.direct import time_direct  # noqa: E402
 from bench.queries import percentiles, union_view_probe  # noqa: E402
 from bench.report import Results, incremental_day_seconds  # noqa: E402
-from bench.scale import bench_settings, bench_tenants, first_sync_day  # noqa: E402
+from bench.scale import (  # noqa: E402
+    bench_settings,
+    bench_tenants,
+    first_sync_day,
+    register_tenants,
+)
 
 
 def test_bench_tenants_cycle_through_the_demo_mix():
@@ -51,13 +59,50 @@ def test_union_view_probe_queries_a_view_over_every_schema(tmp_path):
 def test_results_are_written_as_json_and_markdown(tmp_path):
     results = Results(tmp_path, 10, {"history_days": 180, "volume": 1.0, "mix": "demo mix"})
     section = results.start_warehouse("duckdb")
-    for stage in ("land", "dbt views", "dbt daily marts", "dbt mart tables", "analyse"):
+    for stage in ("land", "dbt", "analyse"):
         section["stages"].append(
             {"phase": "incremental day", "stage": stage, "seconds": 2.0, "rows": 10, "unit": "rows"}
         )
     results.save()
-    assert incremental_day_seconds(section) is None  # insights and act not measured yet
+    assert incremental_day_seconds(section) is None  # act not measured yet
     text = (tmp_path / "n10.md").read_text()
-    assert "| incremental day | dbt views | 2.0 |" in text
+    assert "| incremental day | dbt | 2.0 |" in text
+    section["stages"].append({"phase": "incremental day", "stage": "act", "seconds": 1.5})
+    assert incremental_day_seconds(section) == 7.5
     assert first_sync_day(dt.date(2026, 11, 26)).isoformat() == "2026-11-25"
     assert (tmp_path / "n10.json").exists()
+
+
+def test_results_of_the_earlier_finer_stages_still_add_up_to_an_incremental_day():
+    earlier = ("land", "dbt views", "dbt daily marts", "dbt mart tables", "analyse", "insights")
+    section = {
+        "stages": [{"phase": "incremental day", "stage": s, "seconds": 1.0} for s in earlier]
+        + [{"phase": "incremental day", "stage": "act", "seconds": 0.5}]
+    }
+    assert incremental_day_seconds(section) == 6.5
+
+
+def test_the_direct_path_lands_with_the_functions_the_land_asset_calls(tmp_path):
+    # Up to land only: the dbt stage's three invocations take about a minute even for two tenants.
+    first_day = first_sync_day(dt.datetime.now(dt.UTC).date())
+    settings = bench_settings(
+        "duckdb", tmp_path, f"duckdb:///{tmp_path / 'warehouse.duckdb'}", first_day, 28
+    )
+    register_tenants(settings, bench_tenants(2))
+    simulated = flow.simulate(settings, workers=1)
+    records = []
+    time_direct(settings, "first load (direct)", True, records.append, until="land")
+    [land] = records
+    assert (land["phase"], land["stage"], land["path"], land["success"]) == (
+        "first load (direct)",
+        "land",
+        "direct",
+        True,
+    )
+    assert land["rows"] == simulated["rows"] > 0  # a first load reads every raw row
+    assert land["unit"] == "raw rows read"
+
+
+def test_every_bench_entry_point_imports():
+    for module in ("bench.run", "bench.replay", "bench.catalog_probe", "bench.summary"):
+        importlib.import_module(module)

@@ -283,3 +283,31 @@ def test_the_deterministic_writer_writes_the_drafts_for_every_tenant_in_order():
     assert [r.generated_by for r in results] == ["deterministic", "deterministic"]
     assert results[1].strengths == ["Revenue is up 5% on the previous 30 days"]
     assert all(not r.dropped and not r.fallback_topics for r in results)
+
+
+def test_the_insights_of_analysed_days_are_written_by_the_drafts_and_stored_once(settings):
+    from tenantpulse.analysis.tables import replace_days
+    from tenantpulse.insights.daily import write_days
+    from tenantpulse.warehouse import open_warehouse
+    from test_analysis_daily import _analyse
+
+    warehouse = open_warehouse(settings.warehouse)
+    with warehouse.connect() as conn:
+        for name, frame in _analyse().tables().items():
+            replace_days(conn, "analysis", name, frame, [AS_OF])
+    days = [AS_OF - dt.timedelta(days=1), AS_OF]  # the day before was not analysed: no facts
+    for _ in range(2):  # writing the days again leaves one row per tenant and day
+        progress, warnings = [], []
+        written = write_days(
+            warehouse, days, settings.llm, log=progress.append, warn=warnings.append
+        )
+    assert not settings.llm.enabled and written.days == days
+    assert len(written.results) == 6 and len(written.frame) == 6
+    assert set(written.frame["generated_by"]) == {"deterministic"}
+    assert written.frame["sentences_dropped"].sum() == 0 and warnings == []
+    assert progress[-1] == "insights: 6/6 tenant-days written" and len(progress) == 6
+    with warehouse.connect() as conn:
+        assert conn.fetch_all("select as_of, count(*) from analysis.insights group by as_of") == [
+            (AS_OF, 6)
+        ]
+        assert not conn.table_exists("ops", "llm_cache")  # no LLM, no cache

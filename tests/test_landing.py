@@ -162,14 +162,19 @@ def test_rows_that_break_the_contract_are_quarantined_with_the_reason(warehouse)
         assert conn.fetch_value("select count(*) from landing.stripe__charges") == 1
 
 
+def raw_table_without_its_key(conn, tenant_id: str, table: str) -> None:
+    """A raw table of the tenant with no `id` column: it cannot be landed."""
+    conn.ensure_schema(f"user_{tenant_id}")
+    conn.execute(
+        f"create table user_{tenant_id}.{table} (amount bigint, _airbyte_raw_id varchar, "
+        "_airbyte_extracted_at timestamptz)"
+    )
+
+
 def test_missing_raw_table_and_missing_key_column_are_reported_per_tenant(warehouse):
     with warehouse.connect() as conn:
         write_raw(conn, "acme", "stripe__charges", [charge("ch_1", "succeeded", 100)], sync_time(1))
-        conn.ensure_schema("user_broken")
-        conn.execute(
-            "create table user_broken.stripe_charges (amount bigint, _airbyte_raw_id varchar, "
-            "_airbyte_extracted_at timestamptz)"
-        )
+        raw_table_without_its_key(conn, "broken", "stripe_charges")
         outcomes = {
             o.tenant_id: o for o in land_stream(conn, CHARGES, ["acme", "broken", "nosource"])
         }
@@ -334,3 +339,56 @@ def test_each_merge_is_committed_so_a_later_failure_keeps_it(warehouse, monkeypa
             ("t1",),
             ("t2",),
         ]
+
+
+def test_each_stream_lands_for_the_active_tenants_with_its_source_or_the_chosen_ones():
+    from tenantpulse.landing.run import InactiveTenantsError, tenants_by_stream
+
+    active = {"acme": ("stripe", "github"), "globex": ("stripe",), "initech": ("github",)}
+    streams = [CHARGES, STREAMS_BY_NAME["github__pull_requests"]]
+    assert tenants_by_stream(active, streams) == {
+        "stripe__charges": ["acme", "globex"],
+        "github__pull_requests": ["acme", "initech"],
+    }
+    # Chosen tenants are landed for every stream: one without the source has no raw table.
+    assert tenants_by_stream(active, streams, ["globex"]) == {
+        "stripe__charges": ["globex"],
+        "github__pull_requests": ["globex"],
+    }
+    with pytest.raises(InactiveTenantsError, match="not active tenants: gone, nobody"):
+        tenants_by_stream(active, streams, ["acme", "nobody", "gone"])
+
+
+def test_land_streams_reports_each_stream_and_names_the_tenants_that_failed(warehouse):
+    from tenantpulse.landing.run import failure_summary, land_streams
+    from tenantpulse.tenants.registry import add_tenant
+
+    refunds = STREAMS_BY_NAME["stripe__refunds"]
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe")
+        add_tenant(conn, "broken", "Broken", "stripe")
+        add_tenant(conn, "hub", "Hub", "github")
+        charges = [charge("ch_1", "pending", 100), charge("ch_2", "succeeded", 100)]
+        write_raw(conn, "acme", "stripe__charges", charges, sync_time(1))
+        write_raw(conn, "acme", "stripe__refunds", [{"id": "re_1", "updated": 1}], sync_time(1))
+        raw_table_without_its_key(conn, "broken", "stripe_refunds")
+        announced = []
+        landed = list(
+            land_streams(
+                conn, [CHARGES, refunds], on_stream=lambda c, n: announced.append((c.name, n))
+            )
+        )
+    assert announced == [("stripe__charges", 2), ("stripe__refunds", 2)]  # hub has no stripe
+    assert [(s.contract.name, s.rows_read, s.rows_changed) for s in landed] == [
+        ("stripe__charges", 2, 2),
+        ("stripe__refunds", 1, 1),
+    ]
+    error = (
+        "raw table user_broken.stripe_refunds has no column id: its primary key and Airbyte "
+        "metadata are required to land it"
+    )
+    assert landed[0].failures == {}
+    assert landed[1].failures == {"broken/stripe__refunds": error}
+    assert failure_summary(landed[1].failures) == (
+        f"1 tenant stream(s) could not be landed: broken/stripe__refunds: {error}"
+    )

@@ -1,16 +1,22 @@
 """One day's analysis of every tenant: patterns, health, churn risk and recommendations, from the
-per-tenant daily history (analytics.tenant_daily_metrics), using only rows up to that day."""
+per-tenant daily history (analytics.tenant_daily_metrics), using only rows up to that day; and a
+range of days analysed and stored at once (what the analysis asset and the bench run)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import pandas as pd
 
 from tenantpulse.analysis import churn, health, patterns, synthetic_tenants
 from tenantpulse.analysis.recommendations import recommendations
+from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, replace_days
+from tenantpulse.warehouse import Warehouse
+
+HISTORY_TABLE = "analytics.tenant_daily_metrics"
+WORKFLOW_SCHEMA, WORKFLOW_TABLE = "ops", "ai_workflow_analysis"
 
 # The churn model trains on the tenants' own history plus a synthetic population while real
 # history is short (synthetic_tenants.synthetic_training_history says what it is).
@@ -42,6 +48,51 @@ class DayAnalysis:
             "churn_risk": self.churn,
             "recommendations": self.recommendations,
         }
+
+
+@dataclass(frozen=True)
+class DaysAnalysed:
+    """A range of days analysed and stored: the model they used and what was written."""
+
+    days: list[dt.date]
+    model: churn.ChurnModel
+    history_rows: int  # rows of the daily history read
+    rows_written: dict[str, int]  # analysis table -> rows stored for the days
+    analysed: DayAnalysis | None = None  # every day's rows, as stored (the asset checks read them)
+
+
+def analyse_days(warehouse: Warehouse, days: list[dt.date]) -> DaysAnalysed:
+    """Analyse every tenant on each of `days` (in order) with one churn model, trained on the labels
+    known by the first day, and make the analysis tables and ops.ai_workflow_analysis hold exactly
+    these days' rows. The history is read, and the results written, on connections of their own:
+    none is held while the analysis runs."""
+    with warehouse.connect() as conn:
+        history = normalise_history(conn.read_frame(f"select * from {HISTORY_TABLE}"))
+    model = train_churn_model(history, known_until=days[0])
+    analysed = combine_days([analyse_day(history, day, model) for day in days])
+    with warehouse.connect() as conn:
+        rows = {
+            table: replace_days(conn, ANALYSIS_SCHEMA, table, frame, days)
+            for table, frame in analysed.tables().items()
+        }
+        replace_days(conn, WORKFLOW_SCHEMA, WORKFLOW_TABLE, analysed.workflow, days)
+    return DaysAnalysed(days, model, len(history), rows, analysed)
+
+
+def combine_days(results: list[DayAnalysis]) -> DayAnalysis:
+    """One DayAnalysis holding every day's rows, in the order of `results`."""
+    return DayAnalysis(
+        **{
+            output.name: concat_rows([getattr(r, output.name) for r in results])
+            for output in fields(DayAnalysis)
+        }
+    )
+
+
+def concat_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames' rows one after the other; the first frame (its columns) when all are empty."""
+    non_empty = [f for f in frames if not f.empty]
+    return pd.concat(non_empty, ignore_index=True) if non_empty else frames[0]
 
 
 def normalise_history(history: pd.DataFrame) -> pd.DataFrame:
@@ -99,7 +150,10 @@ def _stamped(frame: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """Add `as_of`; store list and dict cells as JSON text; tenant_id first."""
     frame = frame.reset_index() if "tenant_id" not in frame.columns else frame.copy()
     for column in frame.columns:
-        if frame[column].map(lambda v: isinstance(v, (list, dict))).any():
+        # Only object columns hold lists; mapping an empty datetime column keeps its dtype, and
+        # pandas refuses `any` over datetimes.
+        values = frame[column]
+        if values.dtype == object and values.map(lambda v: isinstance(v, (list, dict))).any():
             frame[column] = frame[column].map(lambda v: json.dumps(v, default=str))
     frame.insert(1, "as_of", as_of)
     return frame

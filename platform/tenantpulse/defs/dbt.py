@@ -7,7 +7,6 @@ become asset checks through `dbt build`.
 """
 
 import datetime as dt
-import json
 import os
 
 from dagster import (
@@ -27,11 +26,16 @@ from dagster_dbt import (
 
 from tenantpulse.config import parse_warehouse_url
 from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.flow import parse_day
+from tenantpulse.transform.dbt_args import (
+    INCREMENTAL,
+    MARTS,
+    VIEWS,
+    daily_args,
+    tables_args,
+    views_args,
+)
 from tenantpulse.transform.dbt_cli import dbt_env
-from tenantpulse.transform.windows import window_vars
-
-INCREMENTAL = "config.materialized:incremental"
-VIEWS = "fqn:staging fqn:intermediate"
 
 
 class TenantpulseDbtTranslator(DagsterDbtTranslator):
@@ -82,11 +86,8 @@ def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefin
         config: ViewsConfig,
     ):
         _use_warehouse(warehouse)
-        args = ["build"]
-        if config.test_rows_synced_since:
-            since = dt.date.fromisoformat(config.test_rows_synced_since)  # rejects anything else
-            args += ["--vars", json.dumps({"test_synced_since": since.isoformat()})]
-        yield from dbt.cli(args, context=context).stream()
+        since = parse_day(config.test_rows_synced_since)  # rejects anything but a day
+        yield from dbt.cli(views_args(since), context=context).stream()
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -104,13 +105,13 @@ def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefin
         window = context.partition_time_window
         newest = daily_partitions.get_last_partition_key()
         reaches_newest = context.partition_key_range.end == newest
-        args = ["build", "--vars", window_vars(window.start, window.end, reaches_newest)]
+        args = daily_args(window.start, window.end, reaches_newest)
         yield from dbt.cli(args, context=context).stream()
 
     @dbt_assets(
         manifest=project.manifest_path,
         project=project,
-        select="fqn:marts",
+        select=MARTS,
         exclude=INCREMENTAL,
         name="dbt_tables",
         dagster_dbt_translator=translator,
@@ -119,6 +120,6 @@ def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefin
         context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
     ):
         _use_warehouse(warehouse)
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from dbt.cli(tables_args(), context=context).stream()
 
     return [dbt_views, dbt_daily, dbt_tables]

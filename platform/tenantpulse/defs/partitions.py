@@ -1,6 +1,9 @@
-"""The `tenants` dynamic partitions, one key per registered tenant id, and runs over ranges of them."""
+"""The `tenants` dynamic partitions, one key per registered tenant id, and runs over ranges of them;
+the days a run over daily partitions covers."""
 
-from dagster import DynamicPartitionsDefinition
+import datetime as dt
+
+from dagster import AssetExecutionContext, DynamicPartitionsDefinition
 
 tenant_partitions = DynamicPartitionsDefinition(name="tenants")
 
@@ -23,3 +26,12 @@ def partition_ranges(ordered_keys: list[str], selected: list[str]) -> list[tuple
     if start is not None:
         ranges.append((start, previous))
     return ranges
+
+
+def partition_days(context: AssetExecutionContext) -> list[dt.date]:
+    """The days of the daily partitions a run covers, in order (one run may cover many)."""
+    window = context.partition_time_window
+    return [
+        (window.start + dt.timedelta(days=i)).date()
+        for i in range((window.end - window.start).days)
+    ]
