@@ -26,7 +26,8 @@ import dagster as dg
 
 from tenantpulse import flow
 from tenantpulse.config import Settings, child_environment
-from tenantpulse.defs.landing import landing_run_config
+from tenantpulse.defs.flow import flow_tags
+from tenantpulse.defs.landing import landing_run_config, landing_run_tenants
 from tenantpulse.defs.partitions import partition_ranges, tenant_partitions
 from tenantpulse.defs.tenants import sync_tenant_partitions
 from tenantpulse.tenants.ids import validate_tenant_id
@@ -205,11 +206,7 @@ def run_flow(
             f"not active tenants: {', '.join(unknown)} (see `tenantpulse tenants list`)"
         )
     sync_tenant_partitions(instance, registered)
-    tags = {
-        flow.FLOW_TAG: f"cli-{uuid.uuid4().hex[:12]}",
-        flow.TRIGGER_TAG: "cli",
-        flow.LOOKBACK_TAG: str(lookback_days),
-    } | ({flow.UNTIL_TAG: until} if until else {})
+    tags = flow_tags(f"cli-{uuid.uuid4().hex[:12]}", "cli", lookback_days, until)
     results: list[StageRun] = []
 
     def report(stage_run: StageRun) -> None:
@@ -327,7 +324,7 @@ def describe_run(run: dg.DagsterRun) -> str:
     elif "dagster/partition" in tags:
         what.append(tags["dagster/partition"])
     if run.job_name == flow.LAND.job:
-        chosen = ops.get("land", {}).get("config", {}).get("tenants")
+        chosen = landing_run_tenants(run.run_config)
         what.append(f"tenants: {len(chosen)}" if chosen else "all tenants")
     if run.job_name == flow.DBT.job:
         since = ops.get("dbt_views", {}).get("config", {}).get("test_rows_synced_since")

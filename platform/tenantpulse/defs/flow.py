@@ -14,7 +14,7 @@ from tenantpulse import flow
 from tenantpulse.actions.execute import day_to_act_on
 from tenantpulse.config import Settings
 from tenantpulse.defs.dbt import views_run_config
-from tenantpulse.defs.landing import landing_run_config
+from tenantpulse.defs.landing import landing_run_config, landing_run_tenants
 from tenantpulse.sources.sync_history import syncs_recorded_since
 from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
 
@@ -106,12 +106,7 @@ def covered_by_land_runs(instance: dg.DagsterInstance, syncs: list) -> set[tuple
     covered = set()
     for sync in syncs:
         for record in runs:
-            chosen = (
-                record.dagster_run.run_config.get("ops", {})
-                .get("land", {})
-                .get("config", {})
-                .get("tenants")
-            )
+            chosen = landing_run_tenants(record.dagster_run.run_config)
             if record.create_timestamp > sync.recorded_at and (
                 not chosen or sync.tenant_id in chosen
             ):
@@ -125,7 +120,8 @@ def build_flow_sensors(
     jobs: list,
     daily_asset_keys: list[dg.AssetKey],
     days: dg.DailyPartitionsDefinition,
-) -> list:
+) -> tuple[list, list]:
+    """(sensors, schedules) of the flow."""
     recommendations = dg.AssetKey(["analysis", "recommendations"])
     stage_jobs = [job for job in jobs if job.name in flow.STAGE_BY_JOB]
 

@@ -15,6 +15,7 @@ from dagster import (
     AssetKey,
     AssetSpec,
     Config,
+    DagsterInstance,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -24,6 +25,12 @@ from pydantic import Field
 
 from tenantpulse.defs.raw import raw_asset_key
 from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.defs.schemas import (
+    chained_data_version,
+    column_schema,
+    contract_schema,
+    previous_data_version,
+)
 from tenantpulse.flow import NEWEST_LANDED_TAG, ROWS_LANDED_TAG
 from tenantpulse.landing.merge import (
     FAILED,
@@ -53,8 +60,13 @@ def landing_asset_key(contract: StreamContract) -> AssetKey:
 
 
 def landing_run_config(tenant_ids: list[str] | None) -> dict:
-    """Run config of the `ingest` job landing only `tenant_ids` (None: every active tenant)."""
+    """Run config of `land_job` landing only `tenant_ids` (None: every active tenant)."""
     return {} if tenant_ids is None else {"ops": {LAND_OP: {"config": {"tenants": tenant_ids}}}}
+
+
+def landing_run_tenants(run_config: dict) -> list[str]:
+    """The tenants a land run's config names (empty: every active tenant)."""
+    return run_config.get("ops", {}).get(LAND_OP, {}).get("config", {}).get("tenants") or []
 
 
 def landing_summary_markdown(outcomes: list[TenantLanding]) -> str:
@@ -94,8 +106,15 @@ def _landing_spec(contract: StreamContract) -> AssetSpec:
         deps=[raw_asset_key(contract)],
         group_name="landing",
         description=f"`{LANDING_SCHEMA}.{contract.name}`: every tenant's latest version of each "
-        f"{contract.stream} record, keyed by (tenant_id, {', '.join(contract.primary_key)}).",
-        metadata={"table": f"{LANDING_SCHEMA}.{contract.name}"},
+        f"{contract.stream} record, keyed by (tenant_id, {', '.join(contract.primary_key)}). "
+        f"A run merges each tenant's rows of `user_<tenant>.{contract.raw_table}` newer than its "
+        "watermark (landing.watermarks), deduplicated on the key (newest sync, then newest "
+        f"`{contract.cursor}`); rows that break the contract go to landing.quarantine with the "
+        "reason. The data version changes only when rows were merged.",
+        # The warehouse's kind (duckdb, postgres) is added by definitions.py.
+        kinds={"python", "sql"},
+        metadata={"table": f"{LANDING_SCHEMA}.{contract.name}"}
+        | column_schema(contract_schema(contract, landing=True)),
     )
 
 
@@ -111,12 +130,25 @@ def _check_specs(contract: StreamContract) -> list[AssetCheckSpec]:
     ]
 
 
-def _results(contract: StreamContract, outcomes: list[TenantLanding]):
+def landing_changes(outcomes: list[TenantLanding]) -> list[str]:
+    """What a landing changed in its table: each tenant with rows merged, its new watermark and
+    row count (quarantined rows change only landing.quarantine)."""
+    return [
+        f"{o.tenant_id} {o.watermark.isoformat() if o.watermark else '-'} {o.rows_landed}"
+        for o in outcomes
+        if o.rows_landed
+    ]
+
+
+def _results(contract: StreamContract, outcomes: list[TenantLanding], instance: DagsterInstance):
     key = landing_asset_key(contract)
     drifted = {o.tenant_id: list(o.extra_columns) for o in outcomes if o.extra_columns}
     quarantined = {o.tenant_id: o.rows_quarantined for o in outcomes if o.rows_quarantined}
+    previous = previous_data_version(instance, key)
     yield MaterializeResult(
         asset_key=key,
+        # Unchanged when nothing was merged: a no-op landing leaves the staging views in sync.
+        data_version=chained_data_version(previous, landing_changes(outcomes)),
         metadata={
             "tenants": len(outcomes),
             "tenants_merged": sum(o.status == MERGED for o in outcomes),
@@ -162,7 +194,7 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
                 config.tenants,
                 on_stream=lambda c, n: context.log.info(f"landing {c.name} for {n} tenants"),
             ):
-                yield from _results(stream.contract, stream.outcomes)
+                yield from _results(stream.contract, stream.outcomes, context.instance)
                 landed.append(stream)
         except InactiveTenantsError as inactive:
             raise Failure(str(inactive)) from None
