@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -34,7 +35,6 @@ from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.instance.config import dagster_instance_config
 
 from deploy_harness import DEPLOY, REPO
-from tenantpulse.transform.dbt_cli import DBT_PROJECT_DIR
 
 DAGSTER_VERSION = "1.13.27"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY", re.IGNORECASE)
@@ -326,28 +326,104 @@ def _dockerfile_env() -> dict[str, str]:
     return dict(item.split("=", 1) for item in shlex.split(block.replace("\\\n", " ")))
 
 
-def test_the_image_installs_the_repository_in_place_and_runs_the_code_server():
+def dockerfile_instructions() -> list[list[str]]:
     text = (DEPLOY / "Dockerfile").read_text()
-    instructions = [
+    return [
         line.split(None, 1)
         for line in text.replace("\\\n", " ").splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
+
+
+def test_the_image_runs_the_code_server_as_compose_does():
+    instructions = dockerfile_instructions()
     assert instructions[0] == ["FROM", "python:3.11-slim-bookworm"]
     runs = [args for op, args in instructions if op == "RUN"]
-    # In place: the package finds dbt_project/ beside its source tree, not in site-packages.
-    assert "pip install -e ." in runs
-    assert DBT_PROJECT_DIR == REPO / "dbt_project"
+    assert "pip install /tmp/build && rm -rf /tmp/build" in runs
     copies = [args.split() for op, args in instructions if op == "COPY"]
     assert ["deploy/dagster.yaml", "deploy/workspace.yaml", "${DAGSTER_HOME}/"] in copies
-    for copied in ("platform", "dbt_project", "pyproject.toml"):
-        assert any(copied in c[:-1] for c in copies), copied
+    assert ["dbt_project", "./dbt_project"] in copies
+    [workdir] = [args for op, args in instructions if op == "WORKDIR"]
+    assert _dockerfile_env()["TENANTPULSE_DBT_PROJECT_DIR"] == f"{workdir}/dbt_project"
     users = [args for op, args in instructions if op == "USER"]
     assert users and users[-1] != "root"
     [cmd] = [json.loads(args) for op, args in instructions if op == "CMD"]
     assert cmd == load("docker-compose.yml")["services"]["code"]["command"]
     ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
     assert {".venv", ".tenantpulse", "deploy/.env", "dbt_project/target"} <= set(ignored)
+
+
+def test_the_images_install_finds_the_dbt_project_and_parses_it(tmp_path):
+    """The image's layout without Docker: the package installed from a copy of its source
+    (`pip install`, not editable, as the Dockerfile does) into a folder of its own, the dbt
+    project elsewhere. Without TENANTPULSE_DBT_PROJECT_DIR it cannot find the project; with it,
+    the Dockerfile's build-time parse step (its own command, run here) parses it for Postgres."""
+    source = tmp_path / "build"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "platform", source / "platform", ignore=_untracked)
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        message = f"pip could not build the package (its build backend comes from the index): {done.stderr[-800:]}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    project = tmp_path / "opt" / "dbt_project"
+    shutil.copytree(REPO / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    [parse] = [
+        args for op, args in dockerfile_instructions() if op == "RUN" and "prepare_manifest" in args
+    ]
+    assignment, _, command = parse.partition(" python -c ")
+    name, _, url = assignment.partition("=")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TENANTPULSE_", "DAGSTER_"))
+    } | {"PYTHONPATH": str(site), "TENANTPULSE_HOME": str(tmp_path / "home"), name: url}
+    code = shlex.split(command)[0]
+    check = "import tenantpulse; print(tenantpulse.__file__)"
+
+    where = subprocess.run(
+        [sys.executable, "-c", check], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert Path(where.stdout.strip()).is_relative_to(site), where.stdout + where.stderr
+    without = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert without.returncode != 0 and "TENANTPULSE_DBT_PROJECT_DIR" in without.stderr
+    env["TENANTPULSE_DBT_PROJECT_DIR"] = str(project)
+    parsed = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert parsed.returncode == 0, parsed.stdout + parsed.stderr
+    manifest = Path(parsed.stdout.strip().splitlines()[-1])
+    assert manifest == project / "target" / "postgres" / "manifest.json"
+    assert manifest.is_file()
+
+
+def _untracked(folder, names):
+    return [n for n in names if n == "__pycache__" or n.endswith(".egg-info")]
 
 
 # --- helm/values.yaml ----------------------------------------------------------------------
