@@ -15,6 +15,7 @@ from tenantpulse.defs.insights import build_insights_asset
 from tenantpulse.defs.landing import land
 from tenantpulse.defs.raw import observe_raw_streams
 from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.defs.schemas import with_warehouse_kind
 from tenantpulse.defs.tenants import tenant_partitions_sensor
 from tenantpulse.transform.dbt_cli import (
     DBT_PROJECT_DIR,
@@ -61,12 +62,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     airbyte = _airbyte_defs(settings)
     return dg.Definitions(
         assets=[
-            observe_raw_streams,
-            land,
+            # dagster-dbt gives the dbt assets their adapter's kind; these get the same.
+            *with_warehouse_kind(
+                [observe_raw_streams, land, analysis, insights, action_log],
+                settings.warehouse.dialect,
+            ),
             *dbt_assets,
-            analysis,
-            insights,
-            action_log,
             *airbyte["assets"],
         ],
         jobs=jobs + airbyte["jobs"],

@@ -154,6 +154,9 @@ def build_jobs_sensor() -> dg.SensorDefinition:
         name="airbyte_jobs_sensor",
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Records each registered tenant's finished Airbyte syncs in "
+        "ops.airbyte_sync_history, however they were started, and reports their streams' new "
+        "data versions; new_syncs_sensor then lands the successful ones.",
     )
     def airbyte_jobs_sensor(
         context: dg.SensorEvaluationContext,

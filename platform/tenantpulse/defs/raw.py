@@ -19,6 +19,7 @@ from dagster import (
 )
 
 from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.defs.schemas import column_schema, contract_schema
 from tenantpulse.landing.raw_table_reads import raw_versions
 from tenantpulse.sources.contracts import STREAMS, StreamContract, streams_for
 from tenantpulse.tenants.registry import list_tenants
@@ -70,11 +71,16 @@ def raw_observations(conn: Connection, sources: set[str]) -> list[AssetObservati
             raw_asset_key(contract),
             group_name="raw",
             description=f"Airbyte's {contract.source} `{contract.stream}` stream in each tenant's "
-            f"schema: `user_<tenant>.{contract.raw_table}`.",
+            f"schema: `user_<tenant>.{contract.raw_table}` (written by Airbyte, or locally by the "
+            "source simulator). Observed, not materialized: its data version is a digest of "
+            "every active tenant's row count and newest `_airbyte_extracted_at`.",
+            # The warehouse's kind (duckdb, postgres) is added by definitions.py.
+            kinds={"airbyte"},
             metadata={
                 "table": f"user_<tenant>.{contract.raw_table}",
                 "primary_key": list(contract.primary_key),
-            },
+            }
+            | column_schema(contract_schema(contract, landing=False)),
         )
         for contract in STREAMS
     ],

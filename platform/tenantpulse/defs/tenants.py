@@ -31,7 +31,12 @@ def sync_tenant_partitions(instance, registered: list[str]) -> tuple[list[str], 
     return to_add, to_delete
 
 
-@sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+@sensor(
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Keeps the `tenants` partitions equal to the active tenants of ops.tenants: adds "
+    "a partition for each newly registered tenant, deletes those of removed tenants.",
+)
 def tenant_partitions_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
     """Adds a partition for each newly registered tenant and deletes those of removed tenants."""
     if warehouse_in_use(parse_warehouse_url(warehouse.url).dialect, context.instance):

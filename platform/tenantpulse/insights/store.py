@@ -10,7 +10,7 @@ import json
 import pandas as pd
 
 from tenantpulse.analysis.document import ANALYSIS_TABLES
-from tenantpulse.analysis.tables import read_days
+from tenantpulse.analysis.tables import OutputColumn, read_days
 from tenantpulse.insights.compose import TenantContext, TenantInsights
 from tenantpulse.insights.facts import TenantFacts, tenant_facts
 from tenantpulse.insights.llm import MAX_PR_TITLES, PROMPT_VERSION, Cache
@@ -133,3 +133,28 @@ def insights_frame(results: list[TenantInsights]) -> pd.DataFrame:
     frame["input_hash"] = frame["input_hash"].astype("string")
     frame["llm_error"] = frame["llm_error"].astype("string")
     return frame
+
+
+# The columns insights_frame writes, in order: the insights asset's column schema in the UI.
+INSIGHTS_COLUMNS: tuple[OutputColumn, ...] = tuple(
+    OutputColumn(*column)
+    for column in (
+        ("tenant_id", "varchar", "The tenant (ops.tenants.tenant_id)."),
+        ("as_of", "date", "The analysed day the insights are written from."),
+        ("strengths", "varchar", "JSON list of sentences on what goes well."),
+        ("improvements", "varchar", "JSON list of sentences on what to improve."),
+        ("recommendation_impacts", "varchar", "JSON: recommendation rule -> its written impact."),
+        ("generated_by", "varchar", "The LLM's model name, or deterministic (the templates)."),
+        ("prompt_version", "varchar", "The version of the prompt the LLM was given."),
+        ("input_hash", "varchar", "Hash of the model and its input: the answer cache's key."),
+        ("llm_error", "varchar", "Why the LLM's answer was not used (templates kept)."),
+        ("from_cache", "boolean", "The LLM's answer came from the cache (no call)."),
+        ("sentences_checked", "bigint", "Written sentences checked against the tenant's facts."),
+        ("sentences_dropped", "bigint", "Sentences dropped: a number not in the facts."),
+        ("dropped", "varchar", "JSON list of the dropped sentences and their unmatched numbers."),
+        ("fallback_topics", "varchar", "JSON list of topics that kept the template's sentence."),
+        ("prompt_tokens", "bigint", "Prompt tokens of the LLM call (0 without one)."),
+        ("completion_tokens", "bigint", "Completion tokens of the LLM call."),
+        ("cost_usd", "decimal", "Cost of the call at the configured prices, US dollars."),
+    )
+)
