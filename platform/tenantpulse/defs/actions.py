@@ -31,6 +31,7 @@ from tenantpulse.actions.playbooks import load_playbooks
 from tenantpulse.config import Settings
 from tenantpulse.defs.analysis import ANALYSIS_ASSETS
 from tenantpulse.defs.flow import warehouse_in_use
+from tenantpulse.defs.partitions import partition_days
 from tenantpulse.insights.store import INSIGHTS_TABLE
 from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
 
@@ -53,22 +54,25 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
         backfill_policy=BackfillPolicy.single_run(),
         group_name="actions",
         description="`ops.action_log`: what the playbooks fired for each tenant and day, and "
-        "whether it was delivered (pending, done, failed, dry_run).",
+        "whether it was delivered (pending, done, failed, dry_run). A run evaluates the "
+        f"playbooks of {actions.playbooks_path.name} over one analysed day's analysis and "
+        "insights for every active tenant, records each action once (an idempotency key per "
+        "tenant, playbook, action and day) and sends it through its handler (log, webhook, "
+        "Slack); a failed send stays `failed` and is sent again by the next run for the day. "
+        "Daily partitions: the flow acts on the newest analysed day only (actions are for the "
+        "present), so the earlier days' partitions stay missing by design.",
+        # The warehouse's kind (duckdb, postgres) is added by definitions.py.
+        kinds={"python"},
     )
     def action_log(context: AssetExecutionContext, config: ActConfig):
         playbook_file = load_playbooks(actions.playbooks_path)
         handlers = build_handlers(actions, playbook_file.handlers_used())
         warehouse = open_warehouse(settings.warehouse)
-        window = context.partition_time_window
-        days = [
-            (window.start + dt.timedelta(days=i)).date()
-            for i in range((window.end - window.start).days)
-        ]
         reports = [
             act_on_day(
                 warehouse, playbook_file, handlers, day, config.tenants or None, actions.dry_run
             )
-            for day in days
+            for day in partition_days(context)
         ]
         fired = [a.key for r in reports for a in r.planned]
         failed = [(key, error) for r in reports for key, error in r.failed]
@@ -99,6 +103,8 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
         name="run_failure_alert_sensor",
         minimum_interval_seconds=30,
         default_status=DefaultSensorStatus.RUNNING,
+        description="Alerts through the playbook file's `alerts.run_failure` actions, once per "
+        "failed run of any job.",
     )
     def run_failure_alert_sensor(context: RunFailureSensorContext):
         """Alerts through the playbook file's `alerts.run_failure` actions, once per failed run."""
@@ -120,7 +126,12 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
             dry_run=actions.dry_run,
         )
 
-    @sensor(minimum_interval_seconds=900, default_status=DefaultSensorStatus.RUNNING)
+    @sensor(
+        minimum_interval_seconds=900,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Alerts through the playbook file's `alerts.stale_data` actions for each "
+        "active tenant with no successful sync in `max_age_hours`, once per tenant and day.",
+    )
     def stale_data_sensor(context: SensorEvaluationContext):
         """Alerts through `alerts.stale_data` for each tenant with no successful sync in
         `max_age_hours`, once per tenant and day."""

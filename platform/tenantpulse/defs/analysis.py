@@ -1,10 +1,13 @@
 """The analysis as daily-partitioned assets over all tenants at once: a run over a range of days
 trains the churn model once (on labels known by the range's first day) and analyses each day."""
 
-import datetime as dt
+from collections.abc import Iterator
+from dataclasses import replace
 
-import pandas as pd
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
@@ -15,9 +18,13 @@ from dagster import (
     multi_asset,
 )
 
-from tenantpulse.analysis.daily import analyse_day, normalise_history, train_churn_model
-from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, replace_days
+from tenantpulse.analysis.checks import CHECKS, check_analysis
+from tenantpulse.analysis.daily import DaysAnalysed, analyse_days
+from tenantpulse.analysis.tables import ANALYSIS_COLUMNS
+from tenantpulse.defs.partitions import partition_days
 from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.defs.schemas import column_schema, table_schema
+from tenantpulse.tenants.registry import list_tenants
 
 HISTORY = AssetKey(["analytics", "tenant_daily_metrics"])
 # asset name -> (tables it writes, assets it reads)
@@ -33,13 +40,95 @@ ANALYSIS_ASSETS = {
 }
 
 
+# What each asset holds and how it is computed (docs/analysis.md has the parameters).
+DESCRIPTIONS = {
+    "tenant_features": "The churn model's inputs for each tenant as of each analysed day "
+    "(`analysis.tenant_features`): 30-day revenue growth, MRR growth, failed-charge and "
+    "cancellation rates, and 28-day relative Theil-Sen trends of revenue, new customers, PRs "
+    "merged and sessions, from the rows of `analytics.tenant_daily_metrics` dated on or before "
+    "the day; a missing rate gets a neutral value and a `*_missing` flag.",
+    "patterns": "Trends, weekly seasonality and anomalies of each tenant's daily metrics as of "
+    "each analysed day, from `analytics.tenant_daily_metrics` up to that day. "
+    "`analysis.trends`: Theil-Sen slopes over 28 and 90 days, the same relative to the mean "
+    "level, month-over-month growth and a direction. `analysis.seasonality`: the share of "
+    "variance the day of the week explains over 56 days (weekly from 0.3), with the peak and "
+    "trough days. `analysis.anomalies`: days of the last 90 whose robust z-score against the "
+    "median of the days around them is 3.5 or more.",
+    "health_scores": "Each tenant's 0-100 health score per analysed day "
+    "(`analysis.health_scores`): the weighted mean of the components the tenant has data for "
+    "(revenue 0.35, payments 0.2, engineering 0.2, web 0.15, data freshness 0.1, weights "
+    "renormalised), each a piecewise-linear score of 30-day metrics and of the trends in "
+    "analysis/patterns; capped at 40 when 20% or more of the last 30 days' charges failed. The "
+    "metrics behind the score are in its row.",
+    "churn_risk": "Each tenant's probability of churning in the next 30 days, per analysed day "
+    "(`analysis.churn_risk`): a class-balanced logistic regression (scikit-learn) over "
+    "analysis/tenant_features, trained once per run on the labels known by its first day (the "
+    "tenants' own history plus a synthetic population while history is short). Bands: low "
+    "below 0.3, high from 0.6; `unknown`, with the reason, under 45 days of history, without a "
+    "revenue source or with stale data. The held-out ROC AUC, Brier score and calibration are "
+    "in the materialization's metadata.",
+    "recommendations": "Prioritised recommendations per tenant and analysed day "
+    "(`analysis.recommendations`): rules over the patterns, health score and churn risk (slow "
+    "PR merges, failing payments with falling revenue, high churn risk, a recent revenue "
+    "anomaly, weekly revenue seasonality, a high bounce rate), each with the evidence (metric = "
+    "value) it fired on; the priority and action come from the rule, never from a model.",
+}
+PARTITIONS_NOTE = (
+    " Daily partitions: a run analyses a range of days for every tenant at once; the flow "
+    "analyses the days around the newest sync, so earlier days stay missing until backfilled."
+)
+# The warehouse's kind (duckdb, postgres) is added by definitions.py.
+KINDS = {
+    "tenant_features": {"pandas", "numpy"},
+    "patterns": {"pandas", "numpy"},
+    "health_scores": {"pandas"},
+    "churn_risk": {"pandas", "scikitlearn"},
+    "recommendations": {"pandas"},
+}
+
+
+def analysis_schema(tables: tuple[str, ...]):
+    """The column schema of an asset's tables (each column named `<table>.<column>` when the
+    asset writes several)."""
+    if len(tables) == 1:
+        return table_schema(ANALYSIS_COLUMNS[tables[0]])
+    return table_schema(
+        [
+            replace(column, name=f"{table}.{column.name}")
+            for table in tables
+            for column in ANALYSIS_COLUMNS[table]
+        ]
+    )
+
+
+def _check_results(warehouse: WarehouseResource, analysed: DaysAnalysed) -> Iterator:
+    """The checks of analysis.checks on the frames the run stored."""
+    with warehouse.open().connect() as conn:
+        active = [t.tenant_id for t in list_tenants(conn)]
+    for outcome in check_analysis(analysed.analysed.tables(), active):
+        yield AssetCheckResult(
+            asset_key=AssetKey(["analysis", outcome.asset]),
+            check_name=outcome.name,
+            passed=outcome.passed,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "failures": outcome.failures,
+                "examples": MetadataValue.md(
+                    "\n".join(f"- {e}" for e in outcome.examples) or "none"
+                ),
+            },
+        )
+
+
 def build_analysis_assets(daily_partitions: DailyPartitionsDefinition):
     specs = [
         AssetSpec(
             AssetKey(["analysis", name]),
             deps=deps,
             group_name="analysis",
-            description=f"Tables {', '.join(f'{ANALYSIS_SCHEMA}.{t}' for t in tables)}: one row set per tenant per day.",
+            description=DESCRIPTIONS[name] + PARTITIONS_NOTE,
+            kinds=KINDS[name],
+            metadata=column_schema(analysis_schema(tables)),
         )
         for name, (tables, deps) in ANALYSIS_ASSETS.items()
     ]
@@ -47,34 +136,23 @@ def build_analysis_assets(daily_partitions: DailyPartitionsDefinition):
     @multi_asset(
         name="analysis",
         specs=specs,
+        check_specs=[
+            AssetCheckSpec(check, asset=AssetKey(["analysis", name]), description=description)
+            for name, checks in CHECKS.items()
+            for check, description in checks
+        ],
         partitions_def=daily_partitions,
         backfill_policy=BackfillPolicy.single_run(),
     )
     def analysis(context: AssetExecutionContext, warehouse: WarehouseResource):
-        window = context.partition_time_window
-        days = [
-            (window.start + dt.timedelta(days=i)).date()
-            for i in range((window.end - window.start).days)
-        ]
-        with warehouse.open().connect() as conn:
-            history = normalise_history(
-                conn.read_frame("select * from analytics.tenant_daily_metrics")
-            )
-        model = train_churn_model(history, known_until=days[0])
+        analysed = analyse_days(warehouse.open(), partition_days(context))
+        model, days = analysed.model, analysed.days
         context.log.info(
             f"churn model: {model.n_samples} samples, {model.n_tenants} tenants, "
             f"held-out ROC AUC {model.roc_auc}, fallback: {model.fallback_reason}"
         )
-        results = [analyse_day(history, day, model) for day in days]
-        with warehouse.open().connect() as conn:
-            rows = {}
-            for table in results[0].tables():
-                frame = _concat([r.tables()[table] for r in results])
-                rows[table] = replace_days(conn, ANALYSIS_SCHEMA, table, frame, days)
-            workflow = _concat([r.workflow for r in results])
-            replace_days(conn, "ops", "ai_workflow_analysis", workflow, days)
         for name, (tables, _) in ANALYSIS_ASSETS.items():
-            metadata = {f"rows_{t}": rows[t] for t in tables} | {"days": len(days)}
+            metadata = {f"rows_{t}": analysed.rows_written[t] for t in tables} | {"days": len(days)}
             if name == "churn_risk":
                 metadata |= {
                     "roc_auc_held_out_tenants": model.roc_auc,
@@ -84,10 +162,6 @@ def build_analysis_assets(daily_partitions: DailyPartitionsDefinition):
                     "fallback_reason": model.fallback_reason or "",
                 }
             yield MaterializeResult(asset_key=AssetKey(["analysis", name]), metadata=metadata)
+        yield from _check_results(warehouse, analysed)
 
     return analysis
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    non_empty = [f for f in frames if not f.empty]
-    return pd.concat(non_empty, ignore_index=True) if non_empty else frames[0]

@@ -2,8 +2,8 @@
 recommendation wording, grounded in its facts (insights/), daily partitioned like the analysis."""
 
 import datetime as dt
-import itertools
 
+import openai
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
@@ -14,18 +14,12 @@ from dagster import (
     asset,
 )
 
-from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, replace_days
+from tenantpulse.analysis.tables import ANALYSIS_SCHEMA
 from tenantpulse.config import LlmSettings
-from tenantpulse.insights.compose import DeterministicWriter, request_for, write_insights
-from tenantpulse.insights.llm import LlmWriter, Prices, input_hash
-from tenantpulse.insights.store import (
-    INSIGHTS_TABLE,
-    facts_of_day,
-    insights_frame,
-    load_cache,
-    save_cache,
-    tenant_contexts,
-)
+from tenantpulse.defs.partitions import partition_days
+from tenantpulse.defs.schemas import column_schema, table_schema
+from tenantpulse.insights.daily import write_days
+from tenantpulse.insights.store import INSIGHTS_COLUMNS, INSIGHTS_TABLE
 
 ANALYSIS_INPUTS = [
     AssetKey(["analysis", name])
@@ -35,6 +29,7 @@ ANALYSIS_INPUTS = [
 
 def build_insights_asset(daily_partitions: DailyPartitionsDefinition, llm: LlmSettings):
     """With `llm.enabled` the asset needs the `openai` resource (dagster-openai's)."""
+    writer = f"the LLM {llm.model} (dagster-openai, answers cached)" if llm.enabled else "templates"
 
     @asset(
         key=AssetKey(["analysis", INSIGHTS_TABLE]),
@@ -45,72 +40,33 @@ def build_insights_asset(daily_partitions: DailyPartitionsDefinition, llm: LlmSe
         required_resource_keys={"warehouse", "openai"} if llm.enabled else {"warehouse"},
         description=(
             f"Table {ANALYSIS_SCHEMA}.{INSIGHTS_TABLE}: grounded strengths, improvements and "
-            "recommendation wording per tenant per day, and which writer wrote them."
+            "recommendation wording per tenant per day, and which writer wrote them. Written from "
+            "each tenant's facts of the day (health, churn risk, trends, anomalies, "
+            f"recommendations) by {writer}; every number in a sentence must be one of the "
+            "tenant's facts, or the sentence is dropped and the template's kept."
         ),
+        # The warehouse's kind (duckdb, postgres) is added by definitions.py.
+        kinds={"python", "openai"} if llm.enabled else {"python"},
+        metadata=column_schema(table_schema(INSIGHTS_COLUMNS)),
     )
     def insights(context: AssetExecutionContext) -> MaterializeResult:
-        window = context.partition_time_window
-        days = [
-            (window.start + dt.timedelta(days=i)).date()
-            for i in range((window.end - window.start).days)
-        ]
-        warehouse = context.resources.warehouse.open()
-        with warehouse.connect() as conn:
-            requests = []
-            for day in days:
-                facts = facts_of_day(conn, day)
-                contexts = (
-                    tenant_contexts(conn, [f.tenant_id for f in facts], day) if llm.enabled else {}
-                )
-                requests += [request_for(f, contexts.get(f.tenant_id)) for f in facts]
-            writer, concurrency = DeterministicWriter(), 1
-            if llm.enabled:
-                cache = load_cache(conn, [input_hash(llm.model, r) for r in requests])
-        if llm.enabled:
-            writer, concurrency = _llm_writer(context, llm, cache), llm.concurrency
-            context.log.info(
-                f"writing {len(requests)} tenant-days with {llm.model} "
-                f"({len(cache.entries)} cached, at most {concurrency} calls at a time)"
-            )
-        step = max(1, len(requests) // 10)
-        written = itertools.count(1)
-
-        def progress(_):
-            done = next(written)
-            if done % step == 0 or done == len(requests):
-                context.log.info(f"insights: {done}/{len(requests)} tenant-days written")
-
-        results = write_insights(requests, writer, concurrency, progress)
-        for result in results:
-            for dropped in result.dropped:
-                context.log.warning(
-                    f"{result.tenant_id} {result.as_of}: dropped the sentence on {dropped.topic} "
-                    f"(not in its facts: {', '.join(dropped.unmatched)}): {dropped.text!r}"
-                )
-        frame = insights_frame(results)
-        with warehouse.connect() as conn:
-            if not frame.empty:
-                replace_days(conn, ANALYSIS_SCHEMA, INSIGHTS_TABLE, frame, days)
-            if llm.enabled:
-                save_cache(conn, writer.cache, llm.model)
-        return MaterializeResult(metadata=_metadata(frame, days))
+        written = write_days(
+            context.resources.warehouse.open(),
+            partition_days(context),
+            llm,
+            _openai_client(context) if llm.enabled else None,
+            log=context.log.info,
+            warn=context.log.warning,
+        )
+        return MaterializeResult(metadata=_metadata(written.frame, written.days))
 
     return insights
 
 
-def _llm_writer(context: AssetExecutionContext, llm: LlmSettings, cache) -> LlmWriter:
-    # The resource makes the client (key, base_url); retries and timeout are ours to set.
+def _openai_client(context: AssetExecutionContext) -> openai.OpenAI:
+    # The resource makes the client (key, base_url); the timeout and retries are the settings'.
     with context.resources.openai.get_client(context) as client:
-        client = client.with_options(timeout=llm.timeout_seconds, max_retries=llm.max_retries)
-    return LlmWriter(
-        client,
-        llm.model,
-        Prices(llm.input_price_per_mtok, llm.output_price_per_mtok),
-        cache,
-        on_error=lambda tenant, reason: context.log.warning(
-            f"{tenant}: LLM call failed, deterministic sentences kept: {reason}"
-        ),
-    )
+        return client
 
 
 def _metadata(frame: pd.DataFrame, days: list[dt.date]) -> dict:
