@@ -37,7 +37,7 @@ from bench.scale import (
     register_tenants,
 )
 from tenantpulse.flow import LAND
-from tenantpulse.flow_runs import dagster_instance, run_flow
+from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator.run import ensure_simulator_tables, run_simulation
 from tenantpulse.sources.contracts import raw_schema
 from tenantpulse.sources.sync_history import ensure_sync_history
@@ -222,18 +222,17 @@ def _raw_tables(conn, schema: str) -> list[tuple]:
 
 
 def _time_stages(settings, instance, phase: str, keep) -> None:
-    def on_stage(stage) -> None:
-        record = flow.stage_record(settings, instance, phase, stage)
+    def on_stage(record: dict) -> None:
         keep(
-            f"{phase}: {stage.stage}",
-            stage.seconds,
+            f"{phase}: {record['stage']}",
+            record["seconds"],
             **{k: record[k] for k in ("step_seconds", "rows", "unit", "success", "error")},
         )
 
-    run_flow(settings, instance, until=LAND.name, on_stage=on_stage, echo=lambda line: None)
+    flow.follow_flow(settings, phase, on_stage, until=LAND.name)
     # After the land run: a daemon started before it would see the templates' syncs as not yet
     # landed, and new_syncs_sensor would start a whole flow of its own.
-    on_stage(flow.time_observe(settings, instance))
+    on_stage(flow.stage_record(settings, instance, phase, flow.time_observe(settings, instance)))
 
 
 if __name__ == "__main__":

@@ -122,21 +122,8 @@ LOOKBACK_DAYS = 1
 
 def time_flow(settings: Settings, phase: str, on_stage) -> list[dict]:
     """`run_flow` over every tenant, one day of lookback (the first build of the daily marts
-    covers every day). `on_stage(record)` is called after each stage, so an interrupted run keeps
-    its numbers."""
-    instance = dagster_instance(settings)
-    records: list[dict] = []
-
-    def echo(line: str) -> None:
-        print(f"  {phase}: {line}", flush=True)
-
-    def keep(stage: StageRun) -> None:
-        record = stage_record(settings, instance, phase, stage)
-        records.append(record)
-        on_stage(record)
-
-    run_flow(settings, instance, echo=echo, lookback_days=LOOKBACK_DAYS, on_stage=keep)
-    return records
+    covers every day); `on_stage(record)` is called with each stage's record."""
+    return follow_flow(settings, phase, on_stage, lookback_days=LOOKBACK_DAYS)
 
 
 STEADY_STATE = "steady state"
@@ -146,21 +133,27 @@ def time_steady_state(settings: Settings, on_stage) -> list[dict]:
     """`run_flow` up to dbt with no lookback: the staging tests check only the rows of the newest
     sync day (a dbt run passed today), what a day costs once the lookback days have passed since
     the first build (the day after it, the tests' window still holds the whole first sync)."""
+    return follow_flow(settings, STEADY_STATE, on_stage, lookback_days=0, until=flow.DBT.name)
+
+
+def follow_flow(settings: Settings, phase: str, on_stage, **run_flow_args) -> list[dict]:
+    """`run_flow` through the settings' instance, then a record of each stage it ran, also when
+    it stopped with an error. The records are made once the flow has ended: counting a stage's
+    rows opens the warehouse, which on DuckDB the next stage's run may be holding."""
     instance = dagster_instance(settings)
-    records: list[dict] = []
-
-    def keep(stage: StageRun) -> None:
-        records.append(stage_record(settings, instance, STEADY_STATE, stage))
-        on_stage(records[-1])
-
-    run_flow(
-        settings,
-        instance,
-        echo=lambda line: print(f"  {STEADY_STATE}: {line}", flush=True),
-        lookback_days=0,
-        until=flow.DBT.name,
-        on_stage=keep,
-    )
+    stages: list[StageRun] = []
+    try:
+        run_flow(
+            settings,
+            instance,
+            echo=lambda line: print(f"  {phase}: {line}", flush=True),
+            on_stage=stages.append,
+            **run_flow_args,
+        )
+    finally:
+        records = [stage_record(settings, instance, phase, stage) for stage in stages]
+        for record in records:
+            on_stage(record)
     return records
 
 

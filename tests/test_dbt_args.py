@@ -3,15 +3,8 @@
 import datetime as dt
 import json
 
-from tenantpulse.transform.dbt_args import (
-    INCREMENTAL,
-    MARTS,
-    VIEWS,
-    daily_args,
-    selected,
-    tables_args,
-    views_args,
-)
+from tenantpulse.transform import dbt_args
+from tenantpulse.transform.dbt_args import daily_args, selected, tables_args, views_args
 
 
 def test_the_views_test_every_row_until_told_a_first_sync_day():
@@ -31,12 +24,12 @@ def test_the_daily_marts_rebuild_their_window_open_ended_when_it_reaches_the_new
 
 def test_without_dagster_the_caller_adds_the_selection_dagster_dbt_adds():
     assert tables_args() == ["build"]
-    assert selected(views_args(), VIEWS) == [
+    assert selected(views_args(), dbt_args.VIEWS) == [
         "build",
         "--select",
         "fqn:staging fqn:intermediate",
     ]
-    assert selected(tables_args(), MARTS, exclude=INCREMENTAL) == [
+    assert selected(tables_args(), dbt_args.MARTS, exclude=dbt_args.INCREMENTAL) == [
         "build",
         "--select",
         "fqn:marts",
