@@ -317,3 +317,16 @@ def failure_messages(port: int, run_id: str, chars: int = 3000) -> str:
             lines.append(error["message"])
         lines.extend(cause["message"] for cause in error.get("causes") or [])
     return "\n".join(lines)[-chars:]
+
+
+INSTANCE_QUERY = """
+query {
+  instance {
+    info
+    runLauncher { name }
+    runQueuingSupported
+    runQueueConfig { maxConcurrentRuns tagConcurrencyLimitsYaml }
+    daemonHealth { allDaemonStatuses { daemonType required healthy } }
+  }
+}
+"""

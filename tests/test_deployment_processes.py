@@ -21,6 +21,7 @@ import pytest
 from conftest import DAILY_PARTITIONS_END, POSTGRES_ADMIN_URL, SIM_END_DATE, _admin_connection
 from deploy_harness import (
     BIN,
+    INSTANCE_QUERY,
     LOCATIONS_QUERY,
     Processes,
     RunRecord,
@@ -202,6 +203,21 @@ def test_daemon_webserver_and_code_server_run_the_flow_by_themselves(
                 )
                 assert set(TENANTS) <= set(rows), f"{table}: rows per tenant {rows}"
             assert conn.execute("select to_regclass('ops.action_log')").fetchone()[0] is not None
+
+        # The webserver serves the instance deploy/dagster.yaml describes, and sees the daemon's
+        # heartbeats in it (the required daemons are healthy).
+        instance = graphql(web_port, INSTANCE_QUERY)["instance"]
+        assert instance["runLauncher"]["name"] == "DefaultRunLauncher"
+        assert instance["runQueuingSupported"]
+        assert instance["runQueueConfig"]["maxConcurrentRuns"] == 4
+        assert "tenantpulse/flow" in instance["runQueueConfig"]["tagConcurrencyLimitsYaml"]
+        assert "PostgresRunStorage" in (instance["info"] or "PostgresRunStorage")
+        unhealthy = [
+            d["daemonType"]
+            for d in instance["daemonHealth"]["allDaemonStatuses"]
+            if d["required"] and not d["healthy"]
+        ]
+        assert unhealthy == [], f"daemons not healthy: {unhealthy}"
 
         # The next day's sync: a new flow, with its own id, again to act_job.
         flows_before = {r.tags.get(FLOW_TAG) for r in runs_via_webserver(web_port)}
