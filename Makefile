@@ -6,13 +6,13 @@ INSTALLED := $(VENV)/.installed
 # PyAirbyte (embedded mode, docs/airbyte.md) pins pandas<3 and duckdb 1.4: its own environment.
 PYAIRBYTE := .venv-pyairbyte/.installed
 
-.PHONY: demo test dev docs lint format clean pyairbyte bench
+.PHONY: demo test dev docs lint format clean pyairbyte bench chromium
 
 demo: $(INSTALLED)  ## simulated tenants through the whole flow, on DuckDB
 	$(BIN)/tenantpulse demo
 
 # One pytest worker per core (pytest-xdist); the longest tests are stolen first by idle workers.
-test: $(INSTALLED) $(PYAIRBYTE)  ## the test suite (Postgres tests skip when no server is reachable, except under CI=true)
+test: $(INSTALLED) $(PYAIRBYTE) $(CHROMIUM)  ## the test suite (Postgres tests skip when no server is reachable, except under CI=true)
 	$(BIN)/pytest -n auto --dist worksteal
 
 dev: $(INSTALLED)  ## the Dagster UI and daemon on http://127.0.0.1:3000
@@ -41,6 +41,22 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
+
+# Debian's chromium, which tests/test_dagster_ui.py drives through Playwright (never `playwright
+# install`: it downloads a browser from outside the package registry). Nothing to do when it is
+# installed already; without apt-get the test skips (and fails under CI=true).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+chromium: $(CHROMIUM)  ## the browser of the Dagster UI test
+
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "no apt-get: install chromium as $(CHROMIUM) for tests/test_dagster_ui.py"; \
+	fi
 
 pyairbyte: $(PYAIRBYTE)  ## the PyAirbyte environment that runs Airbyte connectors in embedded mode
 
