@@ -38,3 +38,42 @@ def step_errors(result: dg.ExecuteInProcessResult) -> str:
         for e in result.all_events
         if e.is_step_failure and e.step_failure_data.error
     )
+
+
+def run_flow_in_process(settings, instance, until: str | None = None) -> list:
+    """A flow's runs one after the other in the test's process, each chosen by the same function
+    `flow_sensor` uses (its window, config and tags): for tests about what the stages compute,
+    without a daemon's start-up. Returns each run's result; stops at a failure."""
+    from tenantpulse import flow
+    from tenantpulse.defs.flow import flow_tags, next_request
+
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    daily = [
+        k
+        for k in defs.resolve_job_def("dbt_job").asset_layer.selected_asset_keys
+        if graph.get(k).partitions_def is not None
+    ]
+    days = defs.resolve_job_def("analyse_job").partitions_def
+    recommendations = dg.AssetKey(["analysis", "recommendations"])
+    job_name, run_config, partition_key = flow.LAND.job, {}, None
+    tags = flow_tags("in-process", "cli", flow.DEFAULT_LOOKBACK_DAYS, until)
+    results = []
+    while True:
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance,
+            run_config=run_config,
+            tags=tags,
+            partition_key=partition_key,
+            raise_on_error=False,
+        )
+        results.append(result)
+        if not result.success:
+            return results
+        request = next_request(
+            instance, instance.get_run_by_id(result.run_id), daily, days, recommendations
+        )
+        if isinstance(request, str):
+            return results
+        job_name, run_config = request.job_name, request.run_config
+        tags, partition_key = dict(request.tags), request.partition_key

@@ -6,7 +6,8 @@ import decimal
 import pytest
 
 from conftest import make_settings
-from tenantpulse.flow_runs import dagster_instance, run_flow
+from flowkit import run_flow_in_process, step_errors
+from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator.run import assign_profile, run_simulation
 from tenantpulse.tenants.registry import add_tenant, list_tenants
 from tenantpulse.warehouse import open_warehouse, qualified
@@ -36,8 +37,9 @@ def _flow(settings):
     instance = dagster_instance(settings)
     for _ in range(2):  # a first build, then an incremental day
         run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
-        stages = run_flow(settings, instance, echo=lambda _: None)
-        assert all(s.success for s in stages), [s.error for s in stages if not s.success]
+        results = run_flow_in_process(settings, instance)
+        assert all(r.success for r in results), [step_errors(r) for r in results]
+        assert len(results) == 4  # land, dbt, analyse, act
     marts, tenants_by_mart = {}, {}
     with warehouse.connect() as conn:
         tables = [

@@ -314,6 +314,9 @@ def test_new_syncs_are_landed_once_whoever_landed_them(settings, warehouse):
         assert request.run_config["ops"]["land"]["config"]["tenants"] == ["globex"]
 
 
+# On Postgres the same chain runs in tests/test_deployment_processes.py, with the code server,
+# daemon and webserver as separate processes.
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
 def test_the_cli_and_the_daemon_run_the_same_chain_of_runs_to_fresh_actions(settings, warehouse):
     """`run` launches a flow into the instance and a daemon carries it to the actions; then a
     new sync alone, with no command, leads the daemon through the same runs again."""
