@@ -130,6 +130,12 @@ class Settings:
 OWN_VARIABLE_PREFIXES = ("TENANTPULSE_", "OPENAI_", "DAGSTER_", "PG")
 
 
+def export_environment(variables: Mapping[str, str]) -> None:
+    """Set variables in this process's environment, for a subprocess that a library starts with
+    it (dbt under dagster-dbt): the one place the package writes the environment."""
+    os.environ.update(variables)
+
+
 def child_environment(settings: Settings) -> dict[str, str]:
     """The environment of a Dagster process started for these settings (daemon, run launch): the
     machine's, without other values of the variables the settings read, plus those the settings

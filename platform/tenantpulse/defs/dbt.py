@@ -7,7 +7,6 @@ become asset checks through `dbt build`.
 """
 
 import datetime as dt
-import os
 
 from dagster import (
     AssetExecutionContext,
@@ -24,7 +23,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from tenantpulse.config import parse_warehouse_url
+from tenantpulse.config import export_environment, parse_warehouse_url
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.flow import parse_day
 from tenantpulse.transform.dbt_args import (
@@ -52,19 +51,20 @@ class TenantpulseDbtTranslator(DagsterDbtTranslator):
 
 
 class ViewsConfig(Config):
-    # A day (YYYY-MM-DD): the staging tests check only the rows synced on or after it (the
-    # pipeline sets it after the first build); empty: every row.
+    # A day (YYYY-MM-DD): the staging tests check only the rows synced on or after it
+    # (flow_sensor sets it once a run of them has passed); empty: every row.
     test_rows_synced_since: str = ""
 
 
 def views_run_config(since: dt.date) -> dict:
-    """Run config of the views job testing only the rows synced on or after `since`."""
+    """Run config of `dbt_job` whose staging tests check only the rows synced on or after `since`."""
     return {"ops": {"dbt_views": {"config": {"test_rows_synced_since": since.isoformat()}}}}
 
 
 def _use_warehouse(warehouse: WarehouseResource) -> None:
-    # dbt runs as a subprocess that inherits this environment; profiles.yml reads these variables.
-    os.environ.update(dbt_env(parse_warehouse_url(warehouse.url)))
+    # dagster-dbt runs dbt as a subprocess with this process's environment; profiles.yml reads
+    # these variables.
+    export_environment(dbt_env(parse_warehouse_url(warehouse.url)))
 
 
 def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefinition) -> list:
