@@ -24,14 +24,16 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+
+# scikit-learn is imported where a model is trained, so that loading the code location (which
+# every Dagster run does) does not pay for it.
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
 
 # --- label ---------------------------------------------------------------------------------------
 CHURN_REVENUE_DROP = 0.75  # churned: revenue after D < this share of revenue before D
@@ -256,6 +258,11 @@ def training_set(
 
 
 def _pipeline(seed: int) -> Pipeline:
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline(
         [
             ("impute", SimpleImputer(strategy="median")),
@@ -322,6 +329,8 @@ def train(X: pd.DataFrame, y: pd.Series, groups: pd.Series, seed: int = 0) -> Ch
             oof[~fit] = _probability(fold_model, _shift(yv[fit]), Xv[~fit])
     scored = ~np.isnan(oof)
     ys, ps = yv[scored], oof[scored]
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     auc = float(roc_auc_score(ys, ps)) if len(np.unique(ys)) == 2 else None
     brier = float(brier_score_loss(ys, ps)) if len(ys) else None
     return ChurnModel(
