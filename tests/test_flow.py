@@ -1,6 +1,8 @@
 """The flow through Dagster: raw observed and landed for several tenants in one run, and the
 chain of runs the instance launches (a real daemon follows a flow started by the CLI)."""
 
+import time
+
 import dagster as dg
 import pytest
 
@@ -384,3 +386,16 @@ def _wait_for_flow_started_by(instance, trigger: str, timeout: float = 120.0) ->
             return runs[0].tags[flow.FLOW_TAG]
         time.sleep(0.5)
     raise AssertionError(f"no flow started by {trigger} in {timeout:.0f}s")
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_a_daemon_the_cli_started_is_not_taken_for_a_running_one_after_it_stops(settings):
+    from tenantpulse.flow_runs import daemon_is_running, running_daemon
+
+    instance = dagster_instance(settings)
+    with running_daemon(settings, instance, echo=lambda _: None):
+        deadline = time.monotonic() + 180
+        while not daemon_is_running(instance) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert daemon_is_running(instance)
+    assert not daemon_is_running(instance)  # the next command starts its own

@@ -142,6 +142,9 @@ def running_daemon(
         yield
     finally:
         _stop(daemon)
+        # Its last heartbeats would pass for a live daemon for another minute: the next command
+        # would wait on it instead of starting its own.
+        instance.wipe_daemon_heartbeats()
 
 
 def _stop(process: subprocess.Popen) -> None:
