@@ -8,6 +8,7 @@ import pytest
 
 from flowkit import land, run_job, step_errors
 from rawdata import sync_time, write_raw
+from tenantpulse import flow
 from tenantpulse.defs.partitions import partition_ranges
 from tenantpulse.defs.tenants import sync_tenant_partitions
 from tenantpulse.flow_runs import dagster_instance, run_flow
@@ -208,8 +209,6 @@ RECOMMENDATIONS = dg.AssetKey(["analysis", "recommendations"])
 
 
 def _finished(job: str, **tags) -> dg.DagsterRun:
-    from tenantpulse import flow
-
     base = {flow.FLOW_TAG: "f1", flow.TRIGGER_TAG: "cli", flow.LOOKBACK_TAG: "3"}
     return dg.DagsterRun(job_name=job, run_id=f"run-{job}", tags=base | tags)
 
@@ -221,8 +220,6 @@ def _next(instance, run):
 
 
 def test_the_next_stage_covers_every_day_on_the_first_build_then_the_days_around_the_newest_sync():
-    from tenantpulse import flow
-
     with dg.instance_for_test() as instance:
         landed = _finished("land_job", **{flow.NEWEST_LANDED_TAG: "2026-11-02"})
         first = _next(instance, landed)
@@ -246,8 +243,6 @@ def test_the_next_stage_covers_every_day_on_the_first_build_then_the_days_around
 
 
 def test_the_flow_acts_on_the_newest_analysed_day_with_data_and_ends_after_acting():
-    from tenantpulse import flow
-
     with dg.instance_for_test() as instance:
         analysed = _finished("analyse_job", **{flow.NEWEST_LANDED_TAG: "2026-11-02"})
         assert _next(instance, analysed) == "no analysed day to act on"
@@ -261,8 +256,6 @@ def test_the_flow_acts_on_the_newest_analysed_day_with_data_and_ends_after_actin
 
 
 def test_a_flow_stops_where_asked_and_after_a_sync_that_landed_nothing():
-    from tenantpulse import flow
-
     with dg.instance_for_test() as instance:
         assert _next(instance, _finished("land_job", **{flow.UNTIL_TAG: "land"})) == (
             "stopped after land as asked"
@@ -322,7 +315,6 @@ def test_new_syncs_are_landed_once_whoever_landed_them(settings, warehouse):
 def test_the_cli_and_the_daemon_run_the_same_chain_of_runs_to_fresh_actions(settings, warehouse):
     """`run` launches a flow into the instance and a daemon carries it to the actions; then a
     new sync alone, with no command, leads the daemon through the same runs again."""
-    from tenantpulse import flow
     from tenantpulse.flow_runs import follow_flow, running_daemon
     from tenantpulse.simulator.run import assign_profile, run_simulation
 
@@ -375,10 +367,6 @@ def test_the_cli_and_the_daemon_run_the_same_chain_of_runs_to_fresh_actions(sett
 
 
 def _wait_for_flow_started_by(instance, trigger: str, timeout: float = 120.0) -> str:
-    import time
-
-    from tenantpulse import flow
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = instance.get_runs(dg.RunsFilter(tags={flow.TRIGGER_TAG: trigger}))
