@@ -360,7 +360,11 @@ def test_the_cli_and_the_daemon_run_the_same_chain_of_runs_to_fresh_actions(sett
         ("analyse", True),
         ("act", True),
     ]
-    assert followed[1].partitions == "job dbt_job (2026-10-30..2026-11-03; tests: every row)"
+    # The staging tests passed in the first flow: now only the rows synced in the window.
+    assert followed[1].partitions == (
+        "job dbt_job (2026-10-30..2026-11-03; tests: rows synced since 2026-10-30)"
+    )
+    assert followed[3].partitions == "job act_job (2026-11-02)"  # the new day's data
     with warehouse.connect() as conn:
         newest = conn.fetch_value("select max(as_of) from analysis.health_scores")
     assert str(newest)[:10] == "2026-11-03"
