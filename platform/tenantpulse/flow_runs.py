@@ -292,7 +292,7 @@ def follow_flow(
             )
             if not success:
                 return
-        newest = instance.get_run_by_id(runs[0].run_id) if runs else None
+        newest = runs[0] if runs else None  # get_runs lists the newest first
         decided = (newest.tags.get(flow.NEXT_TAG) or "") if newest else ""
         if newest is not None and newest.status == dg.DagsterRunStatus.SUCCESS:
             if decided.startswith(flow.END):
