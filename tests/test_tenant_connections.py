@@ -4,12 +4,13 @@ tfvars writer, and `tenantpulse tenants connect/disconnect` onboarding two tenan
 import json
 import secrets
 import stat
+import traceback
 
 import pytest
 from click.testing import CliRunner
 
 from tenantpulse.cli import main
-from tenantpulse.config import SettingsError
+from tenantpulse.config import SettingsError, load_settings
 from tenantpulse.tenants.connections import (
     TenantConnection,
     connect_source,
@@ -26,6 +27,7 @@ from tenantpulse.tenants.tfvars import (
     store_secret,
     write_tenants_tfvars,
 )
+from tenantpulse.warehouse import open_warehouse
 from terraform_module import REPO, expand
 
 
@@ -339,6 +341,43 @@ def test_a_secrets_file_inside_a_git_tree_is_refused_before_anything_is_recorded
         "--credential-stdin", stdin=fake_credential(),
     )  # fmt: skip
     assert again.exit_code == 0, again.output  # nothing was recorded by the refused attempt
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+@pytest.mark.parametrize(
+    ("source", "given", "named"),
+    [
+        ("stripe", ["account_id={secret}"], "stripe setting account_id is not allowed"),
+        (
+            "stripe",
+            ["account_id=acct_1", "start_date={secret}"],
+            "stripe setting start_date is not allowed",
+        ),
+        (
+            "github",
+            ["repositories=acme/api,{secret}"],
+            "github setting repositories is not allowed",
+        ),
+        ("stripe", ["{secret}"], "--setting (not shown: it may be a secret) is not NAME=VALUE"),
+        ("stripe", ["{secret}=acct_1"], "unknown stripe setting (not shown: it may be a secret)"),
+    ],
+)
+def test_a_secret_given_as_a_setting_is_named_never_echoed(cli, source, given, named):
+    secret = fake_credential("sk_live_")
+    given = [g.format(secret=secret) for g in given]
+    assert cli("tenants", "add", "acme", "--sources", source).exit_code == 0
+    options = [arg for g in given for arg in ("--setting", g)]
+    result = cli(
+        "tenants", "connect", "acme", source, *options, "--credential-stdin", stdin="sk_test_x"
+    )
+    assert result.exit_code != 0 and named in result.output
+    assert secret not in result.output + result.stderr + repr(result.exception)
+    # Nor in the error the registry raises, its chained causes or its traceback.
+    with open_warehouse(load_settings().warehouse).connect() as conn:
+        with pytest.raises(ValueError) as raised:
+            connect_source(conn, "acme", source, dict(g.partition("=")[::2] for g in given))
+    assert secret not in "".join(traceback.format_exception(raised.value))
+    assert not cli.secrets_file.exists() and not cli.tenants_file.exists()
 
 
 def files_containing(root, needles) -> list:

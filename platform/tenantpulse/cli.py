@@ -180,11 +180,14 @@ def _write_tenants_tfvars(settings: Settings, conn) -> None:
 
 
 def _parse_settings_options(settings_given: tuple[str, ...]) -> dict[str, str]:
+    from tenantpulse.tenants.source_settings import NOT_SHOWN, looks_like_name
+
     parsed: dict[str, str] = {}
     for item in settings_given:
         name, equals, value = item.partition("=")
         if not equals or not name.strip():
-            raise click.UsageError(f"--setting {item!r} is not NAME=VALUE")
+            shown = repr(item) if looks_like_name(item) else NOT_SHOWN
+            raise click.UsageError(f"--setting {shown} is not NAME=VALUE")
         parsed[name.strip()] = value
     return parsed
 

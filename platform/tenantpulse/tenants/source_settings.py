@@ -35,6 +35,8 @@ class SourceSettings:
 
 _DATE = r"\d{4}-\d{2}-\d{2}"
 _DATETIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
+_NAME_SHAPE = re.compile(r"[a-z][a-z_]{0,39}")
+NOT_SHOWN = "(not shown: it may be a secret)"
 
 SOURCE_SETTINGS: dict[str, SourceSettings] = {
     "stripe": SourceSettings(
@@ -95,8 +97,9 @@ def parse_settings(source: str, given: Mapping[str, str]) -> dict[str, str | lis
     unknown = sorted(set(given) - set(allowed))
     if unknown:
         raise ValueError(
-            f"unknown {source} setting {', '.join(unknown)}; allowed: {_usage(spec)} "
-            "(the credential is never a setting: use --credential-stdin or --credential-env)"
+            f"unknown {source} setting {', '.join(map(_shown, unknown))}; allowed: "
+            f"{_usage(spec)} (the credential is never a setting: use --credential-stdin or "
+            "--credential-env)"
         )
     parsed: dict[str, str | list[str]] = {}
     for setting in spec.settings:
@@ -108,13 +111,20 @@ def parse_settings(source: str, given: Mapping[str, str]) -> dict[str, str | lis
                 )
             continue
         values = [v.strip() for v in raw.split(",")] if setting.is_list else [raw]
-        bad = [v for v in values if not re.fullmatch(setting.pattern, v)]
-        if bad:
+        if not all(re.fullmatch(setting.pattern, v) for v in values):
+            # The value is not shown: a mistyped setting may be the credential.
             raise ValueError(
-                f"{source} setting {setting.name}={raw!r} is not allowed; e.g. {setting.example}"
+                f"{source} setting {setting.name} is not allowed (its value is not shown: it "
+                f"may be a secret); e.g. {setting.name}={setting.example}"
             )
         parsed[setting.name] = values if setting.is_list else raw
     return parsed
+
+
+def looks_like_name(text: str) -> bool:
+    """Whether a setting name as given may be shown in a message: lowercase letters and
+    underscores only, since a mistyped `--setting` may hold the credential."""
+    return bool(_NAME_SHAPE.fullmatch(text))
 
 
 def check_credential(source: str, credential: str) -> str:
@@ -131,6 +141,10 @@ def check_credential(source: str, credential: str) -> str:
                 f"the {source} credential is not JSON; give {spec.credential}"
             ) from None
     return credential
+
+
+def _shown(name: str) -> str:
+    return name if looks_like_name(name) else NOT_SHOWN
 
 
 def _usage(spec: SourceSettings) -> str:
