@@ -35,8 +35,19 @@ DIRECTION_THRESHOLD = 0.03  # |relative_slope_90d| per month above which a trend
 
 SEASONAL_WINDOW_DAYS = 56  # weekly seasonality looks at the last 8 weeks
 SMOOTHING_DAYS = 7  # centred rolling mean that removes the trend before day-of-week means
-MIN_SEASONAL_DAYS = 42  # six full weeks of non-null days before a series can be called weekly
 WEEKLY_STRENGTH_THRESHOLD = 0.3  # eta squared of day-of-week means that makes a series weekly
+# Evidence a weekly pattern needs in the 56-day window before it is tested (else weekly is False):
+MIN_SEASONAL_DAYS = 42  # six full weeks of non-null days
+MIN_NONZERO_DAYS = 14  # days with a value above 0: two a week on average
+MIN_ACTIVE_WEEKS = 6  # of the 8 weeks (7-day blocks back from as_of), with a day above 0
+# Count metrics also need this many events (customers, PRs, sessions) in the window: 5 expected
+# per day of the week, the usual minimum for testing counts. Revenue is an amount, not a count.
+COUNT_METRICS = ("new_customers", "prs_merged", "sessions")
+MIN_EVENTS = 35
+# A series with the evidence and the strength is weekly only when a Kruskal-Wallis test of its
+# detrended values grouped by day of the week rejects "every day alike" at this level. Ranks make
+# a few large days on one weekday (a spike or two) weak evidence, unlike a test of the means.
+SIGNIFICANCE_LEVEL = 0.01
 FLAT_VARIANCE = 1e-12  # below this total variance a series is constant: strength 0
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -151,8 +162,9 @@ def _weekly_profile(history: pd.DataFrame, as_of: dt.date) -> tuple[pd.DataFrame
     summary = long[KEYS].drop_duplicates().set_index(KEYS)
     summary["strength"] = between / total.where(total > FLAT_VARIANCE)
     summary["strength"] = summary["strength"].fillna(0.0)  # constant, or no valid day
-    enough = grouped.count() >= MIN_SEASONAL_DAYS
-    summary["weekly"] = (summary["strength"] >= WEEKLY_STRENGTH_THRESHOLD) & enough
+    strong = (summary["strength"] >= WEEKLY_STRENGTH_THRESHOLD) & _enough_evidence(long)
+    summary["p_value"] = _day_of_week_p_values(valid, summary.index[strong])
+    summary["weekly"] = summary["p_value"] < SIGNIFICANCE_LEVEL
     ranked = by_day.sort_values(KEYS + ["mean"]).groupby(KEYS)["dow"]
     for column, day in (("trough_day", ranked.first()), ("peak_day", ranked.last())):
         names = day.map(lambda d: WEEKDAYS[d]).reindex(summary.index).astype(object)
@@ -164,11 +176,50 @@ def _weekly_profile(history: pd.DataFrame, as_of: dt.date) -> tuple[pd.DataFrame
     return summary, factors
 
 
+def _enough_evidence(long: pd.DataFrame) -> pd.Series:
+    """Per series: does the window hold the evidence a weekly pattern needs (MIN_* above)?"""
+    active = long[long["value"] > 0]
+    by_series = active.groupby(KEYS)
+    found = pd.DataFrame(
+        {
+            "days": long.groupby(KEYS)["value"].count(),
+            "nonzero_days": by_series.size(),
+            "weeks": (active["age"] // 7)
+            .groupby([active["tenant_id"], active["metric"]])
+            .nunique(),
+            "events": by_series["value"].sum(),
+        }
+    ).fillna(0)
+    is_count = found.index.get_level_values("metric").isin(COUNT_METRICS)
+    return (
+        (found["days"] >= MIN_SEASONAL_DAYS)
+        & (found["nonzero_days"] >= MIN_NONZERO_DAYS)
+        & (found["weeks"] >= MIN_ACTIVE_WEEKS)
+        & ((found["events"] >= MIN_EVENTS) | ~is_count)
+    )
+
+
+def _day_of_week_p_values(valid: pd.DataFrame, tested: pd.MultiIndex) -> pd.Series:
+    """Kruskal-Wallis p-value of the detrended values grouped by day of the week, for the `tested`
+    series (NaN for the others)."""
+    from scipy.stats import kruskal  # here: loading the code location does not pay for scipy
+
+    rows = valid.set_index(KEYS).loc[lambda f: f.index.isin(tested)]
+    p_values = {
+        key: kruskal(*(days["detrended"] for _, days in series.groupby("dow"))).pvalue
+        for key, series in rows.groupby(KEYS)
+    }
+    index = pd.MultiIndex.from_tuples(list(p_values), names=KEYS)
+    return pd.Series(list(p_values.values()), index=index, dtype=float)
+
+
 def weekly_seasonality(history: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
-    """Per tenant and metric over the last 56 days: is there a weekly pattern (eta squared of the
-    day-of-week means of the detrended series), and its peak and trough days."""
+    """Per tenant and metric over the last 56 days: is there a weekly pattern, and its peak and
+    trough days. strength = eta squared of the day-of-week means of the detrended series; weekly
+    when it is >= WEEKLY_STRENGTH_THRESHOLD, the window holds the evidence of the MIN_* constants
+    and the Kruskal-Wallis p_value (NaN when not tested) is below SIGNIFICANCE_LEVEL."""
     summary, _ = _weekly_profile(history, as_of)
-    return summary[KEYS + ["weekly", "strength", "peak_day", "trough_day"]]
+    return summary[KEYS + ["weekly", "strength", "p_value", "peak_day", "trough_day"]]
 
 
 def anomalies(
