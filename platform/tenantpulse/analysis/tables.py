@@ -97,8 +97,9 @@ ANALYSIS_COLUMNS: dict[str, tuple[OutputColumn, ...]] = {
     ),
     "seasonality": _cols(
         (_METRIC.name, _METRIC.type, _METRIC.description),
-        ("weekly", "boolean", "Weekly pattern: strength >= 0.3 with at least 6 full weeks."),
+        ("weekly", "boolean", "Weekly pattern: enough evidence, strength >= 0.3, p_value < 0.01."),
         ("strength", "decimal", "Share of variance explained by the day of week (eta squared)."),
+        ("p_value", "decimal", "Kruskal-Wallis test of the days of the week; NULL if not tested."),
         ("peak_day", "varchar", "The strongest day of the week when weekly (Mon..Sun)."),
         ("trough_day", "varchar", "The weakest day of the week when weekly."),
     ),
