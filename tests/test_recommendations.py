@@ -168,6 +168,38 @@ def test_weekly_revenue_times_campaigns_and_high_bounce_reviews_landing_pages():
     assert bouncing.loc["bouncy", "evidence"] == ["bounce_rate_30d = 0.7"]
 
 
+def _from_patterns(history):
+    as_of = history["date"].max().date()
+    trends = patterns.trends(history, as_of)
+    return recommendations(
+        trends,
+        patterns.weekly_seasonality(history, as_of),
+        patterns.anomalies(history, as_of),
+        health.health_scores(history, as_of, trends),
+        None,
+        history,
+        as_of,
+    )
+
+
+def test_two_sunday_sales_and_a_single_customer_time_no_campaign():
+    # The case: revenue on two Sundays and one new customer in a quiet 56-day window.
+    revenue, customers = np.zeros(56), np.zeros(56)
+    revenue[[6, 13]] = 500.0  # Sundays
+    customers[6] = 1
+    history = make_history("quiet", days=56, revenue=revenue, new_customers=customers)
+    assert by_rule(_from_patterns(history), "weekly_peak").empty
+
+
+def test_a_planted_weekend_peak_times_campaigns_for_the_weekend():
+    days = pd.date_range("2026-01-05", periods=56, freq="D")  # from a Monday
+    noise = np.random.default_rng(0).lognormal(0, 0.2, 56)
+    revenue = 100 * noise * np.where(days.day_of_week >= 5, 2.0, 1.0)
+    history = make_history("weekend", days=56, revenue=revenue)
+    weekly = by_rule(_from_patterns(history), "weekly_peak")
+    assert weekly.loc["weekend", "action"] in ("Time campaigns for Sat", "Time campaigns for Sun")
+
+
 def test_tenants_without_data_up_to_as_of_get_nothing():
     late = make_history("slow", days=10, start=AS_OF + dt.timedelta(days=1))
     trends = trends_of([("slow", "median_hours_to_merge", "up", 0.4, 0.3)])

@@ -10,7 +10,7 @@ emits one recommendation whose `evidence` lists those numbers as "metric = value
 | failed_payments | revenue falling (direction "down" or mom_growth < 0) and failed_charge_rate_30d >= DUNNING_FAILED_RATE | high |
 | churn_risk | churn_risk == "high" | high |
 | revenue_anomaly | a revenue anomaly within RECENT_ANOMALY_DAYS up to as_of (the latest one) | medium |
-| weekly_peak | weekly seasonality on revenue | low |
+| weekly_peak | revenue is weekly (patterns: enough evidence and a significant test) | low |
 | high_bounce | bounce_rate_30d > HIGH_BOUNCE_RATE | medium |
 """
 
