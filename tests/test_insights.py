@@ -311,3 +311,40 @@ def test_the_insights_of_analysed_days_are_written_by_the_drafts_and_stored_once
             (AS_OF, 6)
         ]
         assert not conn.table_exists("ops", "llm_cache")  # no LLM, no cache
+
+
+def test_the_report_is_strict_json_with_null_for_a_missing_peak_day():
+    from tenantpulse.analysis.document import analysis_document, document_json
+
+    nan = float("nan")
+    tables = {
+        "health_scores": pd.DataFrame([{"health_score": 55.0, "components_used": "revenue"}]),
+        "churn_risk": pd.DataFrame([{"churn_risk": nan, "churn_probability": nan}]),
+        "trends": pd.DataFrame(
+            [
+                {
+                    "metric": "revenue",
+                    "direction": "flat",
+                    "mom_growth": nan,
+                    "relative_slope_90d": 0.01,
+                }
+            ]
+        ),
+        # Not weekly: the analysis leaves peak_day missing (NaN in the frame).
+        "seasonality": pd.DataFrame(
+            [{"metric": "revenue", "weekly": False, "peak_day": nan, "strength": nan}]
+        ),
+        "anomalies": pd.DataFrame(),
+        "recommendations": pd.DataFrame(),
+    }
+    text = document_json(analysis_document("acme", AS_OF, tables))
+    document = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert document["patterns"]["weekly_seasonality"]["revenue"] == {
+        "weekly": False,
+        "peak_day": None,
+        "strength": None,
+    }
+    assert document["churn_risk"] == "unknown" and document["churn_probability"] is None
+    assert document["patterns"]["trends"]["revenue"]["mom_growth"] is None
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        document_json({"value": float("inf")})  # a number that slipped through fails loudly

@@ -310,11 +310,10 @@ def report(tenant_id: str, as_of: str | None) -> None:
     """Print TENANT_ID's analysis document (shared/METRICS.md) as JSON: health, churn risk,
     patterns, grounded insights, recommendations and which writer wrote them (generated_by)."""
     import datetime as dt
-    import json
 
     import pandas as pd
 
-    from tenantpulse.analysis.document import DOCUMENT_TABLES, analysis_document
+    from tenantpulse.analysis.document import DOCUMENT_TABLES, analysis_document, document_json
     from tenantpulse.analysis.tables import read_days
     from tenantpulse.tenants.ids import validate_tenant_id
 
@@ -328,7 +327,7 @@ def report(tenant_id: str, as_of: str | None) -> None:
             )
         day = pd.Timestamp(health["as_of"].iloc[0]).date()  # every table of that same day
         tables = {name: read_days(conn, name, tenant_id, day) for name in DOCUMENT_TABLES}
-    click.echo(json.dumps(analysis_document(tenant_id, day, tables), indent=2))
+    click.echo(document_json(analysis_document(tenant_id, day, tables)))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

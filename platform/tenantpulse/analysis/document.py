@@ -43,7 +43,7 @@ def analysis_document(tenant_id: str, as_of: dt.date, tables: dict[str, pd.DataF
             c for c in (health.get("components_used") or "").split(",") if c
         ],
         "health_override": _text(health.get("override")),
-        "churn_risk": risk.get("churn_risk", "unknown"),
+        "churn_risk": _text(risk.get("churn_risk")) or "unknown",
         "churn_probability": _number(risk.get("churn_probability"), 2),
         "churn_reason": _text(risk.get("reason")),
         "patterns": {
@@ -66,7 +66,7 @@ def analysis_document(tenant_id: str, as_of: dt.date, tables: dict[str, pd.DataF
             "weekly_seasonality": {
                 metric: {
                     "weekly": bool(row["weekly"]),
-                    "peak_day": row.get("peak_day"),
+                    "peak_day": _text(row.get("peak_day")),
                     "strength": _number(row.get("strength"), 2),
                 }
                 for metric, row in seasonality.items()
@@ -105,6 +105,12 @@ def analysis_document(tenant_id: str, as_of: dt.date, tables: dict[str, pd.DataF
             "llm_error": _text(written.get("llm_error")),
         },
     }
+
+
+def document_json(document: dict) -> str:
+    """The document as strict JSON (what `tenantpulse report` prints): a NaN or infinity left in
+    it is a bug, raised here rather than printed as the non-standard `NaN` strict parsers reject."""
+    return json.dumps(document, indent=2, allow_nan=False)
 
 
 def _rows(frame: pd.DataFrame) -> list[dict]:
