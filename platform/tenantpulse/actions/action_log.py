@@ -89,7 +89,7 @@ def record(
             handler,
             key.idempotency_key(),
             DRY_RUN if dry_run else PENDING,
-            json.dumps(payload, sort_keys=True),
+            json.dumps(payload, sort_keys=True, allow_nan=False),
             now,
             now,
         ),

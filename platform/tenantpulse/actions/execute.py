@@ -166,7 +166,7 @@ def deliver(
         try:
             if spec is None:
                 raise LookupError("the action is no longer in the playbook file")
-            body = json.dumps(action.payload, sort_keys=True).encode()
+            body = json.dumps(action.payload, sort_keys=True, allow_nan=False).encode()
             receipt = handlers[spec.handler].send(ActionRequest(action.key, spec.params, body))
         except Exception as error:  # noqa: BLE001 (recorded in the ledger, retried next run)
             mark_failed(conn, action.key, f"{type(error).__name__}: {error}")
