@@ -1,10 +1,12 @@
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tenantpulse import config
 from tenantpulse.config import SettingsError, load_settings, parse_warehouse_url
+from tenantpulse.defs.resources import WarehouseResource
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -21,17 +23,77 @@ def test_defaults_put_everything_under_the_home_folder(tmp_path):
 
 
 def test_postgres_url_switches_the_dialect():
-    url = parse_warehouse_url("postgresql+psycopg2://me:secret@db.internal:5433/analytics")
+    url = parse_warehouse_url("postgresql+psycopg2://me@db.internal:5433/analytics")
     assert url.dialect == "postgres"
-    assert url.postgres_dsn == "postgresql://me:secret@db.internal:5433/analytics"
-    assert "secret" not in str(url)
+    assert url.postgres_dsn == "postgresql://me@db.internal:5433/analytics"
 
 
-def test_duckdb_url_takes_relative_and_absolute_paths():
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://me:s3cr3t-pw@db.internal:5433/analytics",
+        "postgres://me:s3cr3t-pw@db.internal/analytics",
+        "postgresql://me@db.internal/analytics?sslmode=require&password=s3cr3t-pw",
+    ],
+)
+def test_a_password_in_the_warehouse_url_is_refused_naming_where_it_goes(url):
+    # The URL is the warehouse resource's config, which the Dagster UI shows.
+    with pytest.raises(SettingsError) as error:
+        load_settings({"TENANTPULSE_WAREHOUSE_URL": url})
+    message = str(error.value)
+    assert "TENANTPULSE_WAREHOUSE_URL" in message and "holds a password" in message
+    assert "PGPASSWORD" in message and "TENANTPULSE_PG_PASSWORD" in message
+    assert "s3cr3t-pw" not in message
+    # A resource given such a URL (say in the UI's launchpad) refuses it when a run opens it.
+    with pytest.raises(SettingsError, match="holds a password"):
+        WarehouseResource(url=url).open()
+
+
+def test_duckdb_url_takes_relative_and_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
     assert parse_warehouse_url("duckdb:////tmp/x.duckdb").duckdb_path == Path("/tmp/x.duckdb")
-    assert (
-        parse_warehouse_url("duckdb:///data/x.duckdb").duckdb_path == Path.cwd() / "data/x.duckdb"
-    )
+    assert parse_warehouse_url("duckdb:///data/x.duckdb").duckdb_path == tmp_path / "data/x.duckdb"
+    # A relative path whose first folder is also one of / is written with ./ to mean it.
+    assert parse_warehouse_url("duckdb:///./tmp/x.duckdb").duckdb_path == tmp_path / "tmp/x.duckdb"
+    assert parse_warehouse_url("duckdb:///x.duckdb").duckdb_path == tmp_path / "x.duckdb"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "duckdb:///etc/passwd",
+            "is the relative path etc/passwd (from {cwd}), though /etc exists; allowed: "
+            "duckdb:////etc/passwd for the absolute path, duckdb:///./etc/passwd for the relative",
+        ),
+        ("duckdb:///tmp/warehouse.duckdb", "duckdb:////tmp/warehouse.duckdb for the absolute"),
+        ("duckdb:////etc/passwd", "is a file in the system folder /etc"),
+        ("duckdb:////usr/local/warehouse.duckdb", "is a file in the system folder /usr"),
+        ("duckdb:///notes.txt", "{cwd}/notes.txt, an existing file that is not a DuckDB database"),
+        ("duckdb:///empty.duckdb", "an existing file that is not a DuckDB database"),
+        ("duckdb:///folder", "{cwd}/folder, which is not a file"),
+    ],
+)
+def test_a_duckdb_path_that_is_not_what_was_meant_is_refused(tmp_path, monkeypatch, url, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a database\n")
+    (tmp_path / "empty.duckdb").touch()
+    (tmp_path / "folder").mkdir()
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(SettingsError, match="TENANTPULSE_WAREHOUSE_URL") as error:
+        load_settings(
+            {"TENANTPULSE_HOME": str(tmp_path / "home"), "TENANTPULSE_WAREHOUSE_URL": url}
+        )
+    assert message.format(cwd=tmp_path) in str(error.value)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing created, nothing changed
+    assert (tmp_path / "notes.txt").read_text() == "not a database\n"
+
+
+def test_an_existing_duckdb_database_is_accepted_whatever_its_name(tmp_path):
+    path = tmp_path / "warehouse.db"
+    duckdb.connect(str(path)).close()
+    assert parse_warehouse_url(f"duckdb:///{path}").duckdb_path == path
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from tenantpulse import definitions
 from tenantpulse.actions.execute import action_payload, day_to_act_on, plan_actions
 from tenantpulse.actions.playbooks import PlaybookError, evaluate, load_playbooks, parse_playbooks
+from tenantpulse.cli import main
 from tenantpulse.config import DEFAULT_PLAYBOOKS, SettingsError, load_settings
 
 AS_OF = "2026-11-01"
@@ -209,6 +212,30 @@ def test_a_bad_playbook_file_fails_loading_naming_the_line(tmp_path, text, line,
         load_playbooks(path)
     assert f"{path}, line {line}:" in str(error.value)
     assert message in str(error.value)
+
+
+def test_a_bad_playbook_file_stops_the_settings_the_cli_and_the_code_location_at_start(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "playbooks.yaml"
+    path.write_text(
+        "version: 1\nplaybooks:\n  - name: x\n    when:\n      - helth_score < 40\n"
+        "    actions:\n" + GOOD_ACTION
+    )
+    named = f"TENANTPULSE_PLAYBOOKS: {path}, line 5: playbook x: unknown field 'helth_score'"
+    with pytest.raises(SettingsError) as error:
+        load_settings({"TENANTPULSE_HOME": str(tmp_path), "TENANTPULSE_PLAYBOOKS": str(path)})
+    assert named in str(error.value)
+
+    monkeypatch.setenv("TENANTPULSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TENANTPULSE_PLAYBOOKS", str(path))
+    monkeypatch.delenv("TENANTPULSE_WAREHOUSE_URL", raising=False)
+    with pytest.raises(SettingsError) as error:  # what loading the code location calls
+        definitions.defs()
+    assert named in str(error.value)
+    result = CliRunner().invoke(main, ["tenants", "list"])
+    assert result.exit_code != 0 and named in result.output
+    assert not (tmp_path / "home").exists()  # stopped before the warehouse was opened
 
 
 def test_action_settings_name_the_variable_and_what_is_allowed(tmp_path):

@@ -17,15 +17,14 @@ def test_dbt_env_follows_the_warehouse_url(tmp_path):
         "TENANTPULSE_DBT_TARGET": "duckdb",
         "TENANTPULSE_DUCKDB_PATH": "/data/w.duckdb",
     }
-    postgres = parse_warehouse_url("postgresql://ana:p%40ss@db.internal:5433/warehouse")
+    postgres = parse_warehouse_url("postgresql://an%40a@db.internal:5433/warehouse")
     assert dbt_env(postgres, tmp_path) == {
         "DBT_TARGET_PATH": str(tmp_path / "target" / "postgres"),
         "TENANTPULSE_DBT_TARGET": "postgres",
         "TENANTPULSE_PG_HOST": "db.internal",
         "TENANTPULSE_PG_PORT": "5433",
-        "TENANTPULSE_PG_USER": "ana",
+        "TENANTPULSE_PG_USER": "an@a",
         "TENANTPULSE_PG_DATABASE": "warehouse",
-        "TENANTPULSE_PG_PASSWORD": "p@ss",
     }
 
 

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 DEFAULT_HOME = ".tenantpulse"
 DEFAULT_PLAYBOOKS = Path(__file__).parent / "actions" / "playbooks.yaml"
@@ -26,14 +26,14 @@ class WarehouseUrl:
     """Where the warehouse lives: a DuckDB file or a Postgres database."""
 
     dialect: str  # "duckdb" or "postgres"
-    url: str  # as given (a password in it is redacted by str())
+    url: str  # as given (never with a password: parse_warehouse_url refuses one)
     duckdb_path: Path | None = None
     postgres_dsn: str | None = None  # a libpq URL (postgresql://...) that psycopg accepts
 
     def __str__(self) -> str:
         if self.dialect == "duckdb":
             return f"duckdb:///{self.duckdb_path}"
-        return _redact_password(self.postgres_dsn or "")
+        return self.postgres_dsn or ""
 
 
 @dataclass(frozen=True)
@@ -239,6 +239,7 @@ def load_action_settings(env: Mapping[str, str]) -> ActionSettings:
             f"TENANTPULSE_PLAYBOOKS={str(playbooks)!r} is not a file; allowed: the path of a "
             "playbooks YAML file (see docs/actions.md)"
         )
+    _check_playbooks(playbooks)
     slack_api_url = env.get("TENANTPULSE_SLACK_API_URL") or "https://slack.com/api/"
     if urlsplit(slack_api_url).scheme not in ("http", "https"):
         raise SettingsError(
@@ -257,6 +258,18 @@ def load_action_settings(env: Mapping[str, str]) -> ActionSettings:
         slack_token=env.get("TENANTPULSE_SLACK_TOKEN") or None,
         slack_api_url=slack_api_url if slack_api_url.endswith("/") else slack_api_url + "/",
     )
+
+
+def _check_playbooks(path: Path) -> None:
+    """A playbook file that does not load stops every command and the code location at start,
+    not the flow's last stage (the act step and the alert sensors load it again when they run,
+    so an edit is picked up without a reload)."""
+    from tenantpulse.actions.playbooks import PlaybookError, load_playbooks
+
+    try:
+        load_playbooks(path)
+    except PlaybookError as error:
+        raise SettingsError(f"TENANTPULSE_PLAYBOOKS: {error}") from None
 
 
 def load_dbt_project_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -317,9 +330,18 @@ def _airbyte_settings(env: Mapping[str, str]) -> AirbyteSettings | None:
     )
 
 
+# Folders of the operating system: a warehouse file there is a mistyped path, never meant.
+SYSTEM_FOLDERS = tuple(
+    Path(p)
+    for p in ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sbin", "/sys", "/usr")
+)
+DUCKDB_MAGIC = b"DUCK"  # bytes 8..11 of every DuckDB database file
+
+
 def parse_warehouse_url(url: str) -> WarehouseUrl:
-    """`duckdb:///<path>` (relative to the working directory, or `duckdb:////abs/path`) or a
-    `postgresql://` URL (a `+psycopg`/`+psycopg2` driver suffix and `postgres://` are accepted)."""
+    """`duckdb:///<relative path>` (from the working directory), `duckdb:////<absolute path>`, or
+    a `postgresql://` URL without a password (a `+psycopg`/`+psycopg2` driver suffix and
+    `postgres://` are accepted). See README, "Settings"."""
     allowed = "allowed: duckdb:///<file path> or postgresql://user@host:port/database"
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
@@ -329,9 +351,7 @@ def parse_warehouse_url(url: str) -> WarehouseUrl:
             raise SettingsError(
                 f"TENANTPULSE_WAREHOUSE_URL={url!r} names no DuckDB file; {allowed}"
             )
-        return WarehouseUrl(
-            dialect="duckdb", url=url, duckdb_path=Path(path).expanduser().resolve()
-        )
+        return WarehouseUrl(dialect="duckdb", url=url, duckdb_path=_duckdb_path(url, path))
     if scheme.split("+")[0] in ("postgresql", "postgres"):
         dsn = "postgresql://" + rest
         parts = urlsplit(dsn)
@@ -339,10 +359,61 @@ def parse_warehouse_url(url: str) -> WarehouseUrl:
             raise SettingsError(
                 f"TENANTPULSE_WAREHOUSE_URL={_redact_password(dsn)!r} names no database; {allowed}"
             )
+        if parts.password or any(k.endswith("password") for k, _ in parse_qsl(parts.query)):
+            raise SettingsError(
+                f"TENANTPULSE_WAREHOUSE_URL={_redact_password(dsn)!r} holds a password, which "
+                "the Dagster UI would show (the URL is the warehouse resource's config); allowed: "
+                "the URL without it, and the password in PGPASSWORD (the platform's connections) "
+                "and TENANTPULSE_PG_PASSWORD (dbt's profile), or in ~/.pgpass"
+            )
         return WarehouseUrl(dialect="postgres", url=url, postgres_dsn=dsn)
     raise SettingsError(
         f"TENANTPULSE_WAREHOUSE_URL={_redact_password(url)!r} is not supported; {allowed}"
     )
+
+
+def _duckdb_path(url: str, path: str) -> Path:
+    """The DuckDB file `url` names, refused when it cannot be the file the user meant: a
+    relative path that reads like an absolute one, a file in a system folder, or an existing
+    file that is not a DuckDB database."""
+    given = Path(path).expanduser()
+    explicit = path.startswith(("./", "../"))  # Path() drops a leading ./
+    if not given.is_absolute() and not explicit and len(given.parts) > 1:
+        first = given.parts[0]
+        if (Path("/") / first).is_dir() and not (Path.cwd() / first).exists():
+            raise SettingsError(
+                f"TENANTPULSE_WAREHOUSE_URL={url!r} is the relative path {given} (from "
+                f"{Path.cwd()}), though /{first} exists; allowed: duckdb:////{given} for the "
+                f"absolute path, duckdb:///./{given} for the relative one"
+            )
+    resolved = given.resolve()
+    system = [f for f in SYSTEM_FOLDERS if resolved.is_relative_to(f.resolve())]
+    if system:
+        raise SettingsError(
+            f"TENANTPULSE_WAREHOUSE_URL={url!r} is a file in the system folder {system[0]}; "
+            "allowed: a DuckDB file in a folder of your own (duckdb:////<absolute path>)"
+        )
+    if resolved.exists():
+        if not resolved.is_file():
+            raise SettingsError(
+                f"TENANTPULSE_WAREHOUSE_URL={url!r} names {resolved}, which is not a file; "
+                "allowed: a DuckDB database file, or a path where none exists yet"
+            )
+        try:
+            with resolved.open("rb") as handle:
+                header = handle.read(12)
+        except OSError as error:
+            raise SettingsError(
+                f"TENANTPULSE_WAREHOUSE_URL={url!r} names {resolved}, which cannot be read "
+                f"({error.strerror}); allowed: a DuckDB database file this user can read and write"
+            ) from None
+        if header[8:] != DUCKDB_MAGIC:
+            raise SettingsError(
+                f"TENANTPULSE_WAREHOUSE_URL={url!r} names {resolved}, an existing file "
+                "that is not a DuckDB database; allowed: a DuckDB database file, or a path "
+                "where none exists yet"
+            )
+    return resolved
 
 
 def _url_setting(env: Mapping[str, str], name: str) -> str | None:
@@ -368,10 +439,16 @@ def _tfvars_path_setting(env: Mapping[str, str], name: str, *, default: Path) ->
 
 
 def _redact_password(url: str) -> str:
+    """The URL for a message: a password in its user part or its query replaced by ***."""
     parts = urlsplit(url)
+    netloc = parts.netloc
     if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = "&".join(
+        f"{name}=***" if name.endswith("password") else f"{name}={value}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _int_setting(env: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:

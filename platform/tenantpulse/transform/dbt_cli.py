@@ -34,7 +34,9 @@ def dbt_env(warehouse: WarehouseUrl, project_dir: Path | None = None) -> dict[st
             "TENANTPULSE_DUCKDB_PATH": str(warehouse.duckdb_path),
         }
     parts = urlsplit(warehouse.postgres_dsn or "")
-    env = {
+    # No password here: the URL holds none (config refuses one); the profile reads it from
+    # TENANTPULSE_PG_PASSWORD.
+    return {
         **target,
         "TENANTPULSE_DBT_TARGET": "postgres",
         "TENANTPULSE_PG_HOST": parts.hostname or "127.0.0.1",
@@ -42,9 +44,6 @@ def dbt_env(warehouse: WarehouseUrl, project_dir: Path | None = None) -> dict[st
         "TENANTPULSE_PG_USER": unquote(parts.username or "postgres"),
         "TENANTPULSE_PG_DATABASE": unquote(parts.path.lstrip("/")),
     }
-    if parts.password:
-        env["TENANTPULSE_PG_PASSWORD"] = unquote(parts.password)
-    return env
 
 
 def target_path(warehouse: WarehouseUrl, project_dir: Path | None = None) -> Path:
