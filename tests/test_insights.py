@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from tenantpulse.analysis import patterns
 from tenantpulse.insights.compose import (
     DeterministicWriter,
     Written,
@@ -17,6 +18,7 @@ from tenantpulse.insights.compose import (
 from tenantpulse.insights.deterministic import draft_sentences
 from tenantpulse.insights.facts import WINDOW_FACTS, Recommendation, TenantFacts, tenant_facts
 from tenantpulse.insights.grounding import check_sentence, quoted_numbers
+from test_patterns import make_history
 
 AS_OF = dt.date(2026, 11, 20)
 
@@ -105,7 +107,10 @@ def test_tenant_facts_are_named_numbers_labels_and_dates_of_the_stored_analysis(
     assert n["health_score"] == 72 and n["health_revenue"] == 90 and n["health_payments"] == 40
     assert "health_engineering" not in n and "bounce_rate_30d" not in n  # missing stays missing
     assert n["median_days_to_merge_30d"] == 3.5  # 84 hours, the unit METRICS.md quotes
-    assert n["revenue_mom_growth"] == 0.153 and "sessions_mom_growth" not in n
+    assert (
+        n["revenue_avg_last_30d_vs_prior_30d"] == 0.153
+        and "sessions_avg_last_30d_vs_prior_30d" not in n
+    )
     assert n["revenue_anomaly_2026-11-18_value"] == 4200 and n["revenue_anomaly.robust_z"] == 9.1
     assert n["window_days"] == 30
     assert facts.labels["churn_risk"] == "medium" and facts.labels["revenue_direction"] == "up"
@@ -148,8 +153,8 @@ def test_grounding_accepts_only_numbers_and_dates_of_the_tenants_facts(
 ):
     facts = make_facts(
         {
-            "revenue_mom_growth": 0.153,
-            "mrr_mom_growth": -0.12,
+            "revenue_avg_last_30d_vs_prior_30d": 0.153,
+            "mrr_avg_last_30d_vs_prior_30d": -0.12,
             "median_hours_to_merge_30d": 84.0,
             "median_days_to_merge_30d": 3.5,
             "health_score": 72,
@@ -164,7 +169,7 @@ def test_grounding_accepts_only_numbers_and_dates_of_the_tenants_facts(
 def test_deterministic_sentences_for_a_growing_and_a_struggling_tenant():
     growing = make_facts(
         {
-            "revenue_mom_growth": 0.153,
+            "revenue_avg_last_30d_vs_prior_30d": 0.153,
             "median_hours_to_merge_30d": 18.04,
             "median_days_to_merge_30d": 18.04 / 24,
             "failed_charge_rate_30d": 0.012,
@@ -175,7 +180,11 @@ def test_deterministic_sentences_for_a_growing_and_a_struggling_tenant():
         {"churn_risk": "low", "revenue_peak_day": "Tue"},
     )
     assert [(s.topic, s.kind, s.text) for s in draft_sentences(growing)] == [
-        ("revenue_growth", "strength", "Revenue is up 15% on the previous 30 days"),
+        (
+            "revenue_growth",
+            "strength",
+            "Average daily revenue over the last 30 days is up 15% on the 30 days before",
+        ),
         (
             "fast_merges",
             "strength",
@@ -192,7 +201,7 @@ def test_deterministic_sentences_for_a_growing_and_a_struggling_tenant():
     ]
     struggling = make_facts(
         {
-            "mrr_mom_growth": -0.2,
+            "mrr_avg_last_30d_vs_prior_30d": -0.2,
             "median_hours_to_merge_30d": 84.0,
             "median_days_to_merge_30d": 3.5,
             "failed_charge_rate_30d": 0.25,
@@ -207,7 +216,7 @@ def test_deterministic_sentences_for_a_growing_and_a_struggling_tenant():
         ],
     )
     assert [s.text for s in draft_sentences(struggling)] == [
-        "MRR is down 20% on the previous 30 days",
+        "Average MRR over the last 30 days is down 20% on the 30 days before",
         "Pull requests wait long to merge: a median of 3.5 days (84 hours) over the last 30 days",
         "25% of charges failed over the last 30 days",
         "Churn risk is high (probability 81%)",
@@ -218,6 +227,33 @@ def test_deterministic_sentences_for_a_growing_and_a_struggling_tenant():
     ]
     for facts in (growing, struggling):  # every template quotes only its facts
         assert all(check_sentence(s.text, facts).grounded for s in draft_sentences(facts))
+
+
+def test_a_trend_sentence_says_what_it_compares_the_30_day_averages():
+    # MRR was 1200 for 15 days, then 800 for 45 days: flat at 800 over the whole last 30 days (0%
+    # from the start of those days to their end), but its average over them (800) is 20% below
+    # its average over the 30 days before ((15 x 1200 + 15 x 800) / 30 = 1000). Daily revenue: 2
+    # for 30 days, then 3: its average is up 50%.
+    history = make_history(
+        days=60, mrr=[1200.0] * 15 + [800.0] * 45, revenue=[2.0] * 30 + [3.0] * 30
+    )
+    as_of = history["date"].max().date()
+    empty: list[dict] = []
+    tables = {
+        "health_scores": empty,
+        "churn_risk": empty,
+        "trends": patterns.trends(history, as_of),
+        "seasonality": empty,
+        "anomalies": empty,
+        "recommendations": empty,
+    }
+    facts = tenant_facts("t1", as_of, tables)
+    assert facts.numbers["mrr_avg_last_30d_vs_prior_30d"] == pytest.approx(-0.2)
+    assert facts.numbers["revenue_avg_last_30d_vs_prior_30d"] == pytest.approx(0.5)
+    assert {s.topic: s.text for s in draft_sentences(facts)} == {
+        "revenue_growth": "Average daily revenue over the last 30 days is up 50% on the 30 days before",
+        "mrr_decline": "Average MRR over the last 30 days is down 20% on the 30 days before",
+    }
 
 
 class ScriptedWriter:
@@ -232,7 +268,7 @@ class ScriptedWriter:
 
 def struggling_request():
     facts = make_facts(
-        {"mrr_mom_growth": -0.2, "churn_probability": 0.81},
+        {"mrr_avg_last_30d_vs_prior_30d": -0.2, "churn_probability": 0.81},
         {"churn_risk": "high"},
         recommendations=[
             Recommendation(
@@ -278,10 +314,15 @@ def test_a_writer_error_leaves_the_drafts_and_says_deterministic():
 
 
 def test_the_deterministic_writer_writes_the_drafts_for_every_tenant_in_order():
-    requests = [struggling_request(), request_for(make_facts({"revenue_mom_growth": 0.05}))]
+    requests = [
+        struggling_request(),
+        request_for(make_facts({"revenue_avg_last_30d_vs_prior_30d": 0.05})),
+    ]
     results = write_insights(requests, DeterministicWriter(), concurrency=4)
     assert [r.generated_by for r in results] == ["deterministic", "deterministic"]
-    assert results[1].strengths == ["Revenue is up 5% on the previous 30 days"]
+    assert results[1].strengths == [
+        "Average daily revenue over the last 30 days is up 5% on the 30 days before"
+    ]
     assert all(not r.dropped and not r.fallback_topics for r in results)
 
 

@@ -36,7 +36,11 @@ def churning_request(context=None, churn_probability=0.81):
     facts = TenantFacts(
         "globex",
         dt.date(2026, 11, 20),
-        {**WINDOW_FACTS, "mrr_mom_growth": -0.2, "churn_probability": churn_probability},
+        {
+            **WINDOW_FACTS,
+            "mrr_avg_last_30d_vs_prior_30d": -0.2,
+            "churn_probability": churn_probability,
+        },
         {"churn_risk": "high"},
         {},
         [
@@ -85,7 +89,7 @@ def test_the_request_carries_the_schema_and_a_good_answer_is_used():
     assert sent["facts"]["numbers"]["churn_probability"] == 0.81
     assert insights.generated_by == MODEL
     assert insights.improvements == [
-        "Worth knowing: MRR is down 20% on the previous 30 days.",
+        "Worth knowing: Average MRR over the last 30 days is down 20% on the 30 days before.",
         "Worth knowing: Churn risk is high (probability 81%).",
     ]
     assert insights.recommendation_impacts == {
@@ -118,7 +122,7 @@ def test_a_number_not_in_the_facts_drops_that_sentence_only():
         request = churning_request()
         insights = compose(request, writer_for(standin).write(request))
     assert insights.improvements == [
-        "MRR is down 20% on the previous 30 days!",
+        "Average MRR over the last 30 days is down 20% on the 30 days before!",
         "Churn risk is high (probability 81%)",  # the draft stands in for the dropped sentence
     ]
     assert [(d.topic, d.text, d.unmatched) for d in insights.dropped] == [

@@ -7,29 +7,34 @@ analysis's own `impact` text.
 
 | topic | kind | holds when |
 |---|---|---|
-| revenue_growth | strength | revenue_mom_growth >= GROWTH |
-| mrr_growth | strength | mrr_mom_growth >= GROWTH |
-| sessions_growth | strength | sessions_mom_growth >= GROWTH |
+| revenue_growth | strength | revenue change >= GROWTH |
+| mrr_growth | strength | mrr change >= GROWTH |
+| sessions_growth | strength | sessions change >= GROWTH |
 | fast_merges | strength | median_hours_to_merge_30d <= FAST_MERGE_HOURS |
 | reliable_payments | strength | failed_charge_rate_30d < RELIABLE_FAILED_RATE |
 | low_churn_risk | strength | churn_risk is "low" |
 | weekly_rhythm | strength | revenue is weekly seasonal |
 | strong_<component> | strength | health component >= STRONG_COMPONENT |
-| revenue_decline | improvement | revenue_mom_growth <= -GROWTH |
-| mrr_decline | improvement | mrr_mom_growth <= -GROWTH |
+| revenue_decline | improvement | revenue change <= -GROWTH |
+| mrr_decline | improvement | mrr change <= -GROWTH |
 | slow_merges | improvement | median_hours_to_merge_30d > SLOW_MERGE_HOURS |
 | failed_payments | improvement | failed_charge_rate_30d >= HIGH_FAILED_RATE |
 | churn_risk | improvement | churn_risk is "medium" or "high" |
 | high_bounce | improvement | bounce_rate_30d > HIGH_BOUNCE_RATE |
 | stale_data | improvement | days_since_data >= STALE_DAYS |
 | weak_<component> | improvement | health component < WEAK_COMPONENT |
+
+A metric's "change" (the analysis's `mom_growth`, the fact `<metric>_avg_last_30d_vs_prior_30d`)
+compares its average daily value over the last 30 days with its average over the 30 days before,
+and the sentence says so ("Average MRR over the last 30 days is down 22% on the 30 days before"):
+a flat MRR after a fall in the earlier window is down on average, not month over month.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tenantpulse.insights.facts import COMPONENTS, TenantFacts
+from tenantpulse.insights.facts import COMPONENTS, TenantFacts, change_fact
 
 GROWTH = 0.03  # month-over-month change worth a sentence either way
 FAST_MERGE_HOURS = 24.0
@@ -40,6 +45,12 @@ HIGH_BOUNCE_RATE = 0.6
 STALE_DAYS = 3
 STRONG_COMPONENT = 85
 WEAK_COMPONENT = 40
+# What a trend's change compares, named in its sentence: (subject, verb).
+CHANGE_SUBJECTS = {
+    "revenue": ("Average daily revenue", "is"),
+    "mrr": ("Average MRR", "is"),
+    "sessions": ("Average daily website sessions", "are"),
+}
 STRENGTH, IMPROVEMENT, RECOMMENDATION = "strength", "improvement", "recommendation"
 COMPONENT_LABELS = {
     "revenue": "revenue",
@@ -66,15 +77,17 @@ def draft_sentences(facts: TenantFacts) -> list[Sentence]:
     def add(topic: str, kind: str, text: str) -> None:
         out.append(Sentence(topic, kind, text))
 
-    for metric, name in (("revenue", "Revenue"), ("mrr", "MRR"), ("sessions", "Website traffic")):
-        growth = n.get(f"{metric}_mom_growth")
+    days = int(n["comparison_window_days"])
+    for metric, (subject, verb) in CHANGE_SUBJECTS.items():
+        growth = n.get(change_fact(metric))
         if growth is None:
             continue
-        change = f"{abs(growth):.0%} on the previous {int(n['mom_window_days'])} days"
+        change = f"{abs(growth):.0%} on the {days} days before"
+        compared = f"{subject} over the last {days} days {verb}"
         if growth >= GROWTH:
-            add(f"{metric}_growth", STRENGTH, f"{name} is up {change}")
+            add(f"{metric}_growth", STRENGTH, f"{compared} up {change}")
         elif growth <= -GROWTH:
-            add(f"{metric}_decline", IMPROVEMENT, f"{name} is down {change}")
+            add(f"{metric}_decline", IMPROVEMENT, f"{compared} down {change}")
 
     hours = n.get("median_hours_to_merge_30d")
     if hours is not None and hours <= FAST_MERGE_HOURS:

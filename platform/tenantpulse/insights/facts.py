@@ -16,9 +16,18 @@ from tenantpulse.analysis import health, patterns
 # The analysis windows are facts too: "over the last 30 days" quotes one.
 WINDOW_FACTS = {
     "window_days": health.WINDOW_DAYS,
-    "mom_window_days": patterns.MOM_WINDOW_DAYS,
+    "comparison_window_days": patterns.MOM_WINDOW_DAYS,
     "trend_window_days": patterns.LONG_WINDOW_DAYS,
 }
+
+
+def change_fact(metric: str) -> str:
+    """The name of a trend's `mom_growth` fact, saying what it compares: the metric's average
+    daily value over the last 30 days against its average over the 30 days before."""
+    days = patterns.MOM_WINDOW_DAYS
+    return f"{metric}_avg_last_{days}d_vs_prior_{days}d"
+
+
 HEALTH_METRICS = (
     "failed_charge_rate_30d",
     "cancellation_rate_30d",
@@ -81,7 +90,7 @@ def tenant_facts(
         direction = _text(row.get("direction"))
         if direction and direction != "unknown":
             labels[f"{metric}_direction"] = direction
-        _put(numbers, f"{metric}_mom_growth", row.get("mom_growth"))
+        _put(numbers, change_fact(metric), row.get("mom_growth"))
         _put(numbers, f"{metric}_relative_slope_90d", row.get("relative_slope_90d"))
 
     for row in _rows(tables["seasonality"]):
