@@ -134,7 +134,10 @@ def test_demo_runs_every_demo_tenant_through_the_flow_and_finds_the_planted_sign
         assert document["grounding"]["sentences_dropped"] == 0, document["grounding"]
         assert document["insights"]["strengths"] or document["insights"]["improvements"]
         assert all(r["impact"] for r in document["recommendations"]), document
-    assert any(s.startswith("Revenue is up ") for s in growing["insights"]["strengths"])
+    assert any(
+        s.startswith("Average daily revenue over the last 30 days is up ")
+        for s in growing["insights"]["strengths"]
+    )
     assert any(
         s.startswith("Churn risk is high (probability ")
         for s in churning["insights"]["improvements"]
