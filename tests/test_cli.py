@@ -13,6 +13,8 @@ from tenantpulse.config import load_settings
 from tenantpulse.definitions import build_definitions
 from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator import DEMO_TENANTS, planted_anomaly_dates
+from tenantpulse.tenants.registry import add_tenant
+from tenantpulse.warehouse import open_warehouse
 
 
 @pytest.fixture
@@ -59,6 +61,23 @@ def test_bad_input_is_one_clear_line_and_a_failing_exit(run_cli, args, message):
     result = run_cli(*args)
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_tenant_name_cannot_write_escapes_to_the_terminal(run_cli):
+    escape = "\x1b]0;owned\x07\x1b[2J"  # set the window title, clear the screen
+    added = run_cli("tenants", "add", "acme", "--name", f"Acme{escape}", "--sources", "stripe")
+    assert added.exit_code != 0
+    assert "the name of tenant 'acme' holds U+001B at character 5" in added.output
+    assert "\x1b" not in added.output and "\x07" not in added.output
+    # A name stored before names were checked is printed with its escapes spelled out.
+    settings = load_settings()
+    with open_warehouse(settings.warehouse).connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe")
+        conn.execute("update ops.tenants set name = %s", (f"Acme{escape}\nInc",))
+    listed = run_cli("tenants", "list")
+    assert listed.exit_code == 0
+    assert "Acme\\x1b]0;owned\\x07\\x1b[2J\\nInc" in listed.output
+    assert "\x1b" not in listed.output and "\x07" not in listed.output
 
 
 def test_an_invalid_setting_stops_the_command_naming_it(run_cli, monkeypatch):

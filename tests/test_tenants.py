@@ -70,6 +70,37 @@ def test_registry_rejects_injection_shaped_ids_and_unknown_sources(warehouse):
         assert list_tenants(conn) == []
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Acme\nInc", "holds U+000A at character 5"),
+        ("Acme\x1b[2J\x1b[31mOwned", "holds U+001B at character 5"),
+        ("Acme\u202eInc", "holds U+202E at character 5"),  # right-to-left override
+        ("Acme\tInc", "holds U+0009 at character 5"),
+        ("<img src=x onerror=alert(1)>", "holds '<' at character 1"),
+        ("x" * 201, "has 201 characters; allowed: 1-200"),
+        ("x" * 100_000, "has 100,000 characters; allowed: 1-200"),
+    ],
+)
+def test_a_tenant_name_that_could_inject_is_refused_naming_the_tenant(warehouse, name, message):
+    with warehouse.connect() as conn:
+        with pytest.raises(ValueError) as error:
+            add_tenant(conn, "acme", name, "stripe")
+        assert f"the name of tenant 'acme' {message}" in str(error.value)
+        assert "allowed" in str(error.value) and len(str(error.value)) < 300
+        assert list_tenants(conn) == []
+
+
+def test_a_tenant_name_keeps_any_printable_text_up_to_200_characters(warehouse):
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "  Société Générale & Fils — 株式会社 (EU) 'quoted'  ", "stripe")
+        add_tenant(conn, "long", "y" * 200, "stripe")
+        add_tenant(conn, "blank", "   ", "stripe")
+        assert get_tenant(conn, "acme").name == "Société Générale & Fils — 株式会社 (EU) 'quoted'"
+        assert get_tenant(conn, "long").name == "y" * 200
+        assert get_tenant(conn, "blank").name == "blank"  # no name: the id
+
+
 def test_partition_changes_add_new_and_delete_removed_tenants():
     assert partition_changes(["a", "b", "c"], ["b", "d"]) == (["a", "c"], ["d"])
     assert partition_changes([], []) == ([], [])

@@ -64,7 +64,9 @@ def tenants_add(tenant_id: str, name: str, sources: str) -> None:
 
     with open_warehouse(_settings().warehouse).connect() as conn:
         tenant = add_tenant(conn, tenant_id, name, sources)
-    click.echo(f"registered {tenant.tenant_id} ({tenant.name}): {', '.join(tenant.sources)}")
+    click.echo(
+        f"registered {tenant.tenant_id} ({_printable(tenant.name)}): {', '.join(tenant.sources)}"
+    )
 
 
 @tenants.command("list")
@@ -80,7 +82,17 @@ def tenants_list(include_removed: bool) -> None:
         click.echo("no tenants registered (add one with `tenantpulse tenants add`)")
     for t in rows:
         created = t.created_at.strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{t.tenant_id:<24} {t.status:<8} {created}  {','.join(t.sources):<40} {t.name}")
+        click.echo(
+            f"{t.tenant_id:<24} {t.status:<8} {created}  {','.join(t.sources):<40} "
+            f"{_printable(t.name)}"
+        )
+
+
+def _printable(text: str) -> str:
+    """Text from the registry for the terminal: a character that is not printable (a name
+    stored before names were checked) is shown as its escape, so it cannot move the cursor or
+    change colours."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 @tenants.command("remove")

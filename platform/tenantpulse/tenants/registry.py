@@ -11,6 +11,8 @@ from tenantpulse.warehouse import Connection
 
 ACTIVE = "active"
 REMOVED = "removed"
+MAX_TENANT_NAME_LENGTH = 200
+_MARKUP = "<>"  # a name shown in a page must not open a tag
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,35 @@ def validate_sources(sources: object) -> tuple[str, ...]:
     return chosen
 
 
+def validate_tenant_name(tenant_id: str, name: str) -> str:
+    """The display name, stripped: 1-200 printable characters (no line breaks, tabs or terminal
+    escapes), without < or >. The message names the tenant and the first bad character's
+    position, never the name itself (it may be long, or hold escapes)."""
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_TENANT_NAME_LENGTH:
+        raise ValueError(
+            f"the name of tenant {tenant_id!r} has {len(name):,} characters; allowed: "
+            f"1-{MAX_TENANT_NAME_LENGTH}"
+        )
+    for position, character in enumerate(name, start=1):
+        if not character.isprintable() or character in _MARKUP:
+            raise ValueError(
+                f"the name of tenant {tenant_id!r} holds {_describe(character)} at character "
+                f"{position}; allowed: printable characters other than < and > (no line breaks, "
+                "tabs or control codes)"
+            )
+    return name
+
+
+def _describe(character: str) -> str:
+    return repr(character) if character in _MARKUP else f"U+{ord(character):04X}"
+
+
 def add_tenant(conn: Connection, tenant_id: str, name: str, sources: object) -> Tenant:
     """Register a tenant (or re-activate a removed one, with the given name and sources)."""
     tenant_id = validate_tenant_id(tenant_id)
     chosen = validate_sources(sources)
-    name = (name or tenant_id).strip()
+    name = validate_tenant_name(tenant_id, (name or "").strip() or tenant_id)
     ensure_registry(conn)
     existing = get_tenant(conn, tenant_id)
     if existing is None:
