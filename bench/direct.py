@@ -95,7 +95,8 @@ def time_direct(
 
     def dbt():
         newest = state["newest"]
-        first, last = flow.daily_window(day_keys, first_build, newest, LOOKBACK_DAYS)
+        window = flow.daily_window(day_keys, first_build, newest, LOOKBACK_DAYS)
+        first, last = window.first, window.last
         state["window_start"] = first
         today = dt.datetime.now(dt.UTC).date()
         since = None if first_build else flow.tests_since(today, newest, LOOKBACK_DAYS)
@@ -118,7 +119,8 @@ def time_direct(
         return [], f"{first}..{last}; tests: {tests}", parts
 
     def analyse():
-        first, last = flow.daily_window(day_keys, False, state["newest"], LOOKBACK_DAYS)
+        window = flow.daily_window(day_keys, False, state["newest"], LOOKBACK_DAYS)
+        first, last = window.first, window.last
         days = [dt.date.fromisoformat(k) for k in day_keys if first <= k <= last]
         started = time.perf_counter()
         analyse_days(warehouse, days)

@@ -62,23 +62,36 @@ def test_an_empty_window_is_rejected():
 
 
 def test_daily_window_is_everything_first_then_the_days_around_the_newest_sync():
-    from tenantpulse.flow import daily_window
+    from tenantpulse.flow import DailyWindow, daily_window
 
     keys = [f"2026-11-{d:02d}" for d in range(1, 26)]
-    assert daily_window(
-        keys, first_build=True, newest_sync=dt.date(2026, 11, 20), lookback_days=3
-    ) == ("2026-11-01", "2026-11-25")
-    assert daily_window(
-        keys, first_build=False, newest_sync=dt.date(2026, 11, 20), lookback_days=3
-    ) == ("2026-11-17", "2026-11-25")
+    nov20 = dt.date(2026, 11, 20)
+    assert daily_window(keys, True, nov20, 3) == DailyWindow("2026-11-01", "2026-11-25")
+    assert daily_window(keys, False, nov20, 3) == DailyWindow("2026-11-17", "2026-11-25")
     # A sync dated after the newest partition (a simulated day past today) rebuilds the newest one.
-    assert daily_window(
-        keys, first_build=False, newest_sync=dt.date(2026, 12, 9), lookback_days=3
-    ) == ("2026-11-25", "2026-11-25")
-    assert daily_window(keys, first_build=False, newest_sync=None, lookback_days=3) == (
-        "2026-11-01",
-        "2026-11-25",
+    assert daily_window(keys, False, dt.date(2026, 12, 9), 3) == DailyWindow(
+        "2026-11-25", "2026-11-25"
     )
+    assert daily_window(keys, False, None, 3) == DailyWindow("2026-11-01", "2026-11-25")
+
+
+def test_daily_window_gives_tenants_with_new_history_every_day_and_the_others_the_recent_ones():
+    from tenantpulse.flow import ALL_TENANTS, DailyWindow, daily_window, history_tag
+
+    keys = [f"2026-11-{d:02d}" for d in range(1, 26)]
+    nov20 = dt.date(2026, 11, 20)
+    assert daily_window(keys, False, nov20, 3, ("newco", "anco")) == DailyWindow(
+        "2026-11-01", "2026-11-25", ("anco", "newco"), "2026-11-17"
+    )
+    # Every tenant, or a recent window that starts on the first day anyway: one plain window.
+    assert daily_window(keys, False, nov20, 3, (ALL_TENANTS,)) == DailyWindow(
+        "2026-11-01", "2026-11-25"
+    )
+    assert daily_window(keys, False, dt.date(2026, 11, 2), 3, ("newco",)) == DailyWindow(
+        "2026-11-01", "2026-11-25"
+    )
+    assert history_tag({"b", "a"}) == "a,b"
+    assert history_tag({f"t{i}" for i in range(101)}) == ALL_TENANTS
 
 
 def test_staging_tests_check_every_row_until_a_run_passed_then_the_recent_syncs():

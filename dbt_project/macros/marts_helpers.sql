@@ -61,16 +61,37 @@
 {%- endmacro %}
 
 {#
-    A predicate keeping the dates a run rebuilds: the window on a windowed incremental run,
-    everything otherwise (the first build, a full refresh, a run without the vars).
+    A predicate keeping the rows a run rebuilds: the window's dates on a windowed incremental run,
+    everything otherwise (the first build, a full refresh, a run without the vars). With the var
+    `history_tenants` (tenants whose history was just landed), only those tenants' rows are kept
+    before `recent_from`; `tenant_column` names the tenant of `date_expression`'s row.
 #}
-{% macro marts_in_window(date_expression) -%}
+{% macro marts_in_window(date_expression, tenant_column='tenant_id') -%}
     {%- if marts_is_windowed() -%}
+        {%- set history = marts_history_tenants() -%}
         ({{ date_expression }} >= cast('{{ var("start_date") }}' as date)
-         and {{ date_expression }} < cast('{{ var("end_date") }}' as date))
+         and {{ date_expression }} < cast('{{ var("end_date") }}' as date)
+        {%- if history %}
+         and ({{ date_expression }} >= cast('{{ var("recent_from") }}' as date)
+              or {{ tenant_column }} in (
+                  {%- for tenant_id in history %}'{{ tenant_id }}'{{ ", " if not loop.last }}{% endfor -%}
+              ))
+        {%- endif -%})
     {%- else -%}
         (1 = 1)
     {%- endif -%}
+{%- endmacro %}
+
+{# The var `history_tenants`, each checked to be a tenant id (tenantpulse.tenants.ids) before it is
+   written into SQL as a literal. #}
+{% macro marts_history_tenants() -%}
+    {%- set tenant_ids = var('history_tenants', []) -%}
+    {%- for tenant_id in tenant_ids -%}
+        {%- if not (tenant_id is string and modules.re.fullmatch('[a-z0-9][a-z0-9_]{0,47}', tenant_id)) -%}
+            {{ exceptions.raise_compiler_error('history_tenants: not a tenant id: ' ~ tenant_id) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(tenant_ids) }}
 {%- endmacro %}
 
 {#

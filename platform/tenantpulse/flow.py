@@ -18,9 +18,20 @@ LOOKBACK_TAG = "tenantpulse/lookback_days"
 # Set by a run on itself, or by the sensor on a finished run.
 NEWEST_LANDED_TAG = "tenantpulse/newest_landed_day"  # landing: the day of the newest data landed
 ROWS_LANDED_TAG = "tenantpulse/rows_landed"  # landing: rows merged or quarantined by the run
+# landing: the tenants whose history the run brought (comma-separated, or ALL_TENANTS)
+HISTORY_TENANTS_TAG = "tenantpulse/history_tenants"
+ALL_TENANTS = "*"
+HISTORY_TENANTS_NAMED = 100  # more tenants with new history than this: rebuild every tenant
 NEXT_TAG = "tenantpulse/next"  # the sensor: the run it launched next, or "end: <why>"
 END = "end: "
-PROPAGATED_TAGS = (FLOW_TAG, TRIGGER_TAG, UNTIL_TAG, LOOKBACK_TAG, NEWEST_LANDED_TAG)
+PROPAGATED_TAGS = (
+    FLOW_TAG,
+    TRIGGER_TAG,
+    UNTIL_TAG,
+    LOOKBACK_TAG,
+    NEWEST_LANDED_TAG,
+    HISTORY_TENANTS_TAG,
+)
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 
@@ -68,19 +79,49 @@ def tests_since(
     return min(last_success, newest_sync) - dt.timedelta(days=lookback_days)
 
 
+@dataclass(frozen=True)
+class DailyWindow:
+    """The daily partitions a run rebuilds, [first, last]. With `history_tenants`, only those
+    tenants' rows are rebuilt from `first`; every other tenant's from `recent_from` on."""
+
+    first: str
+    last: str
+    history_tenants: tuple[str, ...] = ()
+    recent_from: str | None = None
+
+
 def daily_window(
-    day_keys: list[str], first_build: bool, newest_sync: dt.date | None, lookback_days: int
-) -> tuple[str, str]:
+    day_keys: list[str],
+    first_build: bool,
+    newest_sync: dt.date | None,
+    lookback_days: int,
+    history_tenants: tuple[str, ...] = (),
+) -> DailyWindow:
     """The daily partitions to rebuild: all of them on the first build; else from `lookback_days`
     before the newest sync's day (late updates: refunds, Google Analytics' revised days) to the
-    newest partition, whose run also covers any later-dated rows."""
+    newest partition, whose run also covers any later-dated rows. Tenants whose history was just
+    landed (their first sync, a new source, a connector's refresh) get every day, from the first
+    partition; ALL_TENANTS among them rebuilds every tenant's days."""
     if not day_keys:
         raise ValueError("no daily partitions: check TENANTPULSE_DAILY_PARTITIONS_START/_END")
-    if first_build or newest_sync is None:
-        return day_keys[0], day_keys[-1]
+    if first_build or newest_sync is None or ALL_TENANTS in history_tenants:
+        return DailyWindow(day_keys[0], day_keys[-1])
     start = (newest_sync - dt.timedelta(days=lookback_days)).isoformat()
-    first = next((key for key in day_keys if key >= start), day_keys[-1])
-    return first, day_keys[-1]
+    recent = next((key for key in day_keys if key >= start), day_keys[-1])
+    if history_tenants and recent != day_keys[0]:
+        return DailyWindow(day_keys[0], day_keys[-1], tuple(sorted(history_tenants)), recent)
+    return DailyWindow(recent, day_keys[-1])
+
+
+def history_tag(tenant_ids: set[str]) -> str:
+    """The value of HISTORY_TENANTS_TAG for these tenants."""
+    if len(tenant_ids) > HISTORY_TENANTS_NAMED:
+        return ALL_TENANTS
+    return ",".join(sorted(tenant_ids))
+
+
+def history_tenants(tags: dict) -> tuple[str, ...]:
+    return tuple(t for t in tags.get(HISTORY_TENANTS_TAG, "").split(",") if t)
 
 
 def parse_day(value: str | None) -> dt.date | None:

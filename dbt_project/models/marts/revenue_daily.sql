@@ -76,7 +76,7 @@ new_customers_per_day as (
     from {{ ref('stg_stripe__customers') }} as customers
     left join primary_currencies
         on customers.tenant_id = primary_currencies.tenant_id
-    where {{ marts_in_window(marts_day('customers.created_at')) }}
+    where {{ marts_in_window(marts_day('customers.created_at'), 'customers.tenant_id') }}
     group by 1, 2, 3
 
 ),

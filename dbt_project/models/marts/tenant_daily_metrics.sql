@@ -56,7 +56,7 @@ revenue as (
     from {{ ref('revenue_daily') }} as revenue_daily
     inner join primary_currencies
         on revenue_daily.tenant_id = primary_currencies.tenant_id
-    where {{ marts_in_window('revenue_daily.date') }}
+    where {{ marts_in_window('revenue_daily.date', 'revenue_daily.tenant_id') }}
     group by 1, 2
 
 ),

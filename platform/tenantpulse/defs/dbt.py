@@ -26,6 +26,7 @@ from dagster_dbt import (
 from tenantpulse.config import export_environment, parse_warehouse_url
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.flow import parse_day
+from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.transform.dbt_args import (
     INCREMENTAL,
     MARTS,
@@ -56,9 +57,28 @@ class ViewsConfig(Config):
     test_rows_synced_since: str = ""
 
 
-def views_run_config(since: dt.date) -> dict:
-    """Run config of `dbt_job` whose staging tests check only the rows synced on or after `since`."""
-    return {"ops": {"dbt_views": {"config": {"test_rows_synced_since": since.isoformat()}}}}
+class DailyConfig(Config):
+    # Tenants whose rows are rebuilt over the run's whole range of days (their history was just
+    # landed); every other tenant's from `recent_from` (YYYY-MM-DD) on. Empty: every tenant over
+    # the whole range.
+    history_tenants: list[str] = []
+    recent_from: str = ""
+
+
+def dbt_run_config(
+    tests_since: dt.date | None, history_tenants: tuple[str, ...], recent_from: str | None
+) -> dict:
+    """Run config of `dbt_job`: the staging tests check only the rows synced on or after
+    `tests_since` when it is given; the daily marts rebuild `history_tenants` over the whole
+    range and the others from `recent_from` on."""
+    ops: dict = {}
+    if tests_since:
+        ops["dbt_views"] = {"config": {"test_rows_synced_since": tests_since.isoformat()}}
+    if history_tenants:
+        ops["dbt_daily"] = {
+            "config": {"history_tenants": list(history_tenants), "recent_from": recent_from}
+        }
+    return {"ops": ops} if ops else {}
 
 
 def _use_warehouse(warehouse: WarehouseResource) -> None:
@@ -99,13 +119,19 @@ def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefin
         dagster_dbt_translator=translator,
     )
     def dbt_daily(
-        context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+        context: AssetExecutionContext,
+        dbt: DbtCliResource,
+        warehouse: WarehouseResource,
+        config: DailyConfig,
     ):
         _use_warehouse(warehouse)
         window = context.partition_time_window
         newest = daily_partitions.get_last_partition_key()
         reaches_newest = context.partition_key_range.end == newest
-        args = daily_args(window.start, window.end, reaches_newest)
+        history = [validate_tenant_id(t) for t in config.history_tenants]
+        args = daily_args(
+            window.start, window.end, reaches_newest, history, parse_day(config.recent_from)
+        )
         yield from dbt.cli(args, context=context).stream()
 
     @dbt_assets(

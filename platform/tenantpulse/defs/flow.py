@@ -13,7 +13,7 @@ import dagster as dg
 from tenantpulse import flow
 from tenantpulse.actions.execute import day_to_act_on
 from tenantpulse.config import Settings
-from tenantpulse.defs.dbt import views_run_config
+from tenantpulse.defs.dbt import dbt_run_config
 from tenantpulse.defs.landing import landing_run_config, landing_run_tenants
 from tenantpulse.sources.sync_history import syncs_recorded_since
 from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
@@ -229,16 +229,20 @@ def next_request(
     run_key = f"{tags[flow.FLOW_TAG]}:{run.run_id}:{stage.job}"
     run_config: dict = {}
     if stage in (flow.DBT, flow.ANALYSE):
-        # The daily marts are built whole the first time; the analysis only needs the recent
-        # days (each day reads the whole history up to it).
+        # The daily marts are built whole the first time, and over every day for the tenants
+        # whose history was just landed; the analysis only needs the recent days (each day reads
+        # the whole history up to it).
         first_build = stage is flow.DBT and not any(
             instance.get_materialized_partitions(key) for key in daily_asset_keys
         )
-        first, last = flow.daily_window(days.get_partition_keys(), first_build, newest, lookback)
-        carried |= {flow.PARTITION_RANGE_START: first, flow.PARTITION_RANGE_END: last}
+        history = flow.history_tenants(tags) if stage is flow.DBT else ()
+        window = flow.daily_window(
+            days.get_partition_keys(), first_build, newest, lookback, history
+        )
+        carried |= {flow.PARTITION_RANGE_START: window.first, flow.PARTITION_RANGE_END: window.last}
     if stage is flow.DBT:
         since = flow.tests_since(last_success_day(instance, stage.job), newest, lookback)
-        run_config = views_run_config(since) if since else {}
+        run_config = dbt_run_config(since, window.history_tenants, window.recent_from)
     if stage is flow.ACT:
         # Actions are for the present: the newest analysed day with data. The act run itself
         # decides what fires and what is done already (ops.action_log).

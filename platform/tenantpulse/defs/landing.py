@@ -31,7 +31,8 @@ from tenantpulse.defs.schemas import (
     contract_schema,
     previous_data_version,
 )
-from tenantpulse.flow import NEWEST_LANDED_TAG, ROWS_LANDED_TAG
+from tenantpulse.flow import HISTORY_TENANTS_TAG, NEWEST_LANDED_TAG, ROWS_LANDED_TAG, history_tag
+from tenantpulse.landing.history import landed_generations, tenants_with_new_history
 from tenantpulse.landing.merge import (
     FAILED,
     LANDING_SCHEMA,
@@ -185,26 +186,36 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
     """One op for every selected stream: one warehouse connection (on DuckDB, opening the file
     reads a catalog that grows with every tenant's tables); land_stream commits as it goes."""
     streams = [c for c in STREAMS if landing_asset_key(c) in context.selected_asset_keys]
-    landed = []
+    landed, generations_before, history = [], {}, set()
+
+    def starting(contract: StreamContract, tenants: int) -> None:
+        context.log.info(f"landing {contract.name} for {tenants} tenants")
+        generations_before[contract.name] = landed_generations(conn, contract)
+
     with warehouse.open().connect() as conn:
         try:
-            for stream in land_streams(
-                conn,
-                streams,
-                config.tenants,
-                on_stream=lambda c, n: context.log.info(f"landing {c.name} for {n} tenants"),
-            ):
+            for stream in land_streams(conn, streams, config.tenants, on_stream=starting):
                 yield from _results(stream.contract, stream.outcomes, context.instance)
                 landed.append(stream)
+                merged = {o.tenant_id for o in stream.outcomes if o.rows_landed}
+                if merged:
+                    history |= tenants_with_new_history(
+                        generations_before[stream.contract.name],
+                        landed_generations(conn, stream.contract),
+                        merged,
+                    )
         except InactiveTenantsError as inactive:
             raise Failure(str(inactive)) from None
         newest = newest_landed_day(conn)
+    if history:
+        context.log.info(f"new history, every day rebuilt: {', '.join(sorted(history))}")
     # What the flow sensor needs to choose the next stage's window, without opening the warehouse.
     context.instance.add_run_tags(
         context.run.run_id,
         {
             ROWS_LANDED_TAG: str(sum(s.rows_changed for s in landed)),
             NEWEST_LANDED_TAG: newest.isoformat() if newest else "",
+            HISTORY_TENANTS_TAG: history_tag(history),
         },
     )
     failed = {name: error for s in landed for name, error in s.failures.items()}

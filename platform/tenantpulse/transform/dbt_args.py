@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 
 from tenantpulse.transform.windows import window_vars
 
@@ -27,11 +28,19 @@ def views_args(test_rows_synced_since: dt.date | None = None) -> list[str]:
 
 
 def daily_args(
-    start: dt.date | dt.datetime, end: dt.date | dt.datetime, reaches_newest: bool
+    start: dt.date | dt.datetime,
+    end: dt.date | dt.datetime,
+    reaches_newest: bool,
+    history_tenants: Sequence[str] = (),
+    recent_from: dt.date | None = None,
 ) -> list[str]:
     """Build the daily incremental marts over the days [start, end) (open-ended when the window
-    reaches the newest partition: see window_vars)."""
-    return ["build", "--vars", window_vars(start, end, reaches_newest)]
+    reaches the newest partition), for `history_tenants` only before `recent_from` (window_vars)."""
+    return [
+        "build",
+        "--vars",
+        window_vars(start, end, reaches_newest, history_tenants, recent_from),
+    ]
 
 
 def tables_args() -> list[str]:

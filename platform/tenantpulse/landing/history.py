@@ -1,0 +1,31 @@
+"""Which tenants a land run brought history for: their first rows of a stream (a tenant onboarded,
+a source connected), or a new generation of it (an Airbyte refresh or reset sends every record
+again under a higher `_airbyte_generation_id`). The daily marts rebuild every day of those
+tenants, not only the recent days (tenantpulse.flow.daily_window)."""
+
+from __future__ import annotations
+
+from tenantpulse.landing.merge import LANDING_SCHEMA
+from tenantpulse.sources.contracts import StreamContract
+from tenantpulse.warehouse import Connection, qualified
+
+NO_GENERATION = -1  # rows whose _airbyte_generation_id is null
+
+
+def landed_generations(conn: Connection, contract: StreamContract) -> dict[str, int]:
+    """Tenant -> the highest generation of its rows in the stream's landing table."""
+    if not conn.table_exists(LANDING_SCHEMA, contract.name):
+        return {}
+    rows = conn.fetch_all(
+        f"select tenant_id, max(coalesce(_airbyte_generation_id, {NO_GENERATION})) "
+        f"from {qualified(LANDING_SCHEMA, contract.name)} group by tenant_id"
+    )
+    return {tenant_id: int(generation) for tenant_id, generation in rows}
+
+
+def tenants_with_new_history(
+    before: dict[str, int], after: dict[str, int], merged: set[str]
+) -> set[str]:
+    """Of the tenants with rows merged, those the stream had no rows of before, or whose rows are
+    now of a higher generation."""
+    return {t for t in merged if t not in before or after.get(t, NO_GENERATION) > before[t]}

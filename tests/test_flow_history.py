@@ -1,0 +1,91 @@
+"""A tenant whose history arrives after the daily marts were first built (a tenant onboarded late,
+a source connected later) gets every day of it in the daily marts, while the other tenants' older
+days are left as they were: the flow's own runs, in the test's process."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import make_settings
+from flowkit import run_flow_in_process, step_errors
+from tenantpulse import flow
+from tenantpulse.flow_runs import dagster_instance
+from tenantpulse.simulator.run import run_simulation
+from tenantpulse.tenants.registry import add_tenant, get_tenant
+from tenantpulse.warehouse import open_warehouse
+
+DAILY_MARTS = ("revenue_daily", "developer_activity", "tenant_daily_metrics")
+
+
+def _flow(settings, instance) -> list:
+    results = run_flow_in_process(settings, instance, until="dbt")
+    assert all(r.success for r in results), [step_errors(r) for r in results]
+    return results
+
+
+def _sync(settings, tenant_ids: list[str]) -> None:
+    warehouse = open_warehouse(settings.warehouse)
+    with warehouse.connect() as conn:
+        tenants = [get_tenant(conn, t) for t in tenant_ids]
+    run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
+
+
+def _rows(conn, mart: str, tenant_id: str) -> list[tuple]:
+    return sorted(
+        conn.fetch_all(f"select * from analytics.{mart} where tenant_id = %s", (tenant_id,)),
+        key=repr,
+    )
+
+
+def test_a_tenant_onboarded_after_the_first_build_gets_every_day_of_its_history(
+    tmp_path, warehouse_url
+):
+    settings = make_settings(tmp_path, warehouse_url)
+    warehouse = open_warehouse(settings.warehouse)
+    instance = dagster_instance(settings)
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe,github")
+    for _ in range(2):  # the first build, then an incremental day
+        _sync(settings, ["acme"])
+        _flow(settings, instance)
+    with warehouse.connect() as conn:
+        acme_before = {mart: _rows(conn, mart, "acme") for mart in DAILY_MARTS}
+        add_tenant(conn, "newco", "Newco", "stripe,github")
+
+    _sync(settings, ["newco"])  # its first sync: 60 days of history
+    land, dbt = _flow(settings, instance)
+    assert land.dagster_run.tags[flow.HISTORY_TENANTS_TAG] == "newco"
+    assert dbt.dagster_run.tags[flow.PARTITION_RANGE_START] == "2026-09-01"
+
+    with warehouse.connect() as conn:
+        spine_days = conn.fetch_value(
+            "select count(*) from intermediate.int_tenant_days_spined where tenant_id = 'newco'"
+        )
+        mart_days = conn.fetch_value(
+            "select count(*) from analytics.tenant_daily_metrics where tenant_id = 'newco'"
+        )
+        assert spine_days > 50 and mart_days == spine_days
+        staged = conn.fetch_all(
+            "select lower(currency), sum(amount) from staging.stg_stripe__charges "
+            "where tenant_id = 'newco' and status = 'succeeded' group by 1"
+        )
+        marted = conn.fetch_all(
+            "select currency, sum(gross_charged) from analytics.revenue_daily "
+            "where tenant_id = 'newco' group by 1"
+        )
+        assert {c: float(v) for c, v in marted} == pytest.approx({c: float(v) for c, v in staged})
+        staged_prs = conn.fetch_value(
+            "select count(*) from staging.stg_github__pull_requests where tenant_id = 'newco'"
+        )
+        opened = conn.fetch_value(
+            "select sum(prs_opened) from analytics.developer_activity where tenant_id = 'newco'"
+        )
+        assert staged_prs > 0 and opened == staged_prs
+        # The history run rebuilt newco's days only: acme's rows are the same rows.
+        assert {mart: _rows(conn, mart, "acme") for mart in DAILY_MARTS} == acme_before
+
+    # The next day is an ordinary one again: the recent days only, no history tenants.
+    _sync(settings, ["acme", "newco"])
+    land, dbt = _flow(settings, instance)
+    assert land.dagster_run.tags[flow.HISTORY_TENANTS_TAG] == ""
+    assert dbt.dagster_run.tags[flow.PARTITION_RANGE_START] > "2026-10-01"
