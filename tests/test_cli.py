@@ -11,7 +11,8 @@ from conftest import DAILY_PARTITIONS_END
 from tenantpulse.cli import main
 from tenantpulse.config import load_settings
 from tenantpulse.definitions import build_definitions
-from tenantpulse.flow_runs import dagster_instance
+from tenantpulse.defs.landing import landing_run_config
+from tenantpulse.flow_runs import dagster_instance, describe_run, run_failure
 from tenantpulse.simulator import DEMO_TENANTS, planted_anomaly_dates
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
@@ -193,3 +194,82 @@ def test_run_stops_after_the_named_stage_and_rejects_an_unknown_one(run_cli):
         unknown.exit_code != 0
         and "unknown stage 'publish'; stages: land, dbt, analyse, act" in unknown.output
     )
+
+
+class _BrokenWarehouse(dg.ConfigurableResource):
+    def setup_for_execution(self, context) -> None:
+        raise ValueError("warehouse: cannot open DuckDB file /x/warehouse.duckdb: it is locked")
+
+
+@dg.op
+def _land_acme() -> None:
+    try:
+        int("1e400")
+    except ValueError as error:
+        raise ValueError(
+            "tenant acme: stripe__charges: amount '1e400' is not an integer"
+        ) from error
+
+
+@dg.op
+def _write_globex() -> None:
+    try:
+        raise ValueError("tenant globex: google_analytics__website_overview: bad date '(other)'")
+    finally:
+        raise RuntimeError("Current transaction is aborted")  # noqa: B012 (what DuckDB did)
+
+
+@dg.op
+def _fail_by_name() -> None:
+    raise dg.Failure(description="1 tenant stream(s) could not be landed: acme/stripe__charges")
+
+
+@dg.op
+def _needs_warehouse(warehouse: _BrokenWarehouse) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("op", "expected"),
+    [
+        (
+            _land_acme,
+            "_land_acme: ValueError: tenant acme: stripe__charges: amount '1e400' is not an "
+            "integer (caused by ValueError: invalid literal for int() with base 10: '1e400')",
+        ),
+        (
+            _write_globex,
+            "_write_globex: RuntimeError: Current transaction is aborted (raised while handling "
+            "ValueError: tenant globex: google_analytics__website_overview: bad date '(other)')",
+        ),
+        (
+            _fail_by_name,
+            "_fail_by_name: 1 tenant stream(s) could not be landed: acme/stripe__charges",
+        ),
+        (
+            _needs_warehouse,
+            "ValueError: warehouse: cannot open DuckDB file /x/warehouse.duckdb: it is locked",
+        ),
+    ],
+)
+def test_a_failed_run_is_told_by_what_our_code_raised_not_dagsters_wrapper(op, expected):
+    """What `tenantpulse run` prints after "[stage] failed:", from the run's event records."""
+    job = dg.GraphDefinition(name="failing", node_defs=[op]).to_job(
+        resource_defs={"warehouse": _BrokenWarehouse()}
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        assert not result.success
+        text = run_failure(instance, result.run_id)
+    assert text == expected
+    assert "Error occurred while executing" not in text and "dagster._core" not in text
+
+
+def test_a_land_run_is_described_by_the_tenants_it_covered():
+    def land_run(tenants):
+        return dg.DagsterRun(job_name="land_job", run_config=landing_run_config(tenants))
+
+    assert describe_run(land_run(["acme"])) == "job land_job (tenants: acme)"
+    assert describe_run(land_run(None)) == "job land_job (all tenants)"
+    many = [f"t{i}" for i in range(1, 8)]
+    assert describe_run(land_run(many)) == "job land_job (tenants: t1, t2, t3, t4, t5 and 2 more)"

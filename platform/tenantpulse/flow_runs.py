@@ -328,7 +328,8 @@ def describe_run(run: dg.DagsterRun) -> str:
         what.append(tags["dagster/partition"])
     if run.job_name == flow.LAND.job:
         chosen = landing_run_tenants(run.run_config)
-        what.append(f"tenants: {len(chosen)}" if chosen else "all tenants")
+        named = ", ".join(chosen[:5]) + (f" and {len(chosen) - 5} more" if len(chosen) > 5 else "")
+        what.append(f"tenants: {named}" if chosen else "all tenants")
     if run.job_name == flow.DBT.job:
         since = ops.get("dbt_views", {}).get("config", {}).get("test_rows_synced_since")
         what.append(f"tests: rows synced since {since}" if since else "tests: every row")
@@ -343,15 +344,29 @@ def _run_seconds(instance: dg.DagsterInstance, run_id: str) -> float:
 
 
 def run_failure(instance: dg.DagsterInstance, run_id: str) -> str:
-    """The run's step failures (or its run failure), with their messages."""
-    failures = [
-        f"{entry.step_key}: {entry.dagster_event.step_failure_data.error.message.strip()}"
-        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-        if entry.dagster_event.step_failure_data.error
-    ]
+    """Why the run failed: each failed step (or the run itself, when it failed before or around
+    its steps) with the exception our code raised and its causes, not Dagster's wrapper ("Error
+    occurred while executing op ..."). A Failure's description is the text, as written."""
+
+    def cause_chain(error) -> str:
+        while error.cause is not None and error.cls_name.startswith("Dagster"):
+            error = error.cause  # the wrapper around what our code raised
+        texts = [error.message.strip()]
+        while error.cause is not None or error.context is not None:
+            how = "caused by" if error.cause is not None else "raised while handling"
+            error = error.cause or error.context
+            texts.append(f"({how} {error.message.strip()})")
+        return " ".join(texts)
+
+    failures = []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        data = entry.dagster_event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            failures.append(f"{entry.step_key}: {data.user_failure_data.description.strip()}")
+        elif data.error is not None:
+            failures.append(f"{entry.step_key}: {cause_chain(data.error)}")
     if not failures:
-        failures = [
-            entry.message
-            for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-        ]
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
+            error = getattr(entry.dagster_event.event_specific_data, "error", None)
+            failures.append(cause_chain(error) if error is not None else entry.message)
     return "; ".join(failures) or f"run {run_id} did not succeed"
