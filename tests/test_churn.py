@@ -1,7 +1,8 @@
 """Churn model: point in time, labels by hand, held-out evaluation, bands, unknowns, fallback.
 
 The model trains on ``synthetic_training_history`` (a SYNTHETIC population of growers, flat,
-noisy and declining tenants, seeded), because six demo tenants are too few.
+noisy and declining tenants, seeded), because six demo tenants are too few; ``as_real`` renames
+such tenants into real ones where a test needs many real tenants.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def model(population) -> churn.ChurnModel:
 def held_out() -> pd.DataFrame:
     """Tenants the model never saw: another seed, renamed so no id is shared."""
     frame = synthetic_training_history(n_tenants=40, days=150, seed=1)
-    return frame.assign(tenant_id=frame["tenant_id"].str.replace("syn_", "heldout_"))
+    return frame.assign(tenant_id=frame["tenant_id"].str.replace("syn-", "heldout-"))
 
 
 def hand_history(revenue, mrr=None, tenant="hand", **flags) -> pd.DataFrame:
@@ -84,7 +85,14 @@ def hand_history(revenue, mrr=None, tenant="hand", **flags) -> pd.DataFrame:
 
 
 def kind(tenant_ids: pd.Series) -> pd.Series:
-    return tenant_ids.str.split("_").str[1]
+    return tenant_ids.str.split("-").str[1]
+
+
+def as_real(frame: pd.DataFrame) -> pd.DataFrame:
+    """Synthetic tenants renamed as registered tenants would be: syn-grower-000 -> real_grower_000."""
+    return frame.assign(
+        tenant_id=frame["tenant_id"].str.replace("syn-", "real-").str.replace("-", "_")
+    )
 
 
 # --- point in time ------------------------------------------------------------------------------
@@ -151,7 +159,7 @@ def test_training_set_only_where_history_and_horizon_exist(population):
     # 150 days: eligible D from day 44 to day 119, every 7 days counted back from day 119.
     per_tenant = groups.value_counts()
     assert (per_tenant.drop("exact") == (119 - 44) // 7 + 1).all()
-    assert X.loc["syn_grower_000"].index.max() == START + pd.Timedelta(days=119)
+    assert X.loc["syn-grower-000"].index.max() == START + pd.Timedelta(days=119)
 
 
 def test_labels_match_a_hand_check():
@@ -209,7 +217,15 @@ def test_predict_bands_held_out_decliners_high_and_growers_low(model, held_out):
     assert (by_kind.get_group("decliner") == "high").all()
     assert (by_kind.get_group("grower") == "low").all()
     assert result["churn_probability"].between(0, 1).all()
-    assert result["reason"].str.startswith("logistic model (660 samples, 60 tenants").all()
+    assert (
+        result["reason"]
+        .str.startswith(
+            "logistic model; trained on no real tenant and 60 SYNTHETIC tenants (660 samples); "
+            "not measured on real tenants: 0 held out, 0 of them churned; needs 10, 3 churned; "
+            "strongest risk signals: "
+        )
+        .all()
+    )
     decliners = result[kind(result["tenant_id"]) == "decliner"]
     assert decliners["reason"].str.contains("=").all()  # names the features behind the risk
 
@@ -263,7 +279,7 @@ def test_too_few_samples_fall_back_too():
 
 def test_churned_samples_from_one_tenant_fall_back(population):
     ids = population["tenant_id"]
-    one_decliner = population[(ids == "syn_decliner_001") | kind(ids).isin(["grower", "flat"])]
+    one_decliner = population[(ids == "syn-decliner-001") | kind(ids).isin(["grower", "flat"])]
     X, y, groups = training_set(one_decliner)
     assert y.sum() >= 3 and groups[y == 1].nunique() == 1
     fallback = train(X, y, groups, seed=0)
@@ -277,3 +293,108 @@ def test_synthetic_history_has_the_mart_shape(population):
     again = synthetic_training_history(n_tenants=60, days=150, seed=0)
     pd.testing.assert_frame_equal(population, again)
     assert (population["date"].min() + timedelta(days=149)) == population["date"].max()
+
+
+# --- what the model claims ----------------------------------------------------------------------
+
+
+def test_probabilities_are_never_0_or_1_and_have_two_decimals(population, model, held_out):
+    assert (churn.PROBABILITY_FLOOR, churn.PROBABILITY_CEILING) == (0.01, 0.99)
+    result = predict(model, held_out, held_out["date"].max().date())
+    p = result["churn_probability"]
+    assert p.between(0.01, 0.99).all() and (p * 100).round(9).mod(1).eq(0).all()
+    assert p.max() == 0.99  # decliners the model is surest about: at the ceiling, not 1.0
+    assert f"{p.max():.0%}" == "99%" and f"{p.min():.0%}" != "0%"
+    assert all(band(v) == r for v, r in zip(p, result["churn_risk"], strict=True))
+    # The rule fallback's share of signals: none firing is 0.01, not 0.
+    growers = population[kind(population["tenant_id"]) == "grower"]
+    fallback = train(*training_set(growers), seed=0)
+    rule = predict(fallback, held_out, held_out["date"].max().date())
+    grower_p = rule.loc[kind(rule["tenant_id"]) == "grower", "churn_probability"]
+    assert (grower_p == 0.01).all()
+    assert rule["churn_probability"].between(0.01, 0.99).all()
+
+
+def test_a_model_of_synthetic_tenants_only_says_so_and_measures_nothing_on_real_ones(model):
+    assert (model.n_real_tenants, model.n_synthetic_tenants, model.n_real_samples) == (0, 60, 0)
+    assert model.trained_on == "no real tenant and 60 SYNTHETIC tenants (660 samples)"
+    assert model.roc_auc_real is None and model.brier_real is None
+    assert model.real_evaluation == (
+        "not measured on real tenants: 0 held out, 0 of them churned; needs 10, 3 churned"
+    )
+
+
+def test_on_real_tenants_only_the_real_metrics_are_the_held_out_metrics(population):
+    X, y, groups = training_set(as_real(population))
+    real = train(X, y, groups, seed=0)
+    assert (real.n_real_tenants, real.n_synthetic_tenants) == (60, 0)
+    assert real.trained_on == "60 real tenants (660 samples)"
+    # Every scored sample is a real tenant's: the same samples, the same numbers.
+    assert real.roc_auc_real == real.roc_auc and real.brier_real == real.brier
+    assert real.real_evaluation == (
+        f"held out on 60 real tenants (660 samples, {groups[y == 1].nunique()} tenants churned): "
+        f"ROC AUC {real.roc_auc:.2f}, Brier {real.brier:.2f}"
+    )
+
+
+def real_tenants(decliners: int, others: int, seed: int = 2) -> pd.DataFrame:
+    """Real-named tenants of another seed: `decliners` declining ones, `others` growers or flat."""
+    frame = synthetic_training_history(n_tenants=100, days=150, seed=seed)
+    ids = pd.Series(frame["tenant_id"].unique())
+    chosen = list(ids[kind(ids) == "decliner"][:decliners])
+    chosen += list(ids[kind(ids).isin(["grower", "flat"])][:others])
+    return as_real(frame[frame["tenant_id"].isin(chosen)])
+
+
+@pytest.mark.parametrize(
+    ("decliners", "others", "measured"), [(3, 7, True), (3, 6, False), (2, 8, False)]
+)
+def test_metrics_on_real_tenants_need_ten_of_them_three_churned(
+    population, decliners, others, measured
+):
+    real = real_tenants(decliners, others)
+    X, y, groups = training_set(real)
+    assert groups.nunique() == decliners + others
+    assert groups[y == 1].nunique() == decliners  # every decliner churns, no grower or flat one
+    mixed = train(*training_set(pd.concat([population, real])), seed=0)
+    n = decliners + others
+    assert mixed.trained_on == (
+        f"{n} real tenants ({len(y)} samples) and 60 SYNTHETIC tenants (660 samples)"
+    )
+    assert (mixed.roc_auc_real is not None) is measured
+    assert mixed.real_evaluation.startswith("held out on" if measured else "not measured")
+    if measured:
+        assert mixed.roc_auc_real != mixed.roc_auc  # real tenants only, not the whole population
+    else:
+        assert mixed.real_evaluation == (
+            f"not measured on real tenants: {n} held out, {decliners} of them churned; "
+            "needs 10, 3 churned"
+        )
+
+
+def test_the_model_metadata_says_what_it_was_trained_and_evaluated_on(model):
+    metadata = model.metadata()
+    assert metadata["trained_on"] == model.trained_on
+    assert (metadata["real_tenants"], metadata["synthetic_tenants"]) == (0, 60)
+    assert metadata["roc_auc_held_out_real_tenants"] is None
+    assert metadata["real_tenant_evaluation"] == model.real_evaluation
+    assert metadata["roc_auc_held_out_all_tenants"] == model.roc_auc
+    assert len(metadata["calibration_all_tenants"]) == len(model.calibration)
+
+
+@pytest.mark.parametrize(
+    ("decliners", "others", "synthetic"), [(10, 40, False), (10, 39, True), (9, 41, True)]
+)
+def test_synthetic_tenants_are_left_out_once_real_history_is_enough(decliners, others, synthetic):
+    from tenantpulse.analysis.daily import (
+        REAL_ONLY_MIN_CHURNED_TENANTS,
+        REAL_ONLY_MIN_TENANTS,
+        train_churn_model,
+    )
+
+    assert (REAL_ONLY_MIN_TENANTS, REAL_ONLY_MIN_CHURNED_TENANTS) == (50, 10)
+    real = real_tenants(decliners, others)
+    model = train_churn_model(real, real["date"].max().date())
+    assert model.n_real_tenants == decliners + others
+    assert model.n_synthetic_tenants == (60 if synthetic else 0)
+    assert model.roc_auc_real is not None  # 49 or 50 real tenants, 9 or 10 churned: measured

@@ -12,11 +12,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from tenantpulse.analysis.churn import HIGH_FROM, LOW_BELOW, band
+from tenantpulse.analysis.churn import (
+    HIGH_FROM,
+    LOW_BELOW,
+    PROBABILITY_CEILING,
+    PROBABILITY_FLOOR,
+    band,
+)
 from tenantpulse.analysis.health import WEIGHTS
 
 EXAMPLES = 10  # offending rows named in a check's details; the count covers all
-RULE_FALLBACK = "rule fallback"  # how churn.predict's reason starts when the model was not trained
 PRIORITIES = ("high", "medium", "low")
 
 ONE_ROW_PER_TENANT_AND_DAY = "one_row_per_analysed_tenant_and_day"
@@ -67,8 +72,8 @@ CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
         ),
         (
             CHURN_PROBABILITY_VALID,
-            "churn_probability is strictly between 0 and 1 for the model (0..1 for the rule "
-            "fallback), missing exactly when churn_risk is unknown, and churn_risk is its band "
+            f"churn_probability is within {PROBABILITY_FLOOR}..{PROBABILITY_CEILING} (never "
+            "certain), missing exactly when churn_risk is unknown, and churn_risk is its band "
             f"(low < {LOW_BELOW} <= medium < {HIGH_FROM} <= high).",
         ),
         _ACTIVE,
@@ -205,8 +210,7 @@ def _invalid_churn(frame: pd.DataFrame) -> list[str]:
             if risk != "unknown":
                 bad.append(f"{where}: no probability but churn_risk {risk}")
             continue
-        fallback = str(row.reason).startswith(RULE_FALLBACK)
-        if not (0 <= p <= 1 if fallback else 0 < p < 1):
+        if not PROBABILITY_FLOOR <= p <= PROBABILITY_CEILING:
             bad.append(f"{where}: churn_probability {p}")
         elif risk != band(p):
             bad.append(f"{where}: churn_risk {risk} for probability {p:.3f} (band {band(p)})")

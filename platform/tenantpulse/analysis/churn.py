@@ -10,12 +10,14 @@ end on D, labels from the ``horizon_days`` after D. A tenant has *churned* as of
 Features are computed on a (tenant x day) panel with numpy windows, vectorised over all samples:
 no loop per tenant. Pure pandas / numpy / scikit-learn.
 
-Training while real history is short (a few tenants, a few months) uses the registered tenants
-plus the SYNTHETIC population of ``synthetic_tenants.synthetic_training_history``::
+Until there is enough real labelled history (analysis.daily.train_churn_model says when), the
+model also trains on the SYNTHETIC population of ``synthetic_tenants.synthetic_training_history``
+(ids starting ``syn-``); the model says what it was trained on and reports its held-out metrics on
+all tenants and, separately, on the real ones (none when there are too few)::
 
-    history = pd.concat([tenant_daily_metrics, synthetic_training_history(60, 150, seed=0)])
-    model = train(*training_set(history), seed=0)
-    print(model.roc_auc, model.brier, model.calibration)  # held-out tenants
+    X, y, groups = training_set(tenant_daily_metrics)  # + training_set(synthetic history)
+    model = train(X, y, groups, seed=0)
+    print(model.trained_on, model.roc_auc_real, model.real_evaluation, model.calibration)
     predict(model, tenant_daily_metrics, as_of)
 """
 
@@ -28,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from tenantpulse.analysis.synthetic_tenants import is_synthetic
 
 # scikit-learn is imported where a model is trained, so that loading the code location (which
 # every Dagster run does) does not pay for it.
@@ -72,11 +76,19 @@ MIN_CHURNED_TENANTS = 2  # churned samples from fewer tenants than this -> rule 
 EVAL_FOLDS = 5  # group (tenant) folds for the out-of-fold evaluation
 CALIBRATION_BINS = 5  # equal-width probability bins of the calibration table
 LOGISTIC_C = 1.0  # inverse L2 regularisation strength
+# Held-out metrics on the real tenants alone need scored samples of this many real tenants, this
+# many of them with a churned sample (else they are None and real_evaluation says why).
+MIN_EVAL_REAL_TENANTS = 10
+MIN_EVAL_REAL_CHURNED_TENANTS = 3
 TOP_DRIVERS = 2  # at most this many features named in the reason of a model prediction
 DRIVER_MIN_LOGIT = 0.5  # ... each adding at least this much to the log-odds of churn
 # --- bands and guards ----------------------------------------------------------------------------
 LOW_BELOW = 0.3  # churn_probability below this -> "low"
 HIGH_FROM = 0.6  # churn_probability from this on -> "high"; between -> "medium"
+# A probability is never shown as certain: predict clips to [PROBABILITY_FLOOR, PROBABILITY_CEILING]
+# and rounds to PROBABILITY_DECIMALS (so no text says 0.0, 1.0, 0% or 100%); the band is the
+# rounded value's.
+PROBABILITY_FLOOR, PROBABILITY_CEILING, PROBABILITY_DECIMALS = 0.01, 0.99, 2
 MAX_STALE_DAYS = 7  # latest row more than this many days before as_of -> "unknown"
 # Rule fallback: probability = share of these signals that fire (feature, direction, threshold).
 RULE_SIGNALS = (
@@ -109,18 +121,58 @@ class ChurnModel:
 
     ``pipeline`` is None when the model could not be trained; ``fallback_reason`` then says why and
     ``predict`` uses ``RULE_SIGNALS``. ``roc_auc``, ``brier`` and ``calibration`` come from
-    out-of-fold predictions: each sample is scored by a model that never saw its tenant.
+    out-of-fold predictions (each sample is scored by a model that never saw its tenant) over all
+    tenants, synthetic ones included; ``roc_auc_real`` and ``brier_real`` from the same scores of
+    the real tenants alone, None when there are too few (``real_evaluation`` says which).
     """
 
     pipeline: Pipeline | None
     n_samples: int
     n_tenants: int
     n_positive: int
+    n_real_samples: int = 0
+    n_real_tenants: int = 0
     prior_shift: float = 0.0  # log(n_churned / n_not): undoes class_weight="balanced" (see train)
     roc_auc: float | None = None
     brier: float | None = None
+    roc_auc_real: float | None = None
+    brier_real: float | None = None
+    real_evaluation: str = "not measured on real tenants: no model"
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
     fallback_reason: str | None = None
+
+    @property
+    def n_synthetic_tenants(self) -> int:
+        return self.n_tenants - self.n_real_tenants
+
+    @property
+    def trained_on(self) -> str:
+        """Which tenants the model learned from: "6 real tenants (36 samples) and 60 SYNTHETIC
+        tenants (660 samples)", "60 real tenants (...)" or "no real tenant and 60 SYNTHETIC..."."""
+        real = f"{self.n_real_tenants} real tenants ({self.n_real_samples} samples)"
+        if not self.n_synthetic_tenants:
+            return real
+        synthetic = f"{self.n_synthetic_tenants} SYNTHETIC tenants "
+        synthetic += f"({self.n_samples - self.n_real_samples} samples)"
+        return (
+            f"{real} and {synthetic}" if self.n_real_tenants else f"no real tenant and {synthetic}"
+        )
+
+    def metadata(self) -> dict:
+        """What the model was trained and evaluated on, for the churn_risk asset's metadata."""
+        return {
+            "trained_on": self.trained_on,
+            "training_samples": self.n_samples,
+            "real_tenants": self.n_real_tenants,
+            "synthetic_tenants": self.n_synthetic_tenants,
+            "roc_auc_held_out_real_tenants": self.roc_auc_real,
+            "brier_score_real_tenants": self.brier_real,
+            "real_tenant_evaluation": self.real_evaluation,
+            "roc_auc_held_out_all_tenants": self.roc_auc,
+            "brier_score_all_tenants": self.brier,
+            "calibration_all_tenants": self.calibration.to_dict(orient="records"),
+            "fallback_reason": self.fallback_reason or "",
+        }
 
 
 @dataclass
@@ -235,7 +287,12 @@ def training_set(
     """Samples (X, y, groups) for every tenant and every D, ``step_days`` apart, counted back from
     the tenant's last labelable day, with >= MIN_HISTORY_DAYS days up to D and ``horizon_days``
     days after D, and a Stripe or Shopify revenue source on D. X is indexed by (tenant_id, D); y
-    is 1 when the tenant churned (module docstring); groups = tenant_id."""
+    is 1 when the tenant churned (module docstring); groups = tenant_id. No history: no samples."""
+    if history.empty:
+        index = pd.MultiIndex.from_arrays([[], pd.DatetimeIndex([])], names=["tenant_id", "date"])
+        X = pd.DataFrame(index=index, columns=list(FEATURES), dtype=float)
+        y = pd.Series(index=index, dtype="int64", name="churned")
+        return X, y, pd.Series(index=index, dtype=object, name="tenant_id")
     panel = _panel(history)
     v = panel.values
     earliest = panel.first + MIN_HISTORY_DAYS - 1
@@ -304,7 +361,14 @@ def train(X: pd.DataFrame, y: pd.Series, groups: pd.Series, seed: int = 0) -> Ch
     """
     yv, gv = y.to_numpy(int), groups.to_numpy()
     n_pos, n_tenants = int(yv.sum()), len(np.unique(gv))
-    base = {"n_samples": len(yv), "n_tenants": n_tenants, "n_positive": n_pos}
+    real = ~is_synthetic(gv)
+    base = {
+        "n_samples": len(yv),
+        "n_tenants": n_tenants,
+        "n_positive": n_pos,
+        "n_real_samples": int(real.sum()),
+        "n_real_tenants": len(np.unique(gv[real])),
+    }
     churned_tenants = len(np.unique(gv[yv == 1]))
     if (
         len(yv) < MIN_TRAIN_SAMPLES
@@ -339,8 +403,29 @@ def train(X: pd.DataFrame, y: pd.Series, groups: pd.Series, seed: int = 0) -> Ch
         roc_auc=auc,
         brier=brier,
         calibration=_calibration(ys, ps),
+        **_real_evaluation(yv[scored & real], oof[scored & real], gv[scored & real]),
         **base,
     )
+
+
+def _real_evaluation(y: np.ndarray, p: np.ndarray, tenants: np.ndarray) -> dict:
+    """ROC AUC and Brier score of the real tenants' out-of-fold scores, when there are enough."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    n_tenants, n_churned = len(np.unique(tenants)), len(np.unique(tenants[y == 1]))
+    if n_tenants < MIN_EVAL_REAL_TENANTS or n_churned < MIN_EVAL_REAL_CHURNED_TENANTS:
+        return {
+            "real_evaluation": f"not measured on real tenants: {n_tenants} held out, {n_churned} "
+            f"of them churned; needs {MIN_EVAL_REAL_TENANTS}, {MIN_EVAL_REAL_CHURNED_TENANTS} "
+            "churned"
+        }
+    auc, brier = float(roc_auc_score(y, p)), float(brier_score_loss(y, p))
+    return {
+        "roc_auc_real": auc,
+        "brier_real": brier,
+        "real_evaluation": f"held out on {n_tenants} real tenants ({len(y)} samples, "
+        f"{n_churned} tenants churned): ROC AUC {auc:.2f}, Brier {brier:.2f}",
+    }
 
 
 def _rule(X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -380,7 +465,8 @@ def predict(model: ChurnModel, history: pd.DataFrame, as_of: date) -> pd.DataFra
     "unknown" (probability NaN) for a tenant with fewer than MIN_HISTORY_DAYS days up to as_of,
     no Stripe or Shopify revenue source on its latest day, or no row in the MAX_STALE_DAYS before
     as_of. Otherwise the model's probability, or the rule fallback's (share of RULE_SIGNALS
-    firing) when the model was not trained, with the reason saying which one and why.
+    firing) when the model was not trained, with the reason saying which one and why; clipped to
+    [PROBABILITY_FLOOR, PROBABILITY_CEILING] and rounded to PROBABILITY_DECIMALS.
     """
     past = history[pd.to_datetime(history["date"]) <= pd.Timestamp(as_of)]
     if past.empty:
@@ -393,9 +479,9 @@ def predict(model: ChurnModel, history: pd.DataFrame, as_of: date) -> pd.DataFra
         reasons = [f"rule fallback (model not trained: {model.fallback_reason}); {w}" for w in why]
     else:
         prob = _probability(model.pipeline, model.prior_shift, X.to_numpy(float))
-        auc = "n/a" if model.roc_auc is None else f"{model.roc_auc:.2f}"
-        head = f"logistic model ({model.n_samples} samples, {model.n_tenants} tenants, held-out AUC"
-        reasons = [f"{head} {auc}); strongest risk signals: {d}" for d in _drivers(model, X)]
+        head = f"logistic model; trained on {model.trained_on}; {model.real_evaluation}"
+        reasons = [f"{head}; strongest risk signals: {d}" for d in _drivers(model, X)]
+    prob = np.round(np.clip(prob, PROBABILITY_FLOOR, PROBABILITY_CEILING), PROBABILITY_DECIMALS)
     n_days = panel.last - panel.first + 1
     source = np.fmax(v["has_stripe"][rows, panel.last], v["has_shopify"][rows, panel.last]) == 1
     latest = panel.start + pd.to_timedelta(panel.last, unit="D")

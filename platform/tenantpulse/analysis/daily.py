@@ -18,11 +18,15 @@ from tenantpulse.warehouse import Warehouse
 HISTORY_TABLE = "analytics.tenant_daily_metrics"
 WORKFLOW_SCHEMA, WORKFLOW_TABLE = "ops", "ai_workflow_analysis"
 
-# The churn model trains on the tenants' own history plus a synthetic population while real
-# history is short (synthetic_tenants.synthetic_training_history says what it is).
+# The churn model trains on the tenants' own history plus a SYNTHETIC population
+# (synthetic_tenants.synthetic_training_history says what it is) until the real labelled history
+# holds samples of REAL_ONLY_MIN_TENANTS tenants, REAL_ONLY_MIN_CHURNED_TENANTS of them with a
+# churned sample: as many churned tenants as 60 synthetic ones have, two per evaluation fold.
 SYNTHETIC_TENANTS = 60
 SYNTHETIC_DAYS = 150
 MODEL_SEED = 0
+REAL_ONLY_MIN_TENANTS = 50
+REAL_ONLY_MIN_CHURNED_TENANTS = 10
 
 
 @dataclass(frozen=True)
@@ -104,13 +108,18 @@ def normalise_history(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def train_churn_model(history: pd.DataFrame, known_until: dt.date) -> churn.ChurnModel:
-    """Train on labels known by `known_until` (rows after it are not used)."""
-    known = history[history["date"] <= pd.Timestamp(known_until)]
-    synthetic = synthetic_tenants.synthetic_training_history(
-        SYNTHETIC_TENANTS, SYNTHETIC_DAYS, seed=MODEL_SEED
-    )
-    population = pd.concat([known, synthetic], ignore_index=True)
-    return churn.train(*churn.training_set(population), seed=MODEL_SEED)
+    """Train on labels known by `known_until` (rows after it are not used): on the real tenants
+    alone when they are enough (REAL_ONLY_MIN_*), else with the synthetic population too."""
+    X, y, groups = churn.training_set(history[history["date"] <= pd.Timestamp(known_until)])
+    churned = groups[y == 1].nunique()
+    if groups.nunique() < REAL_ONLY_MIN_TENANTS or churned < REAL_ONLY_MIN_CHURNED_TENANTS:
+        synthetic = churn.training_set(
+            synthetic_tenants.synthetic_training_history(
+                SYNTHETIC_TENANTS, SYNTHETIC_DAYS, seed=MODEL_SEED
+            )
+        )
+        X, y, groups = (pd.concat(pair) for pair in zip((X, y, groups), synthetic, strict=True))
+    return churn.train(X, y, groups, seed=MODEL_SEED)
 
 
 def analyse_day(history: pd.DataFrame, as_of: dt.date, model: churn.ChurnModel) -> DayAnalysis:

@@ -1,5 +1,6 @@
 """A SYNTHETIC population of tenants (tenant_daily_metrics-shaped history) for training the churn
-model while real history is short: generated curves, not real tenants and not the simulator."""
+model until there is enough real labelled history (analysis.daily.REAL_ONLY_MIN_TENANTS): generated
+curves, not real tenants and not the simulator."""
 
 from __future__ import annotations
 
@@ -10,13 +11,21 @@ import pandas as pd
 
 SYNTHETIC_KINDS = ("grower", "decliner", "flat", "noisy")  # tenant i is kind i % 4
 SYNTHETIC_START = date(2026, 1, 1)  # first day of every synthetic history
+# Synthetic ids hold a "-", which a registered tenant id never does (tenants/ids.py): the model can
+# train on both populations without a real tenant ever taking a synthetic one's rows.
+SYNTHETIC_PREFIX = "syn-"
+
+
+def is_synthetic(tenant_ids) -> np.ndarray:
+    """True for the ids of synthetic tenants."""
+    return np.array([str(t).startswith(SYNTHETIC_PREFIX) for t in tenant_ids], dtype=bool)
 
 
 def synthetic_training_history(n_tenants: int = 60, days: int = 150, seed: int = 0) -> pd.DataFrame:
     """SYNTHETIC tenant_daily_metrics-shaped history: NOT real tenants, NOT the simulator.
 
     A labelled population to train the churn model on while real history is too short (a handful
-    of tenants, a few months). Tenant ``i`` is ``syn_<kind>_<i>`` with kind SYNTHETIC_KINDS[i % 4]:
+    of tenants, a few months). Tenant ``i`` is ``syn-<kind>-<i>`` with kind SYNTHETIC_KINDS[i % 4]:
     growers (+3..10% a month), flat (+-1%), noisy (-1..+3%, 3x the noise, one-day spikes) and
     decliners, whose revenue, MRR, sign-ups and sessions fall 30-60% a month from an onset day in
     [50, days - 40] while failed charges (2-6% otherwise) rise by 12-25 points and cancellations
@@ -82,7 +91,7 @@ def synthetic_training_history(n_tenants: int = 60, days: int = 150, seed: int =
         "conversions": rng.binomial(sessions, 0.02),
         "bounce_rate": np.where(sessions > 0, rng.uniform(0.3, 0.6, (n, days)), np.nan),
     }
-    ids = np.array([f"syn_{k}_{i:03d}" for i, k in enumerate(kind[:, 0])])
+    ids = np.array([f"{SYNTHETIC_PREFIX}{k}-{i:03d}" for i, k in enumerate(kind[:, 0])])
     frame = pd.DataFrame(
         {
             "tenant_id": np.repeat(ids, days),
