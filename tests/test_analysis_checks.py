@@ -109,10 +109,17 @@ def test_a_churn_probability_of_0_or_1_or_out_of_band_fails():
             "globex 2026-11-20: churn_risk high for probability 0.450 (band medium)",
         ]
     }
-    # The rule fallback's probability is a share of signals: 0 and 1 are possible.
+    # Never certain, the rule fallback neither (churn.predict clips to 0.01..0.99).
     churn = churn.assign(
-        churn_probability=[0.0, 1.0], churn_risk=["low", "high"], reason="rule fallback (...)"
+        churn_probability=[0.0, 0.995], churn_risk=["low", "high"], reason="rule fallback (...)"
     )
+    assert failed(small_tables(churn_risk=churn)) == {
+        ("churn_risk", CHURN_PROBABILITY_VALID): [
+            "acme 2026-11-20: churn_probability 0.0",
+            "globex 2026-11-20: churn_probability 0.995",
+        ]
+    }
+    churn = churn.assign(churn_probability=[0.01, 0.99])
     assert failed(small_tables(churn_risk=churn)) == {}
     # Unknown risk: no probability, and no probability only when unknown.
     churn = churn.assign(churn_probability=[float("nan")] * 2, churn_risk=["unknown", "low"])
