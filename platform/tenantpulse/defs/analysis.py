@@ -51,9 +51,10 @@ DESCRIPTIONS = {
     "each analysed day, from `analytics.tenant_daily_metrics` up to that day. "
     "`analysis.trends`: Theil-Sen slopes over 28 and 90 days, the same relative to the mean "
     "level, month-over-month growth and a direction. `analysis.seasonality`: the share of "
-    "variance the day of the week explains over 56 days (weekly from 0.3), with the peak and "
-    "trough days. `analysis.anomalies`: days of the last 90 whose robust z-score against the "
-    "median of the days around them is 3.5 or more.",
+    "variance the day of the week explains over 56 days and a Kruskal-Wallis test of it (weekly "
+    "from 0.3 with p below 0.01 and enough days and events), with the peak and trough days. "
+    "`analysis.anomalies`: days of the last 90 whose robust z-score against the median of the "
+    "days around them is 3.5 or more.",
     "health_scores": "Each tenant's 0-100 health score per analysed day "
     "(`analysis.health_scores`): the weighted mean of the components the tenant has data for "
     "(revenue 0.35, payments 0.2, engineering 0.2, web 0.15, data freshness 0.1, weights "
@@ -62,11 +63,13 @@ DESCRIPTIONS = {
     "metrics behind the score are in its row.",
     "churn_risk": "Each tenant's probability of churning in the next 30 days, per analysed day "
     "(`analysis.churn_risk`): a class-balanced logistic regression (scikit-learn) over "
-    "analysis/tenant_features, trained once per run on the labels known by its first day (the "
-    "tenants' own history plus a synthetic population while history is short). Bands: low "
-    "below 0.3, high from 0.6; `unknown`, with the reason, under 45 days of history, without a "
-    "revenue source or with stale data. The held-out ROC AUC, Brier score and calibration are "
-    "in the materialization's metadata.",
+    "analysis/tenant_features, trained once per run on the labels known by its first day: the "
+    "tenants' own history plus 60 SYNTHETIC tenants until 50 real tenants, 10 of them churned, "
+    "have labels. Probabilities are clipped to 0.01..0.99. Bands: low below 0.3, high from 0.6; "
+    "`unknown`, with the reason, under 45 days of history, without a revenue source or with "
+    "stale data. The materialization's metadata says what the model was trained on and its "
+    "held-out ROC AUC and Brier score on the real tenants (none when too few) and on all "
+    "tenants, synthetic ones included.",
     "recommendations": "Prioritised recommendations per tenant and analysed day "
     "(`analysis.recommendations`): rules over the patterns, health score and churn risk (slow "
     "PR merges, failing payments with falling revenue, high churn risk, a recent revenue "
@@ -148,19 +151,13 @@ def build_analysis_assets(daily_partitions: DailyPartitionsDefinition):
         analysed = analyse_days(warehouse.open(), partition_days(context))
         model, days = analysed.model, analysed.days
         context.log.info(
-            f"churn model: {model.n_samples} samples, {model.n_tenants} tenants, "
-            f"held-out ROC AUC {model.roc_auc}, fallback: {model.fallback_reason}"
+            f"churn model trained on {model.trained_on}; {model.real_evaluation}; "
+            f"fallback: {model.fallback_reason}"
         )
         for name, (tables, _) in ANALYSIS_ASSETS.items():
             metadata = {f"rows_{t}": analysed.rows_written[t] for t in tables} | {"days": len(days)}
             if name == "churn_risk":
-                metadata |= {
-                    "roc_auc_held_out_tenants": model.roc_auc,
-                    "brier_score": model.brier,
-                    "training_samples": model.n_samples,
-                    "calibration": MetadataValue.json(model.calibration.to_dict(orient="records")),
-                    "fallback_reason": model.fallback_reason or "",
-                }
+                metadata |= model.metadata()
             yield MaterializeResult(asset_key=AssetKey(["analysis", name]), metadata=metadata)
         yield from _check_results(warehouse, analysed)
 
