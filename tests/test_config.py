@@ -146,6 +146,24 @@ def test_an_api_key_turns_the_llm_writer_on_with_its_settings():
     assert "sk-test" not in repr(llm)  # the key stays in the environment, not in settings
 
 
+def test_the_settings_repr_holds_no_secret_read_from_the_environment(tmp_path):
+    secrets = {
+        "OPENAI_API_KEY": "sk-FAKE-openai",
+        "PGPASSWORD": "FAKE-pg",
+        "TENANTPULSE_PG_PASSWORD": "FAKE-dbt-pg",
+        "TENANTPULSE_WEBHOOK_SECRET": "FAKE-webhook",
+        "TENANTPULSE_SLACK_TOKEN": "xoxb-FAKE",
+        "TENANTPULSE_AIRBYTE_URL": "http://127.0.0.1:8000",
+        "TENANTPULSE_AIRBYTE_WORKSPACE_ID": "w1",
+        "TENANTPULSE_AIRBYTE_CLIENT_ID": "c1",
+        "TENANTPULSE_AIRBYTE_CLIENT_SECRET": "FAKE-airbyte",
+    }
+    settings = load_settings({"TENANTPULSE_HOME": str(tmp_path), **secrets})
+    assert settings.source_variables["PGPASSWORD"] == "FAKE-pg"  # still passed to child processes
+    shown = repr(settings) + str(settings)
+    assert [name for name in secrets if "FAKE" in secrets[name] and secrets[name] in shown] == []
+
+
 def test_the_dbt_project_is_the_repositorys_from_any_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert load_settings({}).dbt_project_dir == REPOSITORY / "dbt_project"

@@ -124,7 +124,8 @@ class Settings:
     airbyte: AirbyteSettings | None = None  # None: local mode (the simulator writes raw data)
     # The variables these settings were read from (TENANTPULSE_*, OPENAI_*, DAGSTER_*, PG*): what
     # the Dagster processes the CLI starts must see to read the same settings.
-    source_variables: Mapping[str, str] = field(default_factory=dict)
+    # Not in repr(): they hold the secrets (OPENAI_API_KEY, PGPASSWORD, ...).
+    source_variables: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 OWN_VARIABLE_PREFIXES = ("TENANTPULSE_", "OPENAI_", "DAGSTER_", "PG")
