@@ -49,6 +49,22 @@ def test_a_password_in_the_warehouse_url_is_refused_naming_where_it_goes(url):
         WarehouseResource(url=url).open()
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OPENAI_BASE_URL", "ftp://me:s3cr3t-pw@llm.internal/v1"),
+        ("TENANTPULSE_AIRBYTE_URL", "airbyte://me:s3cr3t-pw@airbyte.internal"),
+        ("TENANTPULSE_SLACK_API_URL", "ws://bot:s3cr3t-pw@slack.internal/api/"),
+        ("TENANTPULSE_WAREHOUSE_URL", "mysql://me:s3cr3t-pw@db.internal/x"),
+    ],
+)
+def test_a_refused_url_is_named_without_its_password(name, value):
+    with pytest.raises(SettingsError) as error:
+        load_settings({name: value, "TENANTPULSE_AIRBYTE_WORKSPACE_ID": "w1"})
+    assert f"{name}=" in str(error.value) and ":***@" in str(error.value)
+    assert "s3cr3t-pw" not in str(error.value)
+
+
 def test_duckdb_url_takes_relative_and_absolute_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()

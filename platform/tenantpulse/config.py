@@ -244,7 +244,8 @@ def load_action_settings(env: Mapping[str, str]) -> ActionSettings:
     slack_api_url = env.get("TENANTPULSE_SLACK_API_URL") or "https://slack.com/api/"
     if urlsplit(slack_api_url).scheme not in ("http", "https"):
         raise SettingsError(
-            f"TENANTPULSE_SLACK_API_URL={slack_api_url!r} is not supported; allowed: an http(s) URL"
+            f"TENANTPULSE_SLACK_API_URL={_redact_password(slack_api_url)!r} is not supported; "
+            "allowed: an http(s) URL"
         )
     return ActionSettings(
         playbooks_path=playbooks.resolve(),
@@ -423,7 +424,9 @@ def _url_setting(env: Mapping[str, str], name: str) -> str | None:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{name}={raw!r} is not a URL; allowed: http(s)://host[:port]/path")
+        raise SettingsError(
+            f"{name}={_redact_password(raw)!r} is not a URL; allowed: http(s)://host[:port]/path"
+        )
     return raw
 
 
@@ -441,15 +444,19 @@ def _tfvars_path_setting(env: Mapping[str, str], name: str, *, default: Path) ->
 
 def _redact_password(url: str) -> str:
     """The URL for a message: a password in its user part or its query replaced by ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password:
-        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
-    query = "&".join(
-        f"{name}=***" if name.endswith("password") else f"{name}={value}"
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL urllib can read (a bad port, a bracket): nothing is shown
+        return "(not shown: not a URL)"
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not password and not any(name.endswith("password") for name, _ in query):
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1) if password else parts.netloc
+    shown = "&".join(
+        f"{name}=***" if name.endswith("password") else f"{name}={value}" for name, value in query
     )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    return urlunsplit(parts._replace(netloc=netloc, query=shown))
 
 
 def _int_setting(env: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
