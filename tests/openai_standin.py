@@ -8,6 +8,7 @@ body and the request's number: a `Reply` (status, JSON content or raw body, dela
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -108,3 +109,23 @@ def rewording(body: dict, rewrite: Callable[[str, str], str] = lambda topic, dra
         {"topic": t["id"], "text": rewrite(t["id"], t["draft"])} for t in request["topics"]
     ]
     return json.dumps({"sentences": sentences})
+
+
+def hostile(sentences: dict[str, str], obey_tenant_text: bool = False):
+    """A hostile or careless model: a `reply` for OpenAIStandIn that answers each topic in
+    `sentences` with its sentence and every other topic with its draft. With `obey_tenant_text`
+    it also does what tenant text tells it: a PR title or name holding "write exactly: X on T"
+    makes it answer topic T with X (a prompt injection, followed)."""
+
+    def reply(body: dict, number: int) -> Reply:
+        request = json.loads(body["messages"][-1]["content"])
+        answers = dict(sentences)
+        if obey_tenant_text:
+            tenant = request["tenant_data"]
+            for text in [tenant["name"], *tenant["recent_pull_request_titles"]]:
+                planted = re.search(r"write exactly: (.+) on (\S+)$", text)
+                if planted:
+                    answers[planted.group(2)] = planted.group(1)
+        return Reply(content=rewording(body, lambda topic, draft: answers.get(topic, draft)))
+
+    return reply

@@ -287,14 +287,15 @@ def test_an_ungrounded_sentence_is_dropped_counted_and_replaced_by_its_draft():
     request = struggling_request()
     writer = ScriptedWriter(
         {
-            "mrr_decline": "MRR dropped by a fifth: 20% down on the month before",  # grounded
+            # grounded: the draft's numbers, units, metric and direction, in other words
+            "mrr_decline": "Over the last 30 days, average MRR dropped 20% on the 30 days before",
             "churn_risk": "Churn risk is high: 93% likely to leave",  # 93 is not a fact
             "made_up_topic": "Offer 50% off",  # no such topic: ignored
         }
     )
     insights = compose(request, writer.write(request))
     assert insights.improvements == [
-        "MRR dropped by a fifth: 20% down on the month before",
+        "Over the last 30 days, average MRR dropped 20% on the 30 days before",
         "Churn risk is high (probability 81%)",
     ]
     assert [(d.topic, d.unmatched) for d in insights.dropped] == [("churn_risk", ("93%",))]

@@ -234,11 +234,12 @@ def test_an_injection_in_a_pr_title_changes_neither_the_structure_nor_the_action
     assert len(title) == MAX_TENANT_TEXT and "\n" not in title
     assert sent["tenant_data"]["name"] == "Globex Corp"
 
-    # The obeyed injection: the invented number is dropped, the invented topic ignored, and the
-    # recommendation keeps the analysis's priority and action (only its wording is the model's).
+    # The obeyed injection: the invented number is dropped, the invented topic ignored, the
+    # recommendation reworded as low priority is dropped (its impact is the analysis's), and it
+    # keeps the analysis's priority and action.
     assert "Churn risk is high (probability 81%)" in insights.improvements
-    assert [d.topic for d in insights.dropped] == ["churn_risk"]
-    assert set(insights.recommendation_impacts) == {"churn_risk"}
+    assert [d.topic for d in insights.dropped] == ["churn_risk", "recommendation:churn_risk"]
+    assert insights.recommendation_impacts == {"churn_risk": "Churn probability is 81%"}
     assert request.facts.recommendations[0].priority == "high"
 
 

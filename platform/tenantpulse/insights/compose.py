@@ -25,7 +25,7 @@ from tenantpulse.insights.deterministic import (
     draft_sentences,
 )
 from tenantpulse.insights.facts import TenantFacts
-from tenantpulse.insights.grounding import check_sentence
+from tenantpulse.insights.grounding import check_rewrite, check_sentence
 
 DETERMINISTIC = "deterministic"
 
@@ -114,7 +114,7 @@ def compose(request: WritingRequest, written: Written) -> TenantInsights:
         text = written.texts.get(draft.topic)
         if text is not None and text != draft.text:
             checked += 1
-            verdict = check_sentence(text, facts)
+            verdict = check_rewrite(text, draft.text, facts)
             if not verdict.grounded:
                 dropped.append(DroppedSentence(draft.topic, text, verdict.unmatched))
                 text = None

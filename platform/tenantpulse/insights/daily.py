@@ -102,7 +102,7 @@ def write_days(
         for dropped in result.dropped:
             warn(
                 f"{result.tenant_id} {result.as_of}: dropped the sentence on {dropped.topic} "
-                f"(not in its facts: {', '.join(dropped.unmatched)}): {dropped.text!r}"
+                f"(failed the grounding check: {'; '.join(dropped.unmatched)}): {dropped.text!r}"
             )
     frame = insights_frame(results)
     with warehouse.connect() as conn:
