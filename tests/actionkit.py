@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
@@ -17,13 +18,21 @@ from tenantpulse.tenants.registry import add_tenant
 
 class WebhookReceiver:
     """An HTTP server on 127.0.0.1 that checks each POST's signature and idempotency key, answers
-    the planned failure statuses first, and accepts each idempotency key once."""
+    the planned failure statuses first (then `otherwise`), and accepts each idempotency key once.
+    `delay_seconds` holds each request that long before answering (two senders then overlap)."""
 
-    def __init__(self, secret: str, fail_with: list[int] | None = None):
+    def __init__(
+        self,
+        secret: str,
+        fail_with: list[int] | None = None,
+        otherwise: int = 200,
+        delay_seconds: float = 0.0,
+    ):
         self.secret = secret
         self.fail_with = list(fail_with or [])
         self.attempts: list[dict] = []  # every request, as received
         self.accepted: dict[str, dict] = {}  # idempotency key -> body, first successful delivery
+        lock = threading.Lock()  # requests arrive on several threads
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,15 +43,17 @@ class WebhookReceiver:
                 signed = hmac.compare_digest(
                     self.headers.get("X-Tenantpulse-Signature", ""), expected
                 )
-                status = receiver.fail_with.pop(0) if receiver.fail_with else 200
-                if not signed:
-                    status = 401
-                duplicate = status == 200 and key in receiver.accepted
-                receiver.attempts.append(
-                    {"key": key, "signed": signed, "status": status, "body": body}
-                )
-                if status == 200 and not duplicate:
-                    receiver.accepted[key] = json.loads(body)
+                time.sleep(delay_seconds)
+                with lock:
+                    status = receiver.fail_with.pop(0) if receiver.fail_with else otherwise
+                    if not signed:
+                        status = 401
+                    duplicate = status == 200 and key in receiver.accepted
+                    receiver.attempts.append(
+                        {"key": key, "signed": signed, "status": status, "body": body}
+                    )
+                    if status == 200 and not duplicate:
+                        receiver.accepted[key] = json.loads(body)
                 reply = json.dumps({"duplicate": duplicate}).encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(reply)))
@@ -133,3 +144,12 @@ def write_analysis_day(conn, day: dt.date, tenants: list[dict[str, list[dict]]])
         rows = [row | {"as_of": day} for tenant in tenants for row in tenant[table]]
         if rows:
             replace_days(conn, ANALYSIS_SCHEMA, table, pd.DataFrame(rows), [day])
+
+
+def lapse_claims(conn, age: dt.timedelta) -> None:
+    """Date every claim in ops.action_log `age` earlier: as if the run holding it died that long
+    ago (a claim older than the lease is taken again)."""
+    conn.execute(
+        "update ops.action_log set claimed_at = claimed_at - %s where claimed_at is not null",
+        (age,),
+    )

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tenantpulse.actions.action_log import TO_SEND, ActionKey, actions_on, ensure_action_log, record
+from tenantpulse.actions.action_log import (
+    UNFINISHED,
+    ActionKey,
+    actions_on,
+    ensure_action_log,
+    record,
+)
 from tenantpulse.actions.execute import deliver
 from tenantpulse.actions.handlers import Handler
 from tenantpulse.actions.playbooks import AlertRule
@@ -69,7 +75,7 @@ def send_alert(
             return [], []
         outstanding = [
             logged
-            for logged in actions_on(conn, day, TO_SEND, [tenant_id], (kind,))
+            for logged in actions_on(conn, day, UNFINISHED, [tenant_id], (kind,))
             if logged.key in keys
         ]
         specs = {(kind, a.name): a for a in rule.actions}

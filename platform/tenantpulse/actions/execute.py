@@ -1,21 +1,37 @@
 """Acting on one analysed day: evaluate the playbooks for each tenant, record what fires in the
-ledger, then send what the ledger says is not yet done. The sensor, the `act` asset and the demo
-all come here."""
+ledger, then send what the ledger says is not yet done, that day's and the earlier days'. The
+sensor, the `act` asset and the demo all come here.
+
+One rule over the whole ledger, for new firings and for retries alike: within a playbook's
+cooldown, a tenant gets an action once. A row of another day less than `cooldown_days` away holds
+a new firing back whatever its state (sent, given up, or still unfinished: it is retried under its
+own key instead); an unfinished row is sent again, under its own key, by the run for any day up to
+its cooldown's end, unless a row of another day within the cooldown was sent or given up, or fired
+earlier. What can no longer be sent becomes `gave_up`, and the run says so.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tenantpulse.actions.action_log import (
-    TO_SEND,
+    CLAIM_LEASE,
+    GAVE_UP,
+    MAX_DELIVERIES,
+    SETTLED,
+    UNFINISHED,
     ActionKey,
     LoggedAction,
-    actions_on,
+    actions_between,
+    claim,
     ensure_action_log,
+    give_up,
     mark_done,
     mark_failed,
     recent_firings,
@@ -45,9 +61,19 @@ class ActReport:
     tenants_evaluated: int = 0
     planned: list[PlannedAction] = field(default_factory=list)  # conditions hold, not cooling down
     held_back: list[ActionKey] = field(default_factory=list)  # fired on a nearby day (cooldown)
+    retried: list[ActionKey] = field(default_factory=list)  # earlier days' unfinished, taken up
     sent: list[ActionKey] = field(default_factory=list)
-    failed: list[tuple[ActionKey, str]] = field(default_factory=list)
+    failed: list[tuple[ActionKey, str]] = field(default_factory=list)  # this run's failed sends
+    gave_up: list[LoggedAction] = field(default_factory=list)  # in this run; why is in .error
+    unfinished: list[LoggedAction] = field(
+        default_factory=list
+    )  # still pending or failed at the end
     evaluation_seconds: float = 0.0
+
+    @property
+    def clean(self) -> bool:
+        """Everything this run was to send is done: nothing left unfinished or given up."""
+        return not self.unfinished and not self.gave_up
 
 
 def analysis_documents(
@@ -126,17 +152,21 @@ def act_on_day(
     as_of: dt.date,
     tenant_ids: list[str] | None = None,
     dry_run: bool = False,
+    claimer: str | None = None,
 ) -> ActReport:
-    """Evaluate, record (committed before anything is sent), then deliver the day's outstanding
-    actions of these playbooks: the new ones and any left pending or failed by an earlier run."""
+    """Evaluate, record (committed before anything is sent), then deliver the outstanding actions
+    of these playbooks for the active tenants (or `tenant_ids`): the day's new ones and any that an
+    earlier run for this day or an earlier one left pending or failed. `claimer` names this run in
+    the claims (default: the process and a random suffix)."""
     report = ActReport(as_of, dry_run)
     with warehouse.connect() as conn:
         ensure_action_log(conn)
         started = time.perf_counter()
         documents = analysis_documents(conn, as_of, tenant_ids)
-        cooldown = max((p.cooldown_days for p in playbook_file.playbooks), default=0)
+        cooldowns = {p.name: p.cooldown_days for p in playbook_file.playbooks}
+        widest = max(cooldowns.values(), default=0)
         report.planned, report.held_back = plan_actions(
-            playbook_file, documents, recent_firings(conn, as_of, cooldown)
+            playbook_file, documents, recent_firings(conn, as_of, widest)
         )
         report.evaluation_seconds = time.perf_counter() - started
         report.tenants_evaluated = len(documents)
@@ -144,11 +174,73 @@ def act_on_day(
             record(conn, action.key, action.handler, action.payload, dry_run=dry_run)
         if dry_run:
             return report
-        names = tuple(p.name for p in playbook_file.playbooks)
-        outstanding = actions_on(conn, as_of, TO_SEND, tenant_ids, names)
+        conn.commit()
+        active = {t.tenant_id for t in list_tenants(conn)}
+        tenants = sorted(active & set(tenant_ids) if tenant_ids is not None else active)
+        names = tuple(cooldowns)
+        unfinished = actions_between(conn, None, as_of, UNFINISHED, tenants, names)
+        # The rows a retry's cooldown is checked against: within the widest cooldown of any of them.
+        nearby = actions_between(
+            conn,
+            as_of - dt.timedelta(days=2 * widest),
+            as_of + dt.timedelta(days=widest),
+            UNFINISHED + SETTLED,
+            tenants,
+            names,
+        )
+        to_send, to_give_up = retry_plan(unfinished, nearby, as_of, cooldowns)
+        for action, reason in to_give_up:
+            give_up(conn, action.key, reason)
         specs = {(p.name, a.name): a for p in playbook_file.playbooks for a in p.actions}
-        report.sent, report.failed = deliver(conn, outstanding, specs.get, handlers)
+        report.retried = [a.key for a in to_send if a.key.as_of < as_of]
+        report.sent, report.failed = deliver(conn, to_send, specs.get, handlers, claimer)
+        taken_up = {a.key for a in unfinished}
+        first = min((k.as_of for k in taken_up), default=as_of)
+        for action in actions_between(conn, first, as_of, (*UNFINISHED, GAVE_UP), tenants, names):
+            if action.key in taken_up:
+                (report.gave_up if action.status == GAVE_UP else report.unfinished).append(action)
     return report
+
+
+def retry_plan(
+    unfinished: list[LoggedAction],
+    nearby: list[LoggedAction],
+    as_of: dt.date,
+    cooldowns: dict[str, int],
+) -> tuple[list[LoggedAction], list[tuple[LoggedAction, str]]]:
+    """(the unfinished actions of days up to `as_of` to send now, earliest first; those to give up,
+    with why). `nearby` holds the ledger's other rows around them (not dry runs)."""
+    by_action: dict[tuple[str, str, str], list[LoggedAction]] = {}
+    for row in nearby:
+        by_action.setdefault(_triple(row.key), []).append(row)
+    send, abandon = [], []
+    for row in sorted(unfinished, key=lambda r: (r.key.as_of, _triple(r.key))):
+        cooldown = cooldowns[row.key.playbook]
+        window = max(cooldown, 1)  # a playbook without a cooldown still retries on its own day
+        first = next(
+            (
+                other
+                for other in by_action.get(_triple(row.key), [])
+                if other.key.as_of != row.key.as_of
+                and abs((other.key.as_of - row.key.as_of).days) < cooldown
+                and (other.status in SETTLED or other.key.as_of < row.key.as_of)
+            ),
+            None,
+        )
+        if (as_of - row.key.as_of).days >= window:
+            reason = f"not delivered within {window} day(s) of {row.key.as_of} (the cooldown)"
+        elif row.attempts >= MAX_DELIVERIES:
+            reason = f"gave up after {row.attempts} delivery attempts; last: {row.error or 'none'}"
+        elif first is not None:
+            reason = (
+                f"superseded: the same action of {first.key.as_of} is {first.status}, "
+                f"within the {cooldown}-day cooldown"
+            )
+        else:
+            send.append(row)
+            continue
+        abandon.append((row, reason))
+    return send, abandon
 
 
 def deliver(
@@ -156,12 +248,20 @@ def deliver(
     logged: list[LoggedAction],
     spec_of: Callable[[tuple[str, str]], ActionSpec | None],
     handlers: dict[str, Handler],
+    claimer: str | None = None,
+    lease: dt.timedelta = CLAIM_LEASE,
 ) -> tuple[list[ActionKey], list[tuple[ActionKey, str]]]:
-    """Commit what the connection has done (the `pending` rows), then send each logged action
-    through its handler and commit its outcome before sending the next."""
+    """Commit what the connection has done (the `pending` rows), then claim each logged action,
+    send it through its handler and commit its outcome before the next. An action another run
+    holds (or has finished meanwhile) is skipped."""
+    claimer = claimer or f"pid {os.getpid()} {uuid.uuid4().hex[:8]}"
     conn.commit()
     sent, failed = [], []
     for action in logged:
+        attempts = claim(conn, action.key, claimer, lease)
+        conn.commit()
+        if attempts is None:
+            continue
         spec = spec_of((action.key.playbook, action.key.action))
         try:
             if spec is None:
@@ -169,13 +269,21 @@ def deliver(
             body = json.dumps(action.payload, sort_keys=True, allow_nan=False).encode()
             receipt = handlers[spec.handler].send(ActionRequest(action.key, spec.params, body))
         except Exception as error:  # noqa: BLE001 (recorded in the ledger, retried next run)
-            mark_failed(conn, action.key, f"{type(error).__name__}: {error}")
+            message = f"{type(error).__name__}: {error}"
+            final = attempts >= MAX_DELIVERIES
+            if final:
+                message = f"gave up after {attempts} delivery attempts; last: {message}"
+            mark_failed(conn, action.key, message, final)
             failed.append((action.key, str(error)))
         else:
             mark_done(conn, action.key, receipt)
             sent.append(action.key)
         conn.commit()
     return sent, failed
+
+
+def _triple(key: ActionKey) -> tuple[str, str, str]:
+    return (key.tenant_id, key.playbook, key.action)
 
 
 def day_to_act_on(analysed_days: list[str], newest_landed: dt.date | None) -> dt.date | None:

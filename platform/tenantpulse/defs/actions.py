@@ -22,6 +22,7 @@ from dagster import (
 )
 from dagster import Config as DagsterConfig
 
+from tenantpulse.actions.action_log import MAX_DELIVERIES, ActionKey
 from tenantpulse.actions.alerts import RUN_FAILURE, STALE_DATA, send_alert, stale_tenants
 from tenantpulse.actions.execute import (
     act_on_day,
@@ -58,7 +59,10 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
         f"playbooks of {actions.playbooks_path.name} over one analysed day's analysis and "
         "insights for every active tenant, records each action once (an idempotency key per "
         "tenant, playbook, action and day) and sends it through its handler (log, webhook, "
-        "Slack); a failed send stays `failed` and is sent again by the next run for the day. "
+        "Slack); a failed send stays `failed` and is sent again, under the same key, by the next "
+        "run for any day within the playbook's cooldown, and is `gave_up` after "
+        f"{MAX_DELIVERIES} attempts; a run that leaves an action pending, failed or given up "
+        "fails, naming the tenant and action. "
         "Daily partitions: the flow acts on the newest analysed day only (actions are for the "
         "present), so the earlier days' partitions stay missing by design.",
         # The warehouse's kind (duckdb, postgres) is added by definitions.py.
@@ -70,12 +74,21 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
         warehouse = open_warehouse(settings.warehouse)
         reports = [
             act_on_day(
-                warehouse, playbook_file, handlers, day, config.tenants or None, actions.dry_run
+                warehouse,
+                playbook_file,
+                handlers,
+                day,
+                config.tenants or None,
+                actions.dry_run,
+                claimer=context.run.run_id,
             )
             for day in partition_days(context)
         ]
         fired = [a.key for r in reports for a in r.planned]
-        failed = [(key, error) for r in reports for key, error in r.failed]
+        gave_up = [a for r in reports for a in r.gave_up]
+        unfinished = [a for r in reports for a in r.unfinished]
+        for action in gave_up:
+            context.log.warning(f"gave up: {_named(action.key)}: {action.error}")
         yield MaterializeResult(
             metadata={
                 "dry_run": actions.dry_run,
@@ -83,8 +96,11 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
                 "tenants_evaluated": sum(r.tenants_evaluated for r in reports),
                 "fired": len(fired),
                 "held_back_by_cooldown": sum(len(r.held_back) for r in reports),
+                "retried_from_earlier_days": sum(len(r.retried) for r in reports),
                 "sent": sum(len(r.sent) for r in reports),
-                "failed": len(failed),
+                "failed": sum(len(r.failed) for r in reports),
+                "gave_up": len(gave_up),
+                "left_unfinished": len(unfinished),
                 "evaluation_seconds": round(sum(r.evaluation_seconds for r in reports), 3),
                 "fired_actions": MetadataValue.md(
                     "\n".join(f"- {k.as_of} {k.tenant_id}: {k.playbook}/{k.action}" for k in fired)
@@ -92,11 +108,17 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
                 ),
             }
         )
-        if failed:
-            # Recorded as failed in ops.action_log; the next run for the day sends them again.
+        if gave_up or unfinished:
+            # Recorded in ops.action_log: a failed or pending row is sent again by the next run
+            # (for any day within its cooldown); a `gave_up` one never is.
             raise Failure(
-                description=f"{len(failed)} action(s) could not be delivered",
-                metadata={f"{k.tenant_id}/{k.playbook}/{k.action}": e for k, e in failed},
+                description=f"{len(unfinished)} action(s) left pending or failed, "
+                f"{len(gave_up)} given up: "
+                + "; ".join(f"{_named(a.key)} {a.status}" for a in [*unfinished, *gave_up][:20]),
+                metadata={
+                    _named(a.key): f"{a.status}: {a.error or 'claimed by ' + str(a.claimed_by)}"
+                    for a in [*unfinished, *gave_up]
+                },
             )
 
     @run_failure_sensor(
@@ -168,3 +190,7 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
         )
 
     return action_log, [run_failure_alert_sensor, stale_data_sensor]
+
+
+def _named(key: ActionKey) -> str:
+    return f"{key.tenant_id}/{key.playbook}/{key.action} of {key.as_of}"
