@@ -12,7 +12,7 @@ import pandas as pd
 
 from tenantpulse.analysis import churn, health, patterns, synthetic_tenants
 from tenantpulse.analysis.recommendations import recommendations
-from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, replace_days
+from tenantpulse.analysis.tables import ANALYSIS_COLUMNS, ANALYSIS_SCHEMA, replace_days
 from tenantpulse.warehouse import Warehouse
 
 HISTORY_TABLE = "analytics.tenant_daily_metrics"
@@ -124,19 +124,53 @@ def train_churn_model(history: pd.DataFrame, known_until: dt.date) -> churn.Chur
 
 def analyse_day(history: pd.DataFrame, as_of: dt.date, model: churn.ChurnModel) -> DayAnalysis:
     """Analyse every tenant as of `as_of` (rows after it are ignored by every step)."""
-    trends = patterns.trends(history, as_of)
-    seasonality = patterns.weekly_seasonality(history, as_of)
-    anomalies = patterns.anomalies(history, as_of)
-    scores = health.health_scores(history, as_of, trends)
-    risk = churn.predict(model, history, as_of)
-    actions = recommendations(trends, seasonality, anomalies, scores, risk, history, as_of)
-    features = churn.churn_features(history, as_of)
+    if (history["date"] <= pd.Timestamp(as_of)).any():
+        trends = patterns.trends(history, as_of)
+        seasonality = patterns.weekly_seasonality(history, as_of)
+        anomalies = patterns.anomalies(history, as_of)
+        scores = health.health_scores(history, as_of, trends)
+        risk = churn.predict(model, history, as_of)
+        actions = recommendations(trends, seasonality, anomalies, scores, risk, history, as_of)
+        features = churn.churn_features(history, as_of)
+    else:  # a day before any tenant's first row (a backfill's early days): outputs without rows
+        features, trends, seasonality, anomalies, scores, risk, actions = (
+            _no_rows(table) for table in _OUTPUT_TABLES
+        )
     workflow = _workflow(scores, risk, anomalies, actions)
     return DayAnalysis(
         *(
             _stamped(frame, as_of)
             for frame in (features, trends, seasonality, anomalies, scores, risk, actions, workflow)
         )
+    )
+
+
+# DayAnalysis's outputs in order, by table; and the frame dtype of each logical column type.
+_OUTPUT_TABLES = (
+    "tenant_features",
+    "trends",
+    "seasonality",
+    "anomalies",
+    "health_scores",
+    "churn_risk",
+    "recommendations",
+)
+_DTYPES = {
+    "boolean": "bool",
+    "bigint": "int64",
+    "decimal": "float64",
+    "timestamptz": "datetime64[ns]",
+}
+
+
+def _no_rows(table: str) -> pd.DataFrame:
+    """An output without rows, with its table's columns and types (as_of comes from _stamped)."""
+    return pd.DataFrame(
+        {
+            column.name: pd.Series(dtype=_DTYPES.get(column.type, object))
+            for column in ANALYSIS_COLUMNS[table]
+            if column.name != "as_of"
+        }
     )
 
 
