@@ -9,7 +9,8 @@ import pytest
 from conftest import make_settings
 from flowkit import run_flow_in_process, step_errors
 from tenantpulse import flow
-from tenantpulse.flow_runs import dagster_instance
+from tenantpulse.flow_runs import dagster_instance, describe_run
+from tenantpulse.landing.history import tenants_with_new_history
 from tenantpulse.simulator.run import run_simulation
 from tenantpulse.tenants.registry import add_tenant, get_tenant
 from tenantpulse.warehouse import open_warehouse
@@ -17,8 +18,8 @@ from tenantpulse.warehouse import open_warehouse
 DAILY_MARTS = ("revenue_daily", "developer_activity", "tenant_daily_metrics")
 
 
-def _flow(settings, instance) -> list:
-    results = run_flow_in_process(settings, instance, until="dbt")
+def _flow(settings, instance, until: str = "dbt") -> list:
+    results = run_flow_in_process(settings, instance, until=until)
     assert all(r.success for r in results), [step_errors(r) for r in results]
     return results
 
@@ -45,9 +46,8 @@ def test_a_tenant_onboarded_after_the_first_build_gets_every_day_of_its_history(
     instance = dagster_instance(settings)
     with warehouse.connect() as conn:
         add_tenant(conn, "acme", "Acme", "stripe,github")
-    for _ in range(2):  # the first build, then an incremental day
-        _sync(settings, ["acme"])
-        _flow(settings, instance)
+    _sync(settings, ["acme"])
+    _flow(settings, instance)
     with warehouse.connect() as conn:
         acme_before = {mart: _rows(conn, mart, "acme") for mart in DAILY_MARTS}
         add_tenant(conn, "newco", "Newco", "stripe,github")
@@ -56,6 +56,7 @@ def test_a_tenant_onboarded_after_the_first_build_gets_every_day_of_its_history(
     land, dbt = _flow(settings, instance)
     assert land.dagster_run.tags[flow.HISTORY_TENANTS_TAG] == "newco"
     assert dbt.dagster_run.tags[flow.PARTITION_RANGE_START] == "2026-09-01"
+    assert "every day for newco, the others from 2026-10-29" in describe_run(dbt.dagster_run)
 
     with warehouse.connect() as conn:
         spine_days = conn.fetch_value(
@@ -84,8 +85,14 @@ def test_a_tenant_onboarded_after_the_first_build_gets_every_day_of_its_history(
         # The history run rebuilt newco's days only: acme's rows are the same rows.
         assert {mart: _rows(conn, mart, "acme") for mart in DAILY_MARTS} == acme_before
 
-    # The next day is an ordinary one again: the recent days only, no history tenants.
+    # The next day's syncs bring no new history.
     _sync(settings, ["acme", "newco"])
-    land, dbt = _flow(settings, instance)
+    [land] = _flow(settings, instance, until="land")
     assert land.dagster_run.tags[flow.HISTORY_TENANTS_TAG] == ""
-    assert dbt.dagster_run.tags[flow.PARTITION_RANGE_START] > "2026-10-01"
+
+
+def test_new_history_is_a_tenants_first_rows_of_a_stream_or_a_higher_generation():
+    before = {"same": 3, "refreshed": 3, "untouched": 1}
+    after = {"same": 3, "refreshed": 4, "untouched": 1, "first": 0}
+    merged = {"same", "refreshed", "first"}
+    assert tenants_with_new_history(before, after, merged) == {"refreshed", "first"}

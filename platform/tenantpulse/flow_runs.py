@@ -333,6 +333,12 @@ def describe_run(run: dg.DagsterRun) -> str:
     if run.job_name == flow.DBT.job:
         since = ops.get("dbt_views", {}).get("config", {}).get("test_rows_synced_since")
         what.append(f"tests: rows synced since {since}" if since else "tests: every row")
+        history = ops.get("dbt_daily", {}).get("config", {})
+        if history.get("history_tenants"):
+            what.append(
+                f"every day for {', '.join(history['history_tenants'])}, "
+                f"the others from {history['recent_from']}"
+            )
     return f"job {run.job_name} ({'; '.join(what) or 'unpartitioned'})"
 
 
