@@ -218,6 +218,7 @@ SIGN_FLIPS = [
     ("churn_risk", "Churn risk is low (probability 100%)"),
     ("weak_payments", "Strong payments health score: 10"),
     ("recommendation:weekly_peak", "Revenue peaks on Sun and is lowest on Tue"),
+    ("recommendation:weekly_peak", "Revenue is lowest on Tue and peaks on Sun"),
 ]
 
 
@@ -329,8 +330,16 @@ def test_an_instruction_planted_in_a_pr_title_and_followed_changes_no_label():
         ),
         (
             "recommendation:weekly_peak",
-            SIGN_FLIPS[-1][1],
+            SIGN_FLIPS[-2][1],
             ("weekdays ['sun', 'tue'] (draft: ['tue', 'sun'])",),
+        ),
+        (
+            "recommendation:weekly_peak",
+            SIGN_FLIPS[-1][1],
+            (
+                "weekdays said as ['low', 'tue', 'high', 'sun'] "
+                "(draft: ['high', 'tue', 'low', 'sun'])",
+            ),
         ),
     ],
 )

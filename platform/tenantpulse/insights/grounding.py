@@ -21,7 +21,8 @@ say what its draft says, in plain text. It passes only when, in this order:
 5. it names the same metrics as the draft (METRIC_WORDS), and has the same direction and level
    words (MEANING_WORDS: up / down, low / medium / high, good / bad), by class, so "rose" may
    stand for "up" but never for "down";
-6. it names the draft's weekdays, in the draft's order.
+6. it names the draft's weekdays, in the draft's order, each with the same direction or level
+   words around it ("lowest on Tue, peaks on Sun" is not "peaks on Tue, lowest on Sun").
 
 The first rule that fails gives the verdict's `unmatched`: the numbers or dates that no fact
 supports (rule 2), or what else did not match. Strict on purpose: a sentence that fails is replaced
@@ -104,7 +105,7 @@ MEANING_WORDS = {
     "declines declining decrease decreased decreasing lower shrank shrunk shrinking less fewer",
     "low": "low lowest minimal slight",
     "medium": "medium moderate",
-    "high": "high highest elevated severe significant",
+    "high": "high highest elevated severe significant peak peaks peaking peaked",
     "good": "healthy good strong solid reliable reliably steady steadily stable quick quickly "
     "fast faster sooner",
     "bad": "weak poor unhealthy slow slowly long longer",
@@ -237,6 +238,8 @@ def _same_meaning(sentence: str, draft: str) -> list[str]:
     said, meant = _weekdays(sentence), _weekdays(draft)
     if said != meant:
         problems.append(f"weekdays {said} (draft: {meant})")
+    elif meant and _day_words(sentence) != _day_words(draft):  # "lowest on Tue, peaks on Sun"
+        problems.append(f"weekdays said as {_day_words(sentence)} (draft: {_day_words(draft)})")
     return problems
 
 
@@ -251,6 +254,14 @@ def _classes_in(text: str, classes: dict[str, str]) -> set[str]:
 
 def _weekdays(text: str) -> list[str]:
     return [WEEKDAYS[w] for w in _words(text) if w in WEEKDAYS]
+
+
+def _day_words(text: str) -> list[str]:
+    """The weekdays and direction or level classes in the order written: "peaks on Tue and is
+    lowest on Sun" is high, tue, low, sun."""
+    return [
+        WEEKDAYS.get(w) or _MEANING_OF[w] for w in _words(text) if w in WEEKDAYS or w in _MEANING_OF
+    ]
 
 
 def _rounds_to(fact: float, quoted: float, decimals: int) -> bool:
