@@ -644,3 +644,48 @@ def test_the_act_job_fails_naming_what_it_left_unfinished(tmp_path, warehouse_ur
         "globex_churn/churn_rescue/schedule_customer_call of 2026-11-02 failed"
     )
     assert len(receiver.attempts) == 1  # the call was tried; the claimed discount was not
+
+
+@pytest.mark.postgres
+def test_two_runs_for_two_days_at_once_fire_one_of_them(tmp_path, postgres_url, monkeypatch):
+    """Runs for D and D+1 at once (Postgres): the second decides what fires only after the first
+    has recorded its firings, so the cooldown holds it back; one key reaches the receiver."""
+    from tenantpulse.actions import execute
+    from tenantpulse.warehouse import open_warehouse
+
+    warehouse = open_warehouse(make_settings(tmp_path, postgres_url).warehouse)
+    with warehouse.connect() as conn:
+        for day in (DAY, NEXT_DAY):
+            write_analysis_day(conn, day, [tenant_day("globex_churn", 38, "high", 0.91)])
+        ensure_action_log(conn)
+    first_read, second_read = threading.Event(), threading.Event()
+    read = execute.recent_firings
+
+    def read_in_turn(conn, as_of, window_days):
+        found = read(conn, as_of, window_days)
+        if as_of == DAY:  # the first run: give the second a moment to read the ledger too
+            first_read.set()
+            second_read.wait(timeout=1)
+        else:
+            second_read.set()
+        return found
+
+    monkeypatch.setattr(execute, "recent_firings", read_in_turn)
+    reports = {}
+
+    def run(day):
+        if day == NEXT_DAY:
+            first_read.wait(timeout=10)
+        reports[day] = act_on_day(warehouse, playbooks, webhook(), day)
+
+    with WebhookReceiver(SECRET) as receiver:
+        playbooks = webhook_playbooks(tmp_path, receiver.url)
+        threads = [threading.Thread(target=run, args=(day,)) for day in (DAY, NEXT_DAY)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(reports[DAY].sent) == 2 and len(reports[NEXT_DAY].held_back) == 2
+    assert reports[NEXT_DAY].sent == []
+    assert len(receiver.attempts) == 2
+    assert {b["as_of"] for b in receiver.accepted.values()} == {"2026-11-01"}

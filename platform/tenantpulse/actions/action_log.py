@@ -59,6 +59,7 @@ class LoggedAction:
 
 
 _COLUMNS = "tenant_id, playbook, action, as_of, subject"
+_LEDGER_LOCK = 0x74705F616374696F  # any constant of Postgres' advisory-lock key space ("tp_actio")
 
 
 def ensure_action_log(conn: Connection) -> None:
@@ -88,6 +89,14 @@ def ensure_action_log(conn: Connection) -> None:
     conn.add_missing_columns(
         "ops", "action_log", {"claimed_by": "varchar", "claimed_at": "timestamptz"}
     )
+
+
+def lock_ledger(conn: Connection) -> None:
+    """Hold the ledger until this transaction ends, while a run decides what fires: two runs at
+    once (for two days, say) would each miss the other's new rows and both fire under two keys.
+    Postgres: a transaction-level advisory lock. DuckDB allows one writing process per file."""
+    if conn.dialect == "postgres":
+        conn.execute("select pg_advisory_xact_lock(%s)", (_LEDGER_LOCK,))
 
 
 def record(

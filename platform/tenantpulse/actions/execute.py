@@ -32,6 +32,7 @@ from tenantpulse.actions.action_log import (
     claim,
     ensure_action_log,
     give_up,
+    lock_ledger,
     mark_done,
     mark_failed,
     recent_firings,
@@ -161,6 +162,7 @@ def act_on_day(
     report = ActReport(as_of, dry_run)
     with warehouse.connect() as conn:
         ensure_action_log(conn)
+        lock_ledger(conn)  # until the new rows are committed
         started = time.perf_counter()
         documents = analysis_documents(conn, as_of, tenant_ids)
         cooldowns = {p.name: p.cooldown_days for p in playbook_file.playbooks}
