@@ -9,16 +9,18 @@ from tenantpulse.sources.contracts import STREAMS_BY_NAME
 
 CHARGES = STREAMS_BY_NAME["stripe__charges"]
 CUSTOMERS = STREAMS_BY_NAME["stripe__customers"]
+T0 = 1_761_955_200  # 2025-11-01 in Unix seconds, as Stripe writes times
 
 
 def charge(charge_id, status, updated, amount=1000):
+    """A charge updated `updated` seconds after T0."""
     return {
         "id": charge_id,
         "amount": amount,
         "currency": "usd",
         "status": status,
-        "created": 1761955200,
-        "updated": updated,
+        "created": T0,
+        "updated": T0 + updated,
         "paid": status == "succeeded",
     }
 
@@ -50,7 +52,10 @@ def test_landing_merge_keeps_latest_version(warehouse):
         [outcome] = land_stream(conn, CHARGES, ["acme"])
         assert (outcome.status, outcome.rows_read, outcome.rows_landed) == (MERGED, 3, 2)
         rows = landed(conn, "stripe__charges", "tenant_id, id, status, updated")
-        assert rows == [["acme", "ch_1", "succeeded", 200], ["acme", "ch_2", "succeeded", 100]]
+        assert rows == [
+            ["acme", "ch_1", "succeeded", T0 + 200],
+            ["acme", "ch_2", "succeeded", T0 + 100],
+        ]
 
         # A third sync refunds ch_2: an incremental merge replaces just that key.
         write_raw(
@@ -64,7 +69,7 @@ def test_landing_merge_keeps_latest_version(warehouse):
         [outcome] = land_stream(conn, CHARGES, ["acme"])
         assert (outcome.rows_read, outcome.rows_landed) == (1, 1)
         rows = landed(conn, "stripe__charges", "id, updated, refunded, amount_refunded")
-        assert rows == [["ch_1", 200, None, None], ["ch_2", 300, True, 1000]]
+        assert rows == [["ch_1", T0 + 200, None, None], ["ch_2", T0 + 300, True, 1000]]
         assert outcome.watermark == sync_time(3)
 
 
@@ -85,21 +90,21 @@ def test_same_ids_in_two_tenants_stay_apart_and_deleted_records_keep_their_flag(
             conn,
             "acme",
             "stripe__customers",
-            [{"id": "cus_1", "email": "a@acme.test", "updated": 1, "is_deleted": False}],
+            [{"id": "cus_1", "email": "a@acme.test", "updated": T0 + 1, "is_deleted": False}],
             sync_time(1),
         )
         write_raw(
             conn,
             "globex",
             "stripe__customers",
-            [{"id": "cus_1", "email": "b@globex.test", "updated": 1}],
+            [{"id": "cus_1", "email": "b@globex.test", "updated": T0 + 1}],
             sync_time(1),
         )
         write_raw(
             conn,
             "acme",
             "stripe__customers",
-            [{"id": "cus_1", "email": "a@acme.test", "updated": 2, "is_deleted": True}],
+            [{"id": "cus_1", "email": "a@acme.test", "updated": T0 + 2, "is_deleted": True}],
             sync_time(2),
         )
         outcomes = land_stream(conn, CUSTOMERS, ["acme", "globex"])
@@ -139,8 +144,8 @@ def test_rows_that_break_the_contract_are_quarantined_with_the_reason(warehouse)
         for row in [("ch_ok", "1250", 1), ("ch_bad", "12.50 USD", 2), (None, "100", 3)]:
             conn.execute(
                 "insert into user_acme.stripe_charges values "
-                "(%s, %s, 'usd', 'succeeded', 1, %s, %s, '{}', 0)",
-                (row[0], row[1], f"raw-{row[2]}", sync_time(1)),
+                "(%s, %s, 'usd', 'succeeded', %s, %s, %s, '{}', 0)",
+                (row[0], row[1], T0, f"raw-{row[2]}", sync_time(1)),
             )
         [outcome] = land_stream(conn, CHARGES, ["acme"])
         assert (outcome.rows_read, outcome.rows_landed, outcome.rows_quarantined) == (3, 1, 2)
@@ -194,8 +199,8 @@ def test_contract_columns_missing_from_the_raw_table_land_as_null_and_are_report
             "_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz)"
         )
         conn.execute(
-            "insert into user_acme.stripe_refunds values ('re_1', 500, 1, 'raw-1', %s)",
-            (sync_time(1),),
+            "insert into user_acme.stripe_refunds values ('re_1', 500, %s, 'raw-1', %s)",
+            (T0, sync_time(1)),
         )
         [outcome] = land_stream(conn, STREAMS_BY_NAME["stripe__refunds"], ["acme"])
         assert landed(conn, "stripe__refunds", "id, amount, currency") == [["re_1", 500, None]]
@@ -330,8 +335,13 @@ def test_each_merge_is_committed_so_a_later_failure_keeps_it(warehouse, monkeypa
             raise RuntimeError("the warehouse went away")
         merge_batch(*args)
 
+    def rollback_fails(conn):
+        raise RuntimeError("the warehouse went away, so did the rollback")
+
     monkeypatch.setattr(merge, "_merge_batch", fail_on_second_merge)
     with pytest.raises(RuntimeError, match="went away"), warehouse.connect() as conn:
+        # A failed merge is rolled back and retried per tenant; a rollback that fails too raises.
+        monkeypatch.setattr(type(conn), "rollback", rollback_fails)
         land_stream(conn, CHARGES, ["t1", "t2", "t3"])
     with warehouse.connect() as conn:
         assert [r[0] for r in landed(conn, "stripe__charges", "tenant_id, id")] == ["t1", "t2"]
@@ -339,6 +349,41 @@ def test_each_merge_is_committed_so_a_later_failure_keeps_it(warehouse, monkeypa
             ("t1",),
             ("t2",),
         ]
+
+
+@pytest.mark.parametrize("failing", ["_replace_rows", "read_new_rows"])
+def test_a_read_or_merge_failing_for_one_tenant_fails_it_by_name_and_the_others_land(
+    warehouse, monkeypatch, failing
+):
+    """Whatever validation misses: the chunk is rolled back and retried tenant by tenant."""
+    from tenantpulse.landing import merge
+
+    real = getattr(merge, failing)
+
+    def fails_for_t2(conn, *args):
+        if "t2" in str(args):
+            raise RuntimeError(f"{failing} broke\nsecond line")
+        return real(conn, *args)
+
+    monkeypatch.setattr(merge, failing, fails_for_t2)
+    with warehouse.connect() as conn:
+        for tenant in ("t1", "t2", "t3"):
+            write_raw(conn, tenant, "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
+        conn.commit()  # as Airbyte's are: a failed step's rollback must not take the raw rows
+        outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, ["t1", "t2", "t3"])}
+        step = "merging the rows of" if failing == "_replace_rows" else "reading"
+        assert {t: (o.status, o.rows_landed, o.error) for t, o in outcomes.items()} == {
+            "t1": (MERGED, 1, None),
+            "t2": (
+                FAILED,
+                0,
+                f"{step} raw table user_t2.stripe_charges failed: RuntimeError: {failing} broke",
+            ),
+            "t3": (MERGED, 1, None),
+        }
+        assert [r[0] for r in landed(conn, "stripe__charges", "tenant_id, id")] == ["t1", "t3"]
+        watermarks = conn.fetch_all("select tenant_id from landing.watermarks order by 1")
+        assert watermarks == [("t1",), ("t3",)]  # t2's rows are read again next time
 
 
 def test_each_stream_lands_for_the_active_tenants_with_its_source_or_the_chosen_ones():
@@ -370,7 +415,7 @@ def test_land_streams_reports_each_stream_and_names_the_tenants_that_failed(ware
         add_tenant(conn, "hub", "Hub", "github")
         charges = [charge("ch_1", "pending", 100), charge("ch_2", "succeeded", 100)]
         write_raw(conn, "acme", "stripe__charges", charges, sync_time(1))
-        write_raw(conn, "acme", "stripe__refunds", [{"id": "re_1", "updated": 1}], sync_time(1))
+        write_raw(conn, "acme", "stripe__refunds", [{"id": "re_1", "updated": T0}], sync_time(1))
         raw_table_without_its_key(conn, "broken", "stripe_refunds")
         announced = []
         landed = list(
@@ -392,3 +437,141 @@ def test_land_streams_reports_each_stream_and_names_the_tenants_that_failed(ware
     assert failure_summary(landed[1].failures) == (
         f"1 tenant stream(s) could not be landed: broken/stripe__refunds: {error}"
     )
+
+
+# One tenant's bad values never stop landing for the others (issue 15, points 2 to 4).
+
+
+def raw_table(conn, tenant_id: str, table: str, columns: str, rows: list[tuple]) -> None:
+    """A raw table of the tenant with the given column definitions and rows (bound values)."""
+    conn.ensure_schema(f"user_{tenant_id}")
+    conn.execute(f"create table user_{tenant_id}.{table} ({columns})")
+    marks = ", ".join(["%s"] * len(rows[0]))
+    for row in rows:
+        conn.execute(f"insert into user_{tenant_id}.{table} values ({marks})", row)
+
+
+def quarantine_reasons(conn, tenant_id: str) -> dict[str, str]:
+    """_airbyte_raw_id -> reason of the tenant's quarantined rows."""
+    return dict(
+        conn.fetch_all(
+            "select _airbyte_raw_id, reason from landing.quarantine where tenant_id = %s",
+            (tenant_id,),
+        )
+    )
+
+
+def test_a_text_airbyte_extracted_at_fails_that_tenant_by_name_every_run_and_others_land(
+    warehouse,
+):
+    with warehouse.connect() as conn:
+        write_raw(conn, "good", "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
+        raw_table(
+            conn,
+            "texty",
+            "stripe_charges",
+            "id varchar, amount bigint, _airbyte_raw_id varchar, _airbyte_extracted_at varchar",
+            [("ch_1", 100, "r1", "2026-11-01T00:00:00Z")],
+        )
+        for day in (2, 3):  # the second run is incremental: the good tenant has a watermark
+            write_raw(
+                conn, "good", "stripe__charges", [charge(f"ch_{day}", "paid", day)], sync_time(day)
+            )
+            outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, ["good", "texty"])}
+            assert outcomes["good"].status == MERGED
+            assert outcomes["texty"].status == FAILED
+            text = "varchar" if conn.dialect == "duckdb" else "character varying"
+            assert outcomes["texty"].error == (
+                f"raw table user_texty.stripe_charges: its _airbyte_extracted_at is {text}, "
+                "not a timestamp (Airbyte writes timestamp with time zone): landing reads each "
+                "sync's new rows by it"
+            )
+        assert [r[1] for r in landed(conn, "stripe__charges", "tenant_id, id")] == [
+            "ch_1",
+            "ch_2",
+            "ch_3",
+        ]
+
+
+def test_integers_beyond_64_bits_are_quarantined_and_the_largest_one_lands(warehouse):
+    with warehouse.connect() as conn:
+        rows = [
+            ("ch_max", str(2**63 - 1), 1),
+            ("ch_2_63", str(2**63), 2),
+            ("ch_20_digits", "99999999999999999999", 3),
+            ("ch_1e20", "1e20", 4),
+            ("ch_min", str(-(2**63)), 5),
+        ]
+        raw_table(
+            conn,
+            "huge",
+            "stripe_charges",
+            "id varchar, amount varchar, _airbyte_raw_id varchar, _airbyte_extracted_at timestamptz",
+            [(i, a, f"r{n}", sync_time(1)) for i, a, n in rows],
+        )
+        raw_table(
+            conn,
+            "floaty",
+            "stripe_charges",
+            "id varchar, amount double precision, _airbyte_raw_id varchar, _airbyte_extracted_at timestamptz",
+            [("ch_1", 1e20, "f1", sync_time(1)), ("ch_2", 2.0**63, "f2", sync_time(1))],
+        )
+        write_raw(conn, "good", "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
+        outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, ["huge", "floaty", "good"])}
+        assert {t: (o.status, o.rows_landed, o.rows_quarantined) for t, o in outcomes.items()} == {
+            "huge": (MERGED, 2, 3),
+            "floaty": (MERGED, 0, 2),
+            "good": (MERGED, 1, 0),
+        }
+        assert landed(conn, "stripe__charges", "tenant_id, amount") == [
+            ["good", 1000],
+            ["huge", -(2**63)],
+            ["huge", 2**63 - 1],
+        ]
+        assert quarantine_reasons(conn, "huge") == {
+            "r2": "amount: '9223372036854775808' is not a bigint",
+            "r3": "amount: '99999999999999999999' is not a bigint",
+            "r4": "amount: '1e20' is not a bigint",
+        }
+        assert set(quarantine_reasons(conn, "floaty").values()) == {
+            "amount: '1e+20' is not a bigint",
+            "amount: '9.223372036854776e+18' is not a bigint",
+        }
+
+
+def test_decimals_the_warehouse_cannot_hold_are_quarantined(warehouse):
+    orders = STREAMS_BY_NAME["shopify__orders"]
+    with warehouse.connect() as conn:
+        prices = ["199.99", "inf", "-Infinity", "NaN", "1e30", "1" * 30, "1" * 29, "12,50"]
+        raw_table(
+            conn,
+            "odd",
+            "shopify_orders",
+            "id bigint, total_price varchar, _airbyte_raw_id varchar, "
+            "_airbyte_extracted_at timestamptz",
+            [(n, p, f"r{n}", sync_time(1)) for n, p in enumerate(prices)],
+        )
+        raw_table(
+            conn,
+            "doubles",
+            "shopify_orders",
+            "id bigint, total_price double precision, _airbyte_raw_id varchar, "
+            "_airbyte_extracted_at timestamptz",
+            [(1, float("inf"), "d1", sync_time(1)), (2, 1e30, "d2", sync_time(1))]
+            + [(3, None, "d3", sync_time(1))],
+        )
+        write_raw(conn, "good", "shopify__orders", [{"id": 1, "total_price": 5.5}], sync_time(1))
+        outcomes = {o.tenant_id: o for o in land_stream(conn, orders, ["odd", "doubles", "good"])}
+        assert {t: (o.status, o.rows_landed, o.rows_quarantined) for t, o in outcomes.items()} == {
+            "odd": (MERGED, 2, 6),
+            "doubles": (MERGED, 1, 2),
+            "good": (MERGED, 1, 0),
+        }
+        assert landed(conn, "shopify__orders", "tenant_id, id, total_price") == [
+            ["doubles", 3, None],
+            ["good", 1, 5.5],
+            ["odd", 0, 199.99],
+            ["odd", 6, float("1" * 29)],
+        ]
+        assert quarantine_reasons(conn, "odd")["r4"] == "total_price: '1e30' is not a decimal"
+        assert quarantine_reasons(conn, "odd")["r3"] == "total_price: 'NaN' is not a decimal"

@@ -124,3 +124,20 @@ def test_duckdb_held_by_another_process_gives_a_clear_busy_error(tmp_path):
         holder.wait()
     with DuckDBWarehouse(path).connect() as conn:  # free again once the holder is gone
         assert conn.fetch_value("select 1") == 1
+
+
+def test_a_failed_write_names_the_table_and_its_cause(warehouse):
+    from tenantpulse.warehouse import WarehouseError
+
+    with warehouse.connect() as conn:
+        conn.ensure_schema("scratch")
+        conn.execute(f"create table scratch.amounts (amount {conn.sql_type('decimal')})")
+        conn.commit()
+        with pytest.raises(WarehouseError) as failed:
+            conn.write_frame("scratch", "amounts", pd.DataFrame({"amount": [1.5, float("inf")]}))
+        # The warehouse's own error, not DuckDB's "Current transaction is aborted" from cleaning up.
+        assert str(failed.value).startswith("cannot write 2 rows into scratch.amounts: ")
+        assert "aborted" not in str(failed.value)
+        conn.rollback()
+        assert conn.write_frame("scratch", "amounts", pd.DataFrame({"amount": [1.5]})) == 1
+        assert conn.fetch_value("select count(*) from scratch.amounts") == 1

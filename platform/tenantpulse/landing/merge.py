@@ -5,7 +5,8 @@ rows newer than its watermark, type them against the contract (rows that do not 
 `landing.quarantine` with the reason), keep the latest version of each (tenant_id, primary key),
 and replace those keys in the landing table with one delete and one insert per chunk. Re-running
 changes nothing: the watermark has moved past the rows, and quarantined rows are keyed by a hash
-of their content.
+of their content. A read or merge that fails is undone and done again tenant by tenant, so that
+only the tenant it fails for is failed, by name, and the others land.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 
@@ -84,6 +87,7 @@ def land_stream(
     batches that bound memory), each merge committed: what is merged stays merged if a later batch
     fails."""
     ensure_landing_tables(conn, contract)
+    conn.commit()  # a failed read or merge rolls back to here (_isolating)
     watermarks = _watermarks(conn, contract, tenant_ids)
     outcomes = {t: TenantLanding(t, watermark=watermarks.get(t)) for t in tenant_ids}
     readable = {}
@@ -95,19 +99,31 @@ def land_stream(
     batch_columns: dict[str, str] = {}
 
     def merge_batch() -> None:
-        _merge_batch(conn, contract, pd.concat(batch, ignore_index=True), batch_columns, outcomes)
+        rows = pd.concat(batch, ignore_index=True)
         batch.clear()
+        _isolating(
+            conn,
+            contract,
+            outcomes,
+            list(rows["tenant_id"].unique()),
+            "merging the rows of",
+            lambda some: _merge_batch(
+                conn, contract, rows[rows["tenant_id"].isin(some)], batch_columns, outcomes
+            ),
+        )
+
+    def read(columns: dict[str, str], tenants: list[str]) -> None:
+        raw = read_new_rows(conn, contract, tenants, columns, watermarks)
+        conn.commit()  # releases the chunk's table locks (see raw_table_reads)
+        if not raw.empty:
+            batch.append(raw)
 
     for columns, chunk in same_shape_chunks(readable):
         if batch and columns != batch_columns:
             merge_batch()
         batch_columns = columns
-        raw = read_new_rows(
-            conn, contract, chunk, [c for c in expected if c in columns], watermarks
-        )
-        conn.commit()  # releases the chunk's table locks (see raw_table_reads)
-        if not raw.empty:
-            batch.append(raw)
+        wanted = {c: columns[c] for c in expected if c in columns}
+        _isolating(conn, contract, outcomes, chunk, "reading", partial(read, wanted))
         if sum(map(len, batch)) >= ROWS_PER_MERGE:
             merge_batch()
     if batch:
@@ -118,21 +134,57 @@ def land_stream(
     return list(outcomes.values())
 
 
+def _isolating(
+    conn: Connection,
+    contract: StreamContract,
+    outcomes: dict[str, TenantLanding],
+    tenant_ids: list[str],
+    what: str,
+    step: Callable[[list[str]], None],
+) -> None:
+    """Run `step(tenant_ids)`; if it raises, roll it back and run it tenant by tenant, failing by
+    name each tenant it still raises for. A rollback that fails (the warehouse is gone) raises."""
+    try:
+        step(tenant_ids)
+    except Exception as error:
+        conn.rollback()
+        if len(tenant_ids) > 1:
+            for tenant_id in tenant_ids:
+                _isolating(conn, contract, outcomes, [tenant_id], what, step)
+            return
+        outcome = outcomes[tenant_ids[0]]
+        cause = (str(error).splitlines() or [""])[0]
+        outcome.status = FAILED
+        outcome.error = (
+            f"{what} raw table {raw_schema(outcome.tenant_id)}.{contract.raw_table} failed: "
+            f"{type(error).__name__}: {cause}"
+        )
+
+
 def _check_raw_columns(
     contract: StreamContract, outcome: TenantLanding, raw_columns: dict[str, str]
 ) -> bool:
-    """Record drift on `outcome`; False (and the tenant failed) if the table lacks a key column."""
+    """Record drift on `outcome`; False (and the tenant failed) if the table lacks a key column or
+    its `_airbyte_extracted_at` is not a timestamp."""
     expected = contract.column_names + AIRBYTE_COLUMN_NAMES
     outcome.extra_columns = tuple(c for c in raw_columns if c not in expected)
     outcome.missing_columns = tuple(c for c in expected if c not in raw_columns)
+    table = f"{raw_schema(outcome.tenant_id)}.{contract.raw_table}"
     lacking_keys = [c for c in contract.required_columns if c not in raw_columns]
+    synced_type = raw_columns.get("_airbyte_extracted_at", "timestamp")
     if lacking_keys:
-        outcome.status = FAILED
         outcome.error = (
-            f"raw table {raw_schema(outcome.tenant_id)}.{contract.raw_table} has no column "
-            f"{', '.join(lacking_keys)}: its primary key and Airbyte metadata are required to land it"
+            f"raw table {table} has no column {', '.join(lacking_keys)}: its primary key and "
+            "Airbyte metadata are required to land it"
         )
-    return not lacking_keys
+    elif not synced_type.startswith("timestamp"):
+        outcome.error = (
+            f"raw table {table}: its _airbyte_extracted_at is {synced_type}, not a timestamp "
+            "(Airbyte writes timestamp with time zone): landing reads each sync's new rows by it"
+        )
+    if outcome.error:
+        outcome.status = FAILED
+    return outcome.error is None
 
 
 def _merge_batch(
@@ -144,11 +196,10 @@ def _merge_batch(
 ) -> None:
     """Type, dedupe and merge new raw rows of some tenants (`raw` has `tenant_id`), and commit."""
     json_typed = {c for c, data_type in raw_columns.items() if data_type in ("json", "jsonb")}
-    tenants = raw.pop("tenant_id")
-    checked = validate_rows(contract, raw, json_typed)
+    tenants = raw["tenant_id"]
+    checked = validate_rows(contract, raw.drop(columns="tenant_id"), json_typed)
     valid = checked.valid.assign(tenant_id=tenants.drop(index=checked.rejected.index).to_numpy())
-    extracted = pd.to_datetime(raw["_airbyte_extracted_at"], utc=True, errors="coerce")
-    newest = extracted.groupby(tenants).max()
+    newest = checked.synced.groupby(tenants).max()
     read = tenants.value_counts()
     quarantined = tenants[checked.rejected.index].value_counts()
     landed = pd.Series(dtype=int)
@@ -158,16 +209,16 @@ def _merge_batch(
         landed = latest["tenant_id"].value_counts()
     if not checked.rejected.empty:
         _insert_quarantine(conn, _quarantine_frame(contract, tenants, checked))
+    watermarks = {t: newest[t].to_pydatetime() for t in read.index if pd.notna(newest.get(t))}
+    _save_watermarks(conn, contract, watermarks)
+    conn.commit()
     for tenant_id, rows in read.items():
         outcome = outcomes[tenant_id]
         outcome.status = MERGED
         outcome.rows_read = int(rows)
         outcome.rows_landed = int(landed.get(tenant_id, 0))
         outcome.rows_quarantined = int(quarantined.get(tenant_id, 0))
-        if pd.notna(newest.get(tenant_id)):
-            outcome.watermark = newest[tenant_id].to_pydatetime()
-    _save_watermarks(conn, contract, [outcomes[t] for t in read.index if outcomes[t].watermark])
-    conn.commit()
+        outcome.watermark = watermarks.get(tenant_id, outcome.watermark)
 
 
 def _latest_versions(contract: StreamContract, rows: pd.DataFrame) -> pd.DataFrame:
@@ -209,7 +260,7 @@ def _replace_rows(conn: Connection, table: str, rows: pd.DataFrame, key: tuple[s
 
 def _quarantine_frame(contract: StreamContract, tenants: pd.Series, checked) -> pd.DataFrame:
     records = [
-        json.dumps({k: _plain(v) for k, v in row.items()}, sort_keys=True)
+        json.dumps({k: _plain(v) for k, v in row.items()}, sort_keys=True, allow_nan=False)
         for row in checked.rejected.to_dict(orient="records")
     ]
     return pd.DataFrame(
@@ -244,15 +295,15 @@ def _watermarks(
 
 
 def _save_watermarks(
-    conn: Connection, contract: StreamContract, outcomes: list[TenantLanding]
+    conn: Connection, contract: StreamContract, watermarks: dict[str, dt.datetime]
 ) -> None:
-    if not outcomes:
+    if not watermarks:
         return
     rows = pd.DataFrame(
         {
-            "tenant_id": [o.tenant_id for o in outcomes],
+            "tenant_id": list(watermarks),
             "stream": contract.name,
-            "watermark": pd.to_datetime([o.watermark for o in outcomes], utc=True),
+            "watermark": pd.to_datetime(list(watermarks.values()), utc=True),
             "updated_at": dt.datetime.now(dt.UTC),
         }
     )
@@ -267,6 +318,8 @@ def _plain(value):
     """A raw value as JSON can hold it (the record is kept as read, for whoever fixes it)."""
     if value is None or (not isinstance(value, (str, dict, list)) and pd.isna(value)):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no inf
     if isinstance(value, (dict, list, str, bool, int, float)):
         return value
     return str(value)

@@ -23,6 +23,20 @@ from tenantpulse.warehouse import Connection, qualified, quote_ident
 # Tenants per UNION ALL: Postgres plans a union recursively and fails near 10,000 branches
 # ("stack depth limit exceeded"); a few hundred keeps each statement small on both warehouses.
 TENANTS_PER_STATEMENT = 200
+# Raw column types read as they are. Any other is read as text and parsed by landing's validation:
+# a timestamp or date can be out of pandas' or Python's range ('infinity', year 294276), and a
+# float or numeric NaN would otherwise read as NULL.
+_READ_AS_IS = {
+    "bigint",
+    "integer",
+    "smallint",
+    "varchar",
+    "character varying",
+    "text",
+    "boolean",
+    "json",
+    "jsonb",
+}
 
 
 def raw_table_columns(
@@ -59,12 +73,17 @@ def read_new_rows(
     conn: Connection,
     contract: StreamContract,
     tenant_ids: list[str],
-    columns: list[str],
+    columns: dict[str, str],
     watermarks: dict[str, dt.datetime],
 ) -> pd.DataFrame:
-    """`columns` and `tenant_id` of each tenant's raw rows extracted after its watermark (every
-    row for a tenant without one)."""
-    selected = ", ".join(quote_ident(c) for c in columns)
+    """`columns` (name -> data type) and `tenant_id` of each tenant's raw rows extracted after its
+    watermark (every row for a tenant without one)."""
+    selected = ", ".join(
+        quote_ident(name)
+        if data_type in _READ_AS_IS
+        else f"cast({quote_ident(name)} as varchar) as {quote_ident(name)}"
+        for name, data_type in columns.items()
+    )
     parts, params = [], []
     for tenant_id in tenant_ids:
         part = (

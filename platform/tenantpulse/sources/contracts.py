@@ -7,6 +7,7 @@ its own type names (`warehouse.sql_type`).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 # Logical column types and the Airbyte types they stand for (Destinations V2, Postgres).
@@ -25,10 +26,50 @@ SOURCES = ("stripe", "github", "shopify", "google_analytics")
 INCREMENTAL_DEDUPED_HISTORY = "incremental_deduped_history"
 
 
+# A column holding a moment (`Column.time`): landing quarantines one before its source began
+# (SOURCE_FLOORS) or after the sync that delivered it (SYNC_TOLERANCE), or, for a time the source
+# schedules ahead (a billing period's end, a trial's end, a due date), after SCHEDULED_HORIZON.
+# A time is stored as its type says: timestamptz or date; bigint or decimal Unix epoch seconds
+# (Stripe); varchar 'YYYYMMDD' or 'YYYY-MM-DD' (Google Analytics' `date`).
+PAST, SCHEDULED = "past", "scheduled"
+SOURCE_FLOORS = {
+    "stripe": dt.date(2010, 1, 1),  # Stripe's private beta
+    "github": dt.date(2007, 10, 1),  # GitHub's first repositories
+    "shopify": dt.date(2006, 1, 1),  # Shopify's launch (June 2006)
+    "google_analytics": dt.date(2005, 1, 1),  # Google Analytics' launch (November 2005)
+}
+SYNC_TOLERANCE = dt.timedelta(days=1)  # clock skew, and a report date in a timezone ahead of UTC
+SCHEDULED_HORIZON = dt.timedelta(days=3 * 365)  # Stripe: trials up to 2 years, periods up to 1
+
+# Staging casts some values and sums others; landing quarantines a row whose value would make
+# that fail (CastValue). Money in minor units and quantities stay below MAX_UNITS (12 digits, as
+# Stripe's longest amounts), so staging's unit amount x quantity fits its numeric(38,4).
+MAX_UNITS = 10**12
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
     type: str
+    time: str | None = None  # PAST or SCHEDULED when the column holds a moment
+
+
+@dataclass(frozen=True)
+class CastValue:
+    """A value staging casts to `type` (BIGINT or DECIMAL): the column itself (`path` empty), or
+    the values at `path` inside its JSON (keys, list indexes, "*" for every element); with
+    `extract`, the regex group 1 of the text (staging's trailing_integer)."""
+
+    column: str
+    type: str
+    path: tuple[str | int, ...] = ()
+    below: int | None = None  # absolute values must stay below this
+    extract: str | None = None
+
+    @property
+    def label(self) -> str:
+        steps = "".join(f"[{p}]" if isinstance(p, int) or p == "*" else f".{p}" for p in self.path)
+        return self.column + steps
 
 
 # Every raw table has these besides the stream's own columns.
@@ -48,6 +89,7 @@ class StreamContract:
     primary_key: tuple[str, ...]
     cursor: str
     columns: tuple[Column, ...]  # the stream's own columns, primary key included
+    casts: tuple[CastValue, ...] = ()
     # Every stream has a primary key and a cursor, so Airbyte reads only what changed and keeps
     # the latest version per key; landing dedupes again, so an append mode would also work.
     sync_mode: str = INCREMENTAL_DEDUPED_HISTORY
@@ -71,6 +113,11 @@ class StreamContract:
         return tuple(c.name for c in self.columns)
 
     @property
+    def floor(self) -> dt.date:
+        """No moment of this stream can be earlier: its source did not exist."""
+        return SOURCE_FLOORS[self.source]
+
+    @property
     def required_columns(self) -> tuple[str, ...]:
         """Without these a raw row cannot be landed: its key, and Airbyte's id and sync time."""
         return (*self.primary_key, "_airbyte_raw_id", "_airbyte_extracted_at")
@@ -82,8 +129,26 @@ def raw_schema(tenant_id: str) -> str:
 
 
 def _cols(spec: str) -> tuple[Column, ...]:
-    """Parse 'name:type name:type ...' so each contract reads as one line per column group."""
-    return tuple(Column(*item.split(":")) for item in spec.split())
+    """Parse 'name:type name:type:time ...' so each contract reads as one line per column group.
+    A timestamptz or date column is a PAST time unless it says otherwise."""
+    columns = []
+    for item in spec.split():
+        name, kind, *time = item.split(":")
+        columns.append(Column(name, kind, time[0] if time else _MOMENTS.get(kind)))
+    return tuple(columns)
+
+
+_MOMENTS = {TIMESTAMPTZ: PAST, DATE: PAST}
+_STRIPE_UNITS = (  # a subscription's unit amount, quantity and interval count (monthly_amount)
+    CastValue("items", DECIMAL, ("data", 0, "price", "unit_amount"), MAX_UNITS),
+    CastValue("items", DECIMAL, ("data", 0, "price", "unit_amount_decimal"), MAX_UNITS),
+    CastValue("plan", DECIMAL, ("amount",), MAX_UNITS),
+    CastValue("plan", DECIMAL, ("amount_decimal",), MAX_UNITS),
+    CastValue("items", BIGINT, ("data", 0, "quantity"), MAX_UNITS),
+    CastValue("quantity", BIGINT, (), MAX_UNITS),
+    CastValue("items", BIGINT, ("data", 0, "price", "recurring", "interval_count"), MAX_UNITS),
+    CastValue("plan", BIGINT, ("interval_count",), MAX_UNITS),
+)
 
 
 _STRIPE = (
@@ -93,7 +158,7 @@ _STRIPE = (
         ("id",),
         "updated",
         _cols(
-            "id:varchar created:bigint updated:bigint email:varchar name:varchar currency:varchar "
+            "id:varchar created:bigint:past updated:bigint:past email:varchar name:varchar currency:varchar "
             "balance:bigint delinquent:boolean address:json metadata:json is_deleted:boolean "
             "livemode:boolean"
         ),
@@ -106,7 +171,8 @@ _STRIPE = (
         _cols(
             "id:varchar amount:bigint amount_captured:bigint amount_refunded:bigint currency:varchar "
             "status:varchar paid:boolean refunded:boolean captured:boolean disputed:boolean "
-            "customer:varchar invoice:varchar created:bigint updated:bigint failure_code:varchar "
+            "customer:varchar invoice:varchar created:bigint:past updated:bigint:past "
+            "failure_code:varchar "
             "metadata:json"
         ),
     ),
@@ -116,12 +182,13 @@ _STRIPE = (
         ("id",),
         "updated",
         _cols(
-            "id:varchar customer:varchar status:varchar currency:varchar created:bigint "
-            "updated:bigint start_date:bigint current_period_start:bigint "
-            "current_period_end:decimal canceled_at:decimal cancel_at_period_end:boolean "
-            "ended_at:decimal trial_start:decimal trial_end:decimal items:json plan:json "
-            "quantity:bigint is_deleted:boolean"
+            "id:varchar customer:varchar status:varchar currency:varchar created:bigint:past "
+            "updated:bigint:past start_date:bigint:past current_period_start:bigint:past "
+            "current_period_end:decimal:scheduled canceled_at:decimal:past "
+            "cancel_at_period_end:boolean ended_at:decimal:past trial_start:decimal:past "
+            "trial_end:decimal:scheduled items:json plan:json quantity:bigint is_deleted:boolean"
         ),
+        _STRIPE_UNITS,
     ),
     StreamContract(
         "stripe",
@@ -131,8 +198,9 @@ _STRIPE = (
         _cols(
             "id:varchar customer:varchar subscription:varchar status:varchar currency:varchar "
             "amount_due:bigint amount_paid:bigint amount_remaining:bigint subtotal:bigint "
-            "total:bigint paid:boolean created:bigint updated:bigint due_date:bigint "
-            "period_start:bigint period_end:bigint billing_reason:varchar is_deleted:boolean"
+            "total:bigint paid:boolean created:bigint:past updated:bigint:past "
+            "due_date:bigint:scheduled period_start:bigint:past period_end:bigint:scheduled "
+            "billing_reason:varchar is_deleted:boolean"
         ),
     ),
     StreamContract(
@@ -142,7 +210,7 @@ _STRIPE = (
         "updated",
         _cols(
             "id:varchar amount:bigint currency:varchar status:varchar reason:varchar "
-            "charge:varchar created:bigint updated:bigint"
+            "charge:varchar created:bigint:past updated:bigint:past"
         ),
     ),
 )
@@ -201,6 +269,7 @@ _GITHUB = (
             "id:bigint repository:varchar state:varchar user:json pull_request_url:varchar "
             "submitted_at:timestamptz created_at:timestamptz updated_at:timestamptz"
         ),
+        (CastValue("pull_request_url", BIGINT, extract="([0-9]+)$"),),
     ),
 )
 
@@ -217,6 +286,10 @@ _SHOPIFY = (
             "cancel_reason:varchar created_at:timestamptz processed_at:timestamptz "
             "updated_at:timestamptz customer:json customer_id:bigint line_items:json refunds:json "
             "test:boolean source_name:varchar shop_url:varchar"
+        ),
+        (
+            CastValue("customer", BIGINT, ("id",)),
+            CastValue("refunds", DECIMAL, ("*", "transactions", "*", "amount")),
         ),
     ),
     StreamContract(
@@ -255,7 +328,7 @@ _GOOGLE_ANALYTICS = (
         "website_overview",
         ("property_id", "date"),
         "date",
-        _cols(f"property_id:varchar date:varchar {_GA_METRICS}"),
+        _cols(f"property_id:varchar date:varchar:past {_GA_METRICS}"),
     ),
     StreamContract(
         "google_analytics",
@@ -263,7 +336,7 @@ _GOOGLE_ANALYTICS = (
         ("property_id", "date", "sessionSource", "sessionMedium"),
         "date",
         _cols(
-            f"property_id:varchar date:varchar sessionSource:varchar sessionMedium:varchar {_GA_METRICS}"
+            f"property_id:varchar date:varchar:past sessionSource:varchar sessionMedium:varchar {_GA_METRICS}"
         ),
     ),
     StreamContract(
@@ -272,7 +345,7 @@ _GOOGLE_ANALYTICS = (
         ("property_id", "date", "deviceCategory", "operatingSystem", "browser"),
         "date",
         _cols(
-            "property_id:varchar date:varchar deviceCategory:varchar operatingSystem:varchar "
+            "property_id:varchar date:varchar:past deviceCategory:varchar operatingSystem:varchar "
             f"browser:varchar {_GA_METRICS}"
         ),
     ),
@@ -282,7 +355,7 @@ _GOOGLE_ANALYTICS = (
         ("property_id", "date", "eventName"),
         "date",
         _cols(
-            "property_id:varchar date:varchar eventName:varchar conversions:bigint "
+            "property_id:varchar date:varchar:past eventName:varchar conversions:bigint "
             "totalUsers:bigint totalRevenue:decimal"
         ),
     ),

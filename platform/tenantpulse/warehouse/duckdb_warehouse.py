@@ -58,8 +58,13 @@ class DuckDBConnection(Connection):
             self.raw.execute(
                 f"insert into {qualified(schema, table)} ({columns}) select {columns} from {view}"
             )
-        finally:
-            self.raw.unregister(view)
+        except duckdb.Error as error:
+            # The transaction is aborted: DuckDB refuses even `unregister` until the rollback the
+            # caller must do, which drops the view too.
+            raise WarehouseError(
+                f"cannot write {len(frame)} rows into {schema}.{table}: {error}"
+            ) from error
+        self.raw.unregister(view)
         return len(frame)
 
     def commit(self) -> None:

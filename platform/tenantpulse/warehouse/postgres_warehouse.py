@@ -58,8 +58,13 @@ class PostgresConnection(Connection):
         copy_sql = (
             f"copy {qualified(schema, table)} ({columns}) from stdin (format csv, null '{_NULL}')"
         )
-        with self.raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            copy.write(text)
+        try:
+            with self.raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                copy.write(text)
+        except psycopg.Error as error:
+            raise WarehouseError(
+                f"cannot write {len(frame)} rows into {schema}.{table}: {error}"
+            ) from error
         return len(frame)
 
     def commit(self) -> None:
