@@ -20,8 +20,8 @@ WORKFLOW_SCHEMA, WORKFLOW_TABLE = "ops", "ai_workflow_analysis"
 
 # The churn model trains on the tenants' own history plus a SYNTHETIC population
 # (synthetic_tenants.synthetic_training_history says what it is) until the real labelled history
-# holds samples of REAL_ONLY_MIN_TENANTS tenants, REAL_ONLY_MIN_CHURNED_TENANTS of them with a
-# churned sample: as many churned tenants as 60 synthetic ones have, two per evaluation fold.
+# holds samples of REAL_ONLY_MIN_TENANTS tenants (near the synthetic population's 60),
+# REAL_ONLY_MIN_CHURNED_TENANTS of them with a churned sample (two per evaluation fold).
 SYNTHETIC_TENANTS = 60
 SYNTHETIC_DAYS = 150
 MODEL_SEED = 0
