@@ -221,7 +221,7 @@ def test_deterministic_sentences_for_a_growing_and_a_struggling_tenant():
         "25% of charges failed over the last 30 days",
         "Churn risk is high (probability 81%)",
         "72% of website sessions bounced over the last 30 days",
-        "No new data for 4 days: check the connections",
+        "No successful sync for 4 days: check the connections",
         "Weak payments health score: 10",
         "Churn probability is 81%",
     ]

@@ -21,7 +21,7 @@ analysis's own `impact` text.
 | failed_payments | improvement | failed_charge_rate_30d >= HIGH_FAILED_RATE |
 | churn_risk | improvement | churn_risk is "medium" or "high" |
 | high_bounce | improvement | bounce_rate_30d > HIGH_BOUNCE_RATE |
-| stale_data | improvement | days_since_data >= STALE_DAYS |
+| stale_data | improvement | days_since_data (days since the newest successful sync) >= STALE_DAYS |
 | weak_<component> | improvement | health component < WEAK_COMPONENT |
 
 A metric's "change" (the analysis's `mom_growth`, the fact `<metric>_avg_last_30d_vs_prior_30d`)
@@ -141,7 +141,11 @@ def draft_sentences(facts: TenantFacts) -> list[Sentence]:
 
     stale = n.get("days_since_data")
     if stale is not None and stale >= STALE_DAYS:
-        add("stale_data", IMPROVEMENT, f"No new data for {stale:.0f} days: check the connections")
+        add(
+            "stale_data",
+            IMPROVEMENT,
+            f"No successful sync for {stale:.0f} days: check the connections",
+        )
 
     for component in COMPONENTS:
         score = n.get(f"health_{component}")
