@@ -479,6 +479,28 @@ def test_an_action_is_given_up_after_its_delivery_attempts_and_never_sent_again(
     assert set(statuses(warehouse).values()) == {(GAVE_UP, 5)}
 
 
+def test_an_action_whose_runs_all_died_while_sending_it_is_given_up(warehouse, tmp_path):
+    with warehouse.connect() as conn:
+        write_analysis_day(conn, DAY, [tenant_day("globex_churn", 38, "high", 0.91)])
+        ensure_action_log(conn)
+        key = ActionKey("globex_churn", "churn_rescue", "offer_discount", DAY)
+        record(conn, key, "webhook", {"as_of": DAY.isoformat()})
+        for run in range(5):  # five runs took it and died
+            assert claim(conn, key, f"run-{run}") == run + 1
+            lapse_claims(conn, LAPSED)
+    with WebhookReceiver(SECRET) as receiver:
+        report = act_on_day(warehouse, webhook_playbooks(tmp_path, receiver.url), webhook(), DAY)
+    assert [k.action for k in report.sent] == ["schedule_customer_call"]
+    assert [(a.key.action, a.error) for a in report.gave_up] == [
+        (
+            "offer_discount",
+            "gave up after 5 delivery attempts; last: no outcome recorded (the run stopped "
+            "while sending)",
+        )
+    ]
+    assert statuses(warehouse)[("globex_churn", "offer_discount")] == (GAVE_UP, 5)
+
+
 def test_an_unfinished_action_past_its_cooldown_is_given_up_and_the_action_fires_anew(
     warehouse, tmp_path
 ):

@@ -232,7 +232,8 @@ def retry_plan(
         if (as_of - row.key.as_of).days >= window:
             reason = f"not delivered within {window} day(s) of {row.key.as_of} (the cooldown)"
         elif row.attempts >= MAX_DELIVERIES:
-            reason = f"gave up after {row.attempts} delivery attempts; last: {row.error or 'none'}"
+            last = row.error or "no outcome recorded (the run stopped while sending)"
+            reason = f"gave up after {row.attempts} delivery attempts; last: {last}"
         elif first is not None:
             reason = (
                 f"superseded: the same action of {first.key.as_of} is {first.status}, "
