@@ -1,8 +1,8 @@
 """Patterns in tenants' daily metrics: robust trends, weekly seasonality and anomalies.
 
 Input is the mart analytics.tenant_daily_metrics as a DataFrame (one row per tenant and day, a
-contiguous daily spine per tenant). Every function takes `as_of` and reads only rows dated on or
-before it, so the analysis of day D never sees a later day. Metrics from a source the tenant has not
+contiguous daily spine per tenant that reaches the day analysed). Every function takes `as_of` and
+reads only rows dated on or before it, so the analysis of day D never sees a later day. Metrics from a source the tenant has not
 connected are treated as missing (NaN), not as zeros, so they never look like a collapse.
 """
 
@@ -28,8 +28,7 @@ FLOW_METRICS = ("revenue", "new_customers", "prs_merged", "sessions")  # seasona
 SHORT_WINDOW_DAYS = 28  # window of slope_28d
 LONG_WINDOW_DAYS = 90  # window of slope_90d, which sets the direction
 DAYS_PER_MONTH = 30  # relative slopes are per 30 days
-MOM_WINDOW_DAYS = 30  # mom_growth compares the last 30 days with the 30 before
-MIN_MOM_DAYS = 20  # non-null days each 30-day window needs for a mom_growth
+MOM_WINDOW_DAYS = 30  # mom_growth: growth over 30 days (see trends)
 MIN_TREND_DAYS = 21  # non-null days in the 90-day window below which direction is "unknown"
 DIRECTION_THRESHOLD = 0.03  # |relative_slope_90d| per month above which a trend is up / down
 
@@ -111,20 +110,24 @@ def _window_slope(long: pd.DataFrame, days: int) -> pd.DataFrame:
 
 def trends(history: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """Per tenant and metric: Theil-Sen slopes (per day) over 28 and 90 days, the same per 30 days
-    relative to the window's mean level, month-over-month growth and a direction."""
+    relative to the window's mean level, growth over 30 days (`mom_growth`) and a direction.
+
+    Growth over 30 days is the one definition user_dashboard_summary.revenue_growth_30d also
+    uses: the sum of the 30 days ending on as_of / the sum of the 30 days before - 1. It is NaN
+    unless each of the 60 days has a value (the tenant's history and the metric's source cover
+    them all), or when the earlier sum is 0."""
     long = _long(history, as_of, METRICS, max(LONG_WINDOW_DAYS, 2 * MOM_WINDOW_DAYS))
     out = long[KEYS].drop_duplicates().set_index(KEYS)
     short = _window_slope(long, SHORT_WINDOW_DAYS).drop(columns="n")
     full = _window_slope(long, LONG_WINDOW_DAYS)
     out = out.join(short).join(full)
 
-    # Means of the two windows: on a complete spine their ratio is the ratio of the sums.
-    recent = long[long["age"] < MOM_WINDOW_DAYS].groupby(KEYS)["value"].agg(["mean", "count"])
+    recent = long[long["age"] < MOM_WINDOW_DAYS].groupby(KEYS)["value"].agg(["sum", "count"])
     prior_rows = long[(long["age"] >= MOM_WINDOW_DAYS) & (long["age"] < 2 * MOM_WINDOW_DAYS)]
-    prior = prior_rows.groupby(KEYS)["value"].agg(["mean", "count"])
-    enough = (recent["count"] >= MIN_MOM_DAYS) & (prior["count"] >= MIN_MOM_DAYS)
-    mom = recent["mean"] / prior["mean"].where(prior["mean"] != 0) - 1
-    out["mom_growth"] = mom.where(enough)
+    prior = prior_rows.groupby(KEYS)["value"].agg(["sum", "count"])
+    whole = (recent["count"] == MOM_WINDOW_DAYS) & (prior["count"] == MOM_WINDOW_DAYS)
+    mom = recent["sum"] / prior["sum"].where(prior["sum"] != 0) - 1
+    out["mom_growth"] = mom.where(whole)
 
     rel = out["relative_slope_90d"]
     direction = np.select(
