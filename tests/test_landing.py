@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 
 import pandas as pd
@@ -575,3 +576,170 @@ def test_decimals_the_warehouse_cannot_hold_are_quarantined(warehouse):
         ]
         assert quarantine_reasons(conn, "odd")["r4"] == "total_price: '1e30' is not a decimal"
         assert quarantine_reasons(conn, "odd")["r3"] == "total_price: 'NaN' is not a decimal"
+
+
+def test_times_outside_their_sources_life_or_after_their_sync_are_quarantined(warehouse):
+    # Synced 2026-11-01 00:00 UTC = 1793491200; a day later = 1793577600.
+    with warehouse.connect() as conn:
+        created = {
+            "ch_ok": T0,
+            "ch_day_after": 1793577600,
+            "ch_second_later": 1793577601,
+            "ch_ms": T0 * 1000,
+            "ch_us": T0 * 1_000_000,
+            "ch_zero": 0,
+        }
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [{**charge(i, "paid", 1), "created": c} for i, c in created.items()],
+            sync_time(1),
+        )
+        # Scheduled times (a period's end) may be up to 1095 days after the sync: 1888099200.
+        ends = {"sub_ok": 1888099200, "sub_late": 1888099201}
+        write_raw(
+            conn,
+            "acme",
+            "stripe__subscriptions",
+            [{"id": i, "updated": T0, "current_period_end": e} for i, e in ends.items()],
+            sync_time(1),
+        )
+        stamps = {
+            1: "2026-10-31 12:00:00+00",
+            2: "2999-12-31 00:00:00+00",
+            3: "0001-01-01 00:00:00+00",
+            4: "9999-12-31 00:00:00+00",
+            5: "infinity",
+        }
+        raw_table(
+            conn,
+            "acme",
+            "github_pull_requests",
+            "id bigint, created_at timestamptz, _airbyte_raw_id varchar, "
+            "_airbyte_extracted_at timestamptz",
+            [(n, stamp, f"pr{n}", sync_time(1)) for n, stamp in stamps.items()],
+        )
+        outcomes = [
+            land_stream(conn, STREAMS_BY_NAME[name], ["acme"])[0]
+            for name in ("stripe__charges", "stripe__subscriptions", "github__pull_requests")
+        ]
+        assert [(o.rows_landed, o.rows_quarantined) for o in outcomes] == [(2, 4), (1, 1), (1, 4)]
+        assert landed(conn, "stripe__charges", "id, created") == [
+            ["ch_ok", T0],
+            ["ch_day_after", 1793577600],
+        ]
+        reasons = conn.fetch_all("select reason from landing.quarantine order by reason")
+        assert [r for (r,) in reasons] == [
+            "created: 0 (year 1970) is before 2010-01-01, when stripe began",
+            "created: 1761955200000 (year 57804) is more than 1 day after its sync",
+            "created: 1761955200000000 (year 55836107) is more than 1 day after its sync",
+            "created: 1793577601 (year 2026) is more than 1 day after its sync",
+            "created_at: '0001-01-01 00:00:00+00' is before 2007-10-01, when github began",
+            "created_at: '2999-12-31 00:00:00+00' is more than 1 day after its sync",
+            "created_at: '9999-12-31 00:00:00+00' is more than 1 day after its sync",
+            "created_at: 'infinity' is not a timestamptz",
+            "current_period_end: 1888099201 (year 2029) is more than 1095 days after its sync",
+        ]
+
+
+def test_a_sync_time_in_the_future_is_quarantined_and_does_not_move_the_watermark(warehouse):
+    with warehouse.connect() as conn:
+        write_raw(conn, "acme", "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
+        future = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
+        write_raw(conn, "acme", "stripe__charges", [charge("ch_2", "paid", 2)], future)
+        [first] = land_stream(conn, CHARGES, ["acme"])
+        assert (first.rows_landed, first.rows_quarantined, first.watermark) == (1, 1, sync_time(1))
+        assert conn.fetch_value("select reason from landing.quarantine") == (
+            "_airbyte_extracted_at: '2999-01-01 00:00:00+00' is in the future"
+        )
+        # The next real sync still lands; the future row is read, and quarantined, again.
+        write_raw(conn, "acme", "stripe__charges", [charge("ch_3", "paid", 3)], sync_time(2))
+        [second] = land_stream(conn, CHARGES, ["acme"])
+        assert (second.rows_landed, second.rows_quarantined) == (1, 1)
+        assert second.watermark == sync_time(2)
+        assert landed(conn, "stripe__charges", "id, amount") == [["ch_1", 1000], ["ch_3", 1000]]
+        assert conn.fetch_value("select count(*) from landing.quarantine") == 1
+
+
+def test_values_staging_casts_are_checked_at_landing(warehouse):
+    """What would fail a staging view for every tenant is quarantined for the one that sent it."""
+    with warehouse.connect() as conn:
+        dates = ["20261101", "20261102", "2024-01-31", "20261103", "(other)", "20240230"]
+        dates.append("00010101")
+        write_raw(
+            conn,
+            "acme",
+            "google_analytics__website_overview",
+            [{"property_id": "p1", "date": d, "sessions": 1} for d in dates],
+            sync_time(1),
+        )
+
+        def items(unit_amount, quantity=1):
+            price = {"unit_amount": unit_amount, "recurring": {"interval_count": "1"}}
+            return json.dumps({"data": [{"price": price, "quantity": quantity}]})
+
+        write_raw(
+            conn,
+            "acme",
+            "stripe__subscriptions",
+            [
+                {"id": "sub_ok", "updated": T0, "items": items(2900, 3)},
+                {"id": "sub_text", "updated": T0, "items": items("29 USD")},
+                {"id": "sub_float_quantity", "updated": T0, "items": items(2900, 3.0)},
+                {"id": "sub_seats", "updated": T0, "quantity": 10**12},
+            ],
+            sync_time(1),
+        )
+        write_raw(
+            conn,
+            "acme",
+            "shopify__orders",
+            [
+                {
+                    "id": 1,
+                    "customer": '{"id": 7}',
+                    "refunds": '[{"transactions": [{"amount": "9.5"}]}]',
+                },
+                {"id": 2, "customer": '{"id": "guest"}'},
+                {"id": 3, "refunds": '[{"transactions": [{"amount": 1}, {"amount": "NaN"}]}]'},
+            ],
+            sync_time(1),
+        )
+        url = "https://api.github.com/repos/acme/api/pulls/"
+        write_raw(
+            conn,
+            "acme",
+            "github__reviews",
+            [
+                {"id": 1, "pull_request_url": url + "42"},
+                {"id": 2, "pull_request_url": url + "9" * 25},
+            ],
+            sync_time(1),
+        )
+        names = [
+            "google_analytics__website_overview",
+            "stripe__subscriptions",
+            "shopify__orders",
+            "github__reviews",
+        ]
+        outcomes = [land_stream(conn, STREAMS_BY_NAME[n], ["acme"])[0] for n in names]
+        assert [(o.rows_landed, o.rows_quarantined) for o in outcomes] == [
+            (3, 4),
+            (1, 3),
+            (1, 2),
+            (1, 1),
+        ]
+        reasons = conn.fetch_all("select reason from landing.quarantine order by reason")
+        assert [r for (r,) in reasons] == [
+            "customer.id: 'guest' is not an integer that staging can cast",
+            "date: '(other)' is not a YYYYMMDD date",
+            "date: '00010101' is before 2005-01-01, when google_analytics began",
+            "date: '20240230' is not a YYYYMMDD date",
+            "date: '20261103' is more than 1 day after its sync",
+            "items.data[0].price.unit_amount: '29 USD' is not a number below 10^12",
+            "items.data[0].quantity: 3.0 is not an integer below 10^12",
+            "pull_request_url: '9999999999999999999999999' is not an integer that staging can cast",
+            "quantity: 1000000000000 is not an integer below 10^12",
+            "refunds[*].transactions[*].amount: 'NaN' is not a number that staging can cast",
+        ]

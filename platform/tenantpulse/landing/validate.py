@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -93,11 +94,12 @@ def validate_rows(
     problems.add(in_future, "_airbyte_extracted_at", extracted, "is in the future")
     for column in contract.columns:
         if column.time and column.name in raw.columns:
-            _check_time(contract, column, frame[column.name], synced, problems)
+            _check_time(contract, column, frame[column.name], raw[column.name], synced, problems)
     for rule in contract.casts:
         if rule.column in raw.columns:
-            values = frame[rule.column]
-            problems.add(_cast_failures(values, rule), rule.label, values, _cast_reason(rule))
+            offenders = _uncastable(frame[rule.column], rule)
+            why = _cast_reason(rule)
+            problems.add(offenders.notna(), rule.label, offenders, why, show=_shown_scalar)
     for name in contract.required_columns:
         missing = frame[name].isna() & raw.get(name, pd.Series(None, index=raw.index)).isna()
         problems.text[missing] += f"{name}: missing (required); "
@@ -118,17 +120,19 @@ def _check_time(
     contract: StreamContract,
     column: Column,
     values: pd.Series,
+    raw_values: pd.Series,
     synced: pd.Series,
     problems: _Problems,
 ) -> None:
-    """Flag a time column's values before the source began or later than their sync allows."""
+    """Flag a time column's (typed) values before the source began or later than their sync
+    allows; a reason shows the raw value."""
     floor = pd.Timestamp(contract.floor, tz="UTC")
     margin = SCHEDULED_HORIZON if column.time == SCHEDULED else SYNC_TOLERANCE
-    ceiling = synced + margin
+    ceiling = synced + pd.Timedelta(margin).as_unit("s")  # keeps the times' unit (years to 294276)
     after = f"is more than {margin.days} day{'s' * (margin.days > 1)} after its sync"
     if column.type in ("bigint", "decimal"):  # Unix epoch seconds
         seconds = values.astype("float64")
-        since_epoch = (ceiling - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+        since_epoch = (ceiling - pd.Timestamp(0, tz="UTC").as_unit("s")).dt.total_seconds()
         for failed, why in (
             (seconds < floor.timestamp(), _before(contract)),
             (seconds > since_epoch, after),
@@ -137,16 +141,17 @@ def _check_time(
         return
     if column.type == VARCHAR:  # a date as text, as staging's ga_date reads it
         moments = _text_dates(values)
-        problems.add(values.notna() & moments.isna(), column.name, values, "is not a YYYYMMDD date")
+        failed = values.notna() & moments.isna()
+        problems.add(failed, column.name, raw_values, "is not a YYYYMMDD date")
         ceiling = ceiling.dt.floor("D")  # a report's day may be the sync's next day somewhere
     else:
         moments = pd.to_datetime(values, utc=True)
-    problems.add(moments < floor, column.name, values, _before(contract))
-    problems.add(moments > ceiling, column.name, values, after)
+    problems.add(moments < floor, column.name, raw_values, _before(contract))
+    problems.add(moments > ceiling, column.name, raw_values, after)
 
 
 def _epoch_shown(seconds: float) -> str:
-    return f"{seconds:.0f} (year {1970 + seconds / _SECONDS_PER_YEAR:.0f})"
+    return f"{seconds:.0f} (year {math.floor(1970 + seconds / _SECONDS_PER_YEAR)})"
 
 
 def _text_dates(values: pd.Series) -> pd.Series:
@@ -263,20 +268,26 @@ def _cast_reason(rule: CastValue) -> str:
     return f"is not {kind} {within}"
 
 
-def _cast_failures(values: pd.Series, rule: CastValue) -> pd.Series:
-    """Which typed values staging could not cast by `rule` (each distinct value checked once)."""
-    failing = [v for v in values.dropna().unique() if not _casts(v, rule)]
-    return values.isin(failing)
+def _uncastable(values: pd.Series, rule: CastValue) -> pd.Series:
+    """For each typed value, the first value in it staging could not cast by `rule` (None when
+    every one casts); each distinct value is checked once."""
+    offender = {}
+    for value in values.dropna().unique():
+        found = next((v for v in _cast_inputs(value, rule) if not _castable(v, rule)), None)
+        if found is not None:
+            offender[value] = found
+    found = [None if _is_null(v) else offender.get(v) for v in values]
+    return pd.Series(found, index=values.index, dtype=object)
 
 
-def _casts(value, rule: CastValue) -> bool:
+def _cast_inputs(value, rule: CastValue) -> list:
+    """What staging casts of one value: the value, its regex match, or the values at a JSON path."""
     if rule.extract is not None:
         found = re.search(rule.extract, value)
-        return found is None or _castable(found.group(1), rule)
+        return [found.group(1)] if found else []
     if not rule.path:
-        return _castable(value, rule)
-    document = json.loads(value, parse_float=Decimal)
-    return all(_castable(v, rule) for v in _at_path(document, rule.path))
+        return [value]
+    return _at_path(json.loads(value, parse_float=Decimal), rule.path)
 
 
 def _at_path(document, path: tuple) -> list:
@@ -312,6 +323,11 @@ def _castable(value, rule: CastValue) -> bool:
     if rule.type == BIGINT and not BIGINT_MIN <= number <= BIGINT_MAX:
         return False
     return abs(number) < (rule.below or DECIMAL_LIMIT)
+
+
+def _shown_scalar(value) -> str:
+    """A JSON scalar as a reason shows it: text quoted, numbers as written."""
+    return repr(value)[:40] if isinstance(value, str) else str(_plain(value))[:40]
 
 
 def _plain(value):
