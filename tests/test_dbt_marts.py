@@ -447,7 +447,7 @@ def test_marts_give_the_hand_computed_numbers(settings, warehouse):
             60,
             25,
             1,
-            1,
+            0,  # Ann's one November order: she ordered before, but not twice in November
         ),
     ]
 
@@ -577,7 +577,10 @@ def test_marts_give_the_hand_computed_numbers(settings, warehouse):
         True,
     )
 
-    # user_dashboard_summary: one row per tenant; the yen tenant's money stays in yen.
+    # user_dashboard_summary: one row per tenant; the yen tenant's money stays in yen. Without the
+    # var as_of_date the day analysed is the newest activity of any tenant (Nov 6), so the yen
+    # tenant, quiet since Nov 2, is as of Nov 6 too. Neither history covers the 60 days a growth
+    # over 30 days needs (hand's begins Oct 1).
     assert rows(
         warehouse,
         "select tenant_id, as_of_date, currency, mrr, mrr_growth_mom, revenue_30d,"
@@ -594,7 +597,7 @@ def test_marts_give_the_hand_computed_numbers(settings, warehouse):
             None,
             175,
             1329,
-            D("-0.868322"),
+            None,
             2,
             D("0.333333"),
             1,
@@ -606,7 +609,7 @@ def test_marts_give_the_hand_computed_numbers(settings, warehouse):
         ),
         (
             "yen",
-            dt.date(2026, 11, 2),
+            dt.date(2026, 11, 6),
             "jpy",
             0,
             None,
@@ -688,3 +691,42 @@ def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_da
     assert "not_null_stg_stripe__charges_currency" in failed.stdout
     assert "Got 1 result" in failed.stdout  # the new row only
     assert "Got 2 results" in staging().stdout
+
+
+def test_repeat_customer_rate_is_the_share_ordering_more_than_once_in_the_month(
+    settings, warehouse
+):
+    """Tenant `shop` (usd): customer 1 orders twice in November; customer 2 once in October and
+    once in November; customer 3 once in November (its second November order was cancelled);
+    a guest known by email alone orders twice in October. October: 2 ordering, the guest repeats:
+    1/2. November: 3 ordering, customer 1 repeats: 1/3."""
+
+    def shop_order(order_id, created, customer_id, email, **extra):
+        return order(order_id, created, 10.0, 0.0, customer_id=customer_id, email=email, **extra)
+
+    orders = [
+        shop_order(1, "2026-11-03 10:00", 1, "one@example.com"),
+        shop_order(2, "2026-11-20 10:00", 1, "one@example.com"),
+        shop_order(3, "2026-10-05 10:00", 2, "two@example.com"),
+        shop_order(4, "2026-11-06 10:00", 2, "two@example.com"),
+        shop_order(5, "2026-11-07 10:00", 3, "three@example.com"),
+        shop_order(
+            6, "2026-11-08 10:00", 3, "three@example.com", cancelled_at=at("2026-11-08 12:00")
+        ),
+        shop_order(7, "2026-10-10 10:00", None, "guest@example.com"),
+        shop_order(8, "2026-10-25 10:00", None, "guest@example.com"),
+    ]
+    with warehouse.connect() as conn:
+        write_raw(
+            conn, "shop", "shopify__orders", [as_airbyte_writes(o) for o in orders], sync_time(30)
+        )
+        for contract in STREAMS:
+            ensure_landing_tables(conn, contract)
+        for outcome in land_stream(conn, STREAMS_BY_NAME["shopify__orders"], ["shop"]):
+            assert outcome.rows_quarantined == 0, outcome
+    dbt(settings, "run", "--select", "+revenue_analytics")
+    assert rows(
+        warehouse,
+        "select month, shopify_orders, repeat_customer_rate from analytics.revenue_analytics"
+        " where tenant_id = 'shop' order by month",
+    ) == [(dt.date(2026, 10, 1), 3, D("0.5")), (dt.date(2026, 11, 1), 4, D("0.333333"))]

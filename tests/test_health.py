@@ -1,5 +1,5 @@
 """health: components and score computed by hand on constant series, missing sources, the
-failed-payments override, freshness, as_of, and the demo tenants."""
+failed-payments override, freshness (from syncs), as_of, and the demo tenants."""
 
 from __future__ import annotations
 
@@ -89,6 +89,21 @@ def test_stale_data_lowers_freshness():
     result = scores(history, last_day(history) + dt.timedelta(days=4)).loc["t1"]
     assert result["days_since_data"] == 4
     assert result["data_freshness"] == pytest.approx(50.0)  # 100 at 1 day, 0 at 7
+
+
+def test_freshness_counts_from_the_newest_sync_not_the_last_activity():
+    quiet = business("quiet", revenue=[2.0] * 50 + [0.0] * 10)  # no sales for 10 days
+    stale = business("stale")  # sales every day, but the syncs stopped 4 days before as_of
+    stale.loc[stale.index[-4:], "last_synced_at"] = stale["last_synced_at"].iloc[-5]
+    unsynced = business("unsynced")  # its history came with a sync after as_of
+    unsynced["last_synced_at"] = pd.NaT
+    result = scores(pd.concat([quiet, stale, unsynced]))
+    assert result.loc["quiet", "days_since_data"] == 0  # synced this morning
+    assert result.loc["quiet", "data_freshness"] == 100.0
+    assert result.loc["stale", "days_since_data"] == 4
+    assert result.loc["stale", "data_freshness"] == pytest.approx(50.0)  # 100 at 1 day, 0 at 7
+    assert np.isnan(result.loc["unsynced", "data_freshness"])
+    assert "data_freshness" not in result.loc["unsynced", "components_used"]
 
 
 def test_nothing_after_as_of_is_used():

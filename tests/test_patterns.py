@@ -53,9 +53,15 @@ def make_history(tenant_id="t1", days=60, sources=ALL_SOURCES, start=START, **se
         frame[column] = 0
     for source in ALL_SOURCES:
         frame[f"has_{source}"] = source in sources
+    frame["last_synced_at"] = morning_syncs(frame["date"])
     for column, values in series.items():
         frame[column] = np.asarray(values, dtype=float) if column != "tenant_id" else values
     return frame
+
+
+def morning_syncs(dates: pd.Series) -> pd.Series:
+    """last_synced_at of a tenant synced every morning at 06:00 UTC."""
+    return (pd.to_datetime(dates) + pd.Timedelta(hours=6)).dt.tz_localize("UTC")
 
 
 def last_day(frame: pd.DataFrame) -> dt.date:
@@ -64,6 +70,8 @@ def last_day(frame: pd.DataFrame) -> dt.date:
 
 def load_demo() -> tuple[pd.DataFrame, dt.date]:
     history = pd.read_csv(DEMO_CSV, parse_dates=["date"])
+    # The copy predates the column: the demo tenants as if synced every morning.
+    history["last_synced_at"] = morning_syncs(history["date"])
     return history, last_day(history)
 
 

@@ -5,7 +5,7 @@ with
 
 months as (
 
-    -- snapshot_date: the month's last day, or the tenant's latest day for the month still running.
+    -- snapshot_date: the month's last day, or the day analysed for the month still running.
     select tenant_id, month, date as snapshot_date
     from {{ ref('int_tenant_days_spined') }}
     where is_month_snapshot
@@ -167,14 +167,15 @@ revenue_per_month as (
 
 ),
 
--- Repeat customers follow each Shopify customer's own order sequence (METRICS.md).
+-- Repeat customer rate over the month: of the Shopify customers who ordered in the month, those
+-- who placed more than one order in it.
 shopify_orders as (
 
     select
         tenant_id,
         lower(currency) as currency,
         coalesce(cast(customer_id as varchar), email) as shopify_customer,
-        created_at
+        {{ marts_month(marts_day('created_at')) }} as month
 
     from {{ ref('stg_shopify__orders') }}
     where not coalesce(is_test, false)
@@ -184,47 +185,23 @@ shopify_orders as (
 
 shopify_customer_months as (
 
-    select
-        tenant_id,
-        currency,
-        shopify_customer,
-        {{ marts_month(marts_day('created_at')) }} as month,
-        min(created_at) as first_order_in_month_at
-
+    select tenant_id, currency, shopify_customer, month, count(*) as orders
     from shopify_orders
     where shopify_customer is not null
     group by 1, 2, 3, 4
 
 ),
 
-shopify_customer_first_orders as (
-
-    select tenant_id, shopify_customer, min(created_at) as first_order_at
-    from shopify_orders
-    where shopify_customer is not null
-    group by 1, 2
-
-),
-
 repeat_customers_per_month as (
 
     select
-        shopify_customer_months.tenant_id,
-        shopify_customer_months.month,
-        shopify_customer_months.currency,
+        tenant_id,
+        month,
+        currency,
         count(*) as ordering_customers,
-        sum(
-            case
-                when shopify_customer_months.first_order_in_month_at
-                    > shopify_customer_first_orders.first_order_at then 1
-                else 0
-            end
-        ) as repeat_customers
+        sum(case when orders > 1 then 1 else 0 end) as repeat_customers
 
     from shopify_customer_months
-    inner join shopify_customer_first_orders
-        on shopify_customer_months.tenant_id = shopify_customer_first_orders.tenant_id
-        and shopify_customer_months.shopify_customer = shopify_customer_first_orders.shopify_customer
     group by 1, 2, 3
 
 ),

@@ -9,9 +9,10 @@
     )
 }}
 
--- The history the analysis reads: one row per tenant and UTC day from its first activity to its
--- latest, zeros on quiet days. Money is in the tenant's primary currency only; counts and rates
--- cover every currency.
+-- The history the analysis reads: one row per tenant and UTC day from its first activity to the
+-- day analysed (int_tenant_days_spined), zeros on quiet days, with the newest sync known at each
+-- day's end. Money is in the tenant's primary currency only; counts and rates cover every
+-- currency.
 with
 
 days as (
@@ -124,6 +125,28 @@ subscriptions_at_day_end as (
 
 ),
 
+-- The newest successful sync at each day's end: a running max over the sync days and the days
+-- built (syncs before the window count too).
+syncs_at_day_end as (
+
+    select
+        tenant_id,
+        date,
+        max(max(last_synced_at)) over (
+            partition by tenant_id order by date rows between unbounded preceding and current row
+        ) as last_synced_at
+
+    from (
+        select tenant_id, synced_date as date, last_synced_at
+        from {{ ref('int_tenant_syncs_dated') }}
+        union all
+        select tenant_id, date, cast(null as timestamp with time zone)
+        from days
+    ) as sync_days
+    group by tenant_id, date
+
+),
+
 developer_activity as (
 
     select * from {{ ref('developer_activity') }}
@@ -165,7 +188,8 @@ select
     coalesce(days.date >= days.first_stripe_date, false) as has_stripe,
     coalesce(days.date >= days.first_github_date, false) as has_github,
     coalesce(days.date >= days.first_shopify_date, false) as has_shopify,
-    coalesce(days.date >= days.first_google_analytics_date, false) as has_google_analytics
+    coalesce(days.date >= days.first_google_analytics_date, false) as has_google_analytics,
+    syncs_at_day_end.last_synced_at
 
 from days
 left join primary_currencies
@@ -179,3 +203,5 @@ left join developer_activity
     on days.tenant_id = developer_activity.tenant_id and days.date = developer_activity.date
 left join website_analytics
     on days.tenant_id = website_analytics.tenant_id and days.date = website_analytics.date
+left join syncs_at_day_end
+    on days.tenant_id = syncs_at_day_end.tenant_id and days.date = syncs_at_day_end.date

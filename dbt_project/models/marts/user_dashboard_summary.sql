@@ -1,8 +1,8 @@
 {{ config(indexes=marts_postgres_indexes([{'columns': ['tenant_id']}])) }}
 
--- One row per tenant with the headline numbers, as of the tenant's latest day: a table, so the
--- dashboard reads one row instead of aggregating the history. Money is in the primary currency;
--- customer counts and rates cover every currency.
+-- One row per tenant with the headline numbers as of the day analysed (the tenant's last day in
+-- tenant_daily_metrics): a table, so the dashboard reads one row instead of aggregating the
+-- history. Money is in the primary currency; customer counts and rates cover every currency.
 with
 
 daily as (
@@ -32,6 +32,14 @@ windows as (
                 else 0
             end
         ) as revenue_prev_30d,
+        -- Growth over 30 days needs both windows whole: 60 days with a revenue source.
+        sum(
+            case
+                when daily.date > cast(latest.as_of_date - 60 as date)
+                    and (daily.has_stripe or daily.has_shopify) then 1
+                else 0
+            end
+        ) as revenue_days_60d,
         sum(case when daily.date > cast(latest.as_of_date - 30 as date) then daily.charges_failed else 0 end)
             as charges_failed_30d,
         sum(case when daily.date > cast(latest.as_of_date - 30 as date) then daily.charges_succeeded else 0 end)
@@ -150,28 +158,10 @@ paying_now as (
 
 ),
 
-sync_times as (
-
-    {% set staged = [
-        'stg_stripe__customers', 'stg_stripe__charges', 'stg_stripe__subscriptions',
-        'stg_stripe__invoices', 'stg_stripe__refunds',
-        'stg_github__repositories', 'stg_github__pull_requests', 'stg_github__commits',
-        'stg_github__issues', 'stg_github__reviews',
-        'stg_shopify__orders', 'stg_shopify__customers', 'stg_shopify__products',
-        'stg_google_analytics__website_overview', 'stg_google_analytics__traffic_sources',
-        'stg_google_analytics__devices', 'stg_google_analytics__conversions_report',
-    ] %}
-    {% for model in staged %}
-    select tenant_id, max(synced_at) as synced_at from {{ ref(model) }} group by tenant_id
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
-
-),
-
 last_syncs as (
 
-    select tenant_id, max(synced_at) as last_synced_at
-    from sync_times
+    select tenant_id, max(last_synced_at) as last_synced_at
+    from {{ ref('int_tenant_syncs_dated') }}
     group by tenant_id
 
 )
@@ -184,8 +174,10 @@ select
     complete_month_metrics.mrr_growth_mom,
     {{ marts_money('windows.revenue_30d') }} as revenue_30d,
     {{ marts_money('windows.revenue_prev_30d') }} as revenue_prev_30d,
-    {{ marts_ratio('windows.revenue_30d - windows.revenue_prev_30d', 'windows.revenue_prev_30d') }}
-        as revenue_growth_30d,
+    case
+        when windows.revenue_days_60d = 60
+            then {{ marts_ratio('windows.revenue_30d - windows.revenue_prev_30d', 'windows.revenue_prev_30d') }}
+    end as revenue_growth_30d,
     {{ marts_count('coalesce(paying_now.paying_customers, 0)') }} as paying_customers,
     complete_month_metrics.customer_churn_rate,
     {{ marts_ratio('windows.charges_failed_30d', 'windows.charges_failed_30d + windows.charges_succeeded_30d') }}

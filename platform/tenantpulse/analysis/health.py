@@ -3,15 +3,17 @@
 Each component is the mean of its parts, every part a piecewise-linear map (breakpoints below, flat
 outside them) of a metric computed from rows dated on or before `as_of`:
 
-- revenue (stripe or shopify): month-over-month revenue growth; MRR relative slope per 30 days over
-  90 days (stripe only).
+- revenue (stripe or shopify): revenue growth over 30 days (patterns.trends' mom_growth); MRR
+  relative slope per 30 days over 90 days (stripe only).
 - payments (stripe): failed charge rate over 30 days (failed / attempted); cancellation rate over 30
   days (subscriptions canceled / mean active subscriptions).
 - engineering (github): median time to merge over 30 days (median of the daily medians); relative
   slope of PRs merged per 30 days over 90 days.
 - web (google_analytics): relative slope of sessions per 30 days over 90 days; bounce rate over 30
   days weighted by sessions.
-- data_freshness (always): days between the tenant's latest day and as_of.
+- data_freshness: days from the tenant's newest successful sync at or before as_of (the history's
+  last_synced_at) to as_of; quiet business days do not count. Left out on a day before the
+  tenant's first sync (history loaded by a later sync).
 
 The score is the weighted mean of the components the tenant has (weights renormalised), rounded.
 Hard override: a 30-day failed charge rate at or above FAILED_RATE_OVERRIDE caps it at OVERRIDE_CAP.
@@ -44,7 +46,7 @@ MERGE_HOURS_POINTS = ((24.0, 100.0), (120.0, 0.0))  # median hours to merge, 30 
 PR_SLOPE_POINTS = ((-0.30, 0.0), (0.0, 70.0), (0.05, 100.0))  # PRs merged relative slope / 30 days
 SESSIONS_SLOPE_POINTS = ((-0.20, 0.0), (0.0, 60.0), (0.10, 100.0))  # sessions relative slope
 BOUNCE_RATE_POINTS = ((0.30, 100.0), (0.70, 0.0))  # bounce rate, 30 days
-STALENESS_POINTS = ((1.0, 100.0), (7.0, 0.0))  # days since the latest data (GA lags one day)
+STALENESS_POINTS = ((1.0, 100.0), (7.0, 0.0))  # days since the newest successful sync
 FAILED_RATE_OVERRIDE = 0.20  # 30-day failed charge rate at which the score is capped
 OVERRIDE_CAP = 40  # the cap
 
@@ -91,7 +93,8 @@ def window_metrics(history: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     out["bounce_rate_30d"] = (
         sums["weighted_bounce"] / bounce_sessions.where(bounce_sessions > 0)
     ).where(flags["has_google_analytics"])
-    out["days_since_data"] = (end - known.groupby("tenant_id")["date"].max()).dt.days
+    synced = pd.to_datetime(known["last_synced_at"], utc=True).groupby(known["tenant_id"]).max()
+    out["days_since_data"] = (end - synced.dt.tz_localize(None).dt.normalize()).dt.days
     return out.join(flags)
 
 
@@ -133,7 +136,7 @@ def health_scores(
         "payments": metrics["has_stripe"],
         "engineering": metrics["has_github"],
         "web": metrics["has_google_analytics"],
-        "data_freshness": pd.Series(True, index=metrics.index),
+        "data_freshness": metrics["days_since_data"].notna(),
     }
     out = pd.DataFrame(index=metrics.index)
     for name, scores in parts.items():
