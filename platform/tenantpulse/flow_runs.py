@@ -46,9 +46,12 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     dequeue_interval_seconds: 1
+# The default launcher cannot tell that a run's process died: a run still STARTED after
+# max_runtime_seconds is failed, so a killed run does not hold the one-run queue for good.
 run_monitoring:
   enabled: true
   start_timeout_seconds: 180
+  max_runtime_seconds: 7200
 telemetry:
   enabled: false
 """
