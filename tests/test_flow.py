@@ -23,6 +23,15 @@ def test_partition_ranges_cover_the_selection_with_fewest_runs():
         partition_ranges(keys, ["zzz"])
 
 
+def test_the_local_instance_fails_a_run_that_started_and_never_ended(tmp_path):
+    from conftest import make_settings
+
+    instance = dagster_instance(make_settings(tmp_path, f"duckdb:///{tmp_path / 'w.duckdb'}"))
+    assert instance.run_monitoring_enabled
+    assert instance.run_monitoring_start_timeout_seconds == 180
+    assert instance.run_monitoring_max_runtime_seconds == 7200
+
+
 def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
     with warehouse.connect() as conn:
         add_tenant(conn, "acme", "Acme", "stripe")
