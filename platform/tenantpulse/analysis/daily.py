@@ -13,6 +13,7 @@ import pandas as pd
 from tenantpulse.analysis import churn, health, patterns, synthetic_tenants
 from tenantpulse.analysis.recommendations import recommendations
 from tenantpulse.analysis.tables import ANALYSIS_COLUMNS, ANALYSIS_SCHEMA, replace_days
+from tenantpulse.tenants.registry import removed_tenant_ids
 from tenantpulse.warehouse import Warehouse
 
 HISTORY_TABLE = "analytics.tenant_daily_metrics"
@@ -66,12 +67,14 @@ class DaysAnalysed:
 
 
 def analyse_days(warehouse: Warehouse, days: list[dt.date]) -> DaysAnalysed:
-    """Analyse every tenant on each of `days` (in order) with one churn model, trained on the labels
+    """Analyse every tenant (but the removed ones) on each of `days` (in order) with one churn model, trained on the labels
     known by the first day, and make the analysis tables and ops.ai_workflow_analysis hold exactly
     these days' rows. The history is read, and the results written, on connections of their own:
     none is held while the analysis runs."""
     with warehouse.connect() as conn:
         history = normalise_history(conn.read_frame(f"select * from {HISTORY_TABLE}"))
+        removed = removed_tenant_ids(conn)
+    history = history[~history["tenant_id"].isin(removed)]
     model = train_churn_model(history, known_until=days[0])
     analysed = combine_days([analyse_day(history, day, model) for day in days])
     with warehouse.connect() as conn:

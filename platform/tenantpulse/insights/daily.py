@@ -31,6 +31,7 @@ from tenantpulse.insights.store import (
     save_cache,
     tenant_contexts,
 )
+from tenantpulse.tenants.registry import removed_tenant_ids
 from tenantpulse.warehouse import Connection, Warehouse
 
 PROGRESS_STEPS = 10  # progress lines per run
@@ -46,11 +47,12 @@ class DaysWritten:
 def insight_requests(
     conn: Connection, days: list[dt.date], with_context: bool = False
 ) -> list[WritingRequest]:
-    """One request per tenant analysed on each day; `with_context`: with the tenant text a prompt
-    may quote (only an LLM reads it)."""
+    """One request per tenant analysed on each day, but the removed tenants; `with_context`: with
+    the tenant text a prompt may quote (only an LLM reads it)."""
+    removed = removed_tenant_ids(conn)
     requests = []
     for day in days:
-        facts = facts_of_day(conn, day)
+        facts = [f for f in facts_of_day(conn, day) if f.tenant_id not in removed]
         contexts = tenant_contexts(conn, [f.tenant_id for f in facts], day) if with_context else {}
         requests += [request_for(f, contexts.get(f.tenant_id)) for f in facts]
     return requests

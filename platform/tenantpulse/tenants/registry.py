@@ -141,6 +141,14 @@ def list_tenants(conn: Connection, include_removed: bool = False) -> list[Tenant
     return [_tenant(r) for r in rows]
 
 
+def removed_tenant_ids(conn: Connection) -> set[str]:
+    """The tenants removed from the registry: no stage after landing reads their rows any more,
+    and nothing of theirs is sent out (an LLM, a webhook)."""
+    ensure_registry(conn)
+    rows = conn.fetch_all("select tenant_id from ops.tenants where status = %s", (REMOVED,))
+    return {tenant_id for (tenant_id,) in rows}
+
+
 def _tenant(row: tuple) -> Tenant:
     tenant_id, name, sources, status, created_at = row
     return Tenant(tenant_id, name, tuple(sources.split(",")), status, created_at)
