@@ -7,6 +7,7 @@ TENANTPULSE_TEST_POSTGRES_URL (default: postgresql://postgres@127.0.0.1:5432/pos
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -50,16 +51,25 @@ def _admin_connection():
         pytest.skip(message)
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh database for one test, dropped afterwards."""
+@contextlib.contextmanager
+def postgres_database():
+    """The URL of a fresh database, dropped afterwards (for a test needing a second one)."""
     name = f"tenantpulse_test_{uuid.uuid4().hex[:12]}"
     with _admin_connection() as admin:
         admin.execute(f'create database "{name}"')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with _admin_connection() as admin:
-        admin.execute(f'drop database if exists "{name}" with (force)')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with _admin_connection() as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database for one test, dropped afterwards."""
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
