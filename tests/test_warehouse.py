@@ -141,3 +141,15 @@ def test_a_failed_write_names_the_table_and_its_cause(warehouse):
         conn.rollback()
         assert conn.write_frame("scratch", "amounts", pd.DataFrame({"amount": [1.5]})) == 1
         assert conn.fetch_value("select count(*) from scratch.amounts") == 1
+
+
+def test_integers_read_exactly_beside_nulls(warehouse):
+    """Both warehouses give a nullable Int64 column, not floats that round 2**63 - 1 up."""
+    with warehouse.connect() as conn:
+        conn.ensure_schema("scratch")
+        conn.execute("create table scratch.big (n bigint)")
+        for value in (2**63 - 1, None, 2**53 + 1):
+            conn.execute("insert into scratch.big values (%s)", (value,))
+        frame = conn.read_frame("select n from scratch.big")
+    assert str(frame["n"].dtype) == "Int64"
+    assert frame["n"].tolist() == [2**63 - 1, pd.NA, 2**53 + 1]

@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import pandas as pd
 import psycopg
 from psycopg.types.json import set_json_loads
@@ -16,6 +17,7 @@ from tenantpulse.warehouse.base import Connection, Params, Warehouse, WarehouseE
 from tenantpulse.warehouse.identifiers import qualified, quote_ident
 
 _NULL = r"\N"
+_INTEGER_OIDS = {20, 21, 23}  # bigint, smallint, integer
 
 
 class PostgresConnection(Connection):
@@ -43,8 +45,18 @@ class PostgresConnection(Connection):
 
     def read_frame(self, sql: str, params: Params = ()) -> pd.DataFrame:
         cursor = self.raw.execute(sql, tuple(params) or None)
-        names = [d.name for d in cursor.description or ()]
-        return pd.DataFrame.from_records(cursor.fetchall(), columns=names)
+        described = cursor.description or ()
+        rows = cursor.fetchall()
+        frame = pd.DataFrame.from_records(rows, columns=[d.name for d in described])
+        for position, column in enumerate(described):
+            # pandas reads integers beside NULLs as float64 (2**63 - 1 becomes 2**63); DuckDB
+            # gives a nullable Int64 column: so do we.
+            if column.type_code in _INTEGER_OIDS and frame.dtypes.iloc[position].kind == "f":
+                values = [row[position] for row in rows]
+                data = np.array([0 if v is None else v for v in values], dtype=np.int64)
+                mask = np.array([v is None for v in values])
+                frame.isetitem(position, pd.arrays.IntegerArray(data, mask))
+        return frame
 
     def write_frame(self, schema: str, table: str, frame: pd.DataFrame) -> int:
         """COPY in CSV: NULL is an unquoted \\N, every other text value is quoted."""
