@@ -1,7 +1,8 @@
 """The day analysed, on both warehouses: every tenant's daily history reaches it, growth over 30
 days is one figure in the mart, the trends and the insights, and freshness counts from syncs.
 
-Two hand-built tenants, analysed on Nov 30 (the var as_of_date, as the flow passes it):
+Three hand-built tenants. `busy` sold 10.00 on Nov 30 (its sync that morning landed it), which
+makes Nov 30 the day analysed, every tenant's last row:
 - `quiet`: Stripe charges of 100 (Oct 2), 200 (Oct 15), 200 (Oct 31), then 300 (Nov 1), 300
   (Nov 10) and 300 (Nov 26), its last activity, 4 days before the day analysed. The 30 days ending
   Nov 30 sum to 900, the 30 before (Oct 2 - Oct 31) to 500: growth 900 / 500 - 1 = 0.8. Means over
@@ -62,9 +63,11 @@ def load(warehouse) -> None:
         for i, (created, amount) in enumerate(QUIET_CHARGES)
     ]
     stale = [charge("ch_s", "cus_s", 5000, "succeeded", "2026-11-20 10:00")]
+    busy = [charge("ch_b", "cus_b", 1000, "succeeded", "2026-11-30 05:00")]
     raw = {
         "quiet": ("cus_q", quiet, "2026-11-27 06:00"),
         "stale": ("cus_s", stale, "2026-11-26 08:00"),
+        "busy": ("cus_b", busy, "2026-11-30 07:00"),
     }
     with warehouse.connect() as conn:
         for tenant_id, (customer_id, charges, synced) in raw.items():
@@ -86,7 +89,7 @@ def load(warehouse) -> None:
 
 def test_histories_reach_the_day_analysed_with_one_growth_and_sync_freshness(settings, warehouse):
     load(warehouse)
-    dbt(settings, "build", "--exclude", "test_type:unit", "--vars", f'{{"as_of_date": "{AS_OF}"}}')
+    dbt(settings, "build", "--exclude", "test_type:unit")
 
     # Every tenant's rows run to the day analysed; quiet days are zeros.
     assert rows(
@@ -94,6 +97,7 @@ def test_histories_reach_the_day_analysed_with_one_growth_and_sync_freshness(set
         "select tenant_id, min(date), max(date), count(*) from analytics.tenant_daily_metrics"
         " group by tenant_id order by tenant_id",
     ) == [
+        ("busy", AS_OF, AS_OF, 1),
         ("quiet", dt.date(2026, 10, 2), AS_OF, 60),
         ("stale", dt.date(2026, 11, 20), AS_OF, 11),
     ]
@@ -115,6 +119,7 @@ def test_histories_reach_the_day_analysed_with_one_growth_and_sync_freshness(set
         "select tenant_id, as_of_date, revenue_30d, revenue_prev_30d, revenue_growth_30d,"
         " last_synced_at from analytics.user_dashboard_summary order by tenant_id",
     ) == [
+        ("busy", AS_OF, 10, 0, None, at("2026-11-30 07:00")),
         ("quiet", AS_OF, 900, 500, D("0.8"), at("2026-11-30 06:00")),
         ("stale", AS_OF, 50, 0, None, at("2026-11-26 08:00")),
     ]

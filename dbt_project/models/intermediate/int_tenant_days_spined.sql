@@ -1,13 +1,13 @@
--- One row per tenant and UTC day from the tenant's first activity to the day analysed (or to its
--- latest activity when that is later), so every tenant's history reaches the same day and a quiet
--- last week reads as zeros, not as missing days. Activity means dated events (charges, invoices,
+-- One row per tenant and UTC day from the tenant's first activity to the day analysed, so every
+-- tenant's history reaches the same day and a quiet last week reads as zeros, not as missing days. Activity means dated events (charges, invoices,
 -- refunds, pull requests, reviews, commits, orders, GA report days); customers, subscriptions,
 -- repositories and products are left out because they can predate a connector's start date by
 -- years and would stretch the history with empty days.
 --
--- The day analysed is the var `as_of_date` (the flow passes its newest daily partition); without
--- it, the newest day of any tenant's activity.
-{% set as_of_date = var('as_of_date', none) %}
+-- The day analysed is the newest day of any tenant's activity: the newest daily partition whenever
+-- a sync brought that day's data. Landing quarantines rows dated more than a day after their sync,
+-- so no tenant can push it into the future. (A dbt var would make every run of the views re-parse
+-- the whole project.)
 with recursive
 
 stripe_activity as (
@@ -89,28 +89,13 @@ tenant_bounds as (
 
 ),
 
-analysed_day as (
-
-    {% if as_of_date %}
-    -- Parsed here, so only a valid date reaches the SQL.
-    select
-        cast('{{ modules.datetime.date.fromisoformat(as_of_date | string).isoformat() }}' as date)
-            as as_of_date
-    {% else %}
-    select max(last_date) as as_of_date
-    from tenant_bounds
-    {% endif %}
-
-),
-
 tenant_ranges as (
 
     select
         tenant_bounds.*,
-        greatest(tenant_bounds.last_date, analysed_day.as_of_date) as through_date
+        max(tenant_bounds.last_date) over () as as_of_date
 
     from tenant_bounds
-    cross join analysed_day
 
 ),
 
@@ -118,15 +103,15 @@ tenant_ranges as (
 -- as the longest history, not as wide as the number of tenants.
 calendar as (
 
-    select min(first_date) as date, max(through_date) as through_date
+    select min(first_date) as date, max(as_of_date) as as_of_date
     from tenant_ranges
     having min(first_date) is not null
 
     union all
 
-    select cast(date + 1 as date), through_date
+    select cast(date + 1 as date), as_of_date
     from calendar
-    where date < through_date
+    where date < as_of_date
 
 ),
 
@@ -138,7 +123,7 @@ tenant_days as (
         {{ marts_month('calendar.date') }} as month,
         tenant_ranges.first_date,
         tenant_ranges.last_date,
-        tenant_ranges.through_date,
+        tenant_ranges.as_of_date,
         tenant_ranges.first_stripe_date,
         tenant_ranges.first_github_date,
         tenant_ranges.first_shopify_date,
@@ -146,7 +131,7 @@ tenant_days as (
 
     from tenant_ranges
     inner join calendar
-        on calendar.date between tenant_ranges.first_date and tenant_ranges.through_date
+        on calendar.date between tenant_ranges.first_date and tenant_ranges.as_of_date
 
 )
 
@@ -154,12 +139,12 @@ select
     tenant_id,
     date,
     month,
-    -- The day a month's end-of-month state is read on: its last day, or the tenant's last day
-    -- (the day analysed) for the month still running.
-    (date = through_date or {{ marts_month('cast(date + 1 as date)') }} <> month) as is_month_snapshot,
+    -- The day a month's end-of-month state is read on: its last day, or the day analysed for the
+    -- month still running.
+    (date = as_of_date or {{ marts_month('cast(date + 1 as date)') }} <> month) as is_month_snapshot,
     first_date,
     last_date,
-    through_date,
+    as_of_date,
     first_stripe_date,
     first_github_date,
     first_shopify_date,
