@@ -92,7 +92,11 @@ ANALYSIS_COLUMNS: dict[str, tuple[OutputColumn, ...]] = {
         ("slope_90d", "decimal", "Theil-Sen slope per day over the last 90 days."),
         ("relative_slope_28d", "decimal", "slope_28d x 30 / the window's mean level."),
         ("relative_slope_90d", "decimal", "slope_90d x 30 / the window's mean level."),
-        ("mom_growth", "decimal", "Mean of the last 30 days / the 30 before - 1."),
+        (
+            "mom_growth",
+            "decimal",
+            "Growth over 30 days: sum of the 30 days up to as_of / the 30 before - 1.",
+        ),
         ("direction", "varchar", "up, down or flat (relative_slope_90d beyond +-0.03); unknown."),
     ),
     "seasonality": _cols(
@@ -117,14 +121,22 @@ ANALYSIS_COLUMNS: dict[str, tuple[OutputColumn, ...]] = {
         ("payments", "decimal", "Component 0-100 (0.2): failed-charge and cancellation rates."),
         ("engineering", "decimal", "Component 0-100 (0.2): hours to merge, PR throughput trend."),
         ("web", "decimal", "Component 0-100 (0.15): sessions trend, bounce rate."),
-        ("data_freshness", "decimal", "Component 0-100 (0.1): days since the newest data."),
+        (
+            "data_freshness",
+            "decimal",
+            "Component 0-100 (0.1): days since the newest successful sync.",
+        ),
         ("components_used", "varchar", "The components the score is the weighted mean of."),
         ("override", "varchar", "Why the score was capped at 40 (failed charges >= 20%)."),
         ("failed_charge_rate_30d", "decimal", "Failed / attempted Stripe charges, 30 days."),
         ("cancellation_rate_30d", "decimal", "Subscriptions canceled / mean active, 30 days."),
         ("median_hours_to_merge_30d", "decimal", "Median hours to merge a PR, 30 days."),
         ("bounce_rate_30d", "decimal", "GA bounce rate weighted by sessions, 30 days."),
-        ("days_since_data", "bigint", "Days between the tenant's newest data and as_of."),
+        (
+            "days_since_data",
+            "bigint",
+            "Days from the tenant's newest successful sync at or before as_of to as_of.",
+        ),
     ),
     "churn_risk": _cols(
         ("churn_probability", "decimal", "0-1 from the logistic model; NULL when unknown."),
