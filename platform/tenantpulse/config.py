@@ -5,6 +5,7 @@ Everything else receives a `Settings`; nothing else looks at `os.environ`.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 from collections.abc import Mapping
@@ -259,6 +260,60 @@ def load_action_settings(env: Mapping[str, str]) -> ActionSettings:
         ),
         slack_token=env.get("TENANTPULSE_SLACK_TOKEN") or None,
         slack_api_url=slack_api_url if slack_api_url.endswith("/") else slack_api_url + "/",
+    )
+
+
+VAULT_KEYS = "TENANTPULSE_VAULT_KEYS"
+CONNECT_PROVIDERS = ("stripe", "github", "shopify", "google_analytics")
+
+
+@dataclass(frozen=True)
+class ConnectSettings:
+    """The connect service's settings (tenantpulse.connect): secrets, so kept out of `Settings`
+    (which the UI and logs may show) and read where they are used."""
+
+    vault_keys: tuple[str, ...]  # Fernet keys, newest first
+    clients: dict[str, tuple[str, str]]  # provider -> (OAuth client id, client secret)
+    provider_url: str | None  # every provider's endpoints on this host instead (a stand-in)
+    timeout_seconds: float  # of one request to a provider's token endpoint
+
+    def __repr__(self) -> str:  # secrets stay out of logs and tracebacks
+        return (
+            f"ConnectSettings(vault_keys=<{len(self.vault_keys)} keys>, "
+            f"clients={sorted(self.clients)}, provider_url={self.provider_url}, "
+            f"timeout_seconds={self.timeout_seconds})"
+        )
+
+
+def load_connect_settings(environ: Mapping[str, str] | None = None) -> ConnectSettings:
+    env = os.environ if environ is None else environ
+    keys = tuple(k.strip() for k in (env.get(VAULT_KEYS) or "").split(",") if k.strip())
+    for position, key in enumerate(keys, start=1):
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except ValueError:
+            valid = False
+        if not valid:  # the key itself is never shown
+            raise SettingsError(
+                f"{VAULT_KEYS}: key {position} of {len(keys)} is not a Fernet key; allowed: "
+                "comma-separated keys of 32 url-safe base64-encoded bytes, newest first (make one "
+                "with `tenantpulse connect new-key`)"
+            )
+    clients = {}
+    for provider in CONNECT_PROVIDERS:
+        prefix = f"TENANTPULSE_CONNECT_{provider.upper()}_CLIENT_"
+        client_id, secret = env.get(prefix + "ID") or "", env.get(prefix + "SECRET") or ""
+        if bool(client_id) != bool(secret):
+            raise SettingsError(f"set both {prefix}ID and {prefix}SECRET, or neither")
+        if client_id:
+            clients[provider] = (client_id, secret)
+    return ConnectSettings(
+        vault_keys=keys,
+        clients=clients,
+        provider_url=_url_setting(env, "TENANTPULSE_CONNECT_PROVIDER_URL"),
+        timeout_seconds=_float_setting(
+            env, "TENANTPULSE_CONNECT_TIMEOUT_SECONDS", default=10.0, low=0.1, high=120.0
+        ),
     )
 
 
