@@ -42,14 +42,14 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
             conn,
             "acme",
             "stripe__charges",
-            [{"id": "ch_1", "amount": 500, "updated": 1}],
+            [{"id": "ch_1", "amount": 500, "updated": 1_761_955_200}],
             sync_time(1),
         )
         write_raw(
             conn,
             "globex",
             "stripe__charges",
-            [{"id": "ch_1", "amount": 700, "updated": 1, "application_fee_amount": 3}],
+            [{"id": "ch_1", "amount": 700, "updated": 1_761_955_200, "application_fee_amount": 3}],
             sync_time(1),
         )
         write_raw(conn, "globex", "github__pull_requests", [{"id": 11, "number": 1}], sync_time(1))
@@ -75,7 +75,7 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
             conn,
             "acme",
             "stripe__charges",
-            [{"id": "ch_2", "amount": 900, "updated": 2}],
+            [{"id": "ch_2", "amount": 900, "updated": 1_761_955_201}],
             sync_time(2),
             sync_id=2,
         )
@@ -107,7 +107,7 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_fails_the_run_by_name(sett
             conn,
             "acme",
             "stripe__refunds",
-            [{"id": "re_1", "amount": 5, "updated": 1}],
+            [{"id": "re_1", "amount": 5, "updated": 1_761_955_200}],
             sync_time(1),
         )
         conn.ensure_schema("user_broken")
@@ -174,7 +174,7 @@ def test_landing_a_selection_of_tenants_leaves_the_others_for_the_next_run(setti
                 conn,
                 tenant,
                 "stripe__charges",
-                [{"id": "ch_1", "amount": amount, "updated": 1}],
+                [{"id": "ch_1", "amount": amount, "updated": 1_761_955_200}],
                 sync_time(1),
             )
     instance = dagster_instance(settings)
@@ -195,8 +195,20 @@ def test_one_landing_asset_can_be_materialized_alone(settings, warehouse):
 
     with warehouse.connect() as conn:
         add_tenant(conn, "acme", "Acme", "stripe")
-        write_raw(conn, "acme", "stripe__charges", [{"id": "ch_1", "updated": 1}], sync_time(1))
-        write_raw(conn, "acme", "stripe__refunds", [{"id": "re_1", "updated": 1}], sync_time(1))
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [{"id": "ch_1", "updated": 1_761_955_200}],
+            sync_time(1),
+        )
+        write_raw(
+            conn,
+            "acme",
+            "stripe__refunds",
+            [{"id": "re_1", "updated": 1_761_955_200}],
+            sync_time(1),
+        )
     charges = dg.AssetKey(["landing", "stripe__charges"])
     result = dg.materialize(
         [land],

@@ -100,7 +100,13 @@ def test_a_landing_that_merged_nothing_leaves_what_reads_it_in_sync(settings, wa
 
     with warehouse.connect() as conn:
         add_tenant(conn, "acme", "Acme", "stripe")
-        write_raw(conn, "acme", "stripe__charges", [{"id": "ch_1", "updated": 1}], sync_time(1))
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [{"id": "ch_1", "updated": 1_761_955_200}],
+            sync_time(1),
+        )
     with dg.instance_for_test() as instance:
 
         def status() -> StaleStatus:
@@ -118,7 +124,13 @@ def test_a_landing_that_merged_nothing_leaves_what_reads_it_in_sync(settings, wa
         assert version() == first
         assert status() == StaleStatus.FRESH
         with warehouse.connect() as conn:  # the next sync: new rows to merge
-            write_raw(conn, "acme", "stripe__charges", [{"id": "ch_2", "updated": 2}], sync_time(2))
+            write_raw(
+                conn,
+                "acme",
+                "stripe__charges",
+                [{"id": "ch_2", "updated": 1_761_955_201}],
+                sync_time(2),
+            )
         assert _land(settings, instance).success
         assert version() != first
         assert status() == StaleStatus.STALE  # the UI's "Unsynced"
