@@ -1,0 +1,73 @@
+"""`ops.connection_events`: an append-only log of what happened to each connection (connected,
+refreshed, refresh failed, reconnect required, recovered, disconnected, token pushed to Airbyte).
+
+Rows are only ever inserted. A detail is a short text for an operator and never holds a token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from tenantpulse.warehouse import Connection
+
+CONNECTED = "connected"
+REFRESHED = "refreshed"
+REFRESH_FAILED = "refresh_failed"  # transient: retried after a backoff
+RECONNECT_REQUIRED = "reconnect_required"  # the provider refused the grant: the tenant must act
+RECOVERED = "recovered"  # refreshed after failures, or reconnected after reconnect_required
+DISCONNECTED = "disconnected"
+PUSHED_TO_AIRBYTE = "pushed_to_airbyte"
+
+
+@dataclass(frozen=True)
+class ConnectionEvent:
+    event_id: str
+    tenant_id: str
+    provider: str
+    event: str
+    detail: str | None
+    at: dt.datetime
+
+
+def ensure_events(conn: Connection) -> None:
+    conn.ensure_schema("ops")
+    conn.execute(
+        "create table if not exists ops.connection_events ("
+        " event_id varchar primary key,"
+        " tenant_id varchar not null,"
+        " provider varchar not null,"
+        " event varchar not null,"
+        " detail varchar,"
+        " occurred_at timestamptz not null)"
+    )
+
+
+def record_event(
+    conn: Connection,
+    tenant_id: str,
+    provider: str,
+    event: str,
+    at: dt.datetime,
+    detail: str | None = None,
+) -> None:
+    ensure_events(conn)
+    conn.execute(
+        "insert into ops.connection_events (event_id, tenant_id, provider, event, detail, occurred_at)"
+        " values (%s, %s, %s, %s, %s, %s)",
+        (uuid.uuid4().hex, tenant_id, provider, event, detail, at),
+    )
+
+
+def events_of(
+    conn: Connection, tenant_id: str, provider: str | None = None
+) -> list[ConnectionEvent]:
+    """A tenant's events (of one provider, or all), oldest first."""
+    ensure_events(conn)
+    rows = conn.fetch_all(
+        "select event_id, tenant_id, provider, event, detail, occurred_at from ops.connection_events"
+        " where tenant_id = %s and (provider = %s or %s) order by occurred_at, event_id",
+        (tenant_id, provider, provider is None),
+    )
+    return [ConnectionEvent(*r) for r in rows]
