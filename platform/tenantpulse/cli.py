@@ -368,6 +368,60 @@ def dev(port: int) -> None:
     os.execve(dg, args, child_environment(settings))
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@_friendly_errors
+def serve(host: str, port: int) -> None:
+    """Start the tenants' web app (sign-in, dashboards, API; docs/web.md)."""
+    from tenantpulse.web.app import serve as serve_app
+
+    serve_app(_settings(), host, port)
+
+
+@main.group()
+def web() -> None:
+    """Sign-in links, API tokens and the Postgres roles of the web app (docs/web.md)."""
+
+
+@web.command("token")
+@click.argument("tenant_id")
+@click.option("--user", default="demo@example.com", show_default=True)
+@click.option("--minutes", default=10.0, show_default=True, help="How long the link is valid.")
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True)
+@_friendly_errors
+def web_token(tenant_id: str, user: str, minutes: float, base_url: str) -> None:
+    """Print a sign-in URL for one of TENANT_ID's users (what the operator's app would give)."""
+    from tenantpulse.web.settings import load_web_settings
+    from tenantpulse.web.signin import signin_token
+
+    token = signin_token(load_web_settings(_settings()).signing_key, tenant_id, user, minutes)
+    click.echo(f"{base_url.rstrip('/')}/signin?token={token}")
+
+
+@web.command("api-token")
+@click.argument("tenant_id")
+@_friendly_errors
+def web_api_token(tenant_id: str) -> None:
+    """Create an API token for TENANT_ID only; printed once, only its hash is stored."""
+    from tenantpulse.web.api_tokens import create_api_token
+
+    with open_warehouse(_settings().warehouse).connect() as conn:
+        click.echo(create_api_token(conn, tenant_id))
+
+
+@web.command("setup-roles")
+@_friendly_errors
+def web_setup_roles() -> None:
+    """Postgres: create the web app's role and the row-level-security policies it reads through."""
+    from tenantpulse.web.roles import setup_roles
+    from tenantpulse.web.settings import WEB_ROLE
+
+    with open_warehouse(_settings().warehouse).connect() as conn:
+        tables = setup_roles(conn)
+    click.echo(f"role {WEB_ROLE}: reads {len(tables)} tables through row-level security")
+
+
 def _active_tenants(warehouse, tenant_ids: tuple[str, ...]):
     from tenantpulse.tenants.ids import validate_tenant_id
     from tenantpulse.tenants.registry import list_tenants
