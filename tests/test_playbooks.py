@@ -9,7 +9,13 @@ from click.testing import CliRunner
 
 from tenantpulse import definitions
 from tenantpulse.actions.execute import action_payload, day_to_act_on, plan_actions
-from tenantpulse.actions.playbooks import PlaybookError, evaluate, load_playbooks, parse_playbooks
+from tenantpulse.actions.playbooks import (
+    PlaybookError,
+    evaluate,
+    load_playbooks,
+    parse_playbooks,
+    with_checked_playbooks,
+)
 from tenantpulse.cli import main
 from tenantpulse.config import DEFAULT_PLAYBOOKS, SettingsError, load_settings
 
@@ -214,9 +220,7 @@ def test_a_bad_playbook_file_fails_loading_naming_the_line(tmp_path, text, line,
     assert message in str(error.value)
 
 
-def test_a_bad_playbook_file_stops_the_settings_the_cli_and_the_code_location_at_start(
-    tmp_path, monkeypatch
-):
+def test_a_bad_playbook_file_stops_the_cli_and_the_code_location_at_start(tmp_path, monkeypatch):
     path = tmp_path / "playbooks.yaml"
     path.write_text(
         "version: 1\nplaybooks:\n  - name: x\n    when:\n      - helth_score < 40\n"
@@ -224,7 +228,9 @@ def test_a_bad_playbook_file_stops_the_settings_the_cli_and_the_code_location_at
     )
     named = f"TENANTPULSE_PLAYBOOKS: {path}, line 5: playbook x: unknown field 'helth_score'"
     with pytest.raises(SettingsError) as error:
-        load_settings({"TENANTPULSE_HOME": str(tmp_path), "TENANTPULSE_PLAYBOOKS": str(path)})
+        with_checked_playbooks(
+            load_settings({"TENANTPULSE_HOME": str(tmp_path), "TENANTPULSE_PLAYBOOKS": str(path)})
+        )
     assert named in str(error.value)
 
     monkeypatch.setenv("TENANTPULSE_HOME", str(tmp_path / "home"))

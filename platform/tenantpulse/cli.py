@@ -12,6 +12,7 @@ from functools import wraps
 
 import click
 
+from tenantpulse.actions.playbooks import with_checked_playbooks
 from tenantpulse.config import Settings, SettingsError, load_settings
 from tenantpulse.tenants.ids import TenantIdError
 from tenantpulse.warehouse import WarehouseError, open_warehouse
@@ -32,7 +33,7 @@ def _friendly_errors(command: Callable) -> Callable:
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        return with_checked_playbooks(load_settings())
     except SettingsError as error:
         raise click.ClickException(str(error)) from error
 

@@ -241,7 +241,6 @@ def load_action_settings(env: Mapping[str, str]) -> ActionSettings:
             f"TENANTPULSE_PLAYBOOKS={str(playbooks)!r} is not a file; allowed: the path of a "
             "playbooks YAML file (see docs/actions.md)"
         )
-    _check_playbooks(playbooks)
     slack_api_url = env.get("TENANTPULSE_SLACK_API_URL") or "https://slack.com/api/"
     if urlsplit(slack_api_url).scheme not in ("http", "https"):
         raise SettingsError(
@@ -315,18 +314,6 @@ def load_connect_settings(environ: Mapping[str, str] | None = None) -> ConnectSe
             env, "TENANTPULSE_CONNECT_TIMEOUT_SECONDS", default=10.0, low=0.1, high=120.0
         ),
     )
-
-
-def _check_playbooks(path: Path) -> None:
-    """A playbook file that does not load stops every command and the code location at start,
-    not the flow's last stage (the act step and the alert sensors load it again when they run,
-    so an edit is picked up without a reload)."""
-    from tenantpulse.actions.playbooks import PlaybookError, load_playbooks
-
-    try:
-        load_playbooks(path)
-    except PlaybookError as error:
-        raise SettingsError(f"TENANTPULSE_PLAYBOOKS: {error}") from None
 
 
 def load_dbt_project_dir(environ: Mapping[str, str] | None = None) -> Path:

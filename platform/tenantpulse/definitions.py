@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 from dagster_openai import OpenAIResource
 
+from tenantpulse.actions.playbooks import with_checked_playbooks
 from tenantpulse.config import Settings, load_settings
 from tenantpulse.defs.actions import build_actions_defs
 from tenantpulse.defs.analysis import build_analysis_assets
@@ -109,4 +110,4 @@ def _llm_resources(settings: Settings) -> dict:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(load_settings())
+    return build_definitions(with_checked_playbooks(load_settings()))

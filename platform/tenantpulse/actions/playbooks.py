@@ -20,6 +20,7 @@ from tenantpulse.actions.conditions import (
     ConditionError,
     parse_condition,
 )
+from tenantpulse.config import Settings, SettingsError
 
 HANDLERS = ("log", "webhook", "slack")
 ALERTS = ("run_failure", "stale_data")
@@ -87,6 +88,17 @@ class Firing:
     tenant_id: str
     as_of: dt.date
     reasons: tuple[str, ...]
+
+
+def with_checked_playbooks(settings: Settings) -> Settings:
+    """`settings`, once its playbook file loads: every command and the code location check it at
+    start, so a bad file is not found by the flow's last stage (the act step and the alert sensors
+    load it again when they run, so an edit is picked up without a reload)."""
+    try:
+        load_playbooks(settings.actions.playbooks_path)
+    except PlaybookError as error:
+        raise SettingsError(f"TENANTPULSE_PLAYBOOKS: {error}") from None
+    return settings
 
 
 def load_playbooks(path: Path) -> PlaybookFile:
