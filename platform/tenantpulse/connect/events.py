@@ -7,6 +7,7 @@ Rows are only ever inserted. A detail is a short text for an operator and never 
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ def record_event(
     conn.execute(
         "insert into ops.connection_events (event_id, tenant_id, provider, event, detail, occurred_at)"
         " values (%s, %s, %s, %s, %s, %s)",
-        (uuid.uuid4().hex, tenant_id, provider, event, detail, at),
+        (_event_id(), tenant_id, provider, event, detail, at),
     )
 
 
@@ -71,3 +72,8 @@ def events_of(
         (tenant_id, provider, provider is None),
     )
     return [ConnectionEvent(*r) for r in rows]
+
+
+def _event_id() -> str:
+    """Unique, and in writing order among events of the same moment (clock nanoseconds first)."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from tenantpulse.config import VAULT_KEYS
+from tenantpulse.connect.events import ensure_events
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.source_settings import validate_source
 from tenantpulse.warehouse import Connection
@@ -117,7 +118,9 @@ class ConnectionState:
 
 
 def ensure_vault(conn: Connection) -> None:
-    conn.ensure_schema("ops")
+    """The vault's table and the event log beside it (created together, so refreshers racing
+    later never race to create the log)."""
+    ensure_events(conn)
     conn.execute(
         "create table if not exists ops.connection_tokens ("
         " tenant_id varchar not null,"
