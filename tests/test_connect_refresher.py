@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 import time
 
+import dagster as dg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -214,3 +215,35 @@ def test_refresh_throughput(tmp_path, warehouse_url, standin, capsys):
         print(
             f"\nrefresh throughput {dialect}: {count} in {seconds:.2f} s, {count / seconds:.1f}/s"
         )
+
+
+def test_the_sensor_refreshes_and_alerts_once_for_a_revoked_grant(
+    tmp_path, warehouse_url, standin, monkeypatch
+):
+    from conftest import make_settings
+    from tenantpulse.defs.connect import build_connect_sensors
+
+    settings = make_settings(tmp_path, warehouse_url)
+    warehouse = open_warehouse(settings.warehouse)
+    monkeypatch.setenv("TENANTPULSE_VAULT_KEYS", KEY)
+    monkeypatch.setenv("TENANTPULSE_CONNECT_PROVIDER_URL", standin.url)
+    monkeypatch.setenv("TENANTPULSE_CONNECT_SHOPIFY_CLIENT_ID", standin.client_id)
+    monkeypatch.setenv("TENANTPULSE_CONNECT_SHOPIFY_CLIENT_SECRET", standin.client_secret)
+    an_hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    connect_shopify(warehouse, standin, "acme", an_hour_ago)
+    connect_shopify(warehouse, standin, "globex", an_hour_ago)
+    with warehouse.connect() as conn:  # globex's store revoked the app
+        globex = read_tokens(conn, Vault([KEY]), "globex", "shopify").refresh_token
+    del standin.state.refresh_tokens[globex]
+    [sensor] = build_connect_sensors(settings)
+    with dg.instance_for_test() as instance:
+        for _ in range(2):  # the second tick finds nothing due and sends no second alert
+            sensor(dg.build_sensor_context(instance=instance))
+    with warehouse.connect() as conn:
+        assert get_state(conn, "acme", "shopify").status == "connected"
+        assert get_state(conn, "globex", "shopify").status == "reconnect_required"
+        alerts = conn.fetch_all(
+            "select tenant_id, playbook, subject, handler, status from ops.action_log"
+        )
+    assert alerts == [("globex", "reconnect_required", "shopify", "log", "done")]
+    assert standin.state.refreshes == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -106,10 +107,13 @@ def refresh_due(
     settings: ConnectSettings,
     limit: int = 1000,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    seconds: float | None = None,
 ) -> list[Outcome]:
-    """Refresh due connections one at a time until none is due or `limit` were tried."""
+    """Refresh due connections one at a time until none is due, `limit` were tried or
+    `seconds` have passed (a sensor tick's budget: the rest are due on the next tick)."""
     outcomes: list[Outcome] = []
-    while len(outcomes) < limit:
+    stop = time.monotonic() + seconds if seconds is not None else None
+    while len(outcomes) < limit and (stop is None or time.monotonic() < stop):
         outcome = refresh_next(warehouse, vault, settings, now)
         if outcome is None:
             break

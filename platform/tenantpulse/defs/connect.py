@@ -1,0 +1,71 @@
+"""The connect service's Dagster wiring: the sensor that runs the token refresher and alerts
+when a tenant must reconnect (connect/refresher.py holds the logic)."""
+
+import datetime as dt
+
+import dagster as dg
+
+from tenantpulse.actions.alerts import send_alert
+from tenantpulse.actions.handlers import build_handlers
+from tenantpulse.actions.playbooks import load_playbooks
+from tenantpulse.config import Settings, load_connect_settings
+from tenantpulse.connect.refresher import refresh_due
+from tenantpulse.connect.vault import RECONNECT_REQUIRED, Vault
+from tenantpulse.defs.flow import warehouse_in_use
+from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
+
+TICK_SECONDS = 40.0  # of refreshing per tick, under Dagster's 60 s sensor timeout
+
+
+def build_connect_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    @dg.sensor(
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Refreshes the tokens tenantpulse keeps alive (Shopify's 1 h tokens), one "
+        "connection at a time; a revoked grant marks the connection reconnect_required, pauses "
+        "its syncs and alerts through the playbook file's `alerts.stale_data` actions.",
+    )
+    def token_refresh_sensor(context: dg.SensorEvaluationContext):
+        """Refreshes due tokens; alerts for each connection the provider revoked."""
+        connect = load_connect_settings()
+        if not connect.vault_keys:
+            return dg.SkipReason("TENANTPULSE_VAULT_KEYS is not set: no token vault")
+        if warehouse_in_use(settings.warehouse.dialect, context.instance):
+            return dg.SkipReason("a run is using the DuckDB warehouse; will refresh after it")
+        warehouse = open_warehouse(settings.warehouse)
+        try:
+            outcomes = refresh_due(
+                warehouse, Vault(connect.vault_keys), connect, seconds=TICK_SECONDS
+            )
+        except WarehouseBusyError as busy:
+            return dg.SkipReason(f"warehouse busy, will retry: {busy}")
+        for outcome in outcomes:
+            context.log.info(
+                f"{outcome.tenant_id} {outcome.provider}: {outcome.result}: {outcome.detail}"
+            )
+        revoked = [o for o in outcomes if o.result == RECONNECT_REQUIRED]
+        rule = load_playbooks(settings.actions.playbooks_path).stale_data
+        if revoked and rule.actions:
+            handlers = build_handlers(settings.actions, {a.handler for a in rule.actions})
+            for outcome in revoked:
+                send_alert(
+                    warehouse,
+                    rule,
+                    RECONNECT_REQUIRED,
+                    tenant_id=outcome.tenant_id,
+                    day=dt.datetime.now(dt.UTC).date(),
+                    subject=outcome.provider,
+                    message=f"{outcome.tenant_id}: the {outcome.provider} connection was "
+                    "revoked; its syncs are paused until the tenant reconnects it",
+                    details={"provider": outcome.provider},
+                    handlers=handlers,
+                    dry_run=settings.actions.dry_run,
+                )
+        counts = {r: sum(o.result == r for o in outcomes) for r in {o.result for o in outcomes}}
+        return dg.SkipReason(
+            f"{len(outcomes)} connection(s) refreshed or tried: {counts}"
+            if outcomes
+            else "none due"
+        )
+
+    return [token_refresh_sensor]
