@@ -10,6 +10,7 @@ from tenantpulse.actions.playbooks import with_checked_playbooks
 from tenantpulse.config import Settings, load_settings
 from tenantpulse.defs.actions import build_actions_defs
 from tenantpulse.defs.analysis import build_analysis_assets
+from tenantpulse.defs.connect import build_connect_sensors
 from tenantpulse.defs.dbt import build_dbt_assets
 from tenantpulse.defs.flow import build_flow_jobs, build_flow_sensors
 from tenantpulse.defs.insights import build_insights_asset
@@ -76,7 +77,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *airbyte["assets"],
         ],
         jobs=jobs + airbyte["jobs"],
-        sensors=[*flow_sensors, tenant_partitions_sensor, *action_sensors, *airbyte["sensors"]],
+        sensors=[
+            *flow_sensors,
+            tenant_partitions_sensor,
+            *action_sensors,
+            *build_connect_sensors(settings),
+            *airbyte["sensors"],
+        ],
         schedules=flow_schedules,
         resources={
             "warehouse": WarehouseResource(url=settings.warehouse.url),
