@@ -9,8 +9,10 @@ makes Nov 30 the day analysed, every tenant's last row:
   the days up to its last activity (26 days against 30) would give 900/26 / (500/30) - 1 = 1.08.
   Its rows were landed by a sync on Nov 27; a sync on Nov 30 at 06:00 found nothing new (only
   ops.airbyte_sync_history has it): fresh, 0 days.
-- `stale`: one charge of 50 on Nov 20, landed by its last successful sync on Nov 26 at 08:00; the
-  sync on Nov 29 failed: 4 days without a successful sync as of Nov 30.
+- `stale`: charges of 50 on Sep 28 and Nov 20, landed by its last successful sync on Nov 26 at
+  08:00; the sync on Nov 29 failed: 4 days without a successful sync as of Nov 30. Its rows stop on
+  Nov 26: the days after are unknown, not zero. Its dashboard is as of Nov 26 (50 against 50:
+  growth 0); the analysis of Nov 30 has no growth to show over the 4 unknown days.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ def load(warehouse) -> None:
         charge(f"ch_q{i}", "cus_q", amount, "succeeded", created)
         for i, (created, amount) in enumerate(QUIET_CHARGES)
     ]
-    stale = [charge("ch_s", "cus_s", 5000, "succeeded", "2026-11-20 10:00")]
+    stale = [
+        charge("ch_s1", "cus_s", 5000, "succeeded", "2026-09-28 10:00"),
+        charge("ch_s2", "cus_s", 5000, "succeeded", "2026-11-20 10:00"),
+    ]
     busy = [charge("ch_b", "cus_b", 1000, "succeeded", "2026-11-30 05:00")]
     raw = {
         "quiet": ("cus_q", quiet, "2026-11-27 06:00"),
@@ -82,7 +87,7 @@ def load(warehouse) -> None:
                 assert outcome.rows_quarantined == 0, outcome
         record_sync(conn, sync("quiet", "2026-11-27 06:00", records=len(quiet) + 1))
         record_sync(conn, sync("quiet", "2026-11-30 06:00"))  # nothing new to land
-        record_sync(conn, sync("stale", "2026-11-26 08:00", records=2))
+        record_sync(conn, sync("stale", "2026-11-26 08:00", records=3))
         record_sync(conn, sync("stale", "2026-11-29 08:00", status=FAILED))
         conn.commit()
 
@@ -99,7 +104,7 @@ def test_histories_reach_the_day_analysed_with_one_growth_and_sync_freshness(set
     ) == [
         ("busy", AS_OF, AS_OF, 1),
         ("quiet", dt.date(2026, 10, 2), AS_OF, 60),
-        ("stale", dt.date(2026, 11, 20), AS_OF, 11),
+        ("stale", dt.date(2026, 9, 28), dt.date(2026, 11, 26), 60),
     ]
     assert rows(
         warehouse,
@@ -121,7 +126,7 @@ def test_histories_reach_the_day_analysed_with_one_growth_and_sync_freshness(set
     ) == [
         ("busy", AS_OF, 10, 0, None, at("2026-11-30 07:00")),
         ("quiet", AS_OF, 900, 500, D("0.8"), at("2026-11-30 06:00")),
-        ("stale", AS_OF, 50, 0, None, at("2026-11-26 08:00")),
+        ("stale", dt.date(2026, 11, 26), 50, 50, 0, at("2026-11-26 08:00")),
     ]
 
     # The analysis of Nov 30 reads the same history: the same growth, freshness from syncs.
@@ -130,7 +135,7 @@ def test_histories_reach_the_day_analysed_with_one_growth_and_sync_freshness(set
     trends = patterns.trends(history, AS_OF)
     revenue = trends[trends["metric"] == "revenue"].set_index("tenant_id")["mom_growth"]
     assert revenue["quiet"] == pytest.approx(0.8)
-    assert pd.isna(revenue["stale"])  # no 60 days of history
+    assert pd.isna(revenue["stale"])  # Nov 27-30 are unknown
     scores = health.health_scores(history, AS_OF, trends).set_index("tenant_id")
     assert scores.loc["quiet", "days_since_data"] == 0
     assert scores.loc["quiet", "data_freshness"] == 100.0

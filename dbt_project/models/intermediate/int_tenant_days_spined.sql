@@ -1,8 +1,9 @@
--- One row per tenant and UTC day from the tenant's first activity to the day analysed, so every
--- tenant's history reaches the same day and a quiet last week reads as zeros, not as missing days. Activity means dated events (charges, invoices,
--- refunds, pull requests, reviews, commits, orders, GA report days); customers, subscriptions,
--- repositories and products are left out because they can predate a connector's start date by
--- years and would stretch the history with empty days.
+-- One row per tenant and UTC day from the tenant's first activity to the day analysed, so a quiet
+-- last week reads as zeros, not as missing days; for a tenant whose newest successful sync is
+-- older, to that sync's day: the days after it are unknown, not zero. Activity means dated events
+-- (charges, invoices, refunds, pull requests, reviews, commits, orders, GA report days);
+-- customers, subscriptions, repositories and products are left out because they can predate a
+-- connector's start date by years and would stretch the history with empty days.
 --
 -- The day analysed is the newest day of any tenant's activity: the newest daily partition whenever
 -- a sync brought that day's data. Landing quarantines rows dated more than a day after their sync,
@@ -89,13 +90,33 @@ tenant_bounds as (
 
 ),
 
+newest_syncs as (
+
+    select tenant_id, max(synced_date) as synced_date
+    from {{ ref('int_tenant_syncs_dated') }}
+    group by tenant_id
+
+),
+
+analysed as (
+
+    select tenant_bounds.*, max(tenant_bounds.last_date) over () as as_of_date
+    from tenant_bounds
+
+),
+
 tenant_ranges as (
 
     select
-        tenant_bounds.*,
-        max(tenant_bounds.last_date) over () as as_of_date
+        analysed.*,
+        greatest(
+            analysed.last_date,
+            least(analysed.as_of_date, coalesce(newest_syncs.synced_date, analysed.as_of_date))
+        ) as through_date
 
-    from tenant_bounds
+    from analysed
+    left join newest_syncs
+        on analysed.tenant_id = newest_syncs.tenant_id
 
 ),
 
@@ -104,7 +125,7 @@ tenant_ranges as (
 calendar as (
 
     select min(first_date) as date, max(as_of_date) as as_of_date
-    from tenant_ranges
+    from analysed
     having min(first_date) is not null
 
     union all
@@ -124,6 +145,7 @@ tenant_days as (
         tenant_ranges.first_date,
         tenant_ranges.last_date,
         tenant_ranges.as_of_date,
+        tenant_ranges.through_date,
         tenant_ranges.first_stripe_date,
         tenant_ranges.first_github_date,
         tenant_ranges.first_shopify_date,
@@ -131,7 +153,7 @@ tenant_days as (
 
     from tenant_ranges
     inner join calendar
-        on calendar.date between tenant_ranges.first_date and tenant_ranges.as_of_date
+        on calendar.date between tenant_ranges.first_date and tenant_ranges.through_date
 
 )
 
@@ -139,12 +161,14 @@ select
     tenant_id,
     date,
     month,
-    -- The day a month's end-of-month state is read on: its last day, or the day analysed for the
-    -- month still running.
-    (date = as_of_date or {{ marts_month('cast(date + 1 as date)') }} <> month) as is_month_snapshot,
+    -- The day a month's end-of-month state is read on: its last day, or the tenant's last day for
+    -- the month still running.
+    (date = through_date or {{ marts_month('cast(date + 1 as date)') }} <> month)
+        as is_month_snapshot,
     first_date,
     last_date,
     as_of_date,
+    through_date,
     first_stripe_date,
     first_github_date,
     first_shopify_date,

@@ -5,7 +5,7 @@ with
 
 months as (
 
-    -- snapshot_date: the month's last day, or the day analysed for the month still running.
+    -- snapshot_date: the month's last day, or the tenant's last day for the month still running.
     select tenant_id, month, date as snapshot_date
     from {{ ref('int_tenant_days_spined') }}
     where is_month_snapshot

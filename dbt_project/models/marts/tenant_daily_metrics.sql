@@ -10,7 +10,7 @@
 }}
 
 -- The history the analysis reads: one row per tenant and UTC day from its first activity to the
--- day analysed (int_tenant_days_spined), zeros on quiet days, with the newest sync known at each
+-- day analysed or its newest sync (int_tenant_days_spined), zeros on quiet days, with the newest sync known at each
 -- day's end. Money is in the tenant's primary currency only; counts and rates cover every
 -- currency.
 with

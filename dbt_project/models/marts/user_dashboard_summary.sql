@@ -1,7 +1,7 @@
 {{ config(indexes=marts_postgres_indexes([{'columns': ['tenant_id']}])) }}
 
--- One row per tenant with the headline numbers as of the day analysed (the tenant's last day in
--- tenant_daily_metrics): a table, so the dashboard reads one row instead of aggregating the
+-- One row per tenant with the headline numbers as of the tenant's last day in
+-- tenant_daily_metrics (the day analysed, or its newest sync's day when older): a table, so the dashboard reads one row instead of aggregating the
 -- history. Money is in the primary currency; customer counts and rates cover every currency.
 with
 
