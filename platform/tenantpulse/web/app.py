@@ -38,7 +38,7 @@ from tenantpulse.web.db import TenantDatabase
 from tenantpulse.web.settings import WebSettings, load_web_settings
 
 HERE = Path(__file__).parent
-ROUTE_MODULES: tuple[str, ...] = ()
+ROUTE_MODULES: tuple[str, ...] = ("tenantpulse.web.pages", "tenantpulse.web.api")
 SECURITY_HEADERS = {
     # Scripts, styles and images from the app itself only (the charts' library is served by it).
     "content-security-policy": "default-src 'self'; frame-ancestors 'self'; base-uri 'none'",
@@ -100,7 +100,7 @@ async def _error(request: Request, error: HTTPException) -> Response:
     return render(request, "error.html", error.status_code, message=error.detail)
 
 
-async def index(request: Request) -> Response:
+def index(request: Request) -> Response:
     session = signin.current_session(request)
     if session is None:
         return render(request, "error.html", 401, message=signin.NOT_SIGNED_IN)
@@ -110,7 +110,7 @@ async def index(request: Request) -> Response:
     return RedirectResponse(home, status_code=303)
 
 
-async def signin_page(request: Request) -> Response:
+def signin_page(request: Request) -> Response:
     """Exchange a sign-in token for the session cookie, then go to the tenant's home."""
     web: WebSettings = request.app.state.web
     try:
@@ -140,7 +140,7 @@ async def signin_page(request: Request) -> Response:
     return response
 
 
-async def signout(request: Request) -> Response:
+def signout(request: Request) -> Response:
     response = render(request, "error.html", 200, message="Signed out.", session=None)
     response.delete_cookie(signin.SESSION_COOKIE, path="/")
     return response

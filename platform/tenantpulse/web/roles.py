@@ -60,12 +60,17 @@ def setup_roles(conn: Connection) -> list[str]:
     from tenantpulse.web.api_tokens import ensure_api_tokens
 
     ensure_api_tokens(conn)
-    exists = conn.fetch_value("select 1 from pg_roles where rolname = %s", (WEB_ROLE,))
-    if not exists:
-        conn.execute(
-            f"create role {quote_ident(WEB_ROLE)} login nosuperuser nobypassrls "
-            "nocreatedb nocreaterole noinherit"
-        )
+    # Roles belong to the whole server: another database's setup may create it at the same time.
+    conn.execute(
+        "do $role$ begin "
+        f"create role {quote_ident(WEB_ROLE)} login nosuperuser nobypassrls "
+        "nocreatedb nocreaterole noinherit; "
+        "exception when duplicate_object or unique_violation then null; end $role$"
+    )
+    conn.execute(
+        f"alter role {quote_ident(WEB_ROLE)} login nosuperuser nobypassrls nocreatedb "
+        "nocreaterole noinherit"
+    )
     database = conn.fetch_value("select current_database()")
     conn.execute(f"grant connect on database {quote_ident(database)} to {quote_ident(WEB_ROLE)}")
     conn.execute(_PROTECT_FUNCTION)
