@@ -2,7 +2,7 @@
 days is one figure in the mart, the trends and the insights, and freshness counts from syncs.
 
 Three hand-built tenants. `busy` sold 10.00 on Nov 30 (its sync that morning landed it), which
-makes Nov 30 the day analysed, every tenant's last row:
+makes Nov 30 the day analysed, the last row of every tenant synced since:
 - `quiet`: Stripe charges of 100 (Oct 2), 200 (Oct 15), 200 (Oct 31), then 300 (Nov 1), 300
   (Nov 10) and 300 (Nov 26), its last activity, 4 days before the day analysed. The 30 days ending
   Nov 30 sum to 900, the 30 before (Oct 2 - Oct 31) to 500: growth 900 / 500 - 1 = 0.8. Means over
@@ -96,7 +96,7 @@ def test_histories_reach_the_day_analysed_with_one_growth_and_sync_freshness(set
     load(warehouse)
     dbt(settings, "build", "--exclude", "test_type:unit")
 
-    # Every tenant's rows run to the day analysed; quiet days are zeros.
+    # The rows run to the day analysed, quiet days as zeros; the stale tenant's to its last sync.
     assert rows(
         warehouse,
         "select tenant_id, min(date), max(date), count(*) from analytics.tenant_daily_metrics"
@@ -118,7 +118,7 @@ def test_histories_reach_the_day_analysed_with_one_growth_and_sync_freshness(set
         (dt.date(2026, 11, 30), 0, at("2026-11-30 06:00")),
     ]
 
-    # The dashboard: as of the day analysed; growth over 30 days from the sums.
+    # The dashboard: as of each tenant's last row; growth over 30 days from the sums.
     assert rows(
         warehouse,
         "select tenant_id, as_of_date, revenue_30d, revenue_prev_30d, revenue_growth_30d,"
