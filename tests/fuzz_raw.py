@@ -28,6 +28,7 @@ from tenantpulse.sources.contracts import (
     SCHEDULED,
     SCHEDULED_HORIZON,
     STREAMS,
+    STREAMS_BY_NAME,
     VARCHAR,
     CastValue,
     Column,
@@ -181,24 +182,85 @@ def _epoch(moment: dt.datetime) -> str:
     return str(int(moment.timestamp()))
 
 
+# What a clean tenant's rows hold so that staging's tests pass on them: the values of its
+# accepted_values tests, no NULL where it tests not_null, and ids that refer to another stream's
+# rows (its relationships tests) among the keys of the first sync.
+CHOICES = {
+    ("stripe__charges", "status"): ["succeeded", "pending", "failed"],
+    ("stripe__subscriptions", "status"): ["active", "trialing", "past_due", "canceled", "unpaid"],
+    ("stripe__invoices", "status"): ["draft", "open", "paid", "uncollectible", "void"],
+    ("stripe__refunds", "status"): ["pending", "succeeded", "failed", "canceled"],
+    ("stripe__refunds", "reason"): ["duplicate", "fraudulent", "requested_by_customer"],
+    ("github__pull_requests", "state"): ["open", "closed"],
+    ("github__issues", "state"): ["open", "closed"],
+    ("github__issues", "state_reason"): ["completed", "not_planned", "duplicate", "reopened"],
+    ("github__reviews", "state"): ["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED"],
+    ("shopify__orders", "financial_status"): ["pending", "paid", "partially_refunded", "voided"],
+    ("shopify__orders", "fulfillment_status"): ["fulfilled", "partial", "restocked"],
+    ("shopify__customers", "state"): ["disabled", "invited", "enabled", "declined"],
+    ("shopify__products", "status"): ["active", "archived", "draft"],
+    ("stripe__customers", "is_deleted"): ["false"],  # staging leaves deleted ones out, and
+    ("stripe__subscriptions", "is_deleted"): ["false"],  # other streams refer to them
+    ("stripe__invoices", "is_deleted"): ["false"],
+}
+CURRENCIES = ["usd", "eur", "jpy", "kwd"]
+NOT_NULL = {
+    ("stripe__charges", "currency"),
+    ("stripe__charges", "amount"),
+    ("stripe__charges", "status"),
+    ("stripe__subscriptions", "customer"),
+    ("stripe__subscriptions", "status"),
+    ("github__repositories", "full_name"),
+    ("github__pull_requests", "repository"),
+    ("github__pull_requests", "number"),
+    ("github__pull_requests", "state"),
+    ("github__issues", "state"),
+    ("github__reviews", "pull_request_url"),
+    ("github__reviews", "state"),
+    ("google_analytics__website_overview", "sessions"),
+    ("google_analytics__traffic_sources", "sessions"),
+    ("google_analytics__devices", "sessions"),
+    ("google_analytics__conversions_report", "conversions"),
+}
+REFERENCES = {  # (stream, column) -> the stream whose key it holds
+    ("stripe__charges", "customer"): "stripe__customers",
+    ("stripe__charges", "invoice"): "stripe__invoices",
+    ("stripe__subscriptions", "customer"): "stripe__customers",
+    ("stripe__invoices", "customer"): "stripe__customers",
+    ("stripe__invoices", "subscription"): "stripe__subscriptions",
+    ("stripe__refunds", "charge"): "stripe__charges",
+    ("shopify__orders", "customer_id"): "shopify__customers",
+    ("shopify__customers", "last_order_id"): "shopify__orders",
+}
+REPOSITORIES = 3  # repository-scoped GitHub rows are in repositories 0..2
+
+
 def _clean(rng: random.Random, contract, column: Column, key: int, synced: dt.datetime):
     """A value Airbyte could send for `column` of the row with key number `key`."""
-    name = column.name
+    name, spot = column.name, (contract.name, column.name)
     if name in contract.primary_key:
-        return _key(contract, column, key, synced)
-    if rng.random() < 0.15:
+        return _key(contract, column, key)
+    if spot in REFERENCES:
+        target = STREAMS_BY_NAME[REFERENCES[spot]]
+        return _key(target, _column(target, target.primary_key[0]), key % FIRST_SYNC_ROWS)
+    if contract.source == "github" and name in ("repository", "full_name", "pull_request_url"):
+        return _repository_text(contract, name, key)
+    if name == "number":
+        return str(key + 1)  # unique within its repository
+    if spot not in NOT_NULL and rng.random() < 0.15:
         return None
+    if spot in CHOICES:
+        return rng.choice(CHOICES[spot])
+    if name == "currency":
+        return rng.choice(CURRENCIES)
     if column.time:
         ahead = column.time == SCHEDULED and rng.random() < 0.5
         moment = synced + dt.timedelta(days=rng.uniform(0, 300) * (1 if ahead else -1))
         if column.type in (BIGINT, DECIMAL):
             return _epoch(moment)
         return _stamp(moment)
-    rule = _rule(contract, name)
     if column.type == JSON:
-        return json.dumps(_document(rng, name, rule), ensure_ascii=False)
-    if name == "pull_request_url":
-        return f"https://api.github.com/repos/acme/api/pulls/{rng.randint(1, 5000)}"
+        return json.dumps(_document(rng, contract, name, key), ensure_ascii=False)
     if column.type == BIGINT:
         return str(rng.choice([0, 1, 7, 42, -3, 1999, 250_000]))
     if column.type == DECIMAL:
@@ -208,9 +270,24 @@ def _clean(rng: random.Random, contract, column: Column, key: int, synced: dt.da
     return rng.choice(TEXTS)
 
 
-def _key(contract: StreamContract, column: Column, key: int, synced: dt.datetime) -> str:
-    if column.name == "date":  # Google Analytics: one day per key
-        return (synced.date() - dt.timedelta(days=key)).strftime("%Y%m%d")
+def _column(contract: StreamContract, name: str) -> Column:
+    return next(c for c in contract.columns if c.name == name)
+
+
+def _repository_text(contract: StreamContract, name: str, key: int) -> str:
+    """A repository's own name, or the repository (and pull request) a row belongs to."""
+    if contract.stream == "repositories":
+        return f"acme/repo{key}"
+    row = key % FIRST_SYNC_ROWS  # a review is of a pull request of the first sync
+    repository = f"acme/repo{row % REPOSITORIES}"
+    if name == "pull_request_url":
+        return f"https://api.github.com/repos/{repository}/pulls/{row + 1}"
+    return repository if contract.stream == "reviews" else f"acme/repo{key % REPOSITORIES}"
+
+
+def _key(contract: StreamContract, column: Column, key: int) -> str:
+    if column.name == "date":  # Google Analytics: one day per key, re-reported by later syncs
+        return (SYNC_TIMES[1].date() - dt.timedelta(days=key)).strftime("%Y%m%d")
     if column.name == "property_id":
         return "properties/123456"
     if column.type == BIGINT:
@@ -226,7 +303,7 @@ def _rule(contract: StreamContract, column: str) -> list[CastValue]:
     return [r for r in contract.casts if r.column == column]
 
 
-def _document(rng: random.Random, column: str, rules: list[CastValue]):
+def _document(rng: random.Random, contract: StreamContract, column: str, key: int):
     """A nested JSON value; for a column staging reads inside, the shape it reads."""
     if column == "items":
         price = {"unit_amount": 2900, "currency": "usd", "recurring": {"interval": "month"}}
@@ -234,8 +311,8 @@ def _document(rng: random.Random, column: str, rules: list[CastValue]):
         return {"object": "list", "data": [{"price": price, "quantity": rng.randint(1, 9)}]}
     if column == "plan":
         return {"amount": 2900, "amount_decimal": "2900.5", "interval": "year", "interval_count": 1}
-    if column == "customer":
-        return {"id": rng.randint(1, 10**6), "email": "ÅSA@example.com "}
+    if column == "customer":  # Shopify: the same customer as customer_id
+        return {"id": 1000 + key % FIRST_SYNC_ROWS, "email": "ÅSA@example.com "}
     if column == "refunds":
         amount = rng.choice(["12.50", 3, "0.01"])
         return [{"transactions": [{"amount": amount, "kind": "refund", "status": "success"}]}]
