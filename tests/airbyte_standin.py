@@ -1,7 +1,8 @@
 """A stand-in for an Airbyte server on 127.0.0.1, not Airbyte: it answers the endpoints
 dagster-airbyte's `AirbyteClient` calls, with the JSON shapes of Airbyte's REST API
-(`/api/public/v1`: applications/token, workspaces, connections, jobs) and configuration API
-(`/api/v1`: connections/get, jobs/get), so the real client can be tested without a server.
+(`/api/public/v1`: applications/token, workspaces, connections, jobs, PATCH sources) and
+configuration API (`/api/v1`: connections/get, jobs/get), so the real client can be tested
+without a server.
 
 Jobs run on the stand-in's clock: each follows a `JobPlan` (seconds running, then succeeded or
 failed). When a sync succeeds, the stand-in writes the tenant's raw tables the way Airbyte's
@@ -81,6 +82,7 @@ class AirbyteStandIn:
         self.jobs: dict[int, Job] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) in order
         self.conflicts: set[str] = set()  # connections whose next POST /jobs meets a new sync
+        self.source_configurations: dict[str, dict] = {}  # source id -> last PATCHed configuration
         self._tokens: set[str] = set()
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -243,6 +245,10 @@ class AirbyteStandIn:
                     if job.status == "running":
                         job.status, job.updated = "cancelled", now()
                 return 200, self.job_response(job)
+            if method == "PATCH" and path.startswith(f"{REST}/sources/"):
+                source_id = path.rsplit("/", 1)[1]
+                self.source_configurations[source_id] = body.get("configuration") or {}
+                return 200, {"sourceId": source_id, "workspaceId": self.workspace_id}
             if route == ("POST", f"{CONFIG}/jobs/get"):
                 job = self.jobs.get(int(body.get("id", 0)))
                 if job is None:
@@ -370,6 +376,9 @@ def _handler(standin: AirbyteStandIn):
 
         def do_DELETE(self):
             self._serve("DELETE")
+
+        def do_PATCH(self):
+            self._serve("PATCH")
 
         def log_message(self, *args):  # quiet: the test reads `standin.requests` instead
             pass
