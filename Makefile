@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # PyAirbyte (embedded mode, docs/airbyte.md) pins pandas<3 and duckdb 1.4: its own environment.
 PYAIRBYTE := .venv-pyairbyte/.installed
 
-.PHONY: demo test dev docs lint format clean pyairbyte bench chromium
+.PHONY: demo test dev docs web lint format clean pyairbyte bench chromium
 
 demo: $(INSTALLED)  ## simulated tenants through the whole flow, on DuckDB
 	$(BIN)/tenantpulse demo
@@ -21,6 +21,13 @@ dev: $(INSTALLED)  ## the Dagster UI and daemon on http://127.0.0.1:3000
 docs: $(INSTALLED)  ## the dbt docs site on http://127.0.0.1:8080 (models, columns, lineage)
 	$(BIN)/tenantpulse dbt docs generate
 	$(BIN)/tenantpulse dbt docs serve --host 127.0.0.1 --port 8080 --no-browser
+
+# make web [TENANT=acme_growth]: prints a sign-in link for one of TENANT's users, then serves the
+# app; a signing key is made up for this run unless TENANTPULSE_WEB_SIGNING_KEY is set (docs/web.md).
+TENANT ?= acme_growth
+web: $(INSTALLED)  ## after `make demo`: a tenant's dashboard on http://127.0.0.1:8000 (the link printed first)
+	@export TENANTPULSE_WEB_SIGNING_KEY="$${TENANTPULSE_WEB_SIGNING_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')}"; \
+	$(BIN)/tenantpulse web token $(TENANT) --minutes 60 && exec $(BIN)/tenantpulse serve
 
 # make bench N=1000 [BENCH_ARGS="--warehouses duckdb"]: bench/README.md
 N ?= 100
