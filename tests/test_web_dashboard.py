@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import socket
 import threading
@@ -205,7 +206,9 @@ def test_signin_refuses_bad_tokens(built, client):
     cases = {
         expired: f"the sign-in link for {A} has expired",
         f"{payload_b}.{tampered.split('.')[1]}": "signature does not match",
-        sign(KEY.encode(), "signin", "nobody", "u", int(time.time()) + 300): "nobody is not an active tenant",
+        sign(
+            KEY.encode(), "signin", "nobody", "u", int(time.time()) + 300
+        ): "nobody is not an active tenant",
         "garbage": "incomplete",
     }
     for token, message in cases.items():
@@ -230,3 +233,285 @@ def test_csv_export_is_the_tenants_mart(built, client):
     assert len(exported) == len(expected) > 0
     assert set(exported["tenant_id"]) == {B}
     assert exported["sessions"].tolist() == expected["sessions"].tolist()
+
+
+# The browser
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; never `playwright install`
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run"]
+
+
+def _browser_or_skip():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as missing:
+        reason = f"playwright is not installed ({missing}); `make test` installs it"
+    else:
+        if CHROMIUM.exists():
+            return sync_playwright
+        reason = f"no {CHROMIUM}; `make chromium` installs Debian's chromium"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true needs the browser: {reason}")
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def _serving(app):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the app did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _expected_charts(settings, tenant_id) -> dict[str, tuple[list, list]]:
+    """Each chart's labels and first series, read from the marts and analysis as the operator."""
+    currency = _mart(
+        settings,
+        "select currency from analytics.user_dashboard_summary where tenant_id = %s",
+        (tenant_id,),
+    )["currency"].iloc[0]
+    queries = {
+        "health": ("select as_of as x, health_score as y from analysis.health_scores", ""),
+        "mrr": ("select month as x, mrr as y from analytics.revenue_analytics", currency),
+        "revenue": (
+            "select month as x, net_revenue as y from analytics.revenue_analytics",
+            currency,
+        ),
+        "developer": ("select date as x, prs_opened as y from analytics.developer_activity", ""),
+        "traffic": ("select date as x, sessions as y from analytics.website_analytics", ""),
+    }
+    expected = {}
+    for key, (sql, in_currency) in queries.items():
+        where = " where tenant_id = %s" + (" and currency = %s" if in_currency else "")
+        params = (tenant_id, in_currency) if in_currency else (tenant_id,)
+        frame = _mart(settings, sql + where + " order by 1", params)
+        labels = [pd.Timestamp(x).date().isoformat() for x in frame["x"]]
+        expected[key] = (labels, [None if pd.isna(y) else round(float(y), 2) for y in frame["y"]])
+    return expected
+
+
+def test_dashboards_in_a_real_browser(built, tmp_path):
+    settings, _ = built
+    sync_playwright = _browser_or_skip()
+    outside: list[str] = []
+    shots = []
+    recommendations_seen = 0
+    with _serving(create_app(settings)) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            for tenant_id, name, _ in TENANTS:
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+                def only_local(route, request):
+                    if request.url.startswith(base + "/"):
+                        route.continue_()
+                    else:
+                        outside.append(request.url)
+                        route.abort()
+
+                context.route("**/*", only_local)
+                page = context.new_page()
+                token = signin_token(KEY.encode(), tenant_id, f"owner@{tenant_id}.example", 5)
+                page.goto(f"{base}/signin?token={token}")
+                assert page.url == f"{base}/t/{tenant_id}/"
+                page.wait_for_selector("body[data-charts-ready=yes]", timeout=30_000)
+                assert page.locator("h1").inner_text() == name
+
+                for key, (labels, first) in _expected_charts(settings, tenant_id).items():
+                    drawn = page.evaluate(
+                        "key => { const c = Chart.getChart('chart-' + key); return c && "
+                        "{labels: c.data.labels, first: c.data.datasets[0].data, "
+                        "width: c.width, height: c.height}; }",
+                        key,
+                    )
+                    assert drawn, f"{tenant_id}: chart {key} not drawn"
+                    assert drawn["width"] > 0 and drawn["height"] > 0
+                    assert drawn["labels"] == labels, (tenant_id, key)
+                    assert [None if v is None else round(v, 2) for v in drawn["first"]] == first
+                    assert len(labels) > 0, (tenant_id, key)
+
+                document = _expected_report(settings, tenant_id)
+                strengths = page.locator("#strengths li").all_inner_texts()
+                assert strengths == document["insights"]["strengths"]
+                improvements = page.locator("#improvements li").all_inner_texts()
+                assert improvements == document["insights"]["improvements"]
+                assert page.locator("#recommendations .action").all_inner_texts() == [
+                    r["action"] for r in document["recommendations"]
+                ]
+                for i, recommendation in enumerate(document["recommendations"]):
+                    item = page.locator("#recommendations .recommendation").nth(i)
+                    assert (
+                        item.locator(".evidence li").all_inner_texts()
+                        == (recommendation["evidence"])
+                    )
+                    assert item.locator(".priority").inner_text() == recommendation["priority"]
+                recommendations_seen += len(document["recommendations"])
+                days_since_data = _mart(
+                    settings,
+                    "select days_since_data from analysis.health_scores where tenant_id = %s "
+                    "and as_of = %s",
+                    (tenant_id, document["as_of"]),
+                )["days_since_data"].iloc[0]
+                stale = pd.isna(days_since_data) or days_since_data >= 3
+                assert page.locator("#stale-badge").count() == int(stale)
+                assert page.locator("#fresh-badge").count() == int(not stale)
+                assert page.locator("#kpi-health").inner_text() == str(document["health_score"])
+                assert page.locator("#as-of").inner_text() == document["as_of"]
+                assert page.locator("#connections tbody tr").count() == 4
+                assert page.locator("#connections button.reconnect[disabled]").count() == 4
+
+                shot = tmp_path / f"web-dashboard-{tenant_id}.png"
+                page.screenshot(path=str(shot), full_page=True)
+                shots.append(shot)
+                context.close()
+        finally:
+            browser.close()
+    assert outside == [], f"requests left 127.0.0.1: {outside}"
+    assert recommendations_seen > 0  # the recommendations' checks above checked some
+    ARTIFACTS.mkdir(exist_ok=True)
+    for shot in shots:
+        shutil.copy(shot, ARTIFACTS / f"{settings.warehouse.dialect}-{shot.name}")
+    if os.environ.get("TENANTPULSE_UPDATE_SCREENSHOTS") == "1":  # the README's pictures
+        DOCS_SCREENSHOTS.mkdir(exist_ok=True)
+        for shot in shots:
+            shutil.copy(shot, DOCS_SCREENSHOTS / shot.name)
+
+
+# Row-level security on Postgres
+
+
+@pytest.fixture
+def on_postgres(built):
+    settings, _ = built
+    if settings.warehouse.dialect != "postgres":
+        pytest.skip("row-level security is Postgres's (DuckDB: docs/web.md)")
+    return settings
+
+
+def _web_database(settings, pool_size=1):
+    from tenantpulse.web.db import TenantDatabase
+    from tenantpulse.web.settings import load_web_settings
+
+    db = TenantDatabase(settings, load_web_settings(settings), pool_size=pool_size)
+    db.open()
+    return db
+
+
+def _protected_tables(settings) -> list[str]:
+    frame = _mart(
+        settings,
+        "select table_schema || '.' || table_name as name from information_schema.columns "
+        "where column_name = 'tenant_id' and table_schema in ('analytics', 'analysis', 'ops') "
+        "order by 1",
+    )
+    return frame["name"].tolist()
+
+
+def _tenants_seen(db, tenant_id, tables) -> dict[str, set]:
+    """Per table, the tenant ids a transaction scoped to `tenant_id` reads with no filter."""
+    seen = {}
+    with db.tenant(tenant_id) as conn:
+        for table in tables:
+            schema, name = table.split(".")
+            rows = conn.fetch_all(f'select distinct tenant_id from "{schema}"."{name}"')
+            seen[table] = {r[0] for r in rows}
+    return seen
+
+
+def _assert_isolated(settings):
+    tables = _protected_tables(settings)
+    assert {"analytics.revenue_daily", "analysis.health_scores", "ops.tenants"} <= set(tables)
+    db = _web_database(settings, pool_size=1)  # one connection: every transaction reuses it
+    try:
+        for tenant_id in (A, B, A):
+            seen = _tenants_seen(db, tenant_id, tables)
+            assert all(ids <= {tenant_id} for ids in seen.values()), seen
+            assert seen["analytics.revenue_daily"] == {tenant_id}
+            # A query asking for the other tenant's rows by name gets none.
+            other = B if tenant_id == A else A
+            with db.tenant(tenant_id) as conn:
+                assert (
+                    conn.fetch_value(
+                        "select count(*) from analytics.revenue_daily where tenant_id = %s",
+                        (other,),
+                    )
+                    == 0
+                )
+            # The setting ended with the transaction: the pooled connection's next one, with no
+            # tenant, reads nothing.
+            with db.unscoped() as conn:
+                assert conn.fetch_value(
+                    "select current_setting('tenantpulse.tenant_id', true)"
+                ) in (
+                    None,
+                    "",
+                )
+                assert conn.fetch_value("select count(*) from analytics.revenue_daily") == 0
+                assert conn.fetch_value("select count(*) from ops.tenants") == 0
+    finally:
+        db.close()
+
+
+def test_the_web_role_reads_one_tenant_per_transaction_on_pooled_connections(on_postgres):
+    _assert_isolated(on_postgres)
+
+
+def test_the_web_role_cannot_write_or_escape(on_postgres):
+    import psycopg
+
+    db = _web_database(on_postgres)
+    try:
+        for statement in (
+            "delete from analytics.revenue_daily",
+            "set role postgres",
+            "alter table analytics.revenue_daily disable row level security",
+        ):
+            with pytest.raises(psycopg.Error), db.tenant(A) as conn:
+                conn.execute(statement)
+    finally:
+        db.close()
+
+
+def test_the_app_refuses_a_login_that_bypasses_row_level_security(on_postgres):
+    from tenantpulse.warehouse import WarehouseError
+    from tenantpulse.web.db import TenantDatabase
+    from tenantpulse.web.settings import load_web_settings
+
+    web = load_web_settings(on_postgres)
+    as_owner = type(web)(web.signing_key, web.session_minutes, on_postgres.warehouse.postgres_dsn)
+    db = TenantDatabase(on_postgres, as_owner)
+    with pytest.raises(WarehouseError, match="is a superuser: row-level security would not hold"):
+        db.open()
+    db.close()
+
+
+def test_isolation_survives_a_dbt_rebuild_of_the_marts(on_postgres):
+    from tenantpulse.transform.dbt_cli import run_dbt
+
+    done = run_dbt(on_postgres, ["run", "-s", "marts", "--full-refresh"], capture=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    policies = _mart(
+        on_postgres,
+        "select tablename from pg_policies where schemaname = 'analytics' "
+        "and policyname = 'tenant_isolation' order by 1",
+    )["tablename"].tolist()
+    marts = _mart(
+        on_postgres,
+        "select table_name from information_schema.tables where table_schema = 'analytics' "
+        "order by 1",
+    )["table_name"].tolist()
+    assert policies == marts and len(marts) >= 9
+    _assert_isolated(on_postgres)
