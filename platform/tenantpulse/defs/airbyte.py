@@ -27,7 +27,8 @@ from tenantpulse.airbyte.sync import (
     sync_record,
     sync_tenants,
 )
-from tenantpulse.config import AIRBYTE_CLIENT_SECRET, AirbyteSettings
+from tenantpulse.config import AIRBYTE_CLIENT_SECRET, AirbyteSettings, load_connect_settings
+from tenantpulse.connect.airbyte_push import prepare_syncs
 from tenantpulse.defs.partitions import tenant_partitions
 from tenantpulse.defs.raw import raw_observations
 from tenantpulse.defs.resources import WarehouseResource
@@ -105,6 +106,12 @@ def build_sync_asset(airbyte: AirbyteSettings) -> dg.AssetsDefinition:
                     f"{', '.join(sorted(unsynced))}"
                 )
         every = [c for cs in connections.values() for c in cs]
+        with warehouse.open().connect() as conn:  # reconnect_required: paused; Shopify: push
+            every, paused, unpushed = prepare_syncs(
+                conn, load_connect_settings(), client, every, dt.datetime.now(dt.UTC)
+            )
+        for tenant_id, reason in {**paused, **unpushed}.items():
+            context.log.warning(f"{tenant_id}: {reason}")
         context.log.info(
             f"syncing {len(every)} connections of {len(tenant_ids)} tenants, "
             f"{airbyte.concurrency} at a time"
@@ -118,7 +125,7 @@ def build_sync_asset(airbyte: AirbyteSettings) -> dg.AssetsDefinition:
             for sync in syncs:
                 if sync.job is not None and sync.job["status"] in TERMINAL_STATUSES:
                     record_airbyte_job(conn, sync_record(sync.connection, sync.job, sync.error))
-            failures = tenant_failures(tenant_ids, connections, syncs)
+            failures = tenant_failures(tenant_ids, connections, syncs) | unpushed
             synced = {
                 (s.connection.tenant_id, s.connection.source)
                 for s in syncs
