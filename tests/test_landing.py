@@ -643,7 +643,13 @@ def test_times_outside_their_sources_life_or_after_their_sync_are_quarantined(wa
         ]
 
 
-def test_a_sync_time_in_the_future_is_quarantined_and_does_not_move_the_watermark(warehouse):
+def test_a_sync_time_in_the_future_is_quarantined_and_does_not_move_the_watermark(
+    warehouse, monkeypatch
+):
+    from functools import partial
+
+    from tenantpulse.landing import merge
+
     with warehouse.connect() as conn:
         write_raw(conn, "acme", "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
         future = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
@@ -660,6 +666,15 @@ def test_a_sync_time_in_the_future_is_quarantined_and_does_not_move_the_watermar
         assert second.watermark == sync_time(2)
         assert landed(conn, "stripe__charges", "id, amount") == [["ch_1", 1000], ["ch_3", 1000]]
         assert conn.fetch_value("select count(*) from landing.quarantine") == 1
+        # Once the clock has reached it, it lands.
+        monkeypatch.setattr(merge, "validate_rows", partial(merge.validate_rows, landed_at=future))
+        [third] = land_stream(conn, CHARGES, ["acme"])
+        assert (third.rows_landed, third.rows_quarantined, third.watermark) == (1, 0, future)
+        assert landed(conn, "stripe__charges", "id, updated") == [
+            ["ch_1", T0 + 1],
+            ["ch_2", T0 + 2],
+            ["ch_3", T0 + 3],
+        ]
 
 
 def test_values_staging_casts_are_checked_at_landing(warehouse):
