@@ -38,7 +38,11 @@ from tenantpulse.web.db import TenantDatabase
 from tenantpulse.web.settings import WebSettings, load_web_settings
 
 HERE = Path(__file__).parent
-ROUTE_MODULES: tuple[str, ...] = ("tenantpulse.web.pages", "tenantpulse.web.api")
+ROUTE_MODULES: tuple[str, ...] = (
+    "tenantpulse.web.pages",
+    "tenantpulse.web.api",
+    "tenantpulse.web.connect",
+)
 SECURITY_HEADERS = {
     # Scripts, styles and images from the app itself only (the charts' library is served by it).
     "content-security-policy": "default-src 'self'; frame-ancestors 'self'; base-uri 'none'",
