@@ -423,6 +423,75 @@ def web_setup_roles() -> None:
     click.echo(f"role {WEB_ROLE}: reads {len(tables)} tables through row-level security")
 
 
+@main.group()
+def connect() -> None:
+    """The token vault and refresher of the Connect service (docs/connect.md)."""
+
+
+@connect.command("new-key")
+def connect_new_key() -> None:
+    """Print a new vault key: put it first in TENANTPULSE_VAULT_KEYS, then run rotate-keys."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())
+
+
+@connect.command("rotate-keys")
+@_friendly_errors
+def connect_rotate_keys() -> None:
+    """Re-encrypt every stored token under the newest key of TENANTPULSE_VAULT_KEYS."""
+    from tenantpulse.config import load_connect_settings
+    from tenantpulse.connect.vault import Vault, VaultError, rotate_keys
+
+    settings = _settings()
+    try:
+        vault = Vault(load_connect_settings(settings.source_variables).vault_keys)
+        with open_warehouse(settings.warehouse).connect() as conn:
+            count = rotate_keys(conn, vault)
+    except VaultError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"re-encrypted {count} connection token(s) under the newest key; the other keys can "
+        "now be removed from TENANTPULSE_VAULT_KEYS"
+    )
+
+
+@connect.command("refresh")
+@_friendly_errors
+def connect_refresh() -> None:
+    """Refresh the due tokens now (token_refresh_sensor does it every minute under `make dev`)."""
+    from tenantpulse.config import load_connect_settings
+    from tenantpulse.connect.refresher import refresh_due
+    from tenantpulse.connect.vault import Vault, VaultError
+
+    settings = _settings()
+    connect_settings = load_connect_settings(settings.source_variables)
+    try:
+        vault = Vault(connect_settings.vault_keys)
+    except VaultError as error:
+        raise click.ClickException(str(error)) from error
+    outcomes = refresh_due(open_warehouse(settings.warehouse), vault, connect_settings)
+    for outcome in outcomes:
+        click.echo(f"{outcome.tenant_id} {outcome.provider}: {outcome.result}: {outcome.detail}")
+    click.echo(f"{len(outcomes)} connection(s) were due")
+
+
+@connect.command("status")
+@click.argument("tenant_id", required=False)
+@_friendly_errors
+def connect_status(tenant_id: str | None) -> None:
+    """Each vault connection's status, next refresh and last error (never a token)."""
+    from tenantpulse.connect.vault import list_states
+
+    with open_warehouse(_settings().warehouse).connect() as conn:
+        states = list_states(conn, tenant_id)
+    for s in states:
+        due = f"{s.next_refresh_at:%Y-%m-%d %H:%M}Z" if s.next_refresh_at else "-"
+        click.echo(f"{s.tenant_id} {s.provider} {s.status} next refresh {due} {s.last_error or ''}")
+    if not states:
+        click.echo("no connection in the vault")
+
+
 def _active_tenants(warehouse, tenant_ids: tuple[str, ...]):
     from tenantpulse.tenants.ids import validate_tenant_id
     from tenantpulse.tenants.registry import list_tenants
