@@ -124,3 +124,30 @@ def test_a_bad_vault_key_is_refused_without_showing_it():
     )
     with pytest.raises(VaultError, match="TENANTPULSE_VAULT_KEYS is not set"):
         Vault(load_connect_settings({}).vault_keys)
+
+
+def test_the_cli_rotates_keys_taken_from_the_environment(tmp_path, warehouse_url, monkeypatch):
+    from click.testing import CliRunner
+
+    from conftest import make_settings
+    from tenantpulse.cli import main
+    from tenantpulse.warehouse import open_warehouse
+
+    warehouse = open_warehouse(make_settings(tmp_path, warehouse_url).warehouse)
+    with warehouse.connect() as conn:
+        store_tokens(conn, Vault([KEY_OLD]), "acme", "shopify", tokens(), NOW, NOW)
+    monkeypatch.setenv("TENANTPULSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TENANTPULSE_WAREHOUSE_URL", warehouse_url)
+    monkeypatch.setenv("TENANTPULSE_VAULT_KEYS", f"{KEY_NEW},{KEY_OLD}")
+    rotated = CliRunner().invoke(main, ["connect", "rotate-keys"], catch_exceptions=False)
+    assert rotated.exit_code == 0 and "re-encrypted 1 connection token(s)" in rotated.output
+    monkeypatch.setenv("TENANTPULSE_VAULT_KEYS", KEY_NEW)
+    status = CliRunner().invoke(main, ["connect", "status"], catch_exceptions=False)
+    assert "acme shopify connected next refresh 2026-12-01 12:00Z" in status.output
+    with warehouse.connect() as conn:
+        assert read_tokens(conn, Vault([KEY_NEW]), "acme", "shopify") == tokens()
+    monkeypatch.setenv("TENANTPULSE_VAULT_KEYS", Fernet.generate_key().decode())
+    refused = CliRunner().invoke(main, ["connect", "rotate-keys"])
+    assert refused.exit_code == 1 and "tenant 'acme'" in refused.output
+    for output in (rotated.output, status.output, refused.output):
+        assert SECRET not in output and KEY_NEW not in output
