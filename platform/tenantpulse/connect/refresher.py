@@ -66,6 +66,16 @@ def refresh_next(
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> Outcome | None:
     """Claim and refresh one due connection; None when none is due (or all are claimed)."""
+    _ensure_tables(warehouse)
+    return _refresh_one(warehouse, vault, settings, now)
+
+
+def _refresh_one(
+    warehouse: Warehouse,
+    vault: Vault,
+    settings: ConnectSettings,
+    now: Callable[[], dt.datetime],
+) -> Outcome | None:
     with warehouse.connect() as conn:
         claimed = _claim(conn, now())
         if claimed is None:
@@ -113,19 +123,24 @@ def refresh_due(
     `seconds` have passed (a sensor tick's budget: the rest are due on the next tick)."""
     outcomes: list[Outcome] = []
     stop = time.monotonic() + seconds if seconds is not None else None
+    _ensure_tables(warehouse)
     while len(outcomes) < limit and (stop is None or time.monotonic() < stop):
-        outcome = refresh_next(warehouse, vault, settings, now)
+        outcome = _refresh_one(warehouse, vault, settings, now)
         if outcome is None:
             break
         outcomes.append(outcome)
     return outcomes
 
 
+def _ensure_tables(warehouse: Warehouse) -> None:
+    with warehouse.connect() as conn:
+        ensure_vault(conn)
+        ensure_connections_table(conn)
+
+
 def _claim(conn: Connection, now: dt.datetime) -> tuple | None:
     """(tenant, provider, ciphertext, failures, shop) of the most overdue connection, locked
     on Postgres until this transaction ends; rows other refreshers hold are skipped."""
-    ensure_vault(conn)
-    ensure_connections_table(conn)
     lock = " for update of t skip locked" if conn.dialect == "postgres" else ""
     row = conn.fetch_one(
         "select t.tenant_id, t.provider, t.ciphertext, t.failures, c.settings"
