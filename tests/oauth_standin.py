@@ -45,12 +45,17 @@ class StandInState:
 
 
 class OAuthStandIn:
-    def __init__(self, client_id: str = "tp-client", client_secret: str = "tp-secret-not-real"):
+    def __init__(
+        self,
+        client_id: str = "tp-client",
+        client_secret: str = "tp-secret-not-real",
+        port: int = 0,
+    ):
         self.client_id, self.client_secret = client_id, client_secret
         self.behaviour: dict[str, Behaviour] = {}
         self.state = StandInState()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -194,3 +199,19 @@ def _handler(standin: OAuthStandIn):
             pass
 
     return Handler
+
+
+if __name__ == "__main__":  # a local try-out of the Connect pages: docs/connect.md
+    import sys
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8765
+    with OAuthStandIn(port=port) as standin:
+        print(f"stand-in OAuth provider on {standin.url} (every provider approves at once); set")
+        print(f"  TENANTPULSE_CONNECT_PROVIDER_URL={standin.url}")
+        for name in ("SHOPIFY", "GITHUB", "GOOGLE_ANALYTICS"):
+            print(f"  TENANTPULSE_CONNECT_{name}_CLIENT_ID={standin.client_id}")
+            print(f"  TENANTPULSE_CONNECT_{name}_CLIENT_SECRET={standin.client_secret}")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
