@@ -111,14 +111,14 @@ class TenantDatabase:
 def check_web_role(raw) -> None:
     """Refuse a login role that row-level security would not hold: a superuser, a role with
     BYPASSRLS, or the owner of any table the app reads."""
-    from tenantpulse.web.roles import PROTECTED_SCHEMAS
+    from tenantpulse.web.roles import READ_SCHEMAS
 
     user, superuser, bypass = raw.execute(
         "select rolname, rolsuper, rolbypassrls from pg_roles where rolname = current_user"
     ).fetchone()
     owned = raw.execute(
         "select count(*) from pg_tables where tableowner = current_user and schemaname = any(%s)",
-        (list(PROTECTED_SCHEMAS),),
+        (list(READ_SCHEMAS),),
     ).fetchone()[0]
     raw.rollback()
     if superuser or bypass or owned:

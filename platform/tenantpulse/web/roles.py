@@ -3,7 +3,7 @@
 `setup_roles(conn)` (run by `tenantpulse web setup-roles` as the warehouse's owner) creates the
 login role WEB_ROLE (no superuser, no BYPASSRLS, owns nothing) and the function
 `web.protect_table(regclass)`, then protects every table with a `tenant_id` column in
-PROTECTED_SCHEMAS: RLS enabled, one policy letting WEB_ROLE read the rows whose tenant_id is the
+PROTECTED_SCHEMAS, and OPS_TABLES: RLS enabled, one policy letting WEB_ROLE read the rows whose tenant_id is the
 transaction's `tenantpulse.tenant_id` setting (none when it is unset), and SELECT granted to it.
 A view gets `security_invoker`, so the policies of its tables apply to the reader.
 
@@ -18,7 +18,11 @@ from tenantpulse.warehouse import Connection, quote_ident
 from tenantpulse.web.db import TENANT_SETTING
 from tenantpulse.web.settings import WEB_ROLE
 
-PROTECTED_SCHEMAS = ("analytics", "analysis", "ops")
+# Every table with a tenant_id column in these schemas is read through the policy...
+PROTECTED_SCHEMAS = ("analytics", "analysis")
+# ...and these ops tables only (not the action log, the quarantine or the token vault).
+OPS_TABLES = ("tenants", "tenant_connections", "airbyte_sync_history")
+READ_SCHEMAS = (*PROTECTED_SCHEMAS, "ops")
 WEB_SCHEMA = "web"
 
 _PROTECT_FUNCTION = f"""
@@ -74,7 +78,7 @@ def setup_roles(conn: Connection) -> list[str]:
     database = conn.fetch_value("select current_database()")
     conn.execute(f"grant connect on database {quote_ident(database)} to {quote_ident(WEB_ROLE)}")
     conn.execute(_PROTECT_FUNCTION)
-    for schema in (*PROTECTED_SCHEMAS, WEB_SCHEMA):
+    for schema in (*READ_SCHEMAS, WEB_SCHEMA):
         conn.ensure_schema(schema)
         conn.execute(f"grant usage on schema {quote_ident(schema)} to {quote_ident(WEB_ROLE)}")
     # Hashes of API tokens only: read to find a token's tenant, before any tenant is known.
@@ -84,8 +88,9 @@ def setup_roles(conn: Connection) -> list[str]:
         "join pg_namespace n on n.oid = c.relnamespace "
         "join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id' "
         "and not a.attisdropped "
-        "where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v') order by 1",
-        (list(PROTECTED_SCHEMAS),),
+        "where c.relkind in ('r', 'p', 'v') "
+        "and (n.nspname = any(%s) or (n.nspname = 'ops' and c.relname = any(%s))) order by 1",
+        (list(PROTECTED_SCHEMAS), list(OPS_TABLES)),
     )
     for (table,) in tables:
         conn.execute("select web.protect_table(%s::regclass)", (table,))
