@@ -11,7 +11,7 @@ from rawdata import sync_time, write_raw
 from tenantpulse import flow
 from tenantpulse.defs.partitions import partition_ranges
 from tenantpulse.defs.tenants import sync_tenant_partitions
-from tenantpulse.flow_runs import dagster_instance, run_flow
+from tenantpulse.flow_runs import dagster_instance, describe_run, run_flow
 from tenantpulse.tenants.registry import add_tenant, list_tenants, remove_tenant
 
 
@@ -99,7 +99,9 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
         ]
 
 
-def test_a_tenant_whose_raw_table_breaks_the_contract_fails_the_run_by_name(settings, warehouse):
+def test_a_tenant_whose_raw_table_breaks_the_contract_is_named_and_the_flow_goes_on(
+    settings, warehouse
+):
     with warehouse.connect() as conn:
         add_tenant(conn, "acme", "Acme", "stripe")
         add_tenant(conn, "broken", "Broken", "stripe")
@@ -115,16 +117,43 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_fails_the_run_by_name(sett
             "create table user_broken.stripe_refunds (amount bigint, _airbyte_raw_id varchar, "
             "_airbyte_extracted_at timestamptz)"
         )
+    instance = dagster_instance(settings)
+    result = land(settings, instance)
+    assert result.success, step_errors(result)  # the others' flow goes on
+    run = instance.get_run_by_id(result.run_id)
+    assert run.tags[flow.LANDING_FAILED_TAG] == "broken/stripe__refunds"
+    assert "NOT LANDED, the others went on: broken/stripe__refunds" in describe_run(run)
+    [check] = [
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.asset_key == dg.AssetKey(["landing", "stripe__refunds"])
+        and c.check_name == "tenants_landed"
+    ]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["errors_by_tenant"].value == {
+        "broken": "raw table user_broken.stripe_refunds has no column id: its primary key and "
+        "Airbyte metadata are required to land it"
+    }
+    with warehouse.connect() as conn:  # the good tenant is landed all the same
+        assert conn.fetch_all("select tenant_id, id from landing.stripe__refunds") == [
+            ("acme", "re_1")
+        ]
+
+
+def test_a_land_run_where_no_tenant_could_be_landed_fails_naming_them(settings, warehouse):
+    with warehouse.connect() as conn:
+        add_tenant(conn, "broken", "Broken", "stripe")
+        conn.ensure_schema("user_broken")
+        conn.execute(
+            "create table user_broken.stripe_refunds (amount bigint, _airbyte_raw_id varchar, "
+            "_airbyte_extracted_at timestamptz)"
+        )
     result = land(settings, dagster_instance(settings))
     assert not result.success
     assert (
         "1 tenant stream(s) could not be landed: broken/stripe__refunds: "
         "raw table user_broken.stripe_refunds has no column id"
     ) in step_errors(result)
-    with warehouse.connect() as conn:  # the good tenant is landed all the same
-        assert conn.fetch_all("select tenant_id, id from landing.stripe__refunds") == [
-            ("acme", "re_1")
-        ]
 
 
 def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, warehouse):

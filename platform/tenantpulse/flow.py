@@ -22,6 +22,9 @@ ROWS_LANDED_TAG = "tenantpulse/rows_landed"  # landing: rows merged or quarantin
 HISTORY_TENANTS_TAG = "tenantpulse/history_tenants"
 ALL_TENANTS = "*"
 HISTORY_TENANTS_NAMED = 100  # more tenants with new history than this: rebuild every tenant
+# landing: the tenant streams that could not be landed (`<tenant>/<stream>`, the first few)
+LANDING_FAILED_TAG = "tenantpulse/landing_failed"
+FAILED_NAMED = 10
 NEXT_TAG = "tenantpulse/next"  # the sensor: the run it launched next, or "end: <why>"
 END = "end: "
 PROPAGATED_TAGS = (
@@ -118,6 +121,12 @@ def history_tag(tenant_ids: set[str]) -> str:
     if len(tenant_ids) > HISTORY_TENANTS_NAMED:
         return ALL_TENANTS
     return ",".join(sorted(tenant_ids))
+
+
+def failed_tag(names: list[str]) -> str:
+    """The value of LANDING_FAILED_TAG for these `<tenant>/<stream>` names."""
+    shown = ", ".join(names[:FAILED_NAMED])
+    return shown + (f" and {len(names) - FAILED_NAMED} more" if len(names) > FAILED_NAMED else "")
 
 
 def history_tenants(tags: dict) -> tuple[str, ...]:

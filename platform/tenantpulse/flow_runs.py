@@ -333,6 +333,8 @@ def describe_run(run: dg.DagsterRun) -> str:
         chosen = landing_run_tenants(run.run_config)
         named = ", ".join(chosen[:5]) + (f" and {len(chosen) - 5} more" if len(chosen) > 5 else "")
         what.append(f"tenants: {named}" if chosen else "all tenants")
+        if tags.get(flow.LANDING_FAILED_TAG):
+            what.append(f"NOT LANDED, the others went on: {tags[flow.LANDING_FAILED_TAG]}")
     if run.job_name == flow.DBT.job:
         since = ops.get("dbt_views", {}).get("config", {}).get("test_rows_synced_since")
         what.append(f"tests: rows synced since {since}" if since else "tests: every row")

@@ -31,7 +31,14 @@ from tenantpulse.defs.schemas import (
     contract_schema,
     previous_data_version,
 )
-from tenantpulse.flow import HISTORY_TENANTS_TAG, NEWEST_LANDED_TAG, ROWS_LANDED_TAG, history_tag
+from tenantpulse.flow import (
+    HISTORY_TENANTS_TAG,
+    LANDING_FAILED_TAG,
+    NEWEST_LANDED_TAG,
+    ROWS_LANDED_TAG,
+    failed_tag,
+    history_tag,
+)
 from tenantpulse.landing.history import landed_generations, tenants_with_new_history
 from tenantpulse.landing.merge import (
     FAILED,
@@ -46,6 +53,7 @@ from tenantpulse.sources.contracts import STREAMS, StreamContract
 
 SCHEMA_DRIFT_CHECK = "no_schema_drift"
 QUARANTINE_CHECK = "no_quarantined_rows"
+LANDED_CHECK = "tenants_landed"
 LAND_OP = "land"
 SUMMARY_ROWS = 100  # tenants listed in the metadata's summary table; the counts cover all
 
@@ -127,6 +135,12 @@ def _check_specs(contract: StreamContract) -> list[AssetCheckSpec]:
             asset=key,
             description="Raw table has no columns beyond the contract.",
         ),
+        AssetCheckSpec(
+            LANDED_CHECK,
+            asset=key,
+            description="Every tenant's raw table of the stream was landed (a failed one is "
+            "named with its error; the other tenants land and their flow goes on).",
+        ),
         AssetCheckSpec(QUARANTINE_CHECK, asset=key, description="No raw row was quarantined."),
     ]
 
@@ -166,6 +180,15 @@ def _results(contract: StreamContract, outcomes: list[TenantLanding], instance: 
         passed=not drifted,
         severity=AssetCheckSeverity.WARN,
         metadata={"extra_columns_by_tenant": MetadataValue.json(drifted)},
+    )
+    failed = {o.tenant_id: o.error for o in outcomes if o.status == FAILED}
+    yield AssetCheckResult(
+        asset_key=key,
+        check_name=LANDED_CHECK,
+        passed=not failed,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"Could not be landed: {', '.join(sorted(failed))}" if failed else None,
+        metadata={"errors_by_tenant": MetadataValue.json(failed)},
     )
     yield AssetCheckResult(
         asset_key=key,
@@ -219,6 +242,12 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
         },
     )
     failed = {name: error for s in landed for name, error in s.failures.items()}
-    if failed:
-        # The other tenants and streams are committed; this names the ones to fix and re-run.
+    if failed and not any(o.status in (MERGED, UP_TO_DATE) for s in landed for o in s.outcomes):
         raise Failure(description=failure_summary(failed), metadata=failed)
+    if failed:
+        # The others are committed and their flow goes on; each stream's tenants_landed check
+        # names the tenants to fix, and the CLI prints them (describe_run).
+        context.log.warning(failure_summary(failed))
+        context.instance.add_run_tags(
+            context.run.run_id, {LANDING_FAILED_TAG: failed_tag(sorted(failed))}
+        )
