@@ -162,3 +162,28 @@ def test_contracts_use_known_types_and_their_keys_and_cursors_are_columns():
         assert all(c.type in LOGICAL_TYPES for c in contract.columns), contract.name
         assert set(contract.primary_key) <= set(names) and contract.cursor in names, contract.name
         assert len(set(names)) == len(names), contract.name
+
+
+def test_syncs_that_reach_today_stop_at_now_so_none_lands_as_a_future_sync(tmp_path, warehouse_url):
+    from conftest import make_settings
+    from tenantpulse.landing.run import land_streams
+    from tenantpulse.sources.contracts import STREAMS_BY_NAME
+    from tenantpulse.warehouse import open_warehouse
+
+    today = dt.datetime.now(dt.UTC).date()
+    settings = make_settings(tmp_path, warehouse_url, TENANTPULSE_SIM_END_DATE=today.isoformat())
+    warehouse = open_warehouse(settings.warehouse)
+    tenants = register(warehouse, ("acme", "stripe", "steady_growth"))
+    syncs = []
+    for _ in range(3):  # `make demo` three times on one day
+        before = dt.datetime.now(dt.UTC)
+        [sync] = run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
+        syncs.append((sync.extracted_at, before, dt.datetime.now(dt.UTC)))
+    assert syncs[0][0] == dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
+    for (previous, _, _), (extracted_at, before, after) in zip(syncs, syncs[1:], strict=False):
+        assert previous < extracted_at and before <= extracted_at <= after
+    with warehouse.connect() as conn:
+        [charges] = list(land_streams(conn, [STREAMS_BY_NAME["stripe__charges"]]))
+        quarantined = conn.fetch_all("select reason from landing.quarantine")
+    assert charges.failures == {} and charges.rows_changed > 0
+    assert not [r for (r,) in quarantined if "future" in r or "after its sync" in r], quarantined

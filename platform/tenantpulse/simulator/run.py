@@ -77,7 +77,8 @@ def next_window(
     conn: Connection, tenant_id: str, source: str, settings: SimulatorSettings
 ) -> tuple[SyncWindow, dt.date]:
     """The next sync of (tenant, source): the first is at 00:00 UTC of `end_date` and covers the
-    `history_days` before it; each later one is one simulated day after the previous."""
+    `history_days` before it; each later one is one simulated day after the previous, or now when
+    that day has not ended yet."""
     ensure_simulator_tables(conn)
     row = conn.fetch_one(
         "select history_start, sync_number, extracted_at from ops.simulator_state "
@@ -90,7 +91,13 @@ def next_window(
         return SyncWindow(1, first, None), history_start
     history_start, sync_number, previous = row
     previous = pd.Timestamp(previous).to_pydatetime().astimezone(dt.UTC)
-    window = SyncWindow(int(sync_number) + 1, previous + dt.timedelta(days=1), previous)
+    extracted_at = previous + dt.timedelta(days=1)
+    now = dt.datetime.now(dt.UTC)
+    if previous < now < extracted_at:
+        # Never a sync stamped in the future (landing quarantines it, as it would Airbyte's):
+        # later on the day of the previous sync, the next one covers the time since then.
+        extracted_at = now
+    window = SyncWindow(int(sync_number) + 1, extracted_at, previous)
     return window, _as_date(history_start)
 
 
