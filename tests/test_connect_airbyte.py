@@ -63,7 +63,7 @@ def connect_shopify(warehouse, oauth, tenant_id: str, now: dt.datetime) -> None:
     location = requests.get(url, allow_redirects=False, timeout=5).headers["Location"]
     query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
     with warehouse.connect() as conn:
-        finish(conn, settings, Vault([KEY]), tenant_id, "owner", query, now)
+        finish(conn, settings, Vault([KEY]), tenant_id, "owner", "shopify", query, now)
 
 
 def test_connect_refresh_push_sync_and_no_token_anywhere_else(

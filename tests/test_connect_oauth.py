@@ -72,9 +72,11 @@ def begin(warehouse, standin, provider="shopify", user="ann", source_settings=SH
     return url, {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def complete(warehouse, standin, query, user="ann", at=T0 + dt.timedelta(minutes=1)):
+def complete(
+    warehouse, standin, query, user="ann", at=T0 + dt.timedelta(minutes=1), provider="shopify"
+):
     with warehouse.connect() as conn:
-        return finish(conn, settings_for(standin), Vault([KEY]), "acme", user, query, at)
+        return finish(conn, settings_for(standin), Vault([KEY]), "acme", user, provider, query, at)
 
 
 @pytest.fixture
@@ -125,6 +127,12 @@ def test_a_forged_state_is_refused(warehouse, standin, acme):
         complete(warehouse, standin, query | {"state": "forged"})
 
 
+def test_a_state_is_refused_at_another_providers_callback(warehouse, standin, acme):
+    _, query = begin(warehouse, standin)
+    with pytest.raises(StateRefused, match="was for shopify, not github"):
+        complete(warehouse, standin, query, provider="github")
+
+
 def test_the_state_is_bound_to_the_session_that_started_it(warehouse, standin, acme):
     _, query = begin(warehouse, standin, user="ann")
     with pytest.raises(StateRefused, match="started in another session"):
@@ -171,11 +179,11 @@ def test_already_connected_then_reconnect_after_a_revoked_grant(warehouse, stand
 def test_github_non_expiring_and_google_with_its_warning(warehouse, standin, acme):
     standin.behave("github", tokens=NON_EXPIRING)
     _, query = begin(warehouse, standin, "github", source_settings={"repositories": "acme/api"})
-    assert complete(warehouse, standin, query).warning is None
+    assert complete(warehouse, standin, query, provider="github").warning is None
     _, query = begin(
         warehouse, standin, "google_analytics", source_settings={"property_ids": "123"}
     )
-    assert "7 days" in complete(warehouse, standin, query).warning
+    assert "7 days" in complete(warehouse, standin, query, provider="google_analytics").warning
     with warehouse.connect() as conn:
         github = read_tokens(conn, Vault([KEY]), "acme", "github")
         assert (github.refresh_token, github.expires_at) == (None, None)

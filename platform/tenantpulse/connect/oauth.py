@@ -150,10 +150,11 @@ def finish(
     vault: Vault,
     tenant_id: str,
     user: str,
+    provider_name: str,
     query: Mapping[str, str],
     now: dt.datetime,
 ) -> Connected:
-    """Complete the flow from the provider's redirect (its query parameters)."""
+    """Complete the flow from `provider_name`'s redirect (its query parameters)."""
     ensure_states(conn)
     state = query.get("state") or ""
     row = conn.fetch_one(
@@ -170,6 +171,11 @@ def finish(
     conn.execute("delete from ops.oauth_states where state_hash = %s", (_hash(state),))
     conn.commit()
     started_by, started_user, name, sealed, redirect_uri, saved, expires_at = row
+    if name != provider_name:
+        raise StateRefused(
+            f"This connect link was for {name}, not {provider_name}: start again from the "
+            "Connect page."
+        )
     if (started_by, started_user) != (tenant_id, user):
         raise StateRefused(
             "This connect link was started in another session: start again from the Connect "

@@ -110,6 +110,7 @@ def callback(request: Request) -> Response:
                 _vault(settings),
                 session.tenant_id,
                 session.user,
+                source,
                 query,
                 dt.datetime.now(dt.UTC),
             )
