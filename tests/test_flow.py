@@ -9,6 +9,7 @@ import pytest
 from flowkit import land, run_job, step_errors
 from rawdata import sync_time, write_raw
 from tenantpulse import flow
+from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.partitions import partition_ranges
 from tenantpulse.defs.tenants import sync_tenant_partitions
 from tenantpulse.flow_runs import dagster_instance, describe_run, run_flow
@@ -138,6 +139,19 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_is_named_and_the_flow_goes
         assert conn.fetch_all("select tenant_id, id from landing.stripe__refunds") == [
             ("acme", "re_1")
         ]
+    # And the playbook file's run_failure alert goes out, once.
+    sensor = build_definitions(settings).get_sensor_def("landing_failed_alert_sensor")
+    for _ in range(2):
+        context = dg.build_sensor_context(instance=instance, cursor=None)
+        sensor.evaluate_tick(context)
+    with warehouse.connect() as conn:
+        alerts = conn.fetch_all(
+            "select playbook, action, status, payload from ops.action_log "
+            "where playbook = 'landing_failed'"
+        )
+    [(playbook, action, status, payload)] = alerts
+    assert (action, status) == ("notify_data_team", "done")
+    assert "could not land: broken/stripe__refunds" in payload
 
 
 def test_a_land_run_where_no_tenant_could_be_landed_fails_naming_them(settings, warehouse):

@@ -20,6 +20,7 @@ from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import Connection, Warehouse
 
 RUN_FAILURE, STALE_DATA = "run_failure", "stale_data"
+LANDING_FAILED = "landing_failed"  # sent through the run_failure rule: a run that failed a tenant
 
 
 def stale_tenants(

@@ -1,5 +1,6 @@
 """Actions as Dagster wiring: the daily `actions/action_log` asset that acts on an analysed day
-(the last stage of a flow, defs/flow.py), and the run-failure and stale-data alert sensors. The
+(the last stage of a flow, defs/flow.py), and the alert sensors: a failed run, a land run that
+left tenant streams unlanded, a tenant with stale data. The
 logic is in tenantpulse.actions."""
 
 import datetime as dt
@@ -8,13 +9,16 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
+    DagsterRunStatus,
     DailyPartitionsDefinition,
     DefaultSensorStatus,
     Failure,
     MaterializeResult,
     MetadataValue,
     RunFailureSensorContext,
+    RunsFilter,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     asset,
     run_failure_sensor,
@@ -23,7 +27,13 @@ from dagster import (
 from dagster import Config as DagsterConfig
 
 from tenantpulse.actions.action_log import MAX_DELIVERIES, ActionKey
-from tenantpulse.actions.alerts import RUN_FAILURE, STALE_DATA, send_alert, stale_tenants
+from tenantpulse.actions.alerts import (
+    LANDING_FAILED,
+    RUN_FAILURE,
+    STALE_DATA,
+    send_alert,
+    stale_tenants,
+)
 from tenantpulse.actions.execute import (
     act_on_day,
 )
@@ -33,6 +43,7 @@ from tenantpulse.config import Settings
 from tenantpulse.defs.analysis import ANALYSIS_ASSETS
 from tenantpulse.defs.flow import warehouse_in_use
 from tenantpulse.defs.partitions import partition_days
+from tenantpulse.flow import LAND, LANDING_FAILED_TAG
 from tenantpulse.insights.store import INSIGHTS_TABLE
 from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
 
@@ -189,7 +200,54 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
             f"{len(stale)} tenant(s) stale: {', '.join(t for t, _ in stale) or 'none'}"
         )
 
-    return action_log, [run_failure_alert_sensor, stale_data_sensor]
+    @sensor(
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Alerts through the playbook file's `alerts.run_failure` actions for each "
+        "land run that left tenant streams unlanded while the others went on "
+        f"({LANDING_FAILED_TAG}), once per run.",
+    )
+    def landing_failed_alert_sensor(context: SensorEvaluationContext):
+        """Alerts through `alerts.run_failure` for each land run that named tenant streams it
+        could not land (the run itself succeeded, so run_failure_alert_sensor does not see it)."""
+        rule = load_playbooks(actions.playbooks_path).run_failure
+        if not rule.actions:
+            return SkipReason("no run_failure alert actions in the playbook file")
+        if warehouse_in_use(settings.warehouse.dialect, context.instance):
+            return SkipReason("a run is using the DuckDB warehouse; will look after it")
+        since = float(context.cursor) if context.cursor else None
+        records = context.instance.get_run_records(
+            RunsFilter(
+                job_name=LAND.job,
+                statuses=[DagsterRunStatus.SUCCESS],
+                updated_after=dt.datetime.fromtimestamp(since, dt.UTC) if since else None,
+            ),
+            order_by="update_timestamp",
+            ascending=True,
+        )
+        warehouse = open_warehouse(settings.warehouse)
+        handlers = build_handlers(actions, {a.handler for a in rule.actions})
+        cursor = since
+        for record in records:
+            run = record.dagster_run
+            if run.tags.get(LANDING_FAILED_TAG):
+                send_alert(
+                    warehouse,
+                    rule,
+                    LANDING_FAILED,
+                    tenant_id="",
+                    day=record.create_timestamp.astimezone(dt.UTC).date(),
+                    subject=run.run_id,
+                    message=f"run {run.run_id} could not land: {run.tags[LANDING_FAILED_TAG]} "
+                    "(the other tenants' flow went on)",
+                    details={"run_id": run.run_id, "not_landed": run.tags[LANDING_FAILED_TAG]},
+                    handlers=handlers,
+                    dry_run=actions.dry_run,
+                )
+            cursor = record.update_timestamp.timestamp()
+        return SensorResult(cursor=str(cursor) if cursor is not None else None)
+
+    return action_log, [run_failure_alert_sensor, stale_data_sensor, landing_failed_alert_sensor]
 
 
 def _named(key: ActionKey) -> str:
