@@ -103,6 +103,8 @@ def test_freshness_counts_from_the_newest_sync_not_the_last_activity():
     assert result.loc["stale", "days_since_data"] == 4
     assert result.loc["stale", "data_freshness"] == pytest.approx(50.0)  # 100 at 1 day, 0 at 7
     assert np.isnan(result.loc["unsynced", "data_freshness"])
+    assert pd.isna(result.loc["unsynced", "days_since_data"])
+    assert result["days_since_data"].dtype == "Int64"  # a bigint column, NULL when unknown
     assert "data_freshness" not in result.loc["unsynced", "components_used"]
 
 

@@ -167,5 +167,7 @@ def health_scores(
         "days_since_data",
     ]
     out = out.join(metrics[metric_columns]).reset_index()
+    # Whole days, missing before the tenant's first sync: stored as a nullable bigint.
+    out["days_since_data"] = out["days_since_data"].astype("Int64")
     columns = ["tenant_id", "health_score", *WEIGHTS, "components_used", "override"]
     return out[columns + metric_columns]
