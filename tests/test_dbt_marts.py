@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import astuple
 from decimal import Decimal
 
 from rawdata import sync_time, write_raw
 from tenantpulse.landing.merge import ensure_landing_tables, land_stream
 from tenantpulse.sources.contracts import STREAMS, STREAMS_BY_NAME
-from tenantpulse.transform.dbt_cli import run_dbt
+from tenantpulse.transform.dbt_cli import run_dbt, target_path
+from tenantpulse.transform.tenant_findings import failures_table, read_findings
 
 TENANTS = ["hand", "yen"]
 INCREMENTAL_MARTS = {
@@ -666,31 +668,71 @@ def test_daily_windowed_runs_give_the_rows_of_a_full_build(settings, warehouse):
 def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_day(
     settings, warehouse
 ):
+    """Tenant findings (charges without a currency, a refund of a charge the tenant does not
+    have) are reported per tenant, and with `test_synced_since` only about the rows synced since
+    that day; the other side of a relationship is read whole."""
     load_hand_made_data(warehouse)  # synced Nov 7
 
-    def charge_without_currency(charge_id: str, synced: dt.datetime) -> None:
+    def insert(table: str, row: dict, synced: dt.datetime) -> None:
+        row = {"tenant_id": "hand", **row, "_airbyte_raw_id": f"raw-{row['id']}"}
+        row["_airbyte_extracted_at"] = synced
         with warehouse.connect() as conn:
             conn.execute(
-                "insert into landing.stripe__charges (tenant_id, id, amount, status, "
-                "_airbyte_raw_id, _airbyte_extracted_at) values ('hand', %s, 100, 'succeeded', "
-                "%s, %s)",
-                (charge_id, f"raw-{charge_id}", synced),
+                f"insert into landing.{table} ({', '.join(row)})"
+                f" values ({', '.join(['%s'] * len(row))})",
+                tuple(row.values()),
             )
 
-    def staging(*vars_args: str):
-        return run_dbt(settings, ["build", "--select", "staging", *vars_args], capture=True)
+    def charge_without_currency(charge_id: str, synced: dt.datetime) -> None:
+        insert("stripe__charges", {"id": charge_id, "amount": 100, "status": "succeeded"}, synced)
+
+    def refund_of(refund_id: str, charge_id: str, synced: dt.datetime) -> None:
+        insert("stripe__refunds", {"id": refund_id, "charge": charge_id, "amount": 1}, synced)
+
+    def staging(*vars_args: str) -> dict[str, list[tuple]]:
+        """The two tests' findings: (tenant, offending rows, example). A finding does not fail
+        the run."""
+        done = run_dbt(settings, ["build", "--select", "staging", *vars_args], capture=True)
+        assert done.returncode == 0, done.stdout[-6000:]
+        manifest = json.loads(
+            (
+                target_path(settings.warehouse, settings.dbt_project_dir) / "manifest.json"
+            ).read_text()
+        )
+        found = {}
+        for name in (
+            "not_null_per_tenant_stg_stripe__charges_currency",
+            "relationships_within_tenant_stg_stripe__refunds_charge_id__charge_id__ref_stg_stripe__charges_",
+        ):
+            [test_id] = [key for key, node in manifest["nodes"].items() if node["name"] == name]
+            with warehouse.connect() as conn:
+                found[name.split("_stg_")[0]] = read_findings(
+                    conn, *failures_table(manifest, test_id)
+                )
+        return {test: [astuple(f) for f in findings] for test, findings in found.items()}
 
     since_nov_8 = ("--vars", json.dumps({"test_synced_since": "2026-11-08"}))
     charge_without_currency("ch_old_bad", sync_time(7))
-    assert "Got 1 result" in staging().stdout  # every row: the old bad row fails not_null
-    assert staging(*since_nov_8).returncode == 0  # rows synced since Nov 8: nothing to fail
+    refund_of("re_old_orphan", "ch_gone", sync_time(7))
+    old = {
+        "not_null_per_tenant": [("hand", 1, None)],
+        "relationships_within_tenant": [("hand", 1, "ch_gone")],
+    }
+    assert staging() == old  # every row: the old rows are found
+    # Rows synced since Nov 8: nothing to find.
+    assert staging(*since_nov_8) == {"not_null_per_tenant": [], "relationships_within_tenant": []}
 
     charge_without_currency("ch_new_bad", sync_time(9))
-    failed = staging(*since_nov_8)
-    assert failed.returncode != 0
-    assert "not_null_stg_stripe__charges_currency" in failed.stdout
-    assert "Got 1 result" in failed.stdout  # the new row only
-    assert "Got 2 results" in staging().stdout
+    refund_of("re_new_orphan", "ch_missing", sync_time(9))
+    refund_of("re_new_of_old_charge", "ch_m_oct", sync_time(9))  # its charge synced Nov 7
+    assert staging(*since_nov_8) == {  # the new rows only
+        "not_null_per_tenant": [("hand", 1, None)],
+        "relationships_within_tenant": [("hand", 1, "ch_missing")],
+    }
+    assert staging() == {
+        "not_null_per_tenant": [("hand", 2, None)],
+        "relationships_within_tenant": [("hand", 2, "ch_gone")],  # the least of the two
+    }
 
 
 def test_repeat_customer_rate_is_the_share_ordering_more_than_once_in_the_month(

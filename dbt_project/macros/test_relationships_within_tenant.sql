@@ -1,31 +1,35 @@
 {#
     Generic test: every non-NULL value of `column_name` exists as `field` in `to` for the same
     tenant (ids are only unique within a tenant). `match_columns` adds columns that must match too
-    and have the same name on both sides (e.g. ['repository'] for a PR number).
+    and have the same name on both sides (e.g. ['repository'] for a PR number). A finding about
+    each tenant with values missing from `to`, one of them (with its match columns) as the example.
 #}
 {% test relationships_within_tenant(model, column_name, to, field, match_columns=[]) %}
+{% call tenant_findings() %}
+    with child as (
+        select tenant_id, {{ column_name }} as key_value
+            {%- for column in match_columns %}, {{ column }}{% endfor %}
+        from {{ model }}
+        where {{ column_name }} is not null
+    ),
 
-with child as (
-    select tenant_id, {{ column_name }} as key_value
-        {%- for column in match_columns %}, {{ column }}{% endfor %}
-    from {{ model }}
-    where {{ column_name }} is not null
-),
+    parent as (
+        select distinct tenant_id, {{ field }} as key_value
+            {%- for column in match_columns %}, {{ column }}{% endfor %}
+        from {{ to }}
+    )
 
-parent as (
-    select distinct tenant_id, {{ field }} as key_value
-        {%- for column in match_columns %}, {{ column }}{% endfor %}
-    from {{ to }}
-)
-
-select child.*
-from child
-left join parent
-    on child.tenant_id = parent.tenant_id
-    and child.key_value = parent.key_value
-    {%- for column in match_columns %}
-    and child.{{ column }} = parent.{{ column }}
-    {%- endfor %}
-where parent.key_value is null
-
+    select
+        child.tenant_id,
+        concat_ws(', ', cast(child.key_value as varchar)
+            {%- for column in match_columns %}, cast(child.{{ column }} as varchar){% endfor %}) as example
+    from child
+    left join parent
+        on child.tenant_id = parent.tenant_id
+        and child.key_value = parent.key_value
+        {%- for column in match_columns %}
+        and child.{{ column }} = parent.{{ column }}
+        {%- endfor %}
+    where parent.key_value is null
+{% endcall %}
 {% endtest %}

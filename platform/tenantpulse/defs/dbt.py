@@ -3,17 +3,20 @@ intermediate views, the daily incremental marts (partitioned by day, many days p
 mart tables (which may read the daily marts; the daily marts read only views and each other).
 
 dbt sources are the landing tables, so the lineage reads raw -> landing -> staging -> marts; dbt tests
-become asset checks through `dbt build`.
+become asset checks through `dbt build`. A failed test about one tenant's data (a WARN,
+docs/orchestration.md) names the tenants in its check's description and metadata and in the log.
 """
 
 import datetime as dt
 
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
     Config,
     DailyPartitionsDefinition,
+    MetadataValue,
 )
 from dagster_dbt import (
     DagsterDbtTranslator,
@@ -36,6 +39,12 @@ from tenantpulse.transform.dbt_args import (
     views_args,
 )
 from tenantpulse.transform.dbt_cli import dbt_env
+from tenantpulse.transform.tenant_findings import (
+    TenantFinding,
+    describe,
+    failures_table,
+    read_findings,
+)
 
 
 class TenantpulseDbtTranslator(DagsterDbtTranslator):
@@ -81,6 +90,37 @@ def dbt_run_config(
     return {"ops": ops} if ops else {}
 
 
+def _failures_table(event, manifest: dict) -> tuple[str, str] | None:
+    """Where a failed test about one tenant's data stored its rows; None for any other event."""
+    if not isinstance(event, AssetCheckResult) or event.passed:
+        return None
+    return failures_table(manifest, event.metadata["unique_id"].value)
+
+
+def _naming_tenants(
+    context: AssetExecutionContext, result: AssetCheckResult, findings: list[TenantFinding]
+) -> AssetCheckResult:
+    """The check result with the tenants and their offending rows, also logged."""
+    described = describe(findings)
+    context.log.warning(f"{result.check_name} on {result.asset_key.to_user_string()}: {described}")
+    return AssetCheckResult(
+        asset_key=result.asset_key,
+        check_name=result.check_name,
+        passed=result.passed,
+        severity=result.severity,
+        description=described,
+        metadata={
+            **result.metadata,
+            "offending_rows_by_tenant": MetadataValue.json(
+                {f.tenant_id: f.offending_rows for f in findings}
+            ),
+            "example_by_tenant": MetadataValue.json(
+                {f.tenant_id: f.example for f in findings if f.example is not None}
+            ),
+        },
+    )
+
+
 def _use_warehouse(warehouse: WarehouseResource) -> None:
     # dagster-dbt runs dbt as a subprocess with this process's environment; profiles.yml reads
     # these variables.
@@ -107,7 +147,22 @@ def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefin
     ):
         _use_warehouse(warehouse)
         since = parse_day(config.test_rows_synced_since)  # rejects anything but a day
-        yield from dbt.cli(views_args(since), context=context).stream()
+        invocation = dbt.cli(views_args(since), context=context, raise_on_error=False)
+        # Failed tests about one tenant's data, named once dbt has exited (on DuckDB the
+        # warehouse cannot be opened while it runs).
+        findings: list[tuple[AssetCheckResult, tuple[str, str]]] = []
+        for event in invocation.stream():
+            table = _failures_table(event, invocation.manifest)
+            if table:
+                findings.append((event, table))
+            else:
+                yield event
+        if findings:
+            with warehouse.open().connect() as conn:
+                for result, table in findings:
+                    yield _naming_tenants(context, result, read_findings(conn, *table))
+        if not invocation.is_successful():
+            raise invocation.get_error()
 
     @dbt_assets(
         manifest=project.manifest_path,

@@ -1,0 +1,245 @@
+"""One tenant whose streams disagree does not stop the flow for another (issue 15.3).
+
+Tenant `brokenco` has a pull request naming a repository its `repositories` stream does not hold
+and a Shopify order whose customer is not in its `customers` stream; tenant `cleanco` is clean.
+The flow runs through (land, dbt, analyse, act), `cleanco` gets the marts, analysis and actions
+of a flow without `brokenco`, and `brokenco`'s two problems are WARN checks naming it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from conftest import make_settings, postgres_database
+from flowkit import run_flow_in_process, step_errors
+from tenantpulse.definitions import build_definitions
+from tenantpulse.flow_runs import dagster_instance
+from tenantpulse.simulator.run import assign_profile, run_simulation
+from tenantpulse.sources.contracts import raw_schema
+from tenantpulse.tenants.registry import add_tenant, list_tenants
+from tenantpulse.transform.tenant_findings import TenantFinding, describe
+from tenantpulse.warehouse import open_warehouse, qualified
+
+BROKEN, CLEAN = "brokenco", "cleanco"
+SOURCES = "stripe,github,shopify"
+PROFILES = {BROKEN: "steady_growth", CLEAN: "churning"}
+GHOST_REPOSITORY = "brokenco/ghost"
+GHOST_CUSTOMER = 987654321
+# A playbook that fires for every analysed tenant, so each flow has an action for each.
+PLAYBOOKS = """
+version: 1
+playbooks:
+  - name: every_tenant
+    description: Fires for every analysed tenant.
+    when:
+      - health_score >= 0
+    cooldown_days: 1
+    actions:
+      - name: note_health
+        handler: log
+        params:
+          message: "{tenant_id}: health score {health_score} on {as_of}"
+"""
+# Columns that say when a row was written, not what the flow computed (the simulator records
+# its syncs at the wall clock's time: last_synced_at).
+WRITTEN_AT = {
+    "created_at",
+    "updated_at",
+    "sent_at",
+    "claimed_at",
+    "claimed_by",
+    "generated_at",
+    "last_synced_at",
+}
+
+
+def _copy_with(conn, tenant_id: str, table: str, **changes) -> None:
+    """Append to a tenant's raw table a copy of one of its simulated rows with `changes`: a row
+    of the connector's exact shape that differs only where the test says."""
+    schema = raw_schema(tenant_id)
+    frame = conn.read_frame(f"select * from {qualified(schema, table)} order by id limit 1")
+    for column, value in changes.items():
+        frame[column] = [value]
+    conn.write_frame(schema, table, frame)
+
+
+def _break_streams(conn) -> None:
+    """A pull request in a repository BROKEN's repositories stream does not hold, and an order of
+    a customer its customers stream does not hold, both synced with its other rows."""
+    max_pr = conn.fetch_value(
+        f"select max(id) from {qualified(raw_schema(BROKEN), 'github_pull_requests')}"
+    )
+    _copy_with(
+        conn,
+        BROKEN,
+        "github_pull_requests",
+        id=max_pr + 1,
+        number=1,
+        repository=GHOST_REPOSITORY,
+        _airbyte_raw_id="ghost-pull-request",
+    )
+    max_order = conn.fetch_value(
+        f"select max(id) from {qualified(raw_schema(BROKEN), 'shopify_orders')}"
+    )
+    _copy_with(
+        conn,
+        BROKEN,
+        "shopify_orders",
+        id=max_order + 1,
+        customer_id=GHOST_CUSTOMER,
+        customer=None,
+        _airbyte_raw_id="ghost-order",
+    )
+
+
+def _plain(value):
+    if pd.isna(value):  # NULL read as None, NaN or NaT
+        return None
+    if isinstance(value, (float, decimal.Decimal)):
+        return round(float(value), 6)
+    if isinstance(value, dt.datetime) and value.tzinfo:
+        return value.astimezone(dt.UTC)
+    return value
+
+
+def _tenant_rows(conn, tenant_id: str) -> dict[str, list[tuple]]:
+    """The tenant's rows in every mart, every analysis table and the action log, sorted, without
+    the columns saying when a row was written."""
+    tables = conn.fetch_all(
+        "select table_schema, table_name from information_schema.columns"
+        " where table_schema in ('analytics', 'analysis') and column_name = 'tenant_id'"
+        " order by 1, 2"
+    )
+    rows = {}
+    for schema, table in [*tables, ("ops", "action_log")]:
+        frame = conn.read_frame(
+            f"select * from {qualified(schema, table)} where tenant_id = %s", (tenant_id,)
+        )
+        frame = frame.drop(columns=[c for c in frame.columns if c in WRITTEN_AT])
+        rows[f"{schema}.{table}"] = sorted(
+            (tuple(_plain(v) for v in row) for row in frame.itertuples(index=False)), key=repr
+        )
+    return rows
+
+
+def _settings(home, warehouse_url):
+    playbooks = home / "playbooks.yaml"
+    playbooks.parent.mkdir(parents=True)
+    playbooks.write_text(PLAYBOOKS)
+    return make_settings(home, warehouse_url, TENANTPULSE_PLAYBOOKS=str(playbooks))
+
+
+def _flow(settings, tenants: list[str]):
+    warehouse = open_warehouse(settings.warehouse)
+    with warehouse.connect() as conn:
+        for tenant_id in tenants:
+            add_tenant(conn, tenant_id, tenant_id, SOURCES)
+            assign_profile(conn, tenant_id, PROFILES[tenant_id])
+        registered = list_tenants(conn)
+    run_simulation(warehouse, registered, settings.simulator, show_progress=False)
+    if BROKEN in tenants:
+        with warehouse.connect() as conn:
+            _break_streams(conn)
+    instance = dagster_instance(settings)
+    results = run_flow_in_process(settings, instance)
+    assert all(r.success for r in results), [step_errors(r) for r in results]
+    assert [r.job_def.name for r in results] == ["land_job", "dbt_job", "analyse_job", "act_job"]
+    with warehouse.connect() as conn:
+        clean = _tenant_rows(conn, CLEAN)
+    return warehouse, instance, results, clean
+
+
+@pytest.fixture
+def second_warehouse_url(warehouse_url, tmp_path):
+    """Another empty warehouse of the same kind as `warehouse_url`."""
+    if warehouse_url.startswith("duckdb"):
+        yield f"duckdb:///{tmp_path / 'second.duckdb'}"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+def _failed_checks(settings, instance) -> dict[dg.AssetCheckKey, dg.AssetCheckEvaluation]:
+    keys = list(build_definitions(settings).resolve_asset_graph().asset_check_keys)
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    evaluations = {
+        key: record.event.dagster_event.event_specific_data
+        for key, record in latest.items()
+        if record.event and record.event.dagster_event
+    }
+    return {key: e for key, e in evaluations.items() if not e.passed}
+
+
+def test_a_tenant_whose_streams_disagree_warns_by_name_and_the_others_run_through(
+    tmp_path, warehouse_url, second_warehouse_url
+):
+    settings = _settings(tmp_path / "both", warehouse_url)
+    warehouse, instance, results, clean_with_broken = _flow(settings, [BROKEN, CLEAN])
+
+    # brokenco's two problems are WARN checks of the staging views naming it, with its count.
+    failed = _failed_checks(settings, instance)
+    by_model = {key.asset_key.path[-1]: (key, e) for key, e in failed.items()}
+    assert set(by_model) == {"stg_github__pull_requests", "stg_shopify__orders"}, failed
+    for model, column in (
+        ("stg_github__pull_requests", "repository"),
+        ("stg_shopify__orders", "customer_id"),
+    ):
+        key, evaluation = by_model[model]
+        assert key.name.startswith(f"relationships_within_tenant_{model}_{column}"), key
+        assert evaluation.severity == dg.AssetCheckSeverity.WARN
+        assert evaluation.metadata["offending_rows_by_tenant"].value == {BROKEN: 1}
+    [dbt_run] = [r for r in results if r.job_def.name == "dbt_job"]
+    warnings = [
+        e.message
+        for e in instance.all_logs(dbt_run.run_id)
+        if e.level >= 30 and e.message and BROKEN in e.message
+    ]
+    assert any(GHOST_REPOSITORY in m for m in warnings), warnings
+    assert any(str(GHOST_CUSTOMER) in m for m in warnings), warnings
+
+    # brokenco's rows are kept: the pull request is developer activity, the order a sale.
+    with warehouse.connect() as conn:
+        assert conn.fetch_all(
+            "select sum(prs_opened) from analytics.developer_activity where tenant_id = %s",
+            (BROKEN,),
+        ) == conn.fetch_all(
+            "select count(*) from staging.stg_github__pull_requests where tenant_id = %s",
+            (BROKEN,),
+        )
+        assert conn.fetch_all(
+            "select sum(shopify_orders) from analytics.revenue_daily where tenant_id = %s",
+            (BROKEN,),
+        ) == conn.fetch_all(
+            "select count(*) from staging.stg_shopify__orders where tenant_id = %s"
+            " and not coalesce(is_test, false) and not is_cancelled",
+            (BROKEN,),
+        )
+
+    # cleanco: marts, analysis and actions as in a flow without brokenco.
+    _, _, _, clean_alone = _flow(_settings(tmp_path / "alone", second_warehouse_url), [CLEAN])
+    for table in (
+        "analytics.tenant_daily_metrics",
+        "analytics.developer_activity",
+        "analytics.revenue_daily",
+        "analysis.health_scores",
+        "analysis.insights",
+        "ops.action_log",
+    ):
+        assert clean_with_broken[table], f"{table} has no row of {CLEAN}"
+    assert set(clean_with_broken) == set(clean_alone)
+    assert [t for t, rows in clean_alone.items() if clean_with_broken[t] != rows] == []
+
+
+def test_a_finding_names_the_first_tenants_with_their_rows_and_counts_the_others():
+    findings = [TenantFinding("acme", 1, "acme/ghost")] + [
+        TenantFinding(f"t{i:02d}", i, None) for i in range(2, 13)
+    ]
+    assert describe(findings) == (
+        "acme: 1 row (e.g. 'acme/ghost'); t02: 2 rows; t03: 3 rows; t04: 4 rows; t05: 5 rows; "
+        "t06: 6 rows; t07: 7 rows; t08: 8 rows; t09: 9 rows; t10: 10 rows; and 2 more tenants"
+    )
