@@ -36,12 +36,12 @@ from tenantpulse.config import load_settings
 from tenantpulse.warehouse import open_warehouse, quote_ident
 from tenantpulse.web.api_tokens import create_api_token
 from tenantpulse.web.app import create_app
-from tenantpulse.web.roles import PROTECTED_SCHEMAS, setup_roles
+from tenantpulse.web.roles import OPS_TABLES, PROTECTED_SCHEMAS, setup_roles
 from tenantpulse.web.signin import SESSION, SESSION_COOKIE, sign
 
 RESULTS = Path(__file__).parent / "results"
 KEY = "bench-signing-key-" + "k" * 32
-# ops tables whose rows are the tenants' own: copied with the tenant; their other keys made unique.
+# Keys beside tenant_id that must stay unique in the copies.
 EXTRA_KEYS = {"airbyte_sync_history": ("connection_id",)}
 ENDPOINTS = {
     "page": "/t/{tenant}/",
@@ -67,8 +67,9 @@ def _replicate(conn, seeds: list[str], copies: int) -> dict[str, int]:
         "select c.table_schema, c.table_name from information_schema.columns c "
         "join information_schema.tables t using (table_schema, table_name) "
         "where c.column_name = 'tenant_id' and t.table_type = 'BASE TABLE' "
-        "and c.table_schema = any(%s) order by 1, 2",
-        (list(PROTECTED_SCHEMAS),),
+        "and (c.table_schema = any(%s) or (c.table_schema = 'ops' and c.table_name = any(%s))) "
+        "order by 1, 2",
+        (list(PROTECTED_SCHEMAS), list(OPS_TABLES)),
     )
     counts = {}
     for schema, table in tables:
@@ -79,6 +80,7 @@ def _replicate(conn, seeds: list[str], copies: int) -> dict[str, int]:
             for c in ["tenant_id", *columns]
         ]
         target = f"{quote_ident(schema)}.{quote_ident(table)}"
+        conn.execute(f"delete from {target} where position('__r' in tenant_id) > 0")  # a rerun
         conn.execute(
             f"insert into {target} (tenant_id, {', '.join(map(quote_ident, columns))}) "
             f"select {', '.join(selected)} from {target} "
@@ -137,6 +139,7 @@ def main() -> None:
         tokens = {t: create_api_token(conn, t) for t in set(chosen)}
     app = create_app(settings)
     server, thread, base = _serve(app)
+    load_before = round(os.getloadavg()[0], 2)
     results = {}
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
@@ -171,6 +174,7 @@ def main() -> None:
         "requests_per_endpoint": args.requests,
         "client": "one httpx client, one request at a time, uvicorn in the same process",
         "machine_cpus": os.cpu_count(),
+        "load_average_1m_before_after": [load_before, round(os.getloadavg()[0], 2)],
         **results,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -3,7 +3,7 @@
 `setup_roles(conn)` (run by `tenantpulse web setup-roles` as the warehouse's owner) creates the
 login role WEB_ROLE (no superuser, no BYPASSRLS, owns nothing) and the function
 `web.protect_table(regclass)`, then protects every table with a `tenant_id` column in
-PROTECTED_SCHEMAS, and OPS_TABLES: RLS enabled, one policy letting WEB_ROLE read the rows whose tenant_id is the
+PROTECTED_SCHEMAS, and OPS_TABLES: an index on tenant_id (unless one leads with it), RLS enabled, one policy letting WEB_ROLE read the rows whose tenant_id is the
 transaction's `tenantpulse.tenant_id` setting (none when it is unset), and SELECT granted to it.
 A view gets `security_invoker`, so the policies of its tables apply to the reader.
 
@@ -41,6 +41,14 @@ begin
     if (select relkind from pg_class where oid = target) = 'v' then
         execute format('alter view %s set (security_invoker = true)', target);
     else
+        -- Each request reads one tenant's rows: an index on tenant_id when none leads with it.
+        if not exists (
+            select 1 from pg_index i join pg_attribute a
+                on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+            where i.indrelid = target and a.attname = 'tenant_id'
+        ) then
+            execute format('create index on %s (tenant_id)', target);
+        end if;
         execute format('alter table %s enable row level security', target);
         execute format('drop policy if exists tenant_isolation on %s', target);
         execute format(
