@@ -370,8 +370,14 @@ def test_dashboards_in_a_real_browser(built, tmp_path):
                 assert page.locator("#fresh-badge").count() == int(not stale)
                 assert page.locator("#kpi-health").inner_text() == str(document["health_score"])
                 assert page.locator("#as-of").inner_text() == document["as_of"]
-                assert page.locator("#connections tbody tr").count() == 4
-                assert page.locator("#connections button.reconnect[disabled]").count() == 4
+                sources = page.locator("#connections tbody tr").evaluate_all(
+                    "rows => rows.map(r => r.dataset.source)"
+                )
+                assert sources == sorted(SOURCES.split(","))
+                reconnect = page.locator("#connections a.reconnect").evaluate_all(
+                    "links => links.map(a => a.href)"
+                )
+                assert reconnect == [f"{base}/connect/{source}" for source in sources]
 
                 shot = tmp_path / f"web-dashboard-{tenant_id}.png"
                 page.screenshot(path=str(shot), full_page=True)
@@ -526,3 +532,15 @@ def test_isolation_survives_a_dbt_rebuild_of_the_marts(on_postgres):
     )["table_name"].tolist()
     assert policies == marts and len(marts) >= 9
     _assert_isolated(on_postgres)
+
+
+def test_reconnect_is_disabled_and_explained_without_the_connect_flow(built, monkeypatch):
+    from tenantpulse.web import app as web_app
+
+    monkeypatch.setattr(web_app, "ROUTE_MODULES", ("tenantpulse.web.pages", "tenantpulse.web.api"))
+    settings, _ = built
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        page = _signed_in(client, A).get(f"/t/{A}/").text
+    assert page.count('<button class="reconnect" disabled') == 4
+    assert "comes with the Connect flow, not installed in this app yet" in page
+    assert "/connect/" not in page
