@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from conftest import make_settings, postgres_database
-from flowkit import run_flow_in_process, step_errors
+from flowkit import run_flow_in_process, run_job, step_errors
+from rawdata import sync_time
 from tenantpulse.definitions import build_definitions
 from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator.run import assign_profile, run_simulation
@@ -24,6 +25,7 @@ from tenantpulse.sources.contracts import raw_schema
 from tenantpulse.tenants.registry import add_tenant, list_tenants
 from tenantpulse.transform.tenant_findings import TenantFinding, describe
 from tenantpulse.warehouse import open_warehouse, qualified
+from test_dbt_marts import load_hand_made_data
 
 BROKEN, CLEAN = "brokenco", "cleanco"
 SOURCES = "stripe,github,shopify"
@@ -243,3 +245,37 @@ def test_a_finding_names_the_first_tenants_with_their_rows_and_counts_the_others
         "acme: 1 row (e.g. 'acme/ghost'); t02: 2 rows; t03: 3 rows; t04: 4 rows; t05: 5 rows; "
         "t06: 6 rows; t07: 7 rows; t08: 8 rows; t09: 9 rows; t10: 10 rows; and 2 more tenants"
     )
+
+
+def test_a_dbt_error_still_fails_the_views_with_dbts_message_after_naming_the_findings(
+    settings, warehouse
+):
+    """A value staging cannot cast (written straight to landing, past its validation) makes dbt
+    fail: the run fails with dbt's error, not with a missing table of failures from the test
+    that could not run; the finding reported before it still names its tenant."""
+    load_hand_made_data(warehouse)
+    with warehouse.connect() as conn:
+        conn.execute(
+            "insert into landing.google_analytics__website_overview (tenant_id, property_id,"
+            " date, sessions, _airbyte_raw_id, _airbyte_extracted_at)"
+            " values ('hand', 'p1', '(other)', 1, 'raw-ga', %s)",
+            (sync_time(7),),
+        )
+        conn.execute(
+            "insert into landing.stripe__refunds (tenant_id, id, charge, amount,"
+            " _airbyte_raw_id, _airbyte_extracted_at) values ('hand', 're_x', 'ch_gone', 1,"
+            " 'raw-re', %s)",
+            (sync_time(7),),
+        )
+    result = run_job(settings, dagster_instance(settings), "dbt_job")
+    assert not result.success
+    assert "dbt build" in step_errors(result) and "does not exist" not in step_errors(result)
+    checks = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
+    ]
+    [finding] = [c for c in checks if c.severity == dg.AssetCheckSeverity.WARN]
+    assert finding.asset_key == dg.AssetKey(["staging", "stg_stripe__refunds"])
+    assert finding.metadata["offending_rows_by_tenant"].value == {"hand": 1}
+    assert finding.metadata["example_by_tenant"].value == {"hand": "ch_gone"}

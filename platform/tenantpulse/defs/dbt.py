@@ -91,8 +91,11 @@ def dbt_run_config(
 
 
 def _failures_table(event, manifest: dict) -> tuple[str, str] | None:
-    """Where a failed test about one tenant's data stored its rows; None for any other event."""
-    if not isinstance(event, AssetCheckResult) or event.passed:
+    """Where a failed test about one tenant's data stored its rows; None for any other event
+    (a test that could not run, status `error`, stored nothing)."""
+    if not isinstance(event, AssetCheckResult):
+        return None
+    if event.metadata["status"].value not in ("warn", "fail"):
         return None
     return failures_table(manifest, event.metadata["unique_id"].value)
 
