@@ -1,6 +1,7 @@
 """A stand-in for an Airbyte server on 127.0.0.1, not Airbyte: it answers the endpoints
 dagster-airbyte's `AirbyteClient` calls, with the JSON shapes of Airbyte's REST API
-(`/api/public/v1`: applications/token, workspaces, connections, jobs, PATCH sources) and
+(`/api/public/v1`: applications/token, workspaces, connections, jobs, POST and PATCH sources,
+POST connections) and
 configuration API (`/api/v1`: connections/get, jobs/get), so the real client can be tested
 without a server.
 
@@ -54,6 +55,7 @@ class Connection:
     namespace_format: str
     prefix: str
     status: str = "active"
+    source_id: str | None = None  # as created by POST /connections; else one derived from the id
     plans: deque = field(default_factory=deque)  # JobPlans for the next syncs; empty: succeed
 
 
@@ -83,6 +85,10 @@ class AirbyteStandIn:
         self.requests: list[tuple[str, str]] = []  # (method, path) in order
         self.conflicts: set[str] = set()  # connections whose next POST /jobs meets a new sync
         self.source_configurations: dict[str, dict] = {}  # source id -> last PATCHed configuration
+        self.created_sources: dict[str, dict] = {}  # source id -> the POST /sources body
+        self.created_connections: list[dict] = []  # the POST /connections bodies, in order
+        self.exchanges: list[tuple[str, str, dict]] = []  # (method, path with query, headers)
+        self.refuse: dict[str, int] = {}  # "POST /sources" -> how many next requests get a 500
         self._tokens: set[str] = set()
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -181,7 +187,7 @@ class AirbyteStandIn:
         return {
             "connectionId": connection.connection_id,
             "name": f"{connection.source} -> postgres ({connection.tenant_id})",
-            "sourceId": str(uuid.uuid5(uuid.NAMESPACE_URL, connection.connection_id + "/source")),
+            "sourceId": self.source_of(connection),
             "destinationId": "d0000000-0000-4000-8000-000000000001",
             "workspaceId": self.workspace_id,
             "status": connection.status,
@@ -195,10 +201,18 @@ class AirbyteStandIn:
             "createdAt": 1764000000,
         }
 
+    def source_of(self, connection: Connection) -> str:
+        return connection.source_id or str(
+            uuid.uuid5(uuid.NAMESPACE_URL, connection.connection_id + "/source")
+        )
+
     def handle(self, method: str, path: str, query: dict, body: dict, headers: dict):
         """(status, JSON payload) for one request."""
         with self._lock:
             self.requests.append((method, path))
+            if self.refuse.get(f"{method} {path.removeprefix(REST)}"):
+                self.refuse[f"{method} {path.removeprefix(REST)}"] -= 1
+                return 500, _problem(500, "Internal Server Error", "refused by the test")
             if path == f"{REST}/applications/token" and method == "POST":
                 if (body.get("client_id"), body.get("client_secret")) != (
                     self.client_id,
@@ -249,6 +263,10 @@ class AirbyteStandIn:
                 source_id = path.rsplit("/", 1)[1]
                 self.source_configurations[source_id] = body.get("configuration") or {}
                 return 200, {"sourceId": source_id, "workspaceId": self.workspace_id}
+            if route == ("POST", f"{REST}/sources"):
+                return self._create_source(body)
+            if route == ("POST", f"{REST}/connections"):
+                return self._create_connection(body)
             if route == ("POST", f"{CONFIG}/jobs/get"):
                 job = self.jobs.get(int(body.get("id", 0)))
                 if job is None:
@@ -271,6 +289,50 @@ class AirbyteStandIn:
         plans = self.connections[connection_id].plans
         job = self._create_job(connection_id, plans.popleft() if plans else JobPlan())
         return 200, self.job_response(job)
+
+    def _create_source(self, body: dict):
+        """POST /sources (SourceCreateRequest): name, workspaceId, definitionId, configuration."""
+        if not (
+            body.get("name")
+            and body.get("workspaceId") == self.workspace_id
+            and body.get("definitionId")
+            and isinstance(body.get("configuration"), dict)
+        ):
+            return 400, _problem(
+                400, "Bad Request", "name, workspaceId, definitionId, configuration"
+            )
+        source_id = str(uuid.uuid4())
+        self.created_sources[source_id] = body
+        # Airbyte answers with the configuration's secrets masked.
+        return 200, {
+            "sourceId": source_id,
+            "name": body["name"],
+            "definitionId": body["definitionId"],
+            "workspaceId": self.workspace_id,
+            "configuration": {k: "**********" for k in body["configuration"]},
+        }
+
+    def _create_connection(self, body: dict):
+        """POST /connections (ConnectionCreateRequest); the new connection syncs like the others."""
+        namespace, prefix = body.get("namespaceFormat") or "", body.get("prefix") or ""
+        if (
+            body.get("sourceId") not in self.created_sources
+            and body.get("sourceId") not in self.source_configurations
+        ) or not (
+            body.get("destinationId")
+            and body.get("namespaceDefinition") == "custom_format"
+            and namespace.startswith("user_")
+            and prefix.endswith("_")
+        ):
+            return 400, _problem(400, "Bad Request", "an existing sourceId and our namespace")
+        self.created_connections.append(body)
+        connection_id = self.add_connection(
+            namespace.removeprefix("user_"),
+            prefix.removesuffix("_"),
+            source_id=body["sourceId"],
+            status=body.get("status", "active"),
+        )
+        return 200, self.connection_response(self.connections[connection_id])
 
     def _list_jobs(self, query: dict) -> list[dict]:
         jobs = list(self.jobs.values())
@@ -307,7 +369,7 @@ class AirbyteStandIn:
             "namespaceDefinition": "customformat",
             "namespaceFormat": connection.namespace_format,
             "prefix": connection.prefix,
-            "sourceId": str(uuid.uuid5(uuid.NAMESPACE_URL, connection.connection_id + "/source")),
+            "sourceId": self.source_of(connection),
             "destinationId": "d0000000-0000-4000-8000-000000000001",
             "syncCatalog": {"streams": []},
             "status": connection.status,
@@ -357,6 +419,7 @@ def _handler(standin: AirbyteStandIn):
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else {}
             headers = {k.lower(): v for k, v in self.headers.items()}
+            standin.exchanges.append((method, self.path, headers))
             status, payload = standin.handle(
                 method, parts.path, parse_qs(parts.query), body, headers
             )

@@ -12,6 +12,7 @@ from tenantpulse.airbyte.connections import TenantConnection
 from tenantpulse.config import ConnectSettings
 from tenantpulse.connect import events
 from tenantpulse.connect.providers import TENANTPULSE, provider
+from tenantpulse.connect.provision import credential_configuration
 from tenantpulse.connect.vault import (
     RECONNECT_REQUIRED,
     Vault,
@@ -71,11 +72,7 @@ def _push(
         )
     registered = get_connection(conn, tenant, source)
     configuration = dict(registered.settings) if registered else {}
-    # The connector's spec: the Admin API access token as `api_password`.
-    configuration["credentials"] = {
-        "auth_method": "api_password",
-        "api_password": tokens.access_token,
-    }
+    configuration.update(credential_configuration(source, tokens, settings))
     try:
         source_id = client.get_connection_details(connection.connection_id)["sourceId"]
         client._single_request(  # noqa: SLF001 - the client has no call to update a source

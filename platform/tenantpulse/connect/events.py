@@ -1,5 +1,6 @@
 """`ops.connection_events`: an append-only log of what happened to each connection (connected,
-refreshed, refresh failed, reconnect required, recovered, disconnected, token pushed to Airbyte).
+refreshed, refresh failed, reconnect required, recovered, disconnected, token pushed to Airbyte,
+Airbyte source and connection provisioned, provisioning failed).
 
 Rows are only ever inserted. A detail is a short text for an operator and never holds a token.
 """
@@ -20,6 +21,8 @@ RECONNECT_REQUIRED = "reconnect_required"  # the provider refused the grant: the
 RECOVERED = "recovered"  # refreshed after failures, or reconnected after reconnect_required
 DISCONNECTED = "disconnected"
 PUSHED_TO_AIRBYTE = "pushed_to_airbyte"
+PROVISIONED = "provisioned"  # its Airbyte source and connection exist, the first sync started
+PROVISION_FAILED = "provision_failed"  # retried after a backoff
 
 
 @dataclass(frozen=True)

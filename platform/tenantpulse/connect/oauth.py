@@ -6,8 +6,9 @@ and remembers them in `ops.oauth_states` for ten minutes, bound to the signed-in
 (the state's SHA-256 is stored, the verifier sealed by the vault). `finish` takes the provider's
 redirect: the state must be known, unused, unexpired and started by the same tenant and user; it
 is deleted whatever happens next, so it works once. The code is exchanged with the verifier, the
-tokens go into the vault, and `tenants.connections.connect_source` registers the source (the
-Terraform files, the sync and the flow follow from there).
+tokens go into the vault, and `tenants.connections.connect_source` registers the source and
+asks for its Airbyte source and connection (connect/provision.py), after which the first sync and
+the flow follow.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tenantpulse.connect.providers import (
     provider,
     tokens_from_response,
 )
+from tenantpulse.connect.provision import request_provisioning
 from tenantpulse.connect.vault import (
     CONNECTED,
     RECONNECT_REQUIRED,
@@ -266,6 +268,7 @@ def _register(
     before = get_state(conn, tenant_id, name)
     store_tokens(conn, vault, tenant_id, name, tokens, next_refresh_at(which, tokens, now), now)
     connect_source(conn, tenant_id, name, source_settings, replace=True)
+    request_provisioning(conn, tenant_id, name, now)
     events.record_event(conn, tenant_id, name, events.CONNECTED, now, f"connected with {how}")
     recovered = before is not None and before.status == RECONNECT_REQUIRED
     if recovered:

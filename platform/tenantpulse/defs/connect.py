@@ -1,14 +1,23 @@
 """The connect service's Dagster wiring: the sensor that runs the token refresher and alerts
-when a tenant must reconnect (connect/refresher.py holds the logic)."""
+when a tenant must reconnect (connect/refresher.py holds the logic), and, in Airbyte mode, the
+sensor that provisions newly connected sources in Airbyte and starts their first sync
+(connect/provision.py)."""
 
 import datetime as dt
 
 import dagster as dg
+from dagster_airbyte import AirbyteWorkspace
 
 from tenantpulse.actions.alerts import send_alert
 from tenantpulse.actions.handlers import build_handlers
 from tenantpulse.actions.playbooks import load_playbooks
-from tenantpulse.config import Settings, load_connect_settings
+from tenantpulse.config import Settings, SettingsError, load_connect_settings
+from tenantpulse.connect.provision import (
+    PROVISIONED,
+    ProvisionError,
+    load_target,
+    provision_due,
+)
 from tenantpulse.connect.refresher import refresh_due
 from tenantpulse.connect.vault import RECONNECT_REQUIRED, Vault
 from tenantpulse.defs.flow import warehouse_in_use
@@ -68,4 +77,51 @@ def build_connect_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             else "none due"
         )
 
-    return [token_refresh_sensor]
+    if settings.airbyte is None:
+        return [token_refresh_sensor]
+    return [token_refresh_sensor, build_provision_sensor(settings)]
+
+
+def build_provision_sensor(settings: Settings) -> dg.SensorDefinition:
+    @dg.sensor(
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Creates the Airbyte source and connection of each newly connected source "
+        "(or updates the source's credential after a reconnect) and starts its first sync; the "
+        "jobs sensor and new_syncs_sensor take it from there. Failures back off.",
+    )
+    def airbyte_provision_sensor(
+        context: dg.SensorEvaluationContext, airbyte_workspace: AirbyteWorkspace
+    ):
+        """Provisions the connections tenants completed on the Connect pages, in batches."""
+        connect = load_connect_settings()
+        if not connect.vault_keys:
+            return dg.SkipReason("TENANTPULSE_VAULT_KEYS is not set: no token vault")
+        try:
+            target = load_target(settings.airbyte)
+        except SettingsError as error:
+            return dg.SkipReason(f"connections are not provisioned: {error}")
+        if warehouse_in_use(settings.warehouse.dialect, context.instance):
+            return dg.SkipReason("a run is using the DuckDB warehouse; will provision after it")
+        try:
+            outcomes = provision_due(
+                open_warehouse(settings.warehouse),
+                Vault(connect.vault_keys),
+                connect,
+                airbyte_workspace.get_client(),
+                target,
+                seconds=TICK_SECONDS,
+            )
+        except (WarehouseBusyError, ProvisionError) as error:
+            return dg.SkipReason(f"will retry: {error}")
+        for outcome in outcomes:
+            log = context.log.info if outcome.result == PROVISIONED else context.log.warning
+            log(f"{outcome.tenant_id} {outcome.provider}: {outcome.result}: {outcome.detail}")
+        done = sum(o.result == PROVISIONED for o in outcomes)
+        return dg.SkipReason(
+            f"{done} provisioned, {len(outcomes) - done} failed (retried later)"
+            if outcomes
+            else "nothing to provision"
+        )
+
+    return airbyte_provision_sensor
