@@ -364,7 +364,7 @@ def test_airbyte_mode_adds_the_sync_job_and_a_running_sensor_and_local_mode_none
         dg.BackfillPolicy.single_run()
     )
     added = {s.name for s in defs.sensors} - {s.name for s in local.sensors}
-    assert added == {"airbyte_jobs_sensor"}
+    assert added == {"airbyte_jobs_sensor", "airbyte_provision_sensor"}
     sensor = defs.resolve_sensor_def("airbyte_jobs_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert not sensor.targets  # it records syncs; new_syncs_sensor starts the flow
