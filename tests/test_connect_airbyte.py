@@ -98,7 +98,7 @@ def test_connect_refresh_push_sync_and_no_token_anywhere_else(
         # The refresher (through its sensor) rotates both tokens; then globex's store revokes
         # the app and the next refresh finds out.
         instance = dagster_instance(settings)
-        [sensor] = build_connect_sensors(settings)
+        sensor = {s.name: s for s in build_connect_sensors(settings)}["token_refresh_sensor"]
         import dagster as dg
 
         sensor(dg.build_sensor_context(instance=instance))
