@@ -88,6 +88,7 @@ class AirbyteStandIn:
         self.created_sources: dict[str, dict] = {}  # source id -> the POST /sources body
         self.created_connections: list[dict] = []  # the POST /connections bodies, in order
         self.exchanges: list[tuple[str, str, dict]] = []  # (method, path with query, headers)
+        self.default_plan = JobPlan()  # for a sync no plan was queued for
         self.refuse: dict[str, int] = {}  # "POST /sources" -> how many next requests get a 500
         self._tokens: set[str] = set()
         self._lock = threading.RLock()
@@ -287,7 +288,7 @@ class AirbyteStandIn:
         if self._running_job(connection_id) is not None:
             return 409, _problem(409, "Conflict", f"A sync is already running for: {connection_id}")
         plans = self.connections[connection_id].plans
-        job = self._create_job(connection_id, plans.popleft() if plans else JobPlan())
+        job = self._create_job(connection_id, plans.popleft() if plans else self.default_plan)
         return 200, self.job_response(job)
 
     def _create_source(self, body: dict):

@@ -1,0 +1,180 @@
+"""Click-to-first-sync: from a tenant's Connect click to its first sync recorded and its land run
+requested, for N tenants connecting Shopify at once, against the OAuth and Airbyte stand-ins.
+
+    python -m bench.connect [--tenants 20] [--warehouse-url postgresql://...]
+
+Per tenant, in process and in this order (each step timed):
+
+1. connect: the OAuth flow (oauth.start, the stand-in's consent redirect, oauth.finish: token
+   exchange, vault, registry, the `provisioning` mark);
+2. provision: one airbyte_provision_sensor tick over every pending connection (POST /sources,
+   POST /connections, POST /jobs per tenant);
+3. sync: the stand-in runs each first sync (the local simulator writes the raw tables: not a real
+   connector's time);
+4. record: one airbyte_jobs_sensor tick (ops.airbyte_sync_history, raw observations);
+5. land request: one new_syncs_sensor tick, whose run request names the tenants.
+
+A deployment adds the waits between sensor ticks (the daemon evaluates airbyte_provision_sensor
+every 30 s, airbyte_jobs_sensor every 60 s, new_syncs_sensor every 15 s: up to 105 s) and the real
+connector's sync time. Results: bench/results/connect_<dialect>_n<N>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import dagster as dg
+import requests
+from cryptography.fernet import Fernet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from airbyte_standin import AirbyteStandIn, JobPlan  # noqa: E402 - the tests' stand-ins
+from oauth_standin import OAuthStandIn  # noqa: E402
+from tenantpulse.config import AIRBYTE_CLIENT_SECRET, load_connect_settings, load_settings  # noqa: E402
+from tenantpulse.connect.oauth import finish, start  # noqa: E402
+from tenantpulse.connect.provision import DESTINATION_ID  # noqa: E402
+from tenantpulse.connect.vault import Vault  # noqa: E402
+from tenantpulse.definitions import build_definitions  # noqa: E402
+from tenantpulse.defs.airbyte import airbyte_workspace, build_jobs_sensor  # noqa: E402
+from tenantpulse.defs.connect import build_provision_sensor  # noqa: E402
+from tenantpulse.defs.resources import WarehouseResource  # noqa: E402
+from tenantpulse.flow_runs import dagster_instance  # noqa: E402
+from tenantpulse.tenants.registry import add_tenant  # noqa: E402
+from tenantpulse.warehouse import open_warehouse  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+SENSOR_WAITS_SECONDS = {"airbyte_provision_sensor": 30, "airbyte_jobs_sensor": 60, "new_syncs": 15}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=20)
+    parser.add_argument("--warehouse-url", help="default: a new DuckDB file in a temporary folder")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        result = run(Path(folder), args.tenants, args.warehouse_url)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"connect_{result['dialect']}_n{args.tenants}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"written: {out}")
+
+
+def run(folder: Path, tenants: int, warehouse_url: str | None) -> dict:
+    key = Fernet.generate_key().decode()
+    base = {
+        "TENANTPULSE_HOME": str(folder / "home"),
+        "TENANTPULSE_WAREHOUSE_URL": warehouse_url or f"duckdb:///{folder / 'warehouse.duckdb'}",
+        "TENANTPULSE_SIM_END_DATE": dt.date.today().isoformat(),
+        "TENANTPULSE_SIM_HISTORY_DAYS": "60",
+    }
+    local = load_settings(base)
+    warehouse = open_warehouse(local.warehouse)
+    ids = [f"bench{i:04d}" for i in range(tenants)]
+    with OAuthStandIn() as oauth, AirbyteStandIn(warehouse, local.simulator) as airbyte:
+        os.environ.update(
+            {
+                "TENANTPULSE_VAULT_KEYS": key,
+                "TENANTPULSE_CONNECT_PROVIDER_URL": oauth.url,
+                "TENANTPULSE_CONNECT_SHOPIFY_CLIENT_ID": oauth.client_id,
+                "TENANTPULSE_CONNECT_SHOPIFY_CLIENT_SECRET": oauth.client_secret,
+                AIRBYTE_CLIENT_SECRET: airbyte.client_secret,
+                DESTINATION_ID: "d0000000-0000-4000-8000-000000000001",
+            }
+        )
+        settings = load_settings(
+            base
+            | {
+                "TENANTPULSE_AIRBYTE_URL": airbyte.url,
+                "TENANTPULSE_AIRBYTE_WORKSPACE_ID": airbyte.workspace_id,
+                "TENANTPULSE_AIRBYTE_CLIENT_ID": airbyte.client_id,
+                "TENANTPULSE_AIRBYTE_CLIENT_SECRET": airbyte.client_secret,
+            }
+        )
+        connect = load_connect_settings()
+        airbyte.default_plan = JobPlan(polls=1)  # each sync runs when step 3 polls it
+        with warehouse.connect() as conn:
+            for tenant in ids:
+                add_tenant(conn, tenant, tenant, "shopify")
+        timings: dict[str, float] = {}
+
+        started = time.perf_counter()
+        for tenant in ids:
+            now = dt.datetime.now(dt.UTC)
+            with warehouse.connect() as conn:
+                url = start(
+                    conn,
+                    connect,
+                    Vault([key]),
+                    tenant,
+                    "owner",
+                    "shopify",
+                    "http://127.0.0.1:9/cb",
+                    {"shop": f"{tenant}-store"},
+                    now,
+                )
+            location = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+            query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+            with warehouse.connect() as conn:
+                finish(conn, connect, Vault([key]), tenant, "owner", "shopify", query, now)
+        timings["connect"] = time.perf_counter() - started
+
+        instance = dagster_instance(settings)
+        resources = {
+            "airbyte_workspace": airbyte_workspace(settings.airbyte),
+            "warehouse": WarehouseResource(url=settings.warehouse.url),
+        }
+        step = time.perf_counter()
+        provisioned = build_provision_sensor(settings)(
+            dg.build_sensor_context(instance=instance, resources=resources)
+        )
+        timings["provision"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        for job in list(airbyte.jobs.values()):
+            job.polls += 1
+            airbyte.job_response(job)  # the stand-in's sync: the simulator writes the raw rows
+        timings["sync"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        build_jobs_sensor()(dg.build_sensor_context(instance=instance, resources=resources))
+        timings["record"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        defs = build_definitions(settings)
+        landing = defs.resolve_sensor_def("new_syncs_sensor")(
+            dg.build_sensor_context(instance=instance, definitions=defs)
+        )
+        timings["land_request"] = time.perf_counter() - step
+        total = time.perf_counter() - started
+        requested = sorted(
+            t
+            for r in landing.run_requests
+            for t in r.run_config["ops"]["land"]["config"]["tenants"]
+        )
+    assert requested == ids, f"land run requested for {requested}, expected {ids}"
+    return {
+        "dialect": settings.warehouse.dialect,
+        "tenants": tenants,
+        "provision_sensor": provisioned.skip_message,
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+        "seconds_per_tenant": {k: round(v / tenants, 3) for k, v in timings.items()},
+        "total_seconds": round(total, 3),
+        "total_seconds_per_tenant": round(total / tenants, 3),
+        "deployment_adds_up_to_seconds": SENSOR_WAITS_SECONDS,
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+if __name__ == "__main__":
+    main()
