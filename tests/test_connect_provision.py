@@ -27,6 +27,7 @@ from tenantpulse.connect.provision import (
     load_target,
     provision_due,
 )
+from tenantpulse.connect.refresher import refresh_due
 from tenantpulse.connect.vault import Vault, read_tokens
 from tenantpulse.defs.airbyte import airbyte_workspace, build_jobs_sensor
 from tenantpulse.defs.connect import build_connect_sensors
@@ -305,3 +306,34 @@ def test_the_provisioning_sensor_waits_for_the_destination_setting(
         assert airbyte.requests == []
     local_sensors = {s.name for s in build_connect_sensors(local)}
     assert local_sensors == {"token_refresh_sensor"}
+
+
+def test_an_expired_shopify_token_is_not_provisioned_until_the_refresher_renews_it(
+    tmp_path, warehouse_url, oauth, monkeypatch
+):
+    for name, value in connect_env(oauth).items():
+        monkeypatch.setenv(name, value)
+    local = make_settings(tmp_path, warehouse_url)
+    warehouse = open_warehouse(local.warehouse)
+    now = dt.datetime.now(dt.UTC)
+    with AirbyteStandIn(warehouse, local.simulator) as airbyte:
+        settings = airbyte_mode(tmp_path, warehouse_url, airbyte, monkeypatch)
+        with warehouse.connect() as conn:
+            add_tenant(conn, "acme", "Acme", "stripe")
+        connect_shopify(warehouse, oauth, "acme", now - dt.timedelta(hours=2))  # 1 h token
+        client = airbyte_workspace(settings.airbyte).process_config_and_initialize().get_client()
+        target = load_target(settings.airbyte)
+        connect = load_connect_settings()
+        [failed] = provision_due(warehouse, Vault([KEY]), connect, client, target, now=lambda: now)
+        assert failed.result == FAILED
+        assert "its access token has expired" in failed.detail
+        assert airbyte.created_sources == {}
+
+        refresh_due(warehouse, Vault([KEY]), connect)
+        later = now + dt.timedelta(seconds=30)
+        [done] = provision_due(warehouse, Vault([KEY]), connect, client, target, now=lambda: later)
+        assert done.result == PROVISIONED
+        with warehouse.connect() as conn:
+            fresh = read_tokens(conn, Vault([KEY]), "acme", "shopify").access_token
+        [body] = airbyte.created_sources.values()
+        assert body["configuration"]["credentials"]["api_password"] == fresh

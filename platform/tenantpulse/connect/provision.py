@@ -279,6 +279,8 @@ def _provision_one(
     try:
         registered = get_connection(conn, tenant_id, name)
         tokens = read_tokens(conn, vault, tenant_id, name)
+        if tokens.expires_at is not None and tokens.expires_at <= now():
+            raise ValueError("its access token has expired; the refresher renews it first")
         configuration = {
             **(registered.settings if registered else {}),
             **credential_configuration(name, tokens, settings),
