@@ -11,8 +11,8 @@ makes Nov 30 the day analysed, the last row of every tenant synced since:
   ops.airbyte_sync_history has it): fresh, 0 days.
 - `stale`: charges of 50 on Sep 28 and Nov 20, landed by its last successful sync on Nov 26 at
   08:00; the sync on Nov 29 failed: 4 days without a successful sync as of Nov 30. Its rows stop on
-  Nov 26: the days after are unknown, not zero. Its dashboard is as of Nov 26 (50 against 50:
-  growth 0); the analysis of Nov 30 has no growth to show over the 4 unknown days.
+  Nov 26: the days after are unknown, not zero. Its growth is as of Nov 26, in the dashboard and
+  in the analysis of Nov 30 alike: 50 (Nov 20) against 50 (Sep 28), growth 0.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def test_histories_reach_the_day_analysed_with_one_growth_and_sync_freshness(set
     trends = patterns.trends(history, AS_OF)
     revenue = trends[trends["metric"] == "revenue"].set_index("tenant_id")["mom_growth"]
     assert revenue["quiet"] == pytest.approx(0.8)
-    assert pd.isna(revenue["stale"])  # Nov 27-30 are unknown
+    assert revenue["stale"] == 0  # over its known days, to Nov 26: Nov 27-30 are unknown
     scores = health.health_scores(history, AS_OF, trends).set_index("tenant_id")
     assert scores.loc["quiet", "days_since_data"] == 0
     assert scores.loc["quiet", "data_freshness"] == 100.0
@@ -171,7 +171,14 @@ def test_growth_over_30_days_compares_the_sums_of_two_whole_windows():
     growth = patterns.trends(history, AS_OF).set_index("metric").loc["revenue", "mom_growth"]
     assert growth == pytest.approx(900 / 500 - 1)
 
-    # A history that stops at the last sale (26 of the last 30 days) has no growth to show, not
-    # the 900/26 / (500/30) - 1 = 1.08 of the means.
+    # A history that stops at the last sale (Nov 26) is measured over its own 30 days to Nov 26,
+    # whose 30 days before reach back before its first day: no growth, not the
+    # 900/26 / (500/30) - 1 = 1.08 of the means over 26 days against 30.
     cut = history[history["date"] <= pd.Timestamp("2026-11-26")]
     assert np.isnan(patterns.trends(cut, AS_OF).set_index("metric").loc["revenue", "mom_growth"])
+
+    # Ending on the last day of a history that stops early: 30 days to Nov 26 against the 30
+    # before, from Sep 28 on.
+    early = make_history("early", days=60, start="2026-09-28", revenue=revenue)
+    growth = patterns.trends(early, AS_OF).set_index("metric").loc["revenue", "mom_growth"]
+    assert growth == pytest.approx(900 / 500 - 1)

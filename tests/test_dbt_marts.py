@@ -578,11 +578,17 @@ def test_marts_give_the_hand_computed_numbers(settings, warehouse):
         True,
         True,
     )
+    # The sync at 00:00 on Nov 7 closes Nov 6: known at that day's end, not at Nov 5's.
+    assert rows(
+        warehouse,
+        "select date, last_synced_at from analytics.tenant_daily_metrics"
+        " where tenant_id = 'hand' and date >= '2026-11-05' order by date",
+    ) == [(dt.date(2026, 11, 5), None), (dt.date(2026, 11, 6), sync_time(7))]
 
-    # user_dashboard_summary: one row per tenant; the yen tenant's money stays in yen. Without the
-    # var as_of_date the day analysed is the newest activity of any tenant (Nov 6), so the yen
-    # tenant, quiet since Nov 2, is as of Nov 6 too. Neither history covers the 60 days a growth
-    # over 30 days needs (hand's begins Oct 1).
+    # user_dashboard_summary: one row per tenant; the yen tenant's money stays in yen. The day
+    # analysed is the newest activity of any tenant (Nov 6), so the yen tenant, quiet since Nov 2,
+    # is as of Nov 6 too. Neither history covers the 60 days a growth over 30 days needs (hand's
+    # begins Oct 1).
     assert rows(
         warehouse,
         "select tenant_id, as_of_date, currency, mrr, mrr_growth_mom, revenue_30d,"

@@ -1,7 +1,9 @@
--- Every UTC day with a successful sync of a tenant's data, and the day's newest one. A sync is
--- known from the rows it landed (`_airbyte_extracted_at`, staging's synced_at) and from
--- ops.airbyte_sync_history, where a sync that found nothing new still leaves its row. The history
--- table appears with the first recorded sync: until then the landed rows are the only record.
+-- Every UTC day with a successful sync of a tenant's data, and the day's newest one. A sync at
+-- exactly 00:00 counts for the day it closes, the day before: it holds all of that day and
+-- nothing of its own. A sync is known from the rows it landed (`_airbyte_extracted_at`, staging's
+-- synced_at) and from ops.airbyte_sync_history, where a sync that found nothing new still leaves
+-- its row. The history table appears with the first recorded sync: until then the landed rows are
+-- the only record.
 {% set staged = [
     'stg_stripe__customers', 'stg_stripe__charges', 'stg_stripe__subscriptions',
     'stg_stripe__invoices', 'stg_stripe__refunds',
@@ -35,9 +37,9 @@ sync_times as (
 
 select
     tenant_id,
-    {{ marts_day('synced_at') }} as synced_date,
+    {{ marts_day("synced_at - interval '1 microsecond'") }} as synced_date,
     max(synced_at) as last_synced_at
 
 from sync_times
 where tenant_id is not null and synced_at is not null
-group by tenant_id, {{ marts_day('synced_at') }}
+group by tenant_id, {{ marts_day("synced_at - interval '1 microsecond'") }}

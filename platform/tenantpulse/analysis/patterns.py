@@ -113,17 +113,20 @@ def trends(history: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     relative to the window's mean level, growth over 30 days (`mom_growth`) and a direction.
 
     Growth over 30 days is the one definition user_dashboard_summary.revenue_growth_30d also
-    uses: the sum of the 30 days ending on as_of / the sum of the 30 days before - 1. It is NaN
-    unless each of the 60 days has a value (the tenant's history and the metric's source cover
-    them all), or when the earlier sum is 0."""
+    uses: the sum of the 30 days ending on the tenant's last day up to as_of (as_of itself unless
+    its history stops earlier: at its last sync, or the newest data is older than as_of) / the sum
+    of the 30 days before - 1. It is NaN unless each of the 60 days has a value (the tenant's
+    history and the metric's source cover them all), or when the earlier sum is 0."""
     long = _long(history, as_of, METRICS, max(LONG_WINDOW_DAYS, 2 * MOM_WINDOW_DAYS))
     out = long[KEYS].drop_duplicates().set_index(KEYS)
     short = _window_slope(long, SHORT_WINDOW_DAYS).drop(columns="n")
     full = _window_slope(long, LONG_WINDOW_DAYS)
     out = out.join(short).join(full)
 
-    recent = long[long["age"] < MOM_WINDOW_DAYS].groupby(KEYS)["value"].agg(["sum", "count"])
-    prior_rows = long[(long["age"] >= MOM_WINDOW_DAYS) & (long["age"] < 2 * MOM_WINDOW_DAYS)]
+    last_day = long.groupby("tenant_id")["date"].transform("max")
+    age = (last_day - long["date"]).dt.days  # 0 on the tenant's last day up to as_of
+    recent = long[age < MOM_WINDOW_DAYS].groupby(KEYS)["value"].agg(["sum", "count"])
+    prior_rows = long[(age >= MOM_WINDOW_DAYS) & (age < 2 * MOM_WINDOW_DAYS)]
     prior = prior_rows.groupby(KEYS)["value"].agg(["sum", "count"])
     whole = (recent["count"] == MOM_WINDOW_DAYS) & (prior["count"] == MOM_WINDOW_DAYS)
     mom = recent["sum"] / prior["sum"].where(prior["sum"] != 0) - 1
