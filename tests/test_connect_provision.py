@@ -13,6 +13,7 @@ import pytest
 
 from airbyte_standin import AirbyteStandIn
 from conftest import make_settings
+from flowkit import land
 from oauth_standin import OAuthStandIn
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, load_connect_settings
 from tenantpulse.connect import events
@@ -183,6 +184,12 @@ def test_a_completed_connect_is_provisioned_and_its_first_sync_lands_without_ano
             ("globex", "stripe", "succeeded", True),
         ]
         assert new_syncs(settings, instance) == ["acme", "globex"]
+        assert land(settings, instance, ["acme", "globex"]).success  # the run it requests
+        with warehouse.connect() as conn:
+            landed = conn.fetch_all(
+                "select tenant_id, count(*) > 0 from landing.shopify__orders group by tenant_id"
+            )
+        assert landed == [("acme", True)]
 
     # The credentials were only in the source requests' bodies: not in a URL or header, not in
     # the warehouse outside the vault, the Dagster storage or the logs.
