@@ -89,3 +89,25 @@ def test_web_settings(tmp_path):
                 TENANTPULSE_WEB_DATABASE_URL="postgresql://tenantpulse_web:secret@db/w",
             )
         )
+
+
+def test_an_unreadable_warehouse_is_a_503_without_details(tmp_path):
+    import duckdb
+    from starlette.testclient import TestClient
+
+    from tenantpulse.web.app import create_app
+
+    path = tmp_path / "held.duckdb"
+    settings = make_settings(
+        tmp_path, f"duckdb:///{path}", TENANTPULSE_WEB_SIGNING_KEY=KEY.decode()
+    )
+    writer = duckdb.connect(str(path))  # held for writing, as the flow holds it
+    try:
+        with TestClient(create_app(settings)) as client:
+            token = signin_token(KEY, "acme", "ann", 5)
+            response = client.get("/signin", params={"token": token})
+    finally:
+        writer.close()
+    assert response.status_code == 503
+    assert "The data cannot be read right now: try again in a minute." in response.text
+    assert str(path) not in response.text

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -33,11 +34,13 @@ from starlette.templating import Jinja2Templates
 
 from tenantpulse.config import Settings
 from tenantpulse.tenants.registry import ACTIVE, get_tenant
+from tenantpulse.warehouse import WarehouseError
 from tenantpulse.web import signin
 from tenantpulse.web.db import TenantDatabase
 from tenantpulse.web.settings import WebSettings, load_web_settings
 
 HERE = Path(__file__).parent
+logger = logging.getLogger(__name__)
 ROUTE_MODULES: tuple[str, ...] = (
     "tenantpulse.web.pages",
     "tenantpulse.web.api",
@@ -82,7 +85,7 @@ def create_app(settings: Settings, web: WebSettings | None = None) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(_SecurityHeaders)],
-        exception_handlers={HTTPException: _error},
+        exception_handlers={HTTPException: _error, WarehouseError: _unavailable},
     )
     app.state.settings = settings
     app.state.web = web
@@ -102,6 +105,15 @@ async def _error(request: Request, error: HTTPException) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": error.detail}, status_code=error.status_code)
     return render(request, "error.html", error.status_code, message=error.detail)
+
+
+async def _unavailable(request: Request, error: WarehouseError) -> Response:
+    """The warehouse cannot be read (DuckDB while the flow writes it, Postgres down): the user
+    gets a 503 without the details, the operator's log gets them."""
+    logger.warning("warehouse unavailable for %s: %s", request.url.path, error)
+    return await _error(
+        request, HTTPException(503, "The data cannot be read right now: try again in a minute.")
+    )
 
 
 def index(request: Request) -> Response:
