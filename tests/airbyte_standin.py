@@ -1,6 +1,6 @@
 """A stand-in for an Airbyte server on 127.0.0.1, not Airbyte: it answers the endpoints
 dagster-airbyte's `AirbyteClient` calls, with the JSON shapes of Airbyte's REST API
-(`/api/public/v1`: applications/token, workspaces, connections, jobs, POST and PATCH sources,
+(`/api/public/v1`: applications/token, workspaces, connections, jobs, POST, PATCH and DELETE sources,
 POST connections) and
 configuration API (`/api/v1`: connections/get, jobs/get), so the real client can be tested
 without a server.
@@ -87,6 +87,7 @@ class AirbyteStandIn:
         self.source_configurations: dict[str, dict] = {}  # source id -> last PATCHed configuration
         self.created_sources: dict[str, dict] = {}  # source id -> the POST /sources body
         self.created_connections: list[dict] = []  # the POST /connections bodies, in order
+        self.deleted_sources: list[str] = []  # DELETE /sources/<id>, in order
         self.exchanges: list[tuple[str, str, dict]] = []  # (method, path with query, headers)
         self.default_plan = JobPlan()  # for a sync no plan was queued for
         self.refuse: dict[str, int] = {}  # "POST /sources" -> how many next requests get a 500
@@ -260,6 +261,8 @@ class AirbyteStandIn:
                     if job.status == "running":
                         job.status, job.updated = "cancelled", now()
                 return 200, self.job_response(job)
+            if method == "DELETE" and path.startswith(f"{REST}/sources/"):
+                return self._delete_source(path.rsplit("/", 1)[1])
             if method == "PATCH" and path.startswith(f"{REST}/sources/"):
                 source_id = path.rsplit("/", 1)[1]
                 self.source_configurations[source_id] = body.get("configuration") or {}
@@ -312,6 +315,18 @@ class AirbyteStandIn:
             "workspaceId": self.workspace_id,
             "configuration": {k: "**********" for k in body["configuration"]},
         }
+
+    def _delete_source(self, source_id: str):
+        """DELETE /sources/<id>: the source and its connections; 204 without a body."""
+        gone = [c for c in self.connections.values() if self.source_of(c) == source_id]
+        if source_id not in self.created_sources and not gone:
+            return 404, _problem(404, "Not Found", "no such source")
+        self.created_sources.pop(source_id, None)
+        self.source_configurations.pop(source_id, None)
+        for connection in gone:
+            del self.connections[connection.connection_id]
+        self.deleted_sources.append(source_id)
+        return 204, None
 
     def _create_connection(self, body: dict):
         """POST /connections (ConnectionCreateRequest); the new connection syncs like the others."""
@@ -424,7 +439,7 @@ def _handler(standin: AirbyteStandIn):
             status, payload = standin.handle(
                 method, parts.path, parse_qs(parts.query), body, headers
             )
-            data = json.dumps(payload).encode()
+            data = b"" if payload is None else json.dumps(payload).encode()
             self.send_response(status)
             content_type = "application/json" if status < 400 else "application/problem+json"
             self.send_header("Content-Type", content_type)

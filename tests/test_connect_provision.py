@@ -17,12 +17,14 @@ from flowkit import land
 from oauth_standin import OAuthStandIn
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, load_connect_settings
 from tenantpulse.connect import events
-from tenantpulse.connect.oauth import connect_pasted_key
+from tenantpulse.connect.oauth import connect_pasted_key, disconnect
 from tenantpulse.connect.provision import (
     DESTINATION_ID,
     FAILED,
     PROVISIONED,
     PROVISIONING,
+    REMOVED,
+    REMOVING,
     SOURCE_DEFINITION_IDS,
     get_provisioning,
     load_target,
@@ -97,7 +99,7 @@ def test_a_completed_connect_is_provisioned_and_its_first_sync_lands_without_ano
         resources = {"airbyte_workspace": airbyte_workspace(settings.airbyte)}
         sensor = {s.name: s for s in build_connect_sensors(settings)}["airbyte_provision_sensor"]
         result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
-        assert result.skip_message == "2 provisioned, 0 failed (retried later)"
+        assert result.skip_message == "2 provisioned, 0 removed, 0 failed (retried later)"
 
         # The sources: the workspace, the connector's definition, the settings and the credential.
         by_name = {body["name"]: body for body in airbyte.created_sources.values()}
@@ -344,3 +346,50 @@ def test_an_expired_shopify_token_is_not_provisioned_until_the_refresher_renews_
             fresh = read_tokens(conn, Vault([KEY]), "acme", "shopify").access_token
         [body] = airbyte.created_sources.values()
         assert body["configuration"]["credentials"]["api_password"] == fresh
+
+
+def test_a_disconnect_deletes_the_airbyte_source_and_a_reconnect_provisions_anew(
+    tmp_path, warehouse_url, monkeypatch
+):
+    monkeypatch.setenv("TENANTPULSE_VAULT_KEYS", KEY)
+    local = make_settings(tmp_path, warehouse_url)
+    warehouse = open_warehouse(local.warehouse)
+    now = dt.datetime.now(dt.UTC)
+    with AirbyteStandIn(warehouse, local.simulator) as airbyte:
+        settings = airbyte_mode(tmp_path, warehouse_url, airbyte, monkeypatch)
+        with warehouse.connect() as conn:
+            for tenant in ("acme", "globex"):
+                add_tenant(conn, tenant, tenant.title(), "stripe")
+        connect_stripe(warehouse, "acme", now)
+        connect_stripe(warehouse, "globex", now)
+        client = airbyte_workspace(settings.airbyte).process_config_and_initialize().get_client()
+        target = load_target(settings.airbyte)
+        connect = load_connect_settings()
+        provision_due(warehouse, Vault([KEY]), connect, client, target)
+        with warehouse.connect() as conn:
+            first = get_provisioning(conn, "acme", "stripe")
+            disconnect(conn, "acme", "stripe", dt.datetime.now(dt.UTC))
+            assert get_provisioning(conn, "acme", "stripe").status == REMOVING
+
+        [removed] = provision_due(warehouse, Vault([KEY]), connect, client, target)
+        assert (removed.tenant_id, removed.result) == ("acme", REMOVED)
+        assert airbyte.deleted_sources == [first.source_id]
+        # Airbyte holds neither acme's credential nor its connection; globex is untouched.
+        assert sorted(c.tenant_id for c in airbyte.connections.values()) == ["globex"]
+        assert [b["name"] for b in airbyte.created_sources.values()] == [
+            "tenantpulse-globex-stripe"
+        ]
+        with warehouse.connect() as conn:
+            state = get_provisioning(conn, "acme", "stripe")
+            assert (state.status, state.source_id, state.connection_id) == (REMOVED, None, None)
+            assert [e.event for e in events.events_of(conn, "acme", "stripe")][-2:] == [
+                events.DISCONNECTED,
+                events.REMOVED_FROM_AIRBYTE,
+            ]
+        assert provision_due(warehouse, Vault([KEY]), connect, client, target) == []
+
+        connect_stripe(warehouse, "acme", now)  # connected again: a new source and connection
+        [again] = provision_due(warehouse, Vault([KEY]), connect, client, target)
+        assert (again.tenant_id, again.result) == ("acme", PROVISIONED)
+        assert sorted(c.tenant_id for c in airbyte.connections.values()) == ["acme", "globex"]
+        assert len(airbyte.created_connections) == 3

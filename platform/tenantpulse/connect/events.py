@@ -1,6 +1,6 @@
 """`ops.connection_events`: an append-only log of what happened to each connection (connected,
 refreshed, refresh failed, reconnect required, recovered, disconnected, token pushed to Airbyte,
-Airbyte source and connection provisioned, provisioning failed).
+Airbyte source and connection provisioned, provisioning failed, removed from Airbyte).
 
 Rows are only ever inserted. A detail is a short text for an operator and never holds a token.
 """
@@ -23,6 +23,7 @@ DISCONNECTED = "disconnected"
 PUSHED_TO_AIRBYTE = "pushed_to_airbyte"
 PROVISIONED = "provisioned"  # its Airbyte source and connection exist, the first sync started
 PROVISION_FAILED = "provision_failed"  # retried after a backoff
+REMOVED_FROM_AIRBYTE = "removed_from_airbyte"  # after a disconnect: its Airbyte source deleted
 
 
 @dataclass(frozen=True)

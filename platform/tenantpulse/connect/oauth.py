@@ -34,7 +34,7 @@ from tenantpulse.connect.providers import (
     provider,
     tokens_from_response,
 )
-from tenantpulse.connect.provision import request_provisioning
+from tenantpulse.connect.provision import request_provisioning, request_removal
 from tenantpulse.connect.vault import (
     CONNECTED,
     RECONNECT_REQUIRED,
@@ -235,12 +235,14 @@ def connect_pasted_key(
 
 
 def disconnect(conn: Connection, tenant_id: str, provider_name: str, now: dt.datetime) -> None:
-    """Destroy the token and stop the source's syncs (its data is kept)."""
+    """Destroy the token and stop the source's syncs (its data is kept); its Airbyte source,
+    holding a copy of the credential, is deleted next (connect/provision.py)."""
     which = provider(provider_name)
     destroy_tokens(conn, tenant_id, which.name, now)
     connection = get_connection(conn, tenant_id, which.name)
     if connection is not None and connection.status == CONNECTED:
         disconnect_source(conn, tenant_id, which.name)
+    request_removal(conn, tenant_id, which.name, now)
     events.record_event(conn, tenant_id, which.name, events.DISCONNECTED, now)
 
 

@@ -14,6 +14,9 @@ time, each in its own transaction (Postgres: `FOR UPDATE SKIP LOCKED`, as the re
 3. the first sync: `POST /jobs`. The jobs sensor records it when it ends and new_syncs_sensor
    lands it, as for any sync.
 
+A disconnect marks the connection `removing`: `DELETE /sources/<id>` then deletes the source
+(Airbyte deletes its connections with it), so Airbyte neither keeps the credential nor syncs.
+
 The credential is only ever in the JSON body of the source request. A failure is retried after
 the refresher's backoff and recorded in `ops.connection_events` (`provision_failed`); the ids
 Airbyte gave before the failure are kept, so a retry does not create a second source.
@@ -28,6 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import requests
 from dagster import Failure
 from dagster_airbyte.resources import AirbyteClient
 
@@ -43,6 +47,7 @@ from tenantpulse.tenants.source_settings import validate_source
 from tenantpulse.warehouse import Connection, Warehouse
 
 PROVISIONING, PROVISIONED = "provisioning", "provisioned"
+REMOVING, REMOVED = "removing", "removed"  # after a disconnect: the Airbyte source is deleted
 DESTINATION_ID = "TENANTPULSE_AIRBYTE_DESTINATION_ID"
 DEFINITION_PREFIX = "TENANTPULSE_AIRBYTE_SOURCE_DEFINITION_"
 # The Terraform module's (terraform/modules/tenant_connections/main.tf).
@@ -89,7 +94,7 @@ def load_target(airbyte: AirbyteSettings, environ: Mapping[str, str] | None = No
 class Outcome:
     tenant_id: str
     provider: str
-    result: str  # PROVISIONED, or FAILED (retried later)
+    result: str  # PROVISIONED, REMOVED, or FAILED (retried later)
     detail: str  # for logs: ids and reasons, never a credential
 
 
@@ -102,7 +107,7 @@ def ensure_provisioning(conn: Connection) -> None:
         "create table if not exists ops.airbyte_provisioning ("
         " tenant_id varchar not null,"
         " provider varchar not null,"
-        " status varchar not null,"  # provisioning | provisioned
+        " status varchar not null,"  # provisioning | provisioned | removing | removed
         " source_id varchar,"
         " connection_id varchar,"
         " first_job_id varchar,"
@@ -126,6 +131,18 @@ def request_provisioning(conn: Connection, tenant_id: str, provider: str, now: d
         " failures = 0, next_attempt_at = null, last_error = null,"
         " requested_at = excluded.requested_at, provisioned_at = null",
         (tenant_id, provider, PROVISIONING, now),
+    )
+
+
+def request_removal(conn: Connection, tenant_id: str, provider: str, now: dt.datetime) -> None:
+    """A disconnect: delete the connection's Airbyte source next, if it has one."""
+    ensure_provisioning(conn)
+    conn.execute(
+        "update ops.airbyte_provisioning set status = case when source_id is null"
+        " and connection_id is null then %s else %s end, failures = 0,"
+        " next_attempt_at = null, last_error = null, requested_at = %s"
+        " where tenant_id = %s and provider = %s",
+        (REMOVED, REMOVING, now, tenant_id, provider),
     )
 
 
@@ -229,7 +246,8 @@ def provision_due(
         ensure_provisioning(conn)
         ensure_connections_table(conn)
         if not conn.fetch_value(
-            "select count(*) from ops.airbyte_provisioning where status = %s", (PROVISIONING,)
+            "select count(*) from ops.airbyte_provisioning where status in (%s, %s)",
+            (PROVISIONING, REMOVING),
         ):
             return []
     existing: dict[tuple[str, str], str] | None = None
@@ -271,8 +289,11 @@ def _provision_one(
     claimed = _claim(conn, now(), tried)
     if claimed is None:
         return None
-    tenant_id, name, source_id, connection_id, failures = claimed
+    tenant_id, name, status, source_id, connection_id, failures = claimed
     tried.add((tenant_id, name))
+    if status == REMOVING:
+        existing.pop((tenant_id, name), None)
+        return _remove(conn, client, tenant_id, name, source_id, connection_id, failures, now)
     connection_id = connection_id or existing.get((tenant_id, name))
     step = "reading the credential from the vault"
     job_id = None
@@ -344,19 +365,65 @@ def _provision_one(
     return Outcome(tenant_id, name, PROVISIONED, detail)
 
 
+def _remove(
+    conn: Connection,
+    client: AirbyteClient,
+    tenant_id: str,
+    name: str,
+    source_id: str | None,
+    connection_id: str | None,
+    failures: int,
+    now: Callable[[], dt.datetime],
+) -> Outcome:
+    step = "reading the existing Airbyte connection"
+    try:
+        if not source_id:
+            source_id = client.get_connection_details(connection_id)["sourceId"]
+        step = f"deleting Airbyte source {source_id}"
+        # Not _single_request: Airbyte answers 204 without a body, which it cannot parse.
+        session = client._get_session(include_additional_request_headers=True)  # noqa: SLF001
+        response = session.delete(
+            f"{client.rest_api_base_url}/sources/{source_id}", timeout=client.request_timeout
+        )
+        if response.status_code != 404:  # already deleted: done
+            response.raise_for_status()
+    except (Failure, KeyError, requests.RequestException) as error:
+        reason = (
+            f"HTTP {error.response.status_code}"
+            if isinstance(error, requests.HTTPError) and error.response is not None
+            else _describe(error)
+        )
+        return _failed(
+            conn, tenant_id, name, source_id, connection_id, failures, now(), step, reason
+        )
+    at = now()
+    # The ids go: a later reconnect creates a new source and connection.
+    conn.execute(
+        "update ops.airbyte_provisioning set status = %s, source_id = null, connection_id = null,"
+        " failures = 0, next_attempt_at = null, last_error = null"
+        " where tenant_id = %s and provider = %s",
+        (REMOVED, tenant_id, name),
+    )
+    detail = f"source {source_id} and its connection {connection_id} deleted from Airbyte"
+    events.record_event(conn, tenant_id, name, events.REMOVED_FROM_AIRBYTE, at, detail)
+    return Outcome(tenant_id, name, REMOVED, detail)
+
+
 def _claim(conn: Connection, now: dt.datetime, tried: set[tuple[str, str]]) -> tuple | None:
-    """The oldest due request whose token is connected, locked on Postgres until this
-    transaction ends; rows another provisioner holds, and those tried in this batch, skipped."""
+    """The oldest due request (to provision: its token connected; or to remove), locked on
+    Postgres until this transaction ends; rows another provisioner holds, and those tried in
+    this batch, skipped."""
     lock = " for update of p skip locked" if conn.dialect == "postgres" else ""
     rows = conn.fetch_all(
-        "select p.tenant_id, p.provider, p.source_id, p.connection_id, p.failures"
-        " from ops.airbyte_provisioning p join ops.connection_tokens t"
+        "select p.tenant_id, p.provider, p.status, p.source_id, p.connection_id, p.failures"
+        " from ops.airbyte_provisioning p left join ops.connection_tokens t"
         " on t.tenant_id = p.tenant_id and t.provider = p.provider"
-        " join ops.tenant_connections c on c.tenant_id = p.tenant_id and c.source = p.provider"
-        " where p.status = %s and t.status = %s and c.status = %s"
+        " left join ops.tenant_connections c"
+        " on c.tenant_id = p.tenant_id and c.source = p.provider"
+        " where ((p.status = %s and t.status = %s and c.status = %s) or p.status = %s)"
         " and (p.next_attempt_at is null or p.next_attempt_at <= %s)"
         f" order by p.requested_at, p.tenant_id, p.provider limit %s{lock}",
-        (PROVISIONING, CONNECTED, CONNECTED, now, len(tried) + 1),
+        (PROVISIONING, CONNECTED, CONNECTED, REMOVING, now, len(tried) + 1),
     )
     return next((tuple(r) for r in rows if (r[0], r[1]) not in tried), None)
 

@@ -13,7 +13,9 @@ from tenantpulse.actions.handlers import build_handlers
 from tenantpulse.actions.playbooks import load_playbooks
 from tenantpulse.config import Settings, SettingsError, load_connect_settings
 from tenantpulse.connect.provision import (
+    FAILED,
     PROVISIONED,
+    REMOVED,
     ProvisionError,
     load_target,
     provision_due,
@@ -88,7 +90,8 @@ def build_provision_sensor(settings: Settings) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Creates the Airbyte source and connection of each newly connected source "
         "(or updates the source's credential after a reconnect) and starts its first sync; the "
-        "jobs sensor and new_syncs_sensor take it from there. Failures back off.",
+        "jobs sensor and new_syncs_sensor take it from there. Deletes the Airbyte source of a "
+        "disconnected one. Failures back off.",
     )
     def airbyte_provision_sensor(
         context: dg.SensorEvaluationContext, airbyte_workspace: AirbyteWorkspace
@@ -115,11 +118,11 @@ def build_provision_sensor(settings: Settings) -> dg.SensorDefinition:
         except (WarehouseBusyError, ProvisionError) as error:
             return dg.SkipReason(f"will retry: {error}")
         for outcome in outcomes:
-            log = context.log.info if outcome.result == PROVISIONED else context.log.warning
+            log = context.log.warning if outcome.result == FAILED else context.log.info
             log(f"{outcome.tenant_id} {outcome.provider}: {outcome.result}: {outcome.detail}")
-        done = sum(o.result == PROVISIONED for o in outcomes)
+        counts = [sum(o.result == r for o in outcomes) for r in (PROVISIONED, REMOVED, FAILED)]
         return dg.SkipReason(
-            f"{done} provisioned, {len(outcomes) - done} failed (retried later)"
+            "{} provisioned, {} removed, {} failed (retried later)".format(*counts)
             if outcomes
             else "nothing to provision"
         )
