@@ -531,6 +531,16 @@ def test_isolation_survives_a_dbt_rebuild_of_the_marts(on_postgres):
         "order by 1",
     )["table_name"].tolist()
     assert policies == marts and len(marts) >= 9
+    # Each rebuilt mart has an index leading with tenant_id again (its own, or setup-roles').
+    unindexed = _mart(
+        on_postgres,
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = 'analytics' and c.relkind = 'r' and not exists ("
+        "  select 1 from pg_index i join pg_attribute a "
+        "  on a.attrelid = i.indrelid and a.attnum = i.indkey[0] "
+        "  where i.indrelid = c.oid and a.attname = 'tenant_id')",
+    )["relname"].tolist()
+    assert unindexed == []
     _assert_isolated(on_postgres)
 
 
