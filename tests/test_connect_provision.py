@@ -26,6 +26,8 @@ from tenantpulse.connect.provision import (
     REMOVED,
     REMOVING,
     SOURCE_DEFINITION_IDS,
+    Target,
+    connection_request,
     get_provisioning,
     load_target,
     provision_due,
@@ -36,8 +38,10 @@ from tenantpulse.defs.airbyte import airbyte_workspace, build_jobs_sensor
 from tenantpulse.defs.connect import build_connect_sensors
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.flow_runs import dagster_instance
+from tenantpulse.sources.contracts import SOURCES
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
+from terraform_module import expand, module_blocks, variable_defaults
 from test_airbyte import SECRET, history, new_syncs
 from test_connect_airbyte import KEY, connect_env, connect_shopify, contains, warehouse_text
 
@@ -393,3 +397,32 @@ def test_a_disconnect_deletes_the_airbyte_source_and_a_reconnect_provisions_anew
         assert (again.tenant_id, again.result) == ("acme", PROVISIONED)
         assert sorted(c.tenant_id for c in airbyte.connections.values()) == ["acme", "globex"]
         assert len(airbyte.created_connections) == 3
+
+
+def test_the_api_path_creates_what_the_terraform_module_creates():
+    """Read from terraform/ (python-hcl2): definition ids, names, namespace, prefix, streams, cron."""
+    target = Target("w0000000-0000-4000-8000-000000000001", DESTINATION)
+    assert SOURCE_DEFINITION_IDS == module_blocks("locals")["source_definition_ids"]
+    streams = module_blocks("locals")["streams"]
+    for source in SOURCES:
+        request = connection_request(target, "acme", source, "s-1")
+        planned = expand(
+            {"connections": {f"acme/{source}": {"tenant_id": "acme", "source": source}}}
+        )
+        made = planned[f'airbyte_connection.tenant["acme/{source}"]']
+        assert (request["name"], request["namespaceFormat"], request["prefix"]) == (
+            made["name"],
+            made["namespace_format"],
+            made["prefix"],
+        )
+        assert planned[f'airbyte_source.tenant["acme/{source}"]']["name"] == made["name"]
+        assert request["configurations"]["streams"] == [
+            {
+                "name": s["name"],
+                "syncMode": s["sync_mode"],
+                "cursorField": s["cursor_field"],
+                "primaryKey": s["primary_key"],
+            }
+            for s in streams[source]
+        ]
+        assert request["schedule"]["cronExpression"] == variable_defaults()["cron_expression"]
