@@ -156,14 +156,6 @@ paying_now as (
         on customers_per_month.tenant_id = latest.tenant_id
         and customers_per_month.month = {{ marts_month('latest.as_of_date') }}
 
-),
-
-last_syncs as (
-
-    select tenant_id, max(last_synced_at) as last_synced_at
-    from {{ ref('int_tenant_syncs_dated') }}
-    group by tenant_id
-
 )
 
 select
@@ -187,7 +179,7 @@ select
     {{ marts_count('windows.sessions_30d') }} as sessions_30d,
     {{ marts_ratio('windows.bounced_sessions_30d', 'windows.sessions_30d') }} as bounce_rate_30d,
     {{ marts_ratio('windows.conversions_30d', 'windows.sessions_30d') }} as conversion_rate_30d,
-    last_syncs.last_synced_at
+    latest_days.last_synced_at
 
 from latest
 inner join latest_days
@@ -200,5 +192,3 @@ left join merge_times_30d
     on latest.tenant_id = merge_times_30d.tenant_id
 left join paying_now
     on latest.tenant_id = paying_now.tenant_id
-left join last_syncs
-    on latest.tenant_id = last_syncs.tenant_id
