@@ -23,7 +23,12 @@ from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator.run import assign_profile, run_simulation
 from tenantpulse.sources.contracts import raw_schema
 from tenantpulse.tenants.registry import add_tenant, list_tenants
-from tenantpulse.transform.tenant_findings import TenantFinding, describe
+from tenantpulse.transform.tenant_findings import (
+    EXAMPLE_CHARS,
+    TenantFinding,
+    describe,
+    read_findings,
+)
 from tenantpulse.warehouse import open_warehouse, qualified
 from test_dbt_marts import load_hand_made_data
 
@@ -279,3 +284,20 @@ def test_a_dbt_error_still_fails_the_views_with_dbts_message_after_naming_the_fi
     assert finding.asset_key == dg.AssetKey(["staging", "stg_stripe__refunds"])
     assert finding.metadata["offending_rows_by_tenant"].value == {"hand": 1}
     assert finding.metadata["example_by_tenant"].value == {"hand": "ch_gone"}
+
+
+def test_the_stored_findings_are_read_per_tenant_with_a_short_example(warehouse):
+    with warehouse.connect() as conn:
+        conn.ensure_schema("test_failures")
+        conn.execute(
+            "create table test_failures.some_test"
+            " (tenant_id varchar, offending_rows bigint, example varchar)"
+        )
+        conn.execute(
+            "insert into test_failures.some_test values ('b', 2, %s), ('a', 1, null)",
+            ("x" * 5000,),
+        )
+        assert read_findings(conn, "test_failures", "some_test") == [
+            TenantFinding("a", 1, None),
+            TenantFinding("b", 2, "x" * EXAMPLE_CHARS),
+        ]

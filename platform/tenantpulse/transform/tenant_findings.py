@@ -11,6 +11,7 @@ from typing import Any
 from tenantpulse.warehouse import Connection, qualified
 
 SHOWN_TENANTS = 10  # in a message; the check's metadata lists every tenant
+EXAMPLE_CHARS = 100  # a value is the tenant's own: it may be as long as the source sends
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def failures_table(manifest: Mapping[str, Any], test_id: str) -> tuple[str, str]
 
 def read_findings(conn: Connection, schema: str, table: str) -> list[TenantFinding]:
     return [
-        TenantFinding(tenant_id, int(rows), example)
+        TenantFinding(tenant_id, int(rows), None if example is None else example[:EXAMPLE_CHARS])
         for tenant_id, rows, example in conn.fetch_all(
             f"select tenant_id, offending_rows, example from {qualified(schema, table)}"
             " order by tenant_id"
