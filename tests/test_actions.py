@@ -282,6 +282,8 @@ def test_the_act_job_acts_once_across_runs_and_failures_are_alerted(settings, wa
             "tenant_partitions_sensor",
             "run_failure_alert_sensor",
             "stale_data_sensor",
+            "landing_failed_alert_sensor",
+            "token_refresh_sensor",
         )
     }
     with warehouse.connect() as conn:

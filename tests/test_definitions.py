@@ -24,7 +24,11 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
         assert landing.parent_keys == {dg.AssetKey(["raw", stream.source, stream.stream])}
         # Not tenant-partitioned: Dagster's per-partition events cost more than landing itself.
         assert landing.partitions_def is None
-        assert {c.name for c in landing.check_keys} == {"no_schema_drift", "no_quarantined_rows"}
+        assert {c.name for c in landing.check_keys} == {
+            "no_schema_drift",
+            "no_quarantined_rows",
+            "tenants_landed",
+        }
         raw = graph.get(dg.AssetKey(["raw", stream.source, stream.stream]))
         assert raw.is_observable and raw.partitions_def is None
         staging = graph.get(dg.AssetKey(["staging", f"stg_{stream.name}"]))
