@@ -1,5 +1,6 @@
 """A removed tenant's data stays where it is, but from the next run on no stage after landing
-analyses it, writes about it, sends it to the LLM or acts on it."""
+analyses it, writes about it, sends it to the LLM or acts on it. The flow runs on DuckDB (the
+filters are in Python, over one registry query); the registry query runs on both warehouses."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from openai_standin import OpenAIStandIn, Reply, rewording
 from tenantpulse import flow
 from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator.run import assign_profile, run_simulation
-from tenantpulse.tenants.registry import add_tenant, list_tenants, remove_tenant
+from tenantpulse.tenants.registry import (
+    add_tenant,
+    list_tenants,
+    remove_tenant,
+    removed_tenant_ids,
+)
 from tenantpulse.warehouse import open_warehouse
 
 KEPT, REMOVED = "keptco", "goneco"
@@ -34,9 +40,20 @@ def _rows_by_tenant(conn, table: str, days: list[str]) -> dict[str, int]:
     )
 
 
+def test_removed_tenants_are_the_registrys_removed_ones(warehouse):
+    with warehouse.connect() as conn:
+        for tenant_id in ("kept", "gone", "back"):
+            add_tenant(conn, tenant_id, tenant_id, "stripe")
+        remove_tenant(conn, "gone")
+        remove_tenant(conn, "back")
+        add_tenant(conn, "back", "back", "stripe")  # registered again: active
+        assert removed_tenant_ids(conn) == {"gone"}
+
+
 def test_a_removed_tenant_is_not_analysed_written_about_sent_to_the_llm_or_acted_on(
-    tmp_path, warehouse_url, monkeypatch
+    tmp_path, monkeypatch
 ):
+    warehouse_url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     with OpenAIStandIn(lambda body, n: Reply(content=rewording(body))) as standin:
         monkeypatch.setenv("OPENAI_API_KEY", "test-key")  # the resource reads it (dg.EnvVar)
         settings = make_settings(
