@@ -3,9 +3,14 @@ than how the instance chains the stages (tests/test_flow.py follows real flows t
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+
 import dagster as dg
+import pandas as pd
 
 from tenantpulse.definitions import build_definitions
+from tenantpulse.warehouse import qualified
 
 
 def run_job(
@@ -77,3 +82,57 @@ def run_flow_in_process(settings, instance, until: str | None = None) -> list:
             return results
         job_name, run_config = request.job_name, request.run_config
         tags, partition_key = dict(request.tags), request.partition_key
+
+
+# Columns that say when a row was written, not what the flow computed (the simulator records
+# its syncs at the wall clock's time: last_synced_at).
+WRITTEN_AT = {
+    "created_at",
+    "updated_at",
+    "sent_at",
+    "claimed_at",
+    "claimed_by",
+    "generated_at",
+    "last_synced_at",
+}
+
+
+def _plain(value):
+    if pd.isna(value):  # NULL read as None, NaN or NaT
+        return None
+    if isinstance(value, (float, decimal.Decimal)):
+        return round(float(value), 6)
+    if isinstance(value, dt.datetime) and value.tzinfo:
+        return value.astimezone(dt.UTC)
+    return value
+
+
+def tenant_rows(conn, tenant_id: str) -> dict[str, list[tuple]]:
+    """The tenant's rows in every mart, every analysis table and the action log, sorted, without
+    the columns saying when a row was written."""
+    tables = conn.fetch_all(
+        "select table_schema, table_name from information_schema.columns"
+        " where table_schema in ('analytics', 'analysis') and column_name = 'tenant_id'"
+        " order by 1, 2"
+    )
+    rows = {}
+    for schema, table in [*tables, ("ops", "action_log")]:
+        frame = conn.read_frame(
+            f"select * from {qualified(schema, table)} where tenant_id = %s", (tenant_id,)
+        )
+        frame = frame.drop(columns=[c for c in frame.columns if c in WRITTEN_AT])
+        rows[f"{schema}.{table}"] = sorted(
+            (tuple(_plain(v) for v in row) for row in frame.itertuples(index=False)), key=repr
+        )
+    return rows
+
+
+def failed_checks(settings, instance) -> dict[dg.AssetCheckKey, dg.AssetCheckEvaluation]:
+    keys = list(build_definitions(settings).resolve_asset_graph().asset_check_keys)
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    evaluations = {
+        key: record.event.dagster_event.event_specific_data
+        for key, record in latest.items()
+        if record.event and record.event.dagster_event
+    }
+    return {key: e for key, e in evaluations.items() if not e.passed}

@@ -205,6 +205,16 @@ CHOICES = {
 }
 CURRENCIES = ["usd", "eur", "jpy", "kwd"]
 NOT_NULL = {
+    # The days the daily marts place rows on (a NULL one is a WARN naming the tenant).
+    ("stripe__customers", "created"),
+    ("stripe__charges", "created"),
+    ("stripe__refunds", "created"),
+    ("shopify__orders", "created_at"),
+    ("github__pull_requests", "created_at"),
+    ("github__commits", "created_at"),
+    # Money without its currency (a WARN naming the tenant).
+    ("stripe__subscriptions", "currency"),
+    ("shopify__orders", "currency"),
     ("stripe__charges", "currency"),
     ("stripe__charges", "amount"),
     ("stripe__charges", "status"),

@@ -8,17 +8,12 @@ of a flow without `brokenco`, and `brokenco`'s two problems are WARN checks nami
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-
 import dagster as dg
-import pandas as pd
 import pytest
 
 from conftest import make_settings, postgres_database
-from flowkit import run_flow_in_process, run_job, step_errors
+from flowkit import failed_checks, run_flow_in_process, run_job, step_errors, tenant_rows
 from rawdata import sync_time
-from tenantpulse.definitions import build_definitions
 from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator.run import assign_profile, run_simulation
 from tenantpulse.sources.contracts import raw_schema
@@ -52,17 +47,6 @@ playbooks:
         params:
           message: "{tenant_id}: health score {health_score} on {as_of}"
 """
-# Columns that say when a row was written, not what the flow computed (the simulator records
-# its syncs at the wall clock's time: last_synced_at).
-WRITTEN_AT = {
-    "created_at",
-    "updated_at",
-    "sent_at",
-    "claimed_at",
-    "claimed_by",
-    "generated_at",
-    "last_synced_at",
-}
 
 
 def _copy_with(conn, tenant_id: str, table: str, **changes) -> None:
@@ -104,36 +88,6 @@ def _break_streams(conn) -> None:
     )
 
 
-def _plain(value):
-    if pd.isna(value):  # NULL read as None, NaN or NaT
-        return None
-    if isinstance(value, (float, decimal.Decimal)):
-        return round(float(value), 6)
-    if isinstance(value, dt.datetime) and value.tzinfo:
-        return value.astimezone(dt.UTC)
-    return value
-
-
-def _tenant_rows(conn, tenant_id: str) -> dict[str, list[tuple]]:
-    """The tenant's rows in every mart, every analysis table and the action log, sorted, without
-    the columns saying when a row was written."""
-    tables = conn.fetch_all(
-        "select table_schema, table_name from information_schema.columns"
-        " where table_schema in ('analytics', 'analysis') and column_name = 'tenant_id'"
-        " order by 1, 2"
-    )
-    rows = {}
-    for schema, table in [*tables, ("ops", "action_log")]:
-        frame = conn.read_frame(
-            f"select * from {qualified(schema, table)} where tenant_id = %s", (tenant_id,)
-        )
-        frame = frame.drop(columns=[c for c in frame.columns if c in WRITTEN_AT])
-        rows[f"{schema}.{table}"] = sorted(
-            (tuple(_plain(v) for v in row) for row in frame.itertuples(index=False)), key=repr
-        )
-    return rows
-
-
 def _settings(home, warehouse_url):
     playbooks = home / "playbooks.yaml"
     playbooks.parent.mkdir(parents=True)
@@ -157,7 +111,7 @@ def _flow(settings, tenants: list[str]):
     assert all(r.success for r in results), [step_errors(r) for r in results]
     assert [r.job_def.name for r in results] == ["land_job", "dbt_job", "analyse_job", "act_job"]
     with warehouse.connect() as conn:
-        clean = _tenant_rows(conn, CLEAN)
+        clean = tenant_rows(conn, CLEAN)
     return warehouse, instance, results, clean
 
 
@@ -171,17 +125,6 @@ def second_warehouse_url(warehouse_url, tmp_path):
             yield url
 
 
-def _failed_checks(settings, instance) -> dict[dg.AssetCheckKey, dg.AssetCheckEvaluation]:
-    keys = list(build_definitions(settings).resolve_asset_graph().asset_check_keys)
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
-    evaluations = {
-        key: record.event.dagster_event.event_specific_data
-        for key, record in latest.items()
-        if record.event and record.event.dagster_event
-    }
-    return {key: e for key, e in evaluations.items() if not e.passed}
-
-
 def test_a_tenant_whose_streams_disagree_warns_by_name_and_the_others_run_through(
     tmp_path, warehouse_url, second_warehouse_url
 ):
@@ -189,7 +132,7 @@ def test_a_tenant_whose_streams_disagree_warns_by_name_and_the_others_run_throug
     warehouse, instance, results, clean_with_broken = _flow(settings, [BROKEN, CLEAN])
 
     # brokenco's two problems are WARN checks of the staging views naming it, with its count.
-    failed = _failed_checks(settings, instance)
+    failed = failed_checks(settings, instance)
     by_model = {key.asset_key.path[-1]: (key, e) for key, e in failed.items()}
     assert len(failed) == 2, failed
     assert set(by_model) == {"stg_github__pull_requests", "stg_shopify__orders"}

@@ -62,7 +62,9 @@
 
 {#
     A predicate keeping the rows a run rebuilds: the window's dates on a windowed incremental run,
-    everything otherwise (the first build, a full refresh, a run without the vars). With the var
+    every date otherwise (the first build, a full refresh, a run without the vars). A row without
+    its date is on no day: it is left out (its staging model's not_null_per_tenant test warns,
+    naming the tenant). With the var
     `history_tenants` (tenants whose history was just landed), only those tenants' rows are kept
     before `recent_from`; `tenant_column` names the tenant of `date_expression`'s row.
 #}
@@ -78,7 +80,7 @@
               ))
         {%- endif -%})
     {%- else -%}
-        (1 = 1)
+        ({{ date_expression }} is not null)
     {%- endif -%}
 {%- endmacro %}
 

@@ -208,11 +208,13 @@ repeat_customers_per_month as (
 
 tenant_currencies as (
 
-    select distinct tenant_id, currency from mrr_per_month
+    -- A row without a currency (a WARN naming its tenant in staging) has no money column here.
+    select distinct tenant_id, currency from mrr_per_month where currency is not null
     union
-    select distinct tenant_id, currency from revenue_per_month
+    select distinct tenant_id, currency from revenue_per_month where currency is not null
     union
     select distinct tenant_id, currency from repeat_customers_per_month
+    where currency is not null
 
 ),
 

@@ -283,13 +283,15 @@ select
     cast(subscription_status as varchar) as subscription_status,
     -- The churn-risk rule (documented in _marts__docs.md): a delinquent Stripe customer, a latest
     -- subscription past_due, unpaid or canceled, or no activity in the 60 days before the tenant's
-    -- latest data while holding no live subscription.
+    -- latest data while holding no live subscription. A value the source left NULL (delinquent,
+    -- a date) counts as not known to be a risk.
     (
-        is_delinquent
+        coalesce(is_delinquent, false)
         or coalesce(subscription_status in ('past_due', 'unpaid', 'canceled'), false)
-        or (
+        or coalesce(
             {{ marts_day('last_activity_at') }} < cast(last_date - 60 as date)
-            and coalesce(subscription_status not in ('active', 'trialing'), true)
+            and coalesce(subscription_status not in ('active', 'trialing'), true),
+            false
         )
     ) as is_churn_risk
 
