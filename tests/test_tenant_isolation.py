@@ -211,9 +211,9 @@ def test_a_dbt_error_still_fails_the_views_with_dbts_message_after_naming_the_fi
             (sync_time(7),),
         )
         conn.execute(
-            "insert into landing.stripe__refunds (tenant_id, id, charge, amount,"
+            "insert into landing.stripe__refunds (tenant_id, id, charge, amount, created,"
             " _airbyte_raw_id, _airbyte_extracted_at) values ('hand', 're_x', 'ch_gone', 1,"
-            " 'raw-re', %s)",
+            " 1793923200, 'raw-re', %s)",
             (sync_time(7),),
         )
     result = run_job(settings, dagster_instance(settings), "dbt_job")
