@@ -13,6 +13,7 @@ import requests
 from cryptography.fernet import Fernet
 from starlette.testclient import TestClient
 
+from browserkit import CHROMIUM, browser_or_skip
 from conftest import make_settings
 from oauth_standin import OAuthStandIn
 from tenantpulse.connect import events
@@ -22,7 +23,7 @@ from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
 from tenantpulse.web.app import create_app
 from tenantpulse.web.signin import signin_token
-from test_web_dashboard import CHROMIUM, CHROMIUM_ARGS, _browser_or_skip, _serving
+from test_web_dashboard import CHROMIUM_ARGS, _serving
 
 KEY = "k" * 40
 VAULT_KEY = Fernet.generate_key().decode()
@@ -172,7 +173,7 @@ def test_stripe_takes_a_pasted_key(client, app_settings):
 
 
 def test_connect_in_a_real_browser(app_settings, standin, tmp_path):
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     outside: list[str] = []
     seen: list[str] = []
     with _serving(create_app(app_settings)) as base, sync_playwright() as playwright:

@@ -22,15 +22,14 @@ import urllib.request
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
+from browserkit import CHROMIUM, browser_or_skip
 from conftest import SIM_END_DATE, make_settings
 from tenantpulse.analysis.checks import CHECKS
 from tenantpulse.config import child_environment
 from tenantpulse.definitions import daily_partitions
 from tenantpulse.flow_runs import dagster_instance, workspace_file
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; never `playwright install`
 CHROMIUM_ARGS = [
     "--no-sandbox",  # the tests run as root
     "--headless",
@@ -44,20 +43,6 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 BIN = Path(sys.executable).parent
 FLOW_JOBS = ("land_job", "dbt_job", "analyse_job", "act_job")
 WAIT_MS = 120_000  # the machine may be busy with the rest of the suite
-
-
-def _browser_or_skip():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as missing:
-        reason = f"playwright is not installed ({missing}); `make test` installs it"
-    else:
-        if CHROMIUM.exists():
-            return sync_playwright
-        reason = f"no {CHROMIUM}; `make test` installs Debian's chromium"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true needs the browser: {reason}")
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -135,7 +120,7 @@ def _wait_until_loaded(base: str, server: subprocess.Popen, log: Path) -> None:
 
 
 def test_a_new_user_sees_the_demo_flow_in_the_dagster_ui(tmp_path):
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     settings = make_settings(
         tmp_path,
         f"duckdb:///{tmp_path / 'warehouse.duckdb'}",

@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
+from browserkit import CHROMIUM, browser_or_skip
 from conftest import make_settings, postgres_database
 from flowkit import run_flow_in_process, step_errors
 from tenantpulse.analysis.document import DOCUMENT_TABLES, analysis_document
@@ -237,22 +238,7 @@ def test_csv_export_is_the_tenants_mart(built, client):
 
 # The browser
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; never `playwright install`
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run"]
-
-
-def _browser_or_skip():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as missing:
-        reason = f"playwright is not installed ({missing}); `make test` installs it"
-    else:
-        if CHROMIUM.exists():
-            return sync_playwright
-        reason = f"no {CHROMIUM}; `make chromium` installs Debian's chromium"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true needs the browser: {reason}")
-    pytest.skip(reason)
 
 
 @contextlib.contextmanager
@@ -303,7 +289,7 @@ def _expected_charts(settings, tenant_id) -> dict[str, tuple[list, list]]:
 
 def test_dashboards_in_a_real_browser(built, tmp_path):
     settings, _ = built
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     outside: list[str] = []
     shots = []
     recommendations_seen = 0
