@@ -8,8 +8,8 @@ import uuid
 
 import pandas as pd
 
-from tenantpulse.sources.contracts import STREAMS_BY_NAME, raw_schema
-from tenantpulse.sources.raw_table_ddl import ensure_raw_table
+from tenantpulse.sources.contracts import STREAMS_BY_NAME
+from tenantpulse.sources.raw_table_ddl import write_raw_frame
 
 
 def sync_time(day: int) -> dt.datetime:
@@ -40,9 +40,5 @@ def raw_frame(stream: str, records: list[dict], extracted_at: dt.datetime, sync_
 
 
 def write_raw(conn, tenant_id: str, stream: str, records: list[dict], extracted_at, sync_id=1):
-    contract = STREAMS_BY_NAME[stream]
     frame = raw_frame(stream, records, extracted_at, sync_id)
-    schema = raw_schema(tenant_id)
-    conn.ensure_schema(schema)
-    ensure_raw_table(conn, schema, contract, frame)
-    conn.write_frame(schema, contract.raw_table, frame)
+    write_raw_frame(conn, tenant_id, STREAMS_BY_NAME[stream], frame)

@@ -32,9 +32,8 @@ from tenantpulse.sources.contracts import (
     VARCHAR,
     Column,
     StreamContract,
-    raw_schema,
 )
-from tenantpulse.sources.raw_table_ddl import ensure_raw_table
+from tenantpulse.sources.raw_table_ddl import write_raw_frame
 from tenantpulse.sources.sync_history import (
     FAILED,
     SUCCEEDED,
@@ -190,10 +189,8 @@ def _run_connector(python: Path, request: dict, timeout_seconds: float) -> None:
 def _write_streams(
     warehouse: Warehouse, tenant_id: str, source: str, connection_id: str, out_dir: Path
 ) -> dict[str, int]:
-    schema_name = raw_schema(tenant_id)
     rows = {}
     with warehouse.connect() as conn:
-        conn.ensure_schema(schema_name)
         ensure_sync_history(conn)
         sync_number = 1 + conn.fetch_value(  # `_airbyte_meta.sync_id`: this connection's n-th sync
             "select count(*) from ops.airbyte_sync_history where connection_id = %s",
@@ -205,8 +202,7 @@ def _write_streams(
             with (out_dir / f"{stream}.jsonl").open() as lines:
                 records = [json.loads(line) for line in lines]
             frame = records_frame(contract, records, sync_number)
-            ensure_raw_table(conn, schema_name, contract, frame)
-            rows[stream] = conn.write_frame(schema_name, contract.raw_table, frame)
+            rows[stream] = write_raw_frame(conn, tenant_id, contract, frame)
     return rows
 
 

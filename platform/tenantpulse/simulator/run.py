@@ -16,8 +16,8 @@ from tqdm import tqdm
 from tenantpulse.config import SimulatorSettings
 from tenantpulse.simulator.generator import SyncWindow, generate_sync
 from tenantpulse.simulator.profiles import PROFILES, default_profile_for
-from tenantpulse.sources.contracts import STREAMS_BY_NAME, raw_schema
-from tenantpulse.sources.raw_table_ddl import ensure_raw_table
+from tenantpulse.sources.contracts import STREAMS_BY_NAME
+from tenantpulse.sources.raw_table_ddl import write_raw_frame
 from tenantpulse.sources.sync_history import FAILED, SUCCEEDED, SyncRecord, record_sync
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.registry import Tenant
@@ -115,13 +115,10 @@ def simulate_sync(
         history_start=history_start,
         volume=settings.volume,
     )
-    schema = raw_schema(tenant_id)
-    conn.ensure_schema(schema)
-    rows_by_stream = {}
-    for name, frame in frames.items():
-        contract = STREAMS_BY_NAME[name]
-        ensure_raw_table(conn, schema, contract, frame)
-        rows_by_stream[name] = conn.write_frame(schema, contract.raw_table, frame)
+    rows_by_stream = {
+        name: write_raw_frame(conn, tenant_id, STREAMS_BY_NAME[name], frame)
+        for name, frame in frames.items()
+    }
     conn.execute(
         "delete from ops.simulator_state where tenant_id = %s and source = %s", (tenant_id, source)
     )

@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tenantpulse.sources.contracts import StreamContract
+from tenantpulse.sources.contracts import StreamContract, raw_schema
 from tenantpulse.warehouse import Connection, qualified, quote_ident
+
+
+def write_raw_frame(
+    conn: Connection, tenant_id: str, contract: StreamContract, frame: pd.DataFrame
+) -> int:
+    """Append one sync's rows of `contract` to the tenant's raw layer, as Airbyte's destination
+    does; the rows written. Every writer of raw data (the simulator, embedded Airbyte) calls this."""
+    schema = raw_schema(tenant_id)
+    conn.ensure_schema(schema)
+    ensure_raw_table(conn, schema, contract, frame)
+    return conn.write_frame(schema, contract.raw_table, frame)
 
 
 def ensure_raw_table(
