@@ -134,6 +134,7 @@ def test_an_existing_duckdb_database_is_accepted_whatever_its_name(tmp_path):
         ),
         ({"TENANTPULSE_LLM_TIMEOUT_SECONDS": "soon"}, "TENANTPULSE_LLM_TIMEOUT_SECONDS"),
         ({"TENANTPULSE_DBT_PROJECT_DIR": "/no/such/dbt_project"}, "TENANTPULSE_DBT_PROJECT_DIR"),
+        ({"TENANTPULSE_FLOW_AFTER_SYNCS": "hourly"}, "TENANTPULSE_FLOW_AFTER_SYNCS"),
     ],
 )
 def test_invalid_setting_names_the_setting_and_what_is_allowed(env, named):

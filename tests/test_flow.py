@@ -371,6 +371,39 @@ def test_new_syncs_are_landed_once_whoever_landed_them(settings, warehouse):
         sync("globex", "2")
         [request] = tick(second.cursor).run_requests
         assert request.run_config["ops"]["land"]["config"]["tenants"] == ["globex"]
+        assert flow.UNTIL_TAG not in request.tags  # by default the whole flow follows
+
+
+def test_with_a_daily_flow_new_syncs_are_only_landed(tmp_path, warehouse_url):
+    import datetime as dt
+
+    from conftest import make_settings
+    from tenantpulse.sources.sync_history import SyncRecord, record_sync
+    from tenantpulse.warehouse import open_warehouse
+
+    settings = make_settings(tmp_path, warehouse_url, TENANTPULSE_FLOW_AFTER_SYNCS="daily")
+    with open_warehouse(settings.warehouse).connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe")
+        now = dt.datetime.now(dt.UTC)
+        record_sync(
+            conn, SyncRecord("acme", "sim:acme:stripe", "stripe", "1", now, now, 3, "succeeded")
+        )
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
+        [request] = defs.resolve_sensor_def("new_syncs_sensor")(context).run_requests
+        assert request.tags[flow.UNTIL_TAG] == "land"
+        landed = _finished("land_job", **request.tags, **{flow.ROWS_LANDED_TAG: "3"})
+        assert _next(instance, landed) == "stopped after land as asked"
+        # The daily schedule's flow goes on past land.
+        schedule = defs.resolve_schedule_def("daily_flow_schedule")
+        tick = schedule.evaluate_tick(
+            dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 2, 0, 30)
+            )
+        )
+        [daily] = tick.run_requests
+        assert flow.UNTIL_TAG not in daily.tags
 
 
 # On Postgres the same chain runs in tests/test_deployment_processes.py, with the code server,

@@ -122,6 +122,9 @@ class Settings:
     actions: ActionSettings
     terraform: TerraformVarsSettings
     dbt_project_dir: Path  # the folder holding dbt_project.yml and profiles.yml
+    # FLOW_AFTER_EACH_SYNC: a whole flow after each batch of new syncs; FLOW_DAILY: each batch is
+    # only landed, and the rest of the flow runs once a day (daily_flow_schedule).
+    flow_after_syncs: str = "each"
     airbyte: AirbyteSettings | None = None  # None: local mode (the simulator writes raw data)
     # The variables these settings were read from (TENANTPULSE_*, OPENAI_*, DAGSTER_*, PG*): what
     # the Dagster processes the CLI starts must see to read the same settings.
@@ -129,6 +132,7 @@ class Settings:
     source_variables: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
+FLOW_AFTER_EACH_SYNC, FLOW_DAILY = "each", "daily"
 OWN_VARIABLE_PREFIXES = ("TENANTPULSE_", "OPENAI_", "DAGSTER_", "PG")
 
 
@@ -229,6 +233,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         actions=load_action_settings(env),
         terraform=terraform,
         dbt_project_dir=load_dbt_project_dir(env),
+        flow_after_syncs=_choice_setting(
+            env, "TENANTPULSE_FLOW_AFTER_SYNCS", (FLOW_AFTER_EACH_SYNC, FLOW_DAILY)
+        ),
         airbyte=_airbyte_settings(env),
         source_variables={k: v for k, v in env.items() if k.startswith(OWN_VARIABLE_PREFIXES)},
     )
@@ -511,6 +518,14 @@ def _int_setting(env: Mapping[str, str], name: str, *, default: int, low: int, h
         raise SettingsError(f"{name}={raw!r} is not an integer; allowed: {low}..{high}") from None
     if not low <= value <= high:
         raise SettingsError(f"{name}={value} is out of range; allowed: {low}..{high}")
+    return value
+
+
+def _choice_setting(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`; the first when unset."""
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} is not allowed; allowed: {', '.join(choices)}")
     return value
 
 

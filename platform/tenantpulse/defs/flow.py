@@ -12,7 +12,7 @@ import dagster as dg
 
 from tenantpulse import flow
 from tenantpulse.actions.execute import day_to_act_on
-from tenantpulse.config import Settings
+from tenantpulse.config import FLOW_DAILY, Settings
 from tenantpulse.defs.dbt import dbt_run_config
 from tenantpulse.defs.landing import landing_run_config, landing_run_tenants
 from tenantpulse.sources.sync_history import syncs_recorded_since
@@ -132,7 +132,8 @@ def build_flow_sensors(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Starts a flow for each batch of successful syncs recorded in "
         "ops.airbyte_sync_history (the simulator's, or Airbyte's through the jobs sensor and "
-        "the sync step): a land run for their tenants.",
+        "the sync step): a land run for their tenants, followed by the rest of the flow unless "
+        "TENANTPULSE_FLOW_AFTER_SYNCS=daily (then the daily schedule runs it).",
     )
     def new_syncs_sensor(context: dg.SensorEvaluationContext):
         if warehouse_in_use(settings.warehouse.dialect, context.instance):
@@ -155,9 +156,10 @@ def build_flow_sensors(
         ).hexdigest()[:16]
         tenants = sorted({s.tenant_id for s in pending})
         context.log.info(f"{len(pending)} new syncs of {len(tenants)} tenants: landing them")
+        until = flow.LAND.name if settings.flow_after_syncs == FLOW_DAILY else None
         request = land_request(
             tenants,
-            flow_tags(f"syncs-{digest}", "new_syncs", flow.DEFAULT_LOOKBACK_DAYS),
+            flow_tags(f"syncs-{digest}", "new_syncs", flow.DEFAULT_LOOKBACK_DAYS, until),
             run_key=f"syncs-{digest}",
         )
         return dg.SensorResult(run_requests=[request], cursor=cursor)
