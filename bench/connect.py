@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,21 +34,19 @@ import dagster as dg
 import requests
 from cryptography.fernet import Fernet
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from airbyte_standin import AirbyteStandIn, JobPlan  # noqa: E402 - the tests' stand-ins
-from oauth_standin import OAuthStandIn  # noqa: E402
-from tenantpulse.config import AIRBYTE_CLIENT_SECRET, load_connect_settings, load_settings  # noqa: E402
-from tenantpulse.connect.oauth import finish, start  # noqa: E402
-from tenantpulse.connect.provision import DESTINATION_ID  # noqa: E402
-from tenantpulse.connect.vault import Vault  # noqa: E402
-from tenantpulse.definitions import build_definitions  # noqa: E402
-from tenantpulse.defs.airbyte import airbyte_workspace, build_jobs_sensor  # noqa: E402
-from tenantpulse.defs.connect import build_provision_sensor  # noqa: E402
-from tenantpulse.defs.resources import WarehouseResource  # noqa: E402
-from tenantpulse.flow_runs import dagster_instance  # noqa: E402
-from tenantpulse.tenants.registry import add_tenant  # noqa: E402
-from tenantpulse.warehouse import open_warehouse  # noqa: E402
+from tenantpulse.config import AIRBYTE_CLIENT_SECRET, load_connect_settings, load_settings
+from tenantpulse.connect.oauth import finish, start
+from tenantpulse.connect.provision import DESTINATION_ID
+from tenantpulse.connect.vault import Vault
+from tenantpulse.definitions import build_definitions
+from tenantpulse.defs.airbyte import airbyte_workspace, build_jobs_sensor
+from tenantpulse.defs.connect import build_provision_sensor
+from tenantpulse.defs.resources import WarehouseResource
+from tenantpulse.flow_runs import dagster_instance
+from tenantpulse.standins.airbyte_api import AirbyteStandIn, JobPlan
+from tenantpulse.standins.oauth_provider import OAuthStandIn
+from tenantpulse.tenants.registry import add_tenant
+from tenantpulse.warehouse import open_warehouse
 
 RESULTS = Path(__file__).parent / "results"
 SENSOR_WAITS_SECONDS = {"airbyte_provision_sensor": 30, "airbyte_jobs_sensor": 60, "new_syncs": 15}

@@ -1,4 +1,4 @@
-"""Airbyte mode against a local stand-in of the Airbyte API (tests/airbyte_standin.py): the real
+"""Airbyte mode against a local stand-in of the Airbyte API (standins/airbyte_api.py): the real
 dagster-airbyte client, the sync step, the jobs sensor, the history and landing after a sync."""
 
 import datetime as dt
@@ -6,7 +6,6 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from airbyte_standin import AirbyteStandIn, JobPlan
 from conftest import make_settings
 from flowkit import land, run_job, step_errors
 from tenantpulse.airbyte.connections import connections_by_tenant, tenant_connection
@@ -16,6 +15,7 @@ from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.airbyte import airbyte_workspace, build_jobs_sensor
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.flow_runs import dagster_instance
+from tenantpulse.standins.airbyte_api import AirbyteStandIn, JobPlan
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
 

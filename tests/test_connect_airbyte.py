@@ -14,9 +14,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from airbyte_standin import AirbyteStandIn
 from conftest import make_settings
-from oauth_standin import OAuthStandIn
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, load_connect_settings
 from tenantpulse.connect import events
 from tenantpulse.connect.oauth import finish, start
@@ -24,6 +22,8 @@ from tenantpulse.connect.refresher import refresh_due
 from tenantpulse.connect.vault import Vault, get_state, read_tokens, set_status
 from tenantpulse.defs.connect import build_connect_sensors
 from tenantpulse.flow_runs import dagster_instance
+from tenantpulse.standins.airbyte_api import AirbyteStandIn
+from tenantpulse.standins.oauth_provider import OAuthStandIn
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
 from test_airbyte import SECRET, sync

@@ -12,7 +12,6 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from oauth_standin import NON_EXPIRING, OAuthStandIn
 from tenantpulse.config import load_connect_settings
 from tenantpulse.connect import events
 from tenantpulse.connect.oauth import (
@@ -26,6 +25,7 @@ from tenantpulse.connect.oauth import (
     start,
 )
 from tenantpulse.connect.vault import Vault, get_state, read_tokens, set_status
+from tenantpulse.standins.oauth_provider import NON_EXPIRING, OAuthStandIn
 from tenantpulse.tenants.connections import get_connection, list_connections
 from tenantpulse.tenants.registry import add_tenant, get_tenant
 

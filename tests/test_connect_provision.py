@@ -11,10 +11,8 @@ import logging
 import dagster as dg
 import pytest
 
-from airbyte_standin import AirbyteStandIn
 from conftest import make_settings
 from flowkit import land
-from oauth_standin import OAuthStandIn
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, load_connect_settings
 from tenantpulse.connect import events
 from tenantpulse.connect.oauth import connect_pasted_key, disconnect
@@ -39,6 +37,8 @@ from tenantpulse.defs.connect import build_connect_sensors
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.sources.contracts import SOURCES
+from tenantpulse.standins.airbyte_api import AirbyteStandIn
+from tenantpulse.standins.oauth_provider import OAuthStandIn
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
 from terraform_module import expand, module_blocks, variable_defaults

@@ -10,12 +10,12 @@ import dagster as dg
 import pytest
 from cryptography.fernet import Fernet
 
-from oauth_standin import NON_EXPIRING, REVOKED, OAuthStandIn
 from tenantpulse.config import load_connect_settings
 from tenantpulse.connect import events
 from tenantpulse.connect.providers import PROVIDERS, next_refresh_at, tokens_from_response
 from tenantpulse.connect.refresher import FAILED, REFRESHED, backoff, refresh_due, refresh_next
 from tenantpulse.connect.vault import Vault, get_state, read_tokens, store_tokens
+from tenantpulse.standins.oauth_provider import NON_EXPIRING, REVOKED, OAuthStandIn
 from tenantpulse.tenants.connections import connect_source
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse

@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 
 from browserkit import CHROMIUM, browser_or_skip
 from conftest import make_settings
-from oauth_standin import OAuthStandIn
 from tenantpulse.connect import events
 from tenantpulse.connect.vault import Vault, get_state, read_tokens, set_status
+from tenantpulse.standins.oauth_provider import OAuthStandIn
 from tenantpulse.tenants.connections import get_connection
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse

@@ -1,5 +1,6 @@
 """The package's shape: its parts import one another in one direction, and the local source
-simulator stays out of the platform (only the CLI, the bench and the tests use it)."""
+simulator stays out of the platform (only the CLI, the stand-ins of outside services, the bench
+and the tests use it)."""
 
 import ast
 import importlib
@@ -14,7 +15,7 @@ import tenantpulse
 PACKAGE_DIR = Path(tenantpulse.__file__).parent
 SUBPACKAGES = sorted(m.name for m in pkgutil.iter_modules(tenantpulse.__path__) if m.ispkg)
 # Inside the package, only these parts may import the simulator.
-SIMULATOR_USERS = {"tenantpulse.cli", "tenantpulse.simulator"}
+SIMULATOR_USERS = {"tenantpulse.cli", "tenantpulse.simulator", "tenantpulse.standins"}
 
 
 def _module_name(path: Path) -> str:

@@ -200,18 +200,3 @@ def _handler(standin: OAuthStandIn):
 
     return Handler
 
-
-if __name__ == "__main__":  # a local try-out of the Connect pages: docs/connect.md
-    import sys
-
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8765
-    with OAuthStandIn(port=port) as standin:
-        print(f"stand-in OAuth provider on {standin.url} (every provider approves at once); set")
-        print(f"  TENANTPULSE_CONNECT_PROVIDER_URL={standin.url}")
-        for name in ("SHOPIFY", "GITHUB", "GOOGLE_ANALYTICS"):
-            print(f"  TENANTPULSE_CONNECT_{name}_CLIENT_ID={standin.client_id}")
-            print(f"  TENANTPULSE_CONNECT_{name}_CLIENT_SECRET={standin.client_secret}")
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
