@@ -59,11 +59,15 @@ STEP_EVENTS = {
 DUCKDB_TENANTS_PER_CALL = 100
 
 
-def simulate(settings: Settings, workers: int) -> dict:
-    """One sync of every registered tenant's sources through `run_simulation`: DuckDB in this
-    process (one writing process per file), Postgres split over `workers` processes."""
+def simulate(settings: Settings, workers: int, tenant_ids: list[str] | None = None) -> dict:
+    """One sync of each registered tenant's sources (of `tenant_ids`, default all) through
+    `run_simulation`: DuckDB in this process (one writing process per file), Postgres split over
+    `workers` processes."""
     with open_warehouse(settings.warehouse).connect() as conn:
         tenants = list_tenants(conn)
+        if tenant_ids is not None:
+            chosen = set(tenant_ids)
+            tenants = [t for t in tenants if t.tenant_id in chosen]
         # Made here, not by each worker's first sync: concurrent `create table if not exists` of
         # the same table fails in Postgres (a unique violation on pg_type).
         ensure_simulator_tables(conn)

@@ -12,7 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import flow, queries
+from bench import day, flow, queries
 from bench.direct import time_direct
 from bench.naive_dbt import per_tenant_dbt
 from bench.report import Results, load_average
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--until",
-        choices=["simulate", "first load", "incremental day"],
+        choices=["simulate", "first load", "incremental day", "normal day", "worst day"],
         help="stop after this phase (the queries and naive designs are skipped)",
     )
     parser.add_argument(
@@ -107,11 +107,19 @@ def main(argv: list[str] | None = None) -> None:
         help="with --reuse-simulation on a first load that completed: measure the incremental "
         "day's stages with no new sync (the fixed cost of a day; labelled 'no new rows')",
     )
+    parser.add_argument(
+        "--days",
+        action="store_true",
+        help="after the first load, a normal day (the tenants' syncs in 24 batches, each landed "
+        "as it arrives, then the day's flow) and the worst day (every sync at once, then the "
+        "whole flow) instead of the incremental day (bench/day.py)",
+    )
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "work")
     args = parser.parse_args(argv)
 
-    first_day = first_sync_day(dt.datetime.now(dt.UTC).date())
+    # With --days, two days of syncs follow the first: neither may be stamped in the future.
+    first_day = first_sync_day(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=args.days))
     results = Results(
         args.results_dir,
         args.tenants,
@@ -231,6 +239,15 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
         ("simulate incremental", simulate("incremental day")),
         ("incremental day", incremental),
     ]
+    if args.days:
+
+        def simulate_some(tenant_ids: list[str]) -> dict:
+            return flow.simulate(settings, args.sim_workers, tenant_ids)
+
+        phases[2:] = [
+            ("normal day", lambda: day.time_normal_day(settings, tenant_ids, simulate_some, keep)),
+            ("worst day", lambda: day.time_worst_day(settings, tenant_ids, simulate_some, keep)),
+        ]
     if args.reuse_simulation:
         phases = phases[1:]
     if args.no_new_day:
