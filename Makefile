@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # PyAirbyte (embedded mode, docs/airbyte.md) pins pandas<3 and duckdb 1.4: its own environment.
 PYAIRBYTE := .venv-pyairbyte/.installed
 
-.PHONY: demo test dev docs web lint format clean pyairbyte bench chromium
+.PHONY: demo test dev docs web connect-demo lint format clean pyairbyte bench chromium
 
 demo: $(INSTALLED)  ## simulated tenants through the whole flow, on DuckDB
 	$(BIN)/tenantpulse demo
@@ -28,6 +28,9 @@ TENANT ?= acme_growth
 web: $(INSTALLED)  ## after `make demo`: a tenant's dashboard on http://127.0.0.1:8000 (the link printed first)
 	@export TENANTPULSE_WEB_SIGNING_KEY="$${TENANTPULSE_WEB_SIGNING_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')}"; \
 	$(BIN)/tenantpulse web token $(TENANT) --minutes 60 && exec $(BIN)/tenantpulse serve
+
+connect-demo: $(INSTALLED)  ## connect a source end to end on 127.0.0.1 (stand-in provider and Airbyte, daemon, web app; docs/connect.md)
+	$(BIN)/tenantpulse connect-demo
 
 # make bench N=1000 [BENCH_ARGS="--warehouses duckdb"]: bench/README.md
 N ?= 100

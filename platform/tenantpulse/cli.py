@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 
 import click
 
@@ -378,6 +379,23 @@ def serve(host: str, port: int) -> None:
     from tenantpulse.web.app import serve as serve_app
 
     serve_app(_settings(), host, port)
+
+
+@main.command("connect-demo")
+@click.option("--port", default=8000, show_default=True, help="The web app's port.")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The demo's folder, wiped at each start (default: connect-demo/ in TENANTPULSE_HOME).",
+)
+@_friendly_errors
+def connect_demo(port: int, home: Path | None) -> None:
+    """Connect a source end to end on 127.0.0.1: stand-ins for the OAuth provider and Airbyte,
+    a Dagster daemon and the web app; prints a demo tenant's sign-in link (docs/connect.md)."""
+    from tenantpulse.standins.connect_demo import run_connect_demo
+
+    run_connect_demo(home or _settings().home / "connect-demo", port, os.environ, click.echo)
 
 
 @main.group()

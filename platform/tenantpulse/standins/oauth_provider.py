@@ -199,4 +199,3 @@ def _handler(standin: OAuthStandIn):
             pass
 
     return Handler
-
