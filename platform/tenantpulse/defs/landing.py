@@ -62,6 +62,11 @@ class LandingConfig(Config):
     tenants: list[str] = Field(
         default=[], description="Tenant ids to land; empty: every active tenant with the source."
     )
+    full_read: bool = Field(
+        default=False,
+        description="Read every tenant's raw tables, not only those whose write counters moved "
+        "since they were landed (docs/landing.md, 'Which raw tables are read').",
+    )
 
 
 def landing_asset_key(contract: StreamContract) -> AssetKey:
@@ -217,7 +222,9 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
 
     with warehouse.open().connect() as conn:
         try:
-            for stream in land_streams(conn, streams, config.tenants, on_stream=starting):
+            for stream in land_streams(
+                conn, streams, config.tenants, on_stream=starting, read_all=config.full_read
+            ):
                 yield from _results(stream.contract, stream.outcomes, context.instance)
                 landed.append(stream)
                 merged = {o.tenant_id for o in stream.outcomes if o.rows_landed}

@@ -1,12 +1,14 @@
 """Landing several streams for many tenants on one connection: which tenants each stream is for,
-each stream's outcomes as it finishes, and what failed. The `land` asset (defs/landing.py) and the
-bench's direct path call it."""
+which of their raw tables changed (`changed_units`: only those are read), each stream's outcomes as
+it finishes, and what failed. The `land` asset (defs/landing.py) and the bench's direct path call
+it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from tenantpulse.landing.changed_units import find_changed_units, save_landed_units
 from tenantpulse.landing.merge import FAILED, TenantLanding, land_stream
 from tenantpulse.sources.contracts import StreamContract
 from tenantpulse.tenants.ids import validate_tenant_id
@@ -68,17 +70,28 @@ def land_streams(
     contracts: list[StreamContract],
     tenant_ids: list[str] | None = None,
     on_stream: Callable[[StreamContract, int], None] | None = None,
+    read_all: bool = False,
 ) -> Iterator[StreamLanding]:
     """Land each of `contracts` for `tenant_ids` (default: every active tenant with the source),
     yielding each stream's outcomes when it is landed; land_stream commits as it goes.
-    `on_stream(contract, tenants)` is called before each stream."""
+
+    Only the raw tables that may have changed since they were landed are read (changed_units; on
+    Postgres, from the write counters read before any row); the others are reported up to date
+    (their watermark not looked up). `read_all` reads every table. `on_stream(contract, tenants)`
+    is called before each stream with the number of tenants it is landed for."""
     active = {t.tenant_id: t.sources for t in list_tenants(conn)}
     chosen = [validate_tenant_id(t) for t in tenant_ids or []]
     planned = tenants_by_stream(active, contracts, chosen)
+    changed = find_changed_units(conn, contracts, planned, read_all)
     for contract in contracts:
         if on_stream is not None:
             on_stream(contract, len(planned[contract.name]))
-        yield StreamLanding(contract, land_stream(conn, contract, planned[contract.name]))
+        outcomes = land_stream(conn, contract, changed.to_read[contract.name])
+        save_landed_units(conn, changed, contract, outcomes)
+        read = {o.tenant_id: o for o in outcomes}
+        yield StreamLanding(
+            contract, [read.get(t) or TenantLanding(t) for t in planned[contract.name]]
+        )
 
 
 def failure_summary(failures: dict[str, str]) -> str:
