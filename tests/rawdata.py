@@ -1,4 +1,5 @@
-"""Small hand-made raw rows in Airbyte's shape, for landing tests."""
+"""Small hand-made raw rows in Airbyte's shape, for landing tests, and reads of the raw layer on
+either warehouse (tables on Postgres, Parquet files on DuckDB)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import uuid
 
 import pandas as pd
 
-from tenantpulse.sources.contracts import STREAMS_BY_NAME
+from tenantpulse.sources.contracts import STREAMS_BY_NAME, raw_schema
+from tenantpulse.sources.raw_files import list_files, stream_folder, write_query_file
 from tenantpulse.sources.raw_table_ddl import write_raw_frame
+from tenantpulse.warehouse import qualified
 
 
 def sync_time(day: int) -> dt.datetime:
@@ -42,3 +45,56 @@ def raw_frame(stream: str, records: list[dict], extracted_at: dt.datetime, sync_
 def write_raw(conn, tenant_id: str, stream: str, records: list[dict], extracted_at, sync_id=1):
     frame = raw_frame(stream, records, extracted_at, sync_id)
     write_raw_frame(conn, tenant_id, STREAMS_BY_NAME[stream], frame)
+
+
+def write_raw_rows(conn, tenant_id: str, table: str, columns: str, rows: list[tuple]) -> None:
+    """Rows typed by `columns` (SQL column definitions, deliberately wrong types included), as a
+    destination writes one sync of them: on Postgres into the table `user_<tenant>.<table>`
+    (created by the first call), on DuckDB as the next Parquet file of the tenant's stream."""
+    if conn.dialect == "postgres":
+        conn.ensure_schema(raw_schema(tenant_id))
+        conn.execute(
+            f"create table if not exists {qualified(raw_schema(tenant_id), table)} ({columns})"
+        )
+        target = qualified(raw_schema(tenant_id), table)
+    else:
+        target = f"raw_rows_{uuid.uuid4().hex}"
+        conn.execute(f"create temp table {target} ({columns})")
+    for row in rows:
+        conn.execute(f"insert into {target} values ({', '.join(['%s'] * len(row))})", row)
+    if conn.dialect == "duckdb":
+        write_query_file(conn, tenant_id, table, f"select * from {target}")
+        conn.execute(f"drop table {target}")
+
+
+def raw_relation(conn, tenant_id: str, table: str) -> str:
+    """SQL for every raw row of a tenant's stream: its table, or all its files."""
+    if conn.dialect == "postgres":
+        return qualified(raw_schema(tenant_id), table)
+    folder = stream_folder(conn.raw_path, tenant_id, table)
+    return f"read_parquet('{folder}/*.parquet', union_by_name = true)"
+
+
+def raw_columns(conn, tenant_id: str, table: str) -> dict[str, str]:
+    """Column -> data type (lower case, as information_schema has it) of a tenant's raw stream
+    (over all its files on DuckDB); empty when it has none."""
+    if conn.dialect == "postgres":
+        return conn.table_columns(raw_schema(tenant_id), table)
+    if not has_raw(conn, tenant_id, table):
+        return {}
+    described = conn.fetch_all(f"describe select * from {raw_relation(conn, tenant_id, table)}")
+    return {name: kind.lower() for name, kind, *_ in described}
+
+
+def has_raw(conn, tenant_id: str, table: str) -> bool:
+    """Whether the tenant's stream has a raw table, or a file."""
+    if conn.dialect == "postgres":
+        return conn.table_exists(raw_schema(tenant_id), table)
+    return bool(list_files(stream_folder(conn.raw_path, tenant_id, table)))
+
+
+def raw_name(conn, tenant_id: str, table: str) -> str:
+    """How landing's messages name a tenant's raw stream on this warehouse."""
+    if conn.dialect == "postgres":
+        return f"raw table {raw_schema(tenant_id)}.{table}"
+    return f"raw files {raw_schema(tenant_id)}/{table}"

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from rawdata import sync_time, write_raw
+from rawdata import raw_name, sync_time, write_raw, write_raw_rows
 from tenantpulse.landing.merge import FAILED, MERGED, NO_RAW_TABLE, UP_TO_DATE, land_stream
 from tenantpulse.sources.contracts import STREAMS_BY_NAME
 
@@ -135,19 +135,20 @@ def test_schema_drift_is_reported_and_does_not_break_landing(warehouse):
 
 def test_rows_that_break_the_contract_are_quarantined_with_the_reason(warehouse):
     with warehouse.connect() as conn:
-        conn.ensure_schema("user_acme")
         # A raw table whose `amount` arrived as text (a type change upstream) and a row without its key.
-        conn.execute(
-            "create table user_acme.stripe_charges (id varchar, amount varchar, currency varchar, "
-            "status varchar, updated bigint, _airbyte_raw_id varchar, "
-            "_airbyte_extracted_at timestamptz, _airbyte_meta varchar, _airbyte_generation_id bigint)"
+        write_raw_rows(
+            conn,
+            "acme",
+            "stripe_charges",
+            "id varchar, amount varchar, currency varchar, status varchar, updated bigint, "
+            "_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz, _airbyte_meta varchar, "
+            "_airbyte_generation_id bigint",
+            [
+                (charge_id, amount, "usd", "succeeded", T0, f"raw-{n}", sync_time(1), "{}", 0)
+                for charge_id, amount, n in [("ch_ok", "1250", 1), ("ch_bad", "12.50 USD", 2)]
+                + [(None, "100", 3)]
+            ],
         )
-        for row in [("ch_ok", "1250", 1), ("ch_bad", "12.50 USD", 2), (None, "100", 3)]:
-            conn.execute(
-                "insert into user_acme.stripe_charges values "
-                "(%s, %s, 'usd', 'succeeded', %s, %s, %s, '{}', 0)",
-                (row[0], row[1], T0, f"raw-{row[2]}", sync_time(1)),
-            )
         [outcome] = land_stream(conn, CHARGES, ["acme"])
         assert (outcome.rows_read, outcome.rows_landed, outcome.rows_quarantined) == (3, 1, 2)
         assert landed(conn, "stripe__charges", "id, amount") == [["ch_ok", 1250]]
@@ -161,19 +162,23 @@ def test_rows_that_break_the_contract_are_quarantined_with_the_reason(warehouse)
         ]
         assert json.loads(quarantine["record"][0])["amount"] == "12.50 USD"
 
-        # Landing again (watermark reset) neither duplicates quarantined rows nor landed ones.
+        # Landing again (watermark and landed files reset) neither duplicates quarantined rows
+        # nor landed ones.
         conn.execute("delete from landing.watermarks")
+        conn.execute("delete from landing.landed_files")
         land_stream(conn, CHARGES, ["acme"])
         assert conn.fetch_value("select count(*) from landing.quarantine") == 2
         assert conn.fetch_value("select count(*) from landing.stripe__charges") == 1
 
 
 def raw_table_without_its_key(conn, tenant_id: str, table: str) -> None:
-    """A raw table of the tenant with no `id` column: it cannot be landed."""
-    conn.ensure_schema(f"user_{tenant_id}")
-    conn.execute(
-        f"create table user_{tenant_id}.{table} (amount bigint, _airbyte_raw_id varchar, "
-        "_airbyte_extracted_at timestamptz)"
+    """A raw table (or file) of the tenant with no `id` column: it cannot be landed."""
+    write_raw_rows(
+        conn,
+        tenant_id,
+        table,
+        "amount bigint, _airbyte_raw_id varchar, _airbyte_extracted_at timestamptz",
+        [(5, "raw-1", sync_time(1))],
     )
 
 
@@ -186,7 +191,8 @@ def test_missing_raw_table_and_missing_key_column_are_reported_per_tenant(wareho
         }
         assert outcomes["acme"].status == MERGED and outcomes["acme"].rows_landed == 1
         assert outcomes["broken"].status == FAILED
-        assert "user_broken.stripe_charges has no column id" in outcomes["broken"].error
+        broken = raw_name(conn, "broken", "stripe_charges")
+        assert f"{broken} has no column id" in outcomes["broken"].error
         assert outcomes["nosource"].status == NO_RAW_TABLE
 
 
@@ -194,14 +200,13 @@ def test_contract_columns_missing_from_the_raw_table_land_as_null_and_are_report
     from tenantpulse.defs.landing import landing_summary_markdown
 
     with warehouse.connect() as conn:
-        conn.ensure_schema("user_acme")
-        conn.execute(
-            "create table user_acme.stripe_refunds (id varchar, amount bigint, updated bigint, "
-            "_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz)"
-        )
-        conn.execute(
-            "insert into user_acme.stripe_refunds values ('re_1', 500, %s, 'raw-1', %s)",
-            (T0, sync_time(1)),
+        write_raw_rows(
+            conn,
+            "acme",
+            "stripe_refunds",
+            "id varchar, amount bigint, updated bigint, _airbyte_raw_id varchar, "
+            "_airbyte_extracted_at timestamptz",
+            [("re_1", 500, T0, "raw-1", sync_time(1))],
         )
         [outcome] = land_stream(conn, STREAMS_BY_NAME["stripe__refunds"], ["acme"])
         assert landed(conn, "stripe__refunds", "id, amount, currency") == [["re_1", 500, None]]
@@ -228,23 +233,18 @@ def test_many_tenants_of_different_table_shapes_land_in_one_call_chunk_by_chunk(
             )
         # t4's amount is text (another connector version), t5's table has an extra column:
         # neither can share a UNION ALL with the others, and both still land.
-        for tenant, amount_type, extra in (
-            ("t4", "varchar", ""),
-            ("t5", "bigint", ", note varchar"),
+        for tenant, amount_type, extra, row in (
+            ("t4", "varchar", "", ("ch_1", "400", "raw-4", sync_time(4))),
+            ("t5", "bigint", ", note varchar", ("ch_1", 500, "raw-5", sync_time(5), "x")),
         ):
-            conn.ensure_schema(f"user_{tenant}")
-            conn.execute(
-                f"create table user_{tenant}.stripe_charges (id varchar, amount {amount_type}, "
-                f"_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz{extra})"
+            write_raw_rows(
+                conn,
+                tenant,
+                "stripe_charges",
+                f"id varchar, amount {amount_type}, _airbyte_raw_id varchar, "
+                f"_airbyte_extracted_at timestamptz{extra}",
+                [row],
             )
-        conn.execute(
-            "insert into user_t4.stripe_charges values ('ch_1', '400', 'raw-4', %s)",
-            (sync_time(4),),
-        )
-        conn.execute(
-            "insert into user_t5.stripe_charges values ('ch_1', 500, 'raw-5', %s, 'x')",
-            (sync_time(5),),
-        )
         tenants = ["t1", "t2", "t3", "t4", "t5"]
         outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, tenants)}
         assert landed(conn, "stripe__charges", "tenant_id, amount") == [
@@ -286,26 +286,21 @@ def test_rejected_rows_are_quarantined_under_their_own_tenant(warehouse):
 def test_typed_and_text_columns_land_the_same_values_and_bad_text_is_quarantined(warehouse):
     with warehouse.connect() as conn:
         json_type = conn.sql_type("json")
-        for tenant, metadata_type, paid_type in (
-            ("typed", json_type, "boolean"),
-            ("text", "varchar", "varchar"),
+        for tenant, metadata_type, paid_type, rows in (
+            ("typed", json_type, "boolean", [(True, '{"plan": "pro"}'), (None, None)]),
+            ("text", "varchar", "varchar", [("yes", '{"plan": "pro"}'), ("f", "{oops")]),
         ):
-            conn.ensure_schema(f"user_{tenant}")
-            conn.execute(
-                f"create table user_{tenant}.stripe_charges (id varchar, paid {paid_type}, "
-                f"metadata {metadata_type}, _airbyte_raw_id varchar, "
-                "_airbyte_extracted_at timestamptz)"
+            write_raw_rows(
+                conn,
+                tenant,
+                "stripe_charges",
+                f"id varchar, paid {paid_type}, metadata {metadata_type}, "
+                "_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz",
+                [
+                    (f"ch_{n}", paid, metadata, f"r{n}", sync_time(1))
+                    for n, (paid, metadata) in enumerate(rows, start=1)
+                ],
             )
-        conn.execute(
-            "insert into user_typed.stripe_charges values "
-            """('ch_1', true, '{"plan": "pro"}', 'r1', %s), ('ch_2', null, null, 'r2', %s)""",
-            (sync_time(1), sync_time(1)),
-        )
-        conn.execute(
-            "insert into user_text.stripe_charges values "
-            """('ch_1', 'yes', '{"plan": "pro"}', 'r1', %s), ('ch_2', 'f', '{oops', 'r2', %s)""",
-            (sync_time(1), sync_time(1)),
-        )
         outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, ["typed", "text"])}
         rows = landed(conn, "stripe__charges", "tenant_id, id, paid, metadata")
         rows = [[t, i, p, json.loads(m) if isinstance(m, str) else m] for t, i, p, m in rows]
@@ -378,7 +373,8 @@ def test_a_read_or_merge_failing_for_one_tenant_fails_it_by_name_and_the_others_
             "t2": (
                 FAILED,
                 0,
-                f"{step} raw table user_t2.stripe_charges failed: RuntimeError: {failing} broke",
+                f"{step} {raw_name(conn, 't2', 'stripe_charges')} failed: "
+                f"RuntimeError: {failing} broke",
             ),
             "t3": (MERGED, 1, None),
         }
@@ -429,9 +425,10 @@ def test_land_streams_reports_each_stream_and_names_the_tenants_that_failed(ware
         ("stripe__charges", 2, 2),
         ("stripe__refunds", 1, 1),
     ]
+    with warehouse.connect() as conn:
+        broken = raw_name(conn, "broken", "stripe_refunds")
     error = (
-        "raw table user_broken.stripe_refunds has no column id: its primary key and Airbyte "
-        "metadata are required to land it"
+        f"{broken} has no column id: its primary key and Airbyte metadata are required to land it"
     )
     assert landed[0].failures == {}
     assert landed[1].failures == {"broken/stripe__refunds": error}
@@ -441,15 +438,6 @@ def test_land_streams_reports_each_stream_and_names_the_tenants_that_failed(ware
 
 
 # One tenant's bad values never stop landing for the others (issue 15, points 2 to 4).
-
-
-def raw_table(conn, tenant_id: str, table: str, columns: str, rows: list[tuple]) -> None:
-    """A raw table of the tenant with the given column definitions and rows (bound values)."""
-    conn.ensure_schema(f"user_{tenant_id}")
-    conn.execute(f"create table user_{tenant_id}.{table} ({columns})")
-    marks = ", ".join(["%s"] * len(rows[0]))
-    for row in rows:
-        conn.execute(f"insert into user_{tenant_id}.{table} values ({marks})", row)
 
 
 def quarantine_reasons(conn, tenant_id: str) -> dict[str, str]:
@@ -467,7 +455,7 @@ def test_a_text_airbyte_extracted_at_fails_that_tenant_by_name_every_run_and_oth
 ):
     with warehouse.connect() as conn:
         write_raw(conn, "good", "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
-        raw_table(
+        write_raw_rows(
             conn,
             "texty",
             "stripe_charges",
@@ -483,7 +471,7 @@ def test_a_text_airbyte_extracted_at_fails_that_tenant_by_name_every_run_and_oth
             assert outcomes["texty"].status == FAILED
             text = "varchar" if conn.dialect == "duckdb" else "character varying"
             assert outcomes["texty"].error == (
-                f"raw table user_texty.stripe_charges: its _airbyte_extracted_at is {text}, "
+                f"{raw_name(conn, 'texty', 'stripe_charges')}: its _airbyte_extracted_at is {text}, "
                 "not a timestamp (Airbyte writes timestamp with time zone): landing reads each "
                 "sync's new rows by it"
             )
@@ -503,14 +491,14 @@ def test_integers_beyond_64_bits_are_quarantined_and_the_largest_one_lands(wareh
             ("ch_1e20", "1e20", 4),
             ("ch_min", str(-(2**63)), 5),
         ]
-        raw_table(
+        write_raw_rows(
             conn,
             "huge",
             "stripe_charges",
             "id varchar, amount varchar, _airbyte_raw_id varchar, _airbyte_extracted_at timestamptz",
             [(i, a, f"r{n}", sync_time(1)) for i, a, n in rows],
         )
-        raw_table(
+        write_raw_rows(
             conn,
             "floaty",
             "stripe_charges",
@@ -544,7 +532,7 @@ def test_decimals_the_warehouse_cannot_hold_are_quarantined(warehouse):
     orders = STREAMS_BY_NAME["shopify__orders"]
     with warehouse.connect() as conn:
         prices = ["199.99", "inf", "-Infinity", "NaN", "1e30", "1" * 30, "1" * 29, "12,50"]
-        raw_table(
+        write_raw_rows(
             conn,
             "odd",
             "shopify_orders",
@@ -552,7 +540,7 @@ def test_decimals_the_warehouse_cannot_hold_are_quarantined(warehouse):
             "_airbyte_extracted_at timestamptz",
             [(n, p, f"r{n}", sync_time(1)) for n, p in enumerate(prices)],
         )
-        raw_table(
+        write_raw_rows(
             conn,
             "doubles",
             "shopify_orders",
@@ -612,7 +600,7 @@ def test_times_outside_their_sources_life_or_after_their_sync_are_quarantined(wa
             4: "9999-12-31 00:00:00+00",
             5: "infinity",
         }
-        raw_table(
+        write_raw_rows(
             conn,
             "acme",
             "github_pull_requests",
@@ -669,7 +657,10 @@ def test_a_sync_time_in_the_future_is_quarantined_and_does_not_move_the_watermar
         # Once the clock has reached it, it lands.
         monkeypatch.setattr(merge, "validate_rows", partial(merge.validate_rows, landed_at=future))
         [third] = land_stream(conn, CHARGES, ["acme"])
-        assert (third.rows_landed, third.rows_quarantined, third.watermark) == (1, 0, future)
+        # Raw files (DuckDB) are landed in order: ch_3's file, after the future one, is read
+        # again with it (and lands the same row again).
+        again = 2 if conn.dialect == "duckdb" else 1
+        assert (third.rows_landed, third.rows_quarantined, third.watermark) == (again, 0, future)
         assert landed(conn, "stripe__charges", "id, updated") == [
             ["ch_1", T0 + 1],
             ["ch_2", T0 + 2],

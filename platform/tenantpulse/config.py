@@ -30,6 +30,9 @@ class WarehouseUrl:
     url: str  # as given (never with a password: parse_warehouse_url refuses one)
     duckdb_path: Path | None = None
     postgres_dsn: str | None = None  # a libpq URL (postgresql://...) that psycopg accepts
+    # DuckDB only: the raw layer's root folder, Airbyte's file layout under it (Postgres keeps
+    # raw tables, as Airbyte's Postgres destination writes them).
+    raw_path: Path | None = None
 
     def __str__(self) -> str:
         if self.dialect == "duckdb":
@@ -157,7 +160,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     home = Path(env.get("TENANTPULSE_HOME") or DEFAULT_HOME).expanduser().resolve()
     warehouse = parse_warehouse_url(
-        env.get("TENANTPULSE_WAREHOUSE_URL") or f"duckdb:///{home / 'warehouse.duckdb'}"
+        env.get("TENANTPULSE_WAREHOUSE_URL") or f"duckdb:///{home / 'warehouse.duckdb'}",
+        raw_path=env.get("TENANTPULSE_RAW_PATH") or None,
     )
     dagster_home = Path(env.get("DAGSTER_HOME") or home / "dagster_home").expanduser().resolve()
     simulator = SimulatorSettings(
@@ -389,10 +393,16 @@ SYSTEM_FOLDERS = tuple(
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..11 of every DuckDB database file
 
 
-def parse_warehouse_url(url: str) -> WarehouseUrl:
+def default_raw_path(duckdb_path: Path) -> Path:
+    """The raw layer's folder beside a DuckDB file: `warehouse.duckdb` -> `warehouse_raw/`."""
+    return duckdb_path.with_name(f"{duckdb_path.stem}_raw")
+
+
+def parse_warehouse_url(url: str, raw_path: str | None = None) -> WarehouseUrl:
     """`duckdb:///<relative path>` (from the working directory), `duckdb:////<absolute path>`, or
     a `postgresql://` URL without a password (a `+psycopg`/`+psycopg2` driver suffix and
-    `postgres://` are accepted). See README, "Settings"."""
+    `postgres://` are accepted). `raw_path` (TENANTPULSE_RAW_PATH): DuckDB's raw layer folder,
+    by default beside the file (default_raw_path). See README, "Settings"."""
     allowed = "allowed: duckdb:///<file path> or postgresql://user@host:port/database"
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
@@ -402,7 +412,13 @@ def parse_warehouse_url(url: str) -> WarehouseUrl:
             raise SettingsError(
                 f"TENANTPULSE_WAREHOUSE_URL={url!r} names no DuckDB file; {allowed}"
             )
-        return WarehouseUrl(dialect="duckdb", url=url, duckdb_path=_duckdb_path(url, path))
+        duckdb_path = _duckdb_path(url, path)
+        return WarehouseUrl(
+            dialect="duckdb",
+            url=url,
+            duckdb_path=duckdb_path,
+            raw_path=_raw_path(raw_path) if raw_path else default_raw_path(duckdb_path),
+        )
     if scheme.split("+")[0] in ("postgresql", "postgres"):
         dsn = "postgresql://" + rest
         parts = urlsplit(dsn)
@@ -464,6 +480,23 @@ def _duckdb_path(url: str, path: str) -> Path:
                 "that is not a DuckDB database; allowed: a DuckDB database file, or a path "
                 "where none exists yet"
             )
+    return resolved
+
+
+def _raw_path(raw: str) -> Path:
+    """TENANTPULSE_RAW_PATH as a folder path, refused where it cannot be one of the user's own."""
+    resolved = Path(raw).expanduser().resolve()
+    system = [f for f in SYSTEM_FOLDERS if resolved.is_relative_to(f.resolve())]
+    if system:
+        raise SettingsError(
+            f"TENANTPULSE_RAW_PATH={raw!r} is in the system folder {system[0]}; allowed: a folder "
+            "of your own"
+        )
+    if resolved.exists() and not resolved.is_dir():
+        raise SettingsError(
+            f"TENANTPULSE_RAW_PATH={raw!r} names {resolved}, which is not a folder; allowed: a "
+            "folder, or a path where none exists yet"
+        )
     return resolved
 
 

@@ -22,9 +22,24 @@ from functools import partial
 
 import pandas as pd
 
-from tenantpulse.landing.raw_table_reads import raw_table_columns, read_new_rows, same_shape_chunks
+from tenantpulse.landing.raw_file_reads import (
+    FolderScan,
+    ensure_landed_files,
+    landed_marks,
+    save_landed_files,
+    scan_folders,
+)
+from tenantpulse.landing.raw_table_reads import (
+    RAW_FILE,
+    RawUnit,
+    file_units,
+    raw_label,
+    read_new_rows,
+    same_shape_chunks,
+    table_units,
+)
 from tenantpulse.landing.validate import validate_rows
-from tenantpulse.sources.contracts import AIRBYTE_COLUMN_NAMES, StreamContract, raw_schema
+from tenantpulse.sources.contracts import AIRBYTE_COLUMN_NAMES, StreamContract
 from tenantpulse.warehouse import Connection, qualified, quote_ident
 
 LANDING_SCHEMA = "landing"
@@ -69,6 +84,7 @@ def ensure_landing_tables(conn: Connection, contract: StreamContract) -> None:
         f" record {conn.sql_type('json')} not null, quarantined_at timestamptz not null,"
         " primary key (tenant_id, stream, record_hash))"
     )
+    ensure_landed_files(conn)
     conn.execute(
         "create table if not exists landing.watermarks ("
         " tenant_id varchar not null, stream varchar not null,"
@@ -82,56 +98,103 @@ def land_stream(
 ) -> list[TenantLanding]:
     """Land the new raw rows of `contract` for every tenant in `tenant_ids` (validated ids).
 
-    Raw tables are read a chunk of tenants at a time (`raw_table_reads`); their rows are merged
-    once ROWS_PER_MERGE have been read (an incremental day: once per stream; a first load: in
-    batches that bound memory), each merge committed: what is merged stays merged if a later batch
-    fails."""
+    Raw tables or files are read a chunk of tenants at a time (`raw_table_reads`); their rows are
+    merged once ROWS_PER_MERGE have been read (an incremental day: once per stream; a first load:
+    in batches that bound memory), each merge committed: what is merged stays merged if a later
+    batch fails. On DuckDB each merge also records the tenants' newest files as landed."""
     ensure_landing_tables(conn, contract)
     conn.commit()  # a failed read or merge rolls back to here (_isolating)
     watermarks = _watermarks(conn, contract, tenant_ids)
     outcomes = {t: TenantLanding(t, watermark=watermarks.get(t)) for t in tenant_ids}
-    readable = {}
-    for tenant_id, columns in raw_table_columns(conn, contract, tenant_ids).items():
-        if _check_raw_columns(contract, outcomes[tenant_id], columns):
-            readable[tenant_id] = columns
+    scans: dict[str, FolderScan] = {}
+    if conn.dialect == "duckdb":
+        scans = scan_folders(conn, contract, tenant_ids)
+        units, unreadable = file_units(contract, list(scans.values()))
+        for tenant_id, error in unreadable.items():
+            _fail(
+                outcomes[tenant_id],
+                f"reading {raw_label(conn, tenant_id, contract)} failed: {error}",
+            )
+        present = {t for t, scan in scans.items() if scan.exists}
+    else:
+        units = table_units(conn, contract, tenant_ids)
+        present = set(units)
+    readable = [u for u in units.values() if _check_raw_columns(contract, outcomes[u.tenant_id], u)]
     expected = contract.column_names + AIRBYTE_COLUMN_NAMES
     batch: list[pd.DataFrame] = []
+    batch_tenants: list[str] = []
     batch_columns: dict[str, str] = {}
 
     def merge_batch() -> None:
-        rows = pd.concat(batch, ignore_index=True)
+        rows = pd.concat(batch, ignore_index=True) if batch else pd.DataFrame()
+        tenants = list(batch_tenants)
         batch.clear()
+        batch_tenants.clear()
         _isolating(
             conn,
             contract,
             outcomes,
-            list(rows["tenant_id"].unique()),
+            tenants,
             "merging the rows of",
             lambda some: _merge_batch(
-                conn, contract, rows[rows["tenant_id"].isin(some)], batch_columns, outcomes
+                conn,
+                contract,
+                rows[rows["tenant_id"].isin(some)] if len(rows) else rows,
+                batch_columns,
+                outcomes,
+                [scans[t] for t in some if t in scans],
             ),
         )
 
-    def read(columns: dict[str, str], tenants: list[str]) -> None:
-        raw = read_new_rows(conn, contract, tenants, columns, watermarks)
+    def read(columns: dict[str, str], chunk: dict[str, RawUnit], tenants: list[str]) -> None:
+        raw = read_new_rows(conn, contract, [chunk[t] for t in tenants], columns, watermarks)
         conn.commit()  # releases the chunk's table locks (see raw_table_reads)
+        batch_tenants.extend(tenants)
         if not raw.empty:
             batch.append(raw)
 
     for columns, chunk in same_shape_chunks(readable):
-        if batch and columns != batch_columns:
+        if batch_tenants and columns != batch_columns:
             merge_batch()
         batch_columns = columns
         wanted = {c: columns[c] for c in expected if c in columns}
-        _isolating(conn, contract, outcomes, chunk, "reading", partial(read, wanted))
+        by_tenant = {u.tenant_id: u for u in chunk}
+        _isolating(
+            conn, contract, outcomes, list(by_tenant), "reading", partial(read, wanted, by_tenant)
+        )
         if sum(map(len, batch)) >= ROWS_PER_MERGE:
             merge_batch()
-    if batch:
+    if batch_tenants:
         merge_batch()
+    _record_listed_folders(conn, contract, scans, outcomes, units)
     for outcome in outcomes.values():
-        if outcome.tenant_id not in readable and outcome.status == UP_TO_DATE:
+        if outcome.tenant_id not in present and outcome.status == UP_TO_DATE:
             outcome.status = NO_RAW_TABLE
     return list(outcomes.values())
+
+
+def _record_listed_folders(
+    conn: Connection,
+    contract: StreamContract,
+    scans: dict[str, FolderScan],
+    outcomes: dict[str, TenantLanding],
+    units: dict[str, RawUnit],
+) -> None:
+    """Save the time of the folders listed with nothing new in them, so the next run does not
+    list them again (those with new files were saved with their merge)."""
+    listed = [
+        s
+        for s in scans.values()
+        if s.listed and s.tenant_id not in units and outcomes[s.tenant_id].status != FAILED
+    ]
+    if listed:
+        save_landed_files(conn, contract, landed_marks(listed, {}))
+        conn.commit()
+
+
+def _fail(outcome: TenantLanding, error: str) -> None:
+    outcome.status = FAILED
+    outcome.error = error
 
 
 def _isolating(
@@ -152,34 +215,37 @@ def _isolating(
             for tenant_id in tenant_ids:
                 _isolating(conn, contract, outcomes, [tenant_id], what, step)
             return
-        outcome = outcomes[tenant_ids[0]]
+        tenant_id = tenant_ids[0]
         cause = (str(error).splitlines() or [""])[0]
-        outcome.status = FAILED
-        outcome.error = (
-            f"{what} raw table {raw_schema(outcome.tenant_id)}.{contract.raw_table} failed: "
-            f"{type(error).__name__}: {cause}"
+        _fail(
+            outcomes[tenant_id],
+            f"{what} {raw_label(conn, tenant_id, contract)} failed: "
+            f"{type(error).__name__}: {cause}",
         )
 
 
-def _check_raw_columns(
-    contract: StreamContract, outcome: TenantLanding, raw_columns: dict[str, str]
-) -> bool:
-    """Record drift on `outcome`; False (and the tenant failed) if the table lacks a key column or
-    its `_airbyte_extracted_at` is not a timestamp."""
+def _check_raw_columns(contract: StreamContract, outcome: TenantLanding, unit: RawUnit) -> bool:
+    """Record drift on `outcome`; False (and the tenant failed) if the table or a file lacks a
+    key column, or its `_airbyte_extracted_at` is not a timestamp."""
     expected = contract.column_names + AIRBYTE_COLUMN_NAMES
-    outcome.extra_columns = tuple(c for c in raw_columns if c not in expected)
-    outcome.missing_columns = tuple(c for c in expected if c not in raw_columns)
-    table = f"{raw_schema(outcome.tenant_id)}.{contract.raw_table}"
-    lacking_keys = [c for c in contract.required_columns if c not in raw_columns]
-    synced_type = raw_columns.get("_airbyte_extracted_at", "timestamp")
+    outcome.extra_columns = tuple(c for c in unit.columns if c not in expected)
+    outcome.missing_columns = tuple(c for c in expected if c not in unit.columns)
+    lacking_keys = [c for c in contract.required_columns if c not in unit.columns]
+    synced_type = unit.columns.get("_airbyte_extracted_at", "timestamp")
     if lacking_keys:
         outcome.error = (
-            f"raw table {table} has no column {', '.join(lacking_keys)}: its primary key and "
+            f"{unit.label} has no column {', '.join(lacking_keys)}: its primary key and "
             "Airbyte metadata are required to land it"
+        )
+    elif unit.file_problems:
+        name, lacking = next(iter(unit.file_problems.items()))
+        outcome.error = (
+            f"{unit.label}: its file {name} has no column {', '.join(lacking)}: its primary key "
+            "and Airbyte metadata are required to land it"
         )
     elif not synced_type.startswith("timestamp"):
         outcome.error = (
-            f"raw table {table}: its _airbyte_extracted_at is {synced_type}, not a timestamp "
+            f"{unit.label}: its _airbyte_extracted_at is {synced_type}, not a timestamp "
             "(Airbyte writes timestamp with time zone): landing reads each sync's new rows by it"
         )
     if outcome.error:
@@ -193,11 +259,22 @@ def _merge_batch(
     raw: pd.DataFrame,
     raw_columns: dict[str, str],
     outcomes: dict[str, TenantLanding],
+    scans: list[FolderScan],
 ) -> None:
-    """Type, dedupe and merge new raw rows of some tenants (`raw` has `tenant_id`), and commit."""
+    """Type, dedupe and merge new raw rows of some tenants (`raw` has `tenant_id`), record the
+    files of `scans` as landed (DuckDB), and commit."""
+    if raw.empty:  # files without rows: only their landing is recorded
+        save_landed_files(conn, contract, landed_marks(scans, {}))
+        conn.commit()
+        return
     json_typed = {c for c, data_type in raw_columns.items() if data_type in ("json", "jsonb")}
     tenants = raw["tenant_id"]
-    checked = validate_rows(contract, raw.drop(columns="tenant_id"), json_typed)
+    files = raw[RAW_FILE] if RAW_FILE in raw.columns else pd.Series(dtype=object)
+    checked = validate_rows(
+        contract, raw.drop(columns=["tenant_id", RAW_FILE], errors="ignore"), json_typed
+    )
+    in_future = files[checked.in_future.reindex(files.index, fill_value=False)]
+    in_future_files = in_future.groupby(tenants[in_future.index]).agg(list).to_dict()
     valid = checked.valid.assign(tenant_id=tenants.drop(index=checked.rejected.index).to_numpy())
     newest = checked.synced.groupby(tenants).max()
     read = tenants.value_counts()
@@ -211,6 +288,7 @@ def _merge_batch(
         _insert_quarantine(conn, _quarantine_frame(contract, tenants, checked))
     watermarks = {t: newest[t].to_pydatetime() for t in read.index if pd.notna(newest.get(t))}
     _save_watermarks(conn, contract, watermarks)
+    save_landed_files(conn, contract, landed_marks(scans, in_future_files))
     conn.commit()
     for tenant_id, rows in read.items():
         outcome = outcomes[tenant_id]

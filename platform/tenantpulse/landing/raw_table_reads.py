@@ -1,26 +1,36 @@
-"""Read one stream's raw tables of many tenants in a few statements.
+"""Read one stream's new raw rows of many tenants in a few statements.
 
-Each tenant's stream is a table of its own (`user_<tenant>.<source>_<stream>`). A statement per
-tenant costs a round trip and, on DuckDB, a catalog lookup, which at thousands of tenants is most
-of the work; so the tables are found with one catalog query per stream and read with one UNION ALL
-per chunk of tenants whose tables have the same columns and types. Each chunk is its own
-transaction: a transaction holds a lock on every table it reads until it ends, and Postgres's lock
-table (max_locks_per_transaction x max_connections: 6,400 by default) runs out ("out of shared
-memory") at a few thousand tables.
+On Postgres each tenant's stream is a table of its own (`user_<tenant>.<source>_<stream>`); on
+DuckDB it is a folder of Parquet files (sources.raw_files), of which only the files not landed yet
+are read (raw_file_reads). Either way, what landing reads of one tenant is one `RawUnit`, and the
+units of tenants with the same columns and types are read together, TENANTS_PER_STATEMENT at a
+time: a statement per tenant costs a round trip and a catalog or footer lookup, which at
+thousands of tenants is most of the work.
+
+Tables are found with one catalog query per stream and read with one UNION ALL per chunk; each
+chunk is its own transaction: a transaction holds a lock on every table it reads until it ends,
+and Postgres's lock table (max_locks_per_transaction x max_connections: 6,400 by default) runs
+out ("out of shared memory") at a few thousand tables. Files are read with one `read_parquet` over
+the chunk's files, by position when they all have the same columns, by name otherwise.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
+from tenantpulse.landing.raw_file_reads import FolderScan, new_file_columns
 from tenantpulse.sources.contracts import StreamContract, raw_schema
+from tenantpulse.sources.raw_files import file_reader, stream_folder, stream_label
 from tenantpulse.warehouse import Connection, qualified, quote_ident
 
-# Tenants per UNION ALL: Postgres plans a union recursively and fails near 10,000 branches
+# Tenants per statement: Postgres plans a union recursively and fails near 10,000 branches
 # ("stack depth limit exceeded"); a few hundred keeps each statement small on both warehouses.
 TENANTS_PER_STATEMENT = 200
 # Raw column types read as they are. Any other is read as text and parsed by landing's validation:
@@ -37,6 +47,33 @@ _READ_AS_IS = {
     "json",
     "jsonb",
 }
+
+
+RAW_FILE = "raw_file"  # the column naming each row's file, in what is read of raw files
+
+
+@dataclass(frozen=True)
+class RawUnit:
+    """What landing reads of one tenant's stream: its raw table, or its files not landed yet."""
+
+    tenant_id: str
+    label: str  # how messages name it: "raw table user_<t>.<table>" / "raw files user_<t>/<table>"
+    columns: dict[str, str]  # name -> data type (lower case); over several files, every column
+    files: tuple[Path, ...] = ()  # DuckDB: the files, oldest first
+    by_name: bool = False  # files whose columns differ: read by name
+    # A file's own problem that the columns over all files hide (a file without the key).
+    file_problems: dict[str, list[str]] = field(default_factory=dict)
+
+
+def table_label(tenant_id: str, contract: StreamContract) -> str:
+    return f"raw table {raw_schema(tenant_id)}.{contract.raw_table}"
+
+
+def raw_label(conn: Connection, tenant_id: str, contract: StreamContract) -> str:
+    """How messages name the tenant's raw stream on this warehouse."""
+    if conn.dialect == "duckdb":
+        return stream_label(tenant_id, contract.raw_table)
+    return table_label(tenant_id, contract)
 
 
 def raw_table_columns(
@@ -56,52 +93,125 @@ def raw_table_columns(
     return columns
 
 
-def same_shape_chunks(
-    columns: dict[str, dict[str, str]],
-) -> Iterator[tuple[dict[str, str], list[str]]]:
-    """(columns, tenant ids) chunks of at most TENANTS_PER_STATEMENT tenants whose tables have the
-    same columns and types, so each chunk can be read with one UNION ALL."""
-    by_shape: dict[tuple, list[str]] = defaultdict(list)
-    for tenant_id, tenant_columns in columns.items():
-        by_shape[tuple(tenant_columns.items())].append(tenant_id)
-    for shape, tenant_ids in by_shape.items():
-        for start in range(0, len(tenant_ids), TENANTS_PER_STATEMENT):
-            yield dict(shape), tenant_ids[start : start + TENANTS_PER_STATEMENT]
+def table_units(
+    conn: Connection, contract: StreamContract, tenant_ids: list[str]
+) -> dict[str, RawUnit]:
+    """Tenant -> its raw table, for each tenant that has one."""
+    return {
+        tenant_id: RawUnit(tenant_id, table_label(tenant_id, contract), columns)
+        for tenant_id, columns in raw_table_columns(conn, contract, tenant_ids).items()
+    }
 
 
-def read_new_rows(
-    conn: Connection,
-    contract: StreamContract,
-    tenant_ids: list[str],
-    columns: dict[str, str],
-    watermarks: dict[str, dt.datetime],
-) -> pd.DataFrame:
-    """`columns` (name -> data type) and `tenant_id` of each tenant's raw rows extracted after its
-    watermark (every row for a tenant without one)."""
-    selected = ", ".join(
+def file_units(
+    contract: StreamContract, scans: list[FolderScan]
+) -> tuple[dict[str, RawUnit], dict[str, str]]:
+    """(tenant -> its files not landed yet, tenant -> why they cannot be read) for the scans
+    with new files."""
+    with_new = [s for s in scans if s.new_files]
+    columns_of, failures = new_file_columns(with_new)
+    units = {}
+    for scan in with_new:
+        if scan.tenant_id in failures:
+            continue
+        shapes = [columns_of[f.path] for f in scan.new_files]
+        union: dict[str, str] = {}
+        for shape in shapes:
+            for name, data_type in shape.items():
+                # A column typed differently in two files is read as text.
+                union[name] = data_type if union.get(name, data_type) == data_type else "varchar"
+        problems = {
+            f.name: [c for c in contract.required_columns if c not in columns_of[f.path]]
+            for f in scan.new_files
+        }
+        units[scan.tenant_id] = RawUnit(
+            scan.tenant_id,
+            stream_label(scan.tenant_id, contract.raw_table),
+            union,
+            tuple(f.path for f in scan.new_files),
+            by_name=any(list(s.items()) != list(union.items()) for s in shapes),
+            file_problems={name: lacking for name, lacking in problems.items() if lacking},
+        )
+    return units, failures
+
+
+def same_shape_chunks(units: list[RawUnit]) -> Iterator[tuple[dict[str, str], list[RawUnit]]]:
+    """(columns, units) chunks of at most TENANTS_PER_STATEMENT units of the same columns and
+    types (and way of reading), so each chunk can be read with one statement."""
+    by_shape: dict[tuple, list[RawUnit]] = defaultdict(list)
+    for unit in units:
+        by_shape[(tuple(unit.columns.items()), unit.by_name)].append(unit)
+    for (shape, _), shaped in by_shape.items():
+        for start in range(0, len(shaped), TENANTS_PER_STATEMENT):
+            yield dict(shape), shaped[start : start + TENANTS_PER_STATEMENT]
+
+
+def selected_columns(columns: dict[str, str]) -> str:
+    """The select list of `columns`: types not read as they are, as text."""
+    return ", ".join(
         quote_ident(name)
         if data_type in _READ_AS_IS
         else f"cast({quote_ident(name)} as varchar) as {quote_ident(name)}"
         for name, data_type in columns.items()
     )
+
+
+def read_new_rows(
+    conn: Connection,
+    contract: StreamContract,
+    units: list[RawUnit],
+    columns: dict[str, str],
+    watermarks: dict[str, dt.datetime],
+) -> pd.DataFrame:
+    """`columns` (name -> data type) and `tenant_id` of each unit's new raw rows: every row of
+    its files (and RAW_FILE, the file's name), or its table's rows extracted after the tenant's
+    watermark (every row without one)."""
+    if conn.dialect == "duckdb":
+        return _read_files(units, columns)
     parts, params = [], []
-    for tenant_id in tenant_ids:
+    for unit in units:
         part = (
-            f"select cast(%s as varchar) as tenant_id, {selected} "
-            f"from {qualified(raw_schema(tenant_id), contract.raw_table)}"
+            f"select cast(%s as varchar) as tenant_id, {selected_columns(columns)} "
+            f"from {qualified(raw_schema(unit.tenant_id), contract.raw_table)}"
         )
-        params.append(tenant_id)
-        if tenant_id in watermarks:
+        params.append(unit.tenant_id)
+        if unit.tenant_id in watermarks:
             part += " where _airbyte_extracted_at > %s"
-            params.append(watermarks[tenant_id])
+            params.append(watermarks[unit.tenant_id])
         parts.append(part)
     return conn.read_frame(" union all ".join(parts), params)
+
+
+def _read_files(units: list[RawUnit], columns: dict[str, str]) -> pd.DataFrame:
+    tenant_of = {str(path): unit.tenant_id for unit in units for path in unit.files}
+    by_name = any(unit.by_name for unit in units)
+    with file_reader() as reader:
+        frame = reader.execute(
+            f"select {selected_columns(columns)}, filename from read_parquet(?, "
+            f"union_by_name = {str(by_name).lower()}, filename = true)",
+            [list(tenant_of)],
+        ).df()
+    files = frame.pop("filename")
+    frame.insert(0, "tenant_id", files.map(tenant_of))
+    frame[RAW_FILE] = files.map(lambda path: Path(path).name)
+    return frame
 
 
 def raw_versions(
     conn: Connection, contract: StreamContract, tenant_ids: list[str]
 ) -> dict[str, str]:
-    """Tenant id -> "<rows> rows, newest <_airbyte_extracted_at>" for each tenant with the table."""
+    """Tenant id -> a version of its raw stream, for each tenant that has it: on Postgres
+    "<rows> rows, newest <_airbyte_extracted_at>" of its table; on DuckDB its folder's
+    modification time (one `stat`, no file opened: a new file changes it)."""
+    if conn.dialect == "duckdb":
+        versions = {}
+        for tenant_id in tenant_ids:
+            try:
+                stat = os.stat(stream_folder(conn.raw_path, tenant_id, contract.raw_table))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            versions[tenant_id] = f"folder modified {stat.st_mtime_ns}"
+        return versions
     columns = raw_table_columns(conn, contract, tenant_ids)
     with_table = [t for t in tenant_ids if t in columns]
     versions = {}

@@ -45,6 +45,7 @@ class ValidatedRows:
     # Each raw row's sync time, NaT where unreadable or in the future: the watermark may move past
     # every other row, quarantined or not.
     synced: pd.Series
+    in_future: pd.Series  # each raw row: is its sync time in the future (read again later)
 
 
 class _Problems:
@@ -109,6 +110,7 @@ def validate_rows(
         rejected=raw[bad],
         reasons=problems.text[bad].str.rstrip("; "),
         synced=synced.where(~in_future),
+        in_future=in_future.fillna(False).astype(bool),
     )
 
 

@@ -1,11 +1,14 @@
-"""Raw tables as Airbyte creates them in a tenant's schema: contract columns, typed, plus any
-column a sync brings that the table lacks (Airbyte's `propagate_columns`)."""
+"""The raw layer's writer, shaped as Airbyte's destinations write it: on Postgres a table per
+tenant and stream (`user_<tenant>.<source>_<stream>`, destination-postgres), on DuckDB a Parquet
+file per sync in the S3 destination's layout (sources.raw_files). Contract columns typed, plus
+any column a sync brings beyond them (Airbyte's `propagate_columns`)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from tenantpulse.sources.contracts import StreamContract, raw_schema
+from tenantpulse.sources.raw_files import write_frame_file
 from tenantpulse.warehouse import Connection, qualified, quote_ident
 
 
@@ -13,27 +16,36 @@ def write_raw_frame(
     conn: Connection, tenant_id: str, contract: StreamContract, frame: pd.DataFrame
 ) -> int:
     """Append one sync's rows of `contract` to the tenant's raw layer, as Airbyte's destination
-    does; the rows written. Every writer of raw data (the simulator, embedded Airbyte) calls this."""
+    does; the rows written. Every writer of raw data (the simulator, embedded Airbyte) calls this.
+    On DuckDB the file appears when `conn` commits; a sync without rows writes no file."""
+    types = raw_column_types(contract, frame)
+    if conn.dialect == "duckdb":
+        return write_frame_file(conn, tenant_id, contract, frame, types) if len(frame) else 0
     schema = raw_schema(tenant_id)
     conn.ensure_schema(schema)
-    ensure_raw_table(conn, schema, contract, frame)
+    ensure_raw_table(conn, schema, contract.raw_table, types, list(frame.columns))
     return conn.write_frame(schema, contract.raw_table, frame)
 
 
-def ensure_raw_table(
-    conn: Connection, schema: str, contract: StreamContract, frame: pd.DataFrame
-) -> None:
-    """Create the raw table as Airbyte would; add columns that appear later (propagate_columns)."""
+def raw_column_types(contract: StreamContract, frame: pd.DataFrame) -> dict[str, str]:
+    """Column -> logical type of the stream's raw rows: the contract's, then the frame's others."""
     types = {c.name: c.type for c in contract.all_columns}
     for extra in frame.columns:
         if extra not in types:
             types[extra] = logical_type_of(frame[extra])
-    table = contract.raw_table
+    return types
+
+
+def ensure_raw_table(
+    conn: Connection, schema: str, table: str, types: dict[str, str], present: list[str]
+) -> None:
+    """Create the raw table as Airbyte would; add the `present` columns it lacks
+    (propagate_columns)."""
     if not conn.table_exists(schema, table):
         columns = ", ".join(f"{quote_ident(n)} {conn.sql_type(t)}" for n, t in types.items())
         conn.execute(f"create table {qualified(schema, table)} ({columns})")
     else:
-        conn.add_missing_columns(schema, table, {n: types[n] for n in frame.columns})
+        conn.add_missing_columns(schema, table, {n: types[n] for n in present})
 
 
 def logical_type_of(series: pd.Series) -> str:

@@ -1,7 +1,9 @@
-"""DuckDB: one file, one process at a time (the local default)."""
+"""DuckDB: one file, one process at a time (the local default), and the raw layer as Parquet
+files in a folder beside it (sources.raw_files)."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from tenantpulse.config import default_raw_path
 from tenantpulse.warehouse.base import (
     Connection,
     Params,
@@ -36,8 +39,32 @@ class DuckDBConnection(Connection):
         "double": "double",
     }
 
-    def __init__(self, raw: duckdb.DuckDBPyConnection):
+    def __init__(self, raw: duckdb.DuckDBPyConnection, raw_path: Path):
         self.raw = raw
+        self.raw_path = raw_path  # the raw layer's root folder
+        self._unpublished: list[tuple[Path, Path]] = []  # (written file, its published name)
+
+    def publish_on_commit(self, written: Path, published: Path) -> None:
+        """Rename `written` to `published` when the transaction commits, delete it if it rolls
+        back: raw files appear with the rest of the transaction's work, whole, or not at all."""
+        self._unpublished.append((written, published))
+
+    def unpublished(self) -> list[Path]:
+        """The names the files waiting for this transaction's commit will have."""
+        return [published for _, published in self._unpublished]
+
+    def _publish(self) -> None:
+        while self._unpublished:
+            written, published = self._unpublished.pop(0)
+            # link refuses an existing name (rename would replace it): a published file is
+            # never overwritten.
+            os.link(written, published)
+            written.unlink()
+
+    def _discard(self) -> None:
+        for written, _ in self._unpublished:
+            written.unlink(missing_ok=True)
+        self._unpublished.clear()
 
     def execute(self, sql: str, params: Params = ()) -> None:
         self.raw.execute(to_qmark(sql), list(params))
@@ -68,10 +95,12 @@ class DuckDBConnection(Connection):
         return len(frame)
 
     def commit(self) -> None:
+        self._publish()  # before the warehouse's commit, as Airbyte records a sync after its files
         self.raw.execute("commit")
         self.raw.execute("begin transaction")
 
     def rollback(self) -> None:
+        self._discard()
         self.raw.execute("rollback")
         self.raw.execute("begin transaction")
 
@@ -79,9 +108,10 @@ class DuckDBConnection(Connection):
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
 
-    def __init__(self, path: Path, lock_wait_seconds: float = 15.0):
+    def __init__(self, path: Path, lock_wait_seconds: float = 15.0, raw_path: Path | None = None):
         self.path = path
         self.lock_wait_seconds = lock_wait_seconds
+        self.raw_path = raw_path or default_raw_path(path)
 
     def describe(self) -> str:
         return f"DuckDB file {self.path}"
@@ -89,12 +119,15 @@ class DuckDBWarehouse(Warehouse):
     @contextmanager
     def connect(self) -> Iterator[DuckDBConnection]:
         raw = self._open()
+        conn = DuckDBConnection(raw, self.raw_path)
         try:
             raw.execute("set TimeZone = 'UTC'")
             raw.execute("begin transaction")
-            yield DuckDBConnection(raw)
+            yield conn
+            conn._publish()
             raw.execute("commit")
         except BaseException:
+            conn._discard()
             raw.execute("rollback")
             raise
         finally:

@@ -11,7 +11,7 @@ def open_warehouse(url: WarehouseUrl) -> Warehouse:
         from tenantpulse.warehouse.duckdb_warehouse import DuckDBWarehouse
 
         assert url.duckdb_path is not None
-        return DuckDBWarehouse(url.duckdb_path)
+        return DuckDBWarehouse(url.duckdb_path, raw_path=url.raw_path)
     from tenantpulse.warehouse.postgres_warehouse import PostgresWarehouse
 
     assert url.postgres_dsn is not None

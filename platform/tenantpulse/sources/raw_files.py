@@ -1,0 +1,177 @@
+"""The raw layer on DuckDB: Parquet files in the layout of Airbyte's S3 destination.
+
+A tenant's stream is a folder, `<raw path>/user_<tenant>/<source>_<stream>/` (the connection's
+namespace, then its prefix and the stream: destination-s3's default `s3_path_format`
+`${NAMESPACE}/${STREAM_NAME}/${YEAR}_${MONTH}_${DAY}_${EPOCH}_`), holding one file per sync,
+`<YYYY>_<MM>_<DD>_<epoch milliseconds>_<part>.parquet`, with the contract's columns typed as the
+raw tables are and Airbyte's `_airbyte_*` columns. One table per tenant and stream costs DuckDB a
+catalog entry in memory and a storage block on disk; a file costs neither (docs/decisions.md).
+
+A file's (epoch, part) orders it after every file written before it in its folder: landing keeps
+the newest file it landed per tenant and stream, and reads only the files after it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from tenantpulse.sources.contracts import StreamContract, raw_schema
+from tenantpulse.warehouse import quote_ident
+
+_FILE_NAME = re.compile(r"(\d{4})_(\d{2})_(\d{2})_(\d+)_(\d+)\.parquet")
+TEMPORARY_PREFIX = "."  # a file being written: hidden, and not a name readers take
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One published file of a tenant's stream."""
+
+    path: Path
+    epoch_ms: int
+    part: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """Its place in the folder's order (Airbyte's epoch, then the part number)."""
+        return (self.epoch_ms, self.part)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def file_key(name: str) -> tuple[int, int] | None:
+    """(epoch ms, part) of an Airbyte file name; None for any other name."""
+    match = _FILE_NAME.fullmatch(name)
+    return (int(match.group(4)), int(match.group(5))) if match else None
+
+
+def file_name(epoch_ms: int, part: int = 0) -> str:
+    day = dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC)
+    return f"{day:%Y_%m_%d}_{epoch_ms}_{part}.parquet"
+
+
+def stream_folder(raw_path: Path, tenant_id: str, raw_table: str) -> Path:
+    """The folder of a tenant's stream (`raw_table`: `<source>_<stream>`)."""
+    return raw_path / raw_schema(tenant_id) / raw_table
+
+
+def stream_label(tenant_id: str, raw_table: str) -> str:
+    """How messages name a tenant's stream on DuckDB."""
+    return f"raw files {raw_schema(tenant_id)}/{raw_table}"
+
+
+def list_files(folder: Path, after: tuple[int, int] | None = None) -> list[RawFile]:
+    """The folder's published files in order, those after `after` only; [] without the folder."""
+    found = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        key = file_key(entry.name)
+        if key is not None and (after is None or key > after):
+            found.append(RawFile(Path(entry.path), *key))
+    return sorted(found, key=lambda f: f.key)
+
+
+def write_frame_file(
+    conn, tenant_id: str, contract: StreamContract, frame: pd.DataFrame, types: dict[str, str]
+) -> int:
+    """Write `frame` as the next file of the tenant's stream, its columns `types` (name -> logical
+    type; absent from the frame: NULL), published when `conn` commits; the rows written."""
+    selected = ", ".join(
+        f"cast({quote_ident(n) if n in frame.columns else 'null'} as {conn.sql_type(t)}) "
+        f"as {quote_ident(n)}"
+        for n, t in types.items()
+    )
+    view = f"frame_{uuid.uuid4().hex}"
+    conn.raw.register(view, frame)
+    try:
+        write_query_file(conn, tenant_id, contract.raw_table, f"select {selected} from {view}")
+    finally:
+        try:
+            conn.raw.unregister(view)
+        except duckdb.Error:  # an aborted transaction refuses it; the rollback drops the view
+            pass
+    return len(frame)
+
+
+def write_query_file(conn, tenant_id: str, raw_table: str, query: str) -> Path:
+    """Write the rows of `query` (on the warehouse's DuckDB connection `conn`) as the next file of
+    the tenant's stream, published when `conn` commits; the name it will have."""
+    folder = stream_folder(conn.raw_path, tenant_id, raw_table)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = _next_name(folder, conn.unpublished())
+    written = folder / f"{TEMPORARY_PREFIX}{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        conn.raw.execute(f"copy ({query}) to '{_literal(written)}' (format parquet)")
+    except duckdb.Error as error:
+        written.unlink(missing_ok=True)
+        raise ValueError(f"cannot write {stream_label(tenant_id, raw_table)}: {error}") from error
+    conn.publish_on_commit(written, folder / name)
+    return folder / name
+
+
+def _next_name(folder: Path, unpublished: Iterable[Path]) -> str:
+    """Now's file name, its epoch after every file's in the folder (written or waiting for the
+    commit), so that the folder's order is the order files were written in."""
+    keys = [f.key for f in list_files(folder)]
+    keys += [k for p in unpublished if p.parent == folder and (k := file_key(p.name))]
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    return file_name(max([now_ms, *(epoch + 1 for epoch, _ in keys)]))
+
+
+@contextmanager
+def file_reader() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection of its own for reading raw files: a file that fails to read does not
+    abort the warehouse's transaction, and nothing of the warehouse's catalog is loaded."""
+    reader = duckdb.connect()
+    try:
+        reader.execute("set TimeZone = 'UTC'")
+        reader.execute("set threads = 1")  # small files: threads cost more than they give
+        yield reader
+    finally:
+        reader.close()
+
+
+def file_columns(
+    reader: duckdb.DuckDBPyConnection, files: list[Path]
+) -> dict[Path, dict[str, str]]:
+    """File -> {column: DuckDB type, lower case} of its top-level columns, from the files'
+    footers alone (one statement for all of them)."""
+    rows = reader.execute(
+        "select file_name, name, lower(duckdb_type), num_children from parquet_schema(?)",
+        [[str(f) for f in files]],
+    ).fetchall()
+    columns: dict[Path, dict[str, str]] = {}
+    # Each file's schema is its root (num_children top-level columns) and then each column
+    # depth first, nested ones followed by their children: skip those.
+    by_file: dict[str, list[tuple]] = {}
+    for file, name, kind, children in rows:
+        by_file.setdefault(file, []).append((name, kind, children or 0))
+    for file, schema in by_file.items():
+        top: dict[str, str] = {}
+        skip = 0
+        for name, kind, children in schema[1:]:
+            if skip:
+                skip += children - 1
+                continue
+            top[name] = kind
+            skip = children
+        columns[Path(file)] = top
+    return columns
+
+
+def _literal(path: Path) -> str:
+    return str(path).replace("'", "''")
