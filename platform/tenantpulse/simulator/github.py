@@ -82,10 +82,15 @@ _ISSUE_ID_BASE = 2_100_000_000
 _USER_ID_BASE = 10_000_000
 
 
+def org_name(tenant_id: str) -> str:
+    """The GitHub organisation of the tenant's repositories (and its team's email domain)."""
+    return tenant_id.replace("_", "-")
+
+
 class _Team:
     def __init__(self, world: World) -> None:
         rng = world.rng(P_GITHUB_TEAM)
-        self.org = world.tenant_id.replace("_", "-")
+        self.org = org_name(world.tenant_id)
         n = int(5 + rng.integers(0, 5))
         first, last, _ = people(world, 2, np.arange(n))
         logins = [f"{f}-{la}" for f, la in zip(first, last, strict=True)]

@@ -51,8 +51,8 @@ _N_Z = _N_ROWS + len(EVENTS)
 _N_U = 5 * _N_ROWS + len(EVENTS) + 2
 
 
-def property_id(world: World) -> str:
-    return "3" + f"{int(hash64(world.tenant_key)[0] % np.uint64(10**8)):08d}"
+def property_id(tenant_key: int) -> str:
+    return "3" + f"{int(hash64(tenant_key)[0] % np.uint64(10**8)):08d}"
 
 
 def _web_demand(world: World, day: int) -> float:
@@ -92,7 +92,7 @@ def sync(world: World, after_t: float | None) -> dict[str, Rows]:
     metrics = _metrics(sessions, share, u[:, : 5 * _N_ROWS].reshape(n, _N_ROWS, 5), durations)
 
     dates = np.array([world.date_of(int(d)).strftime("%Y%m%d") for d in days], dtype=object)
-    prop = property_id(world)
+    prop = property_id(world.tenant_key)
     out = {}
     blocks = {
         "google_analytics__website_overview": (slice(0, 1), {}),

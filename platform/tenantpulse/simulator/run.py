@@ -1,14 +1,20 @@
 """Run the local source simulator: one new sync per registered tenant and connected source.
 
 `generator.generate_sync` is the pure generator; this module owns its state and the writes: the
-sync window of each (tenant, source), the raw tables `user_<id>.<source>_<stream>`, and a row in
+sync window of each (tenant, source), the raw data through `write_raw_frame`, and a row in
 `ops.airbyte_sync_history` for every sync, succeeded or failed.
+
+A tenant's data is the world of its own id, or of a bulk template's (`ops.simulator_templates`,
+simulator/bulk.py): syncs with the same world, profile, source and window are generated once and
+given to each of those tenants with its own values (simulator/templates.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 
 import pandas as pd
 from tqdm import tqdm
@@ -16,9 +22,16 @@ from tqdm import tqdm
 from tenantpulse.config import SimulatorSettings
 from tenantpulse.simulator.generator import SyncWindow, generate_sync
 from tenantpulse.simulator.profiles import PROFILES, default_profile_for
+from tenantpulse.simulator.templates import TenantRewrite
 from tenantpulse.sources.contracts import STREAMS_BY_NAME
 from tenantpulse.sources.raw_table_ddl import write_raw_frame
-from tenantpulse.sources.sync_history import FAILED, SUCCEEDED, SyncRecord, record_sync
+from tenantpulse.sources.sync_history import (
+    FAILED,
+    SUCCEEDED,
+    SyncRecord,
+    ensure_sync_history,
+    record_sync,
+)
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.registry import Tenant
 from tenantpulse.warehouse import Connection, Warehouse
@@ -50,6 +63,10 @@ def ensure_simulator_tables(conn: Connection) -> None:
         " history_start date not null, sync_number bigint not null,"
         " extracted_at timestamptz not null, primary key (tenant_id, source))"
     )
+    conn.execute(
+        "create table if not exists ops.simulator_templates ("
+        " tenant_id varchar primary key, world_id varchar not null)"
+    )
 
 
 def assign_profile(conn: Connection, tenant_id: str, profile: str) -> None:
@@ -73,26 +90,73 @@ def profile_of(conn: Connection, tenant_id: str) -> str:
     return profile or default_profile_for(tenant_id)
 
 
-def next_window(
-    conn: Connection, tenant_id: str, source: str, settings: SimulatorSettings
-) -> tuple[SyncWindow, dt.date]:
-    """The next sync of (tenant, source): the first is at 00:00 UTC of `end_date` and covers the
-    `history_days` before it; each later one is one simulated day after the previous, or now when
-    that day has not ended yet."""
+@dataclass(frozen=True)
+class SyncPlan:
+    """The next sync of one (tenant, source), decided from the saved state."""
+
+    tenant_id: str
+    source: str
+    world_id: str  # whose simulated world the data is: the tenant's own id or a bulk template's
+    profile: str
+    window: SyncWindow
+    history_start: dt.date
+
+    @property
+    def generation(self) -> tuple:
+        """Plans with the same generation get the same frames (but for the tenant's own values)."""
+        return (self.world_id, self.profile, self.source, self.window, self.history_start)
+
+
+def plan_syncs(
+    conn: Connection,
+    jobs: list[tuple[str, str]],
+    settings: SimulatorSettings,
+    now: dt.datetime,
+) -> list[SyncPlan]:
+    """The next sync of each (tenant, source) in `jobs`, in three queries whatever their number."""
     ensure_simulator_tables(conn)
-    row = conn.fetch_one(
-        "select history_start, sync_number, extracted_at from ops.simulator_state "
-        "where tenant_id = %s and source = %s",
-        (tenant_id, source),
+    tenant_ids = {tenant_id for tenant_id, _ in jobs}
+    where, params = ("where tenant_id = %s", (next(iter(tenant_ids)),))
+    if len(tenant_ids) != 1:
+        where, params = "", ()  # many tenants: one read of each table beats a query per tenant
+    states = {
+        (tenant_id, source): rest
+        for tenant_id, source, *rest in conn.fetch_all(
+            "select tenant_id, source, history_start, sync_number, extracted_at "
+            f"from ops.simulator_state {where}",
+            params,
+        )
+    }
+    profiles = dict(
+        conn.fetch_all(f"select tenant_id, profile from ops.simulator_profiles {where}", params)
     )
-    if row is None:
+    worlds = dict(
+        conn.fetch_all(f"select tenant_id, world_id from ops.simulator_templates {where}", params)
+    )
+    return [
+        SyncPlan(
+            tenant_id,
+            source,
+            worlds.get(tenant_id, tenant_id),
+            profiles.get(tenant_id) or default_profile_for(tenant_id),
+            *_next_window(states.get((tenant_id, source)), settings, now),
+        )
+        for tenant_id, source in jobs
+    ]
+
+
+def _next_window(
+    state: list | None, settings: SimulatorSettings, now: dt.datetime
+) -> tuple[SyncWindow, dt.date]:
+    """The first sync is at 00:00 UTC of `end_date` and covers the `history_days` before it; each
+    later one is one simulated day after the previous, or `now` when that day has not ended yet."""
+    if state is None:
         first = dt.datetime.combine(settings.end_date, dt.time(), tzinfo=dt.UTC)
         history_start = settings.end_date - dt.timedelta(days=settings.history_days)
         return SyncWindow(1, first, None), history_start
-    history_start, sync_number, previous = row
+    history_start, sync_number, previous = state
     previous = pd.Timestamp(previous).to_pydatetime().astimezone(dt.UTC)
     extracted_at = previous + dt.timedelta(days=1)
-    now = dt.datetime.now(dt.UTC)
     if previous < now < extracted_at:
         # Never a sync stamped in the future (landing quarantines it, as it would Airbyte's):
         # later on the day of the previous sync, the next one covers the time since then.
@@ -105,29 +169,50 @@ def simulate_sync(
     conn: Connection, tenant_id: str, source: str, settings: SimulatorSettings
 ) -> SimulatedSync:
     """Generate and write one sync of one (tenant, source); the caller owns the transaction."""
-    window, history_start = next_window(conn, tenant_id, source, settings)
-    frames = generate_sync(
-        tenant_id,
-        profile_of(conn, tenant_id),
-        [source],
-        window,
+    [plan] = plan_syncs(conn, [(tenant_id, source)], settings, dt.datetime.now(dt.UTC))
+    generated = _generate(plan, settings)
+    return _write_sync(conn, plan, TenantRewrite(generated, plan.world_id).apply(plan.tenant_id))
+
+
+def _generate(plan: SyncPlan, settings: SimulatorSettings) -> dict[str, pd.DataFrame]:
+    return generate_sync(
+        plan.world_id,
+        plan.profile,
+        [plan.source],
+        plan.window,
         seed=settings.seed,
-        history_start=history_start,
+        history_start=plan.history_start,
         volume=settings.volume,
     )
+
+
+def _write_sync(conn: Connection, plan: SyncPlan, frames: dict[str, pd.DataFrame]) -> SimulatedSync:
     rows_by_stream = {
-        name: write_raw_frame(conn, tenant_id, STREAMS_BY_NAME[name], frame)
+        name: write_raw_frame(conn, plan.tenant_id, STREAMS_BY_NAME[name], frame)
         for name, frame in frames.items()
     }
     conn.execute(
-        "delete from ops.simulator_state where tenant_id = %s and source = %s", (tenant_id, source)
+        "delete from ops.simulator_state where tenant_id = %s and source = %s",
+        (plan.tenant_id, plan.source),
     )
     conn.execute(
         "insert into ops.simulator_state (tenant_id, source, history_start, sync_number, "
         "extracted_at) values (%s, %s, %s, %s, %s)",
-        (tenant_id, source, history_start, window.sync_number, window.extracted_at),
+        (
+            plan.tenant_id,
+            plan.source,
+            plan.history_start,
+            plan.window.sync_number,
+            plan.window.extracted_at,
+        ),
     )
-    return SimulatedSync(tenant_id, source, window.sync_number, window.extracted_at, rows_by_stream)
+    return SimulatedSync(
+        plan.tenant_id,
+        plan.source,
+        plan.window.sync_number,
+        plan.window.extracted_at,
+        rows_by_stream,
+    )
 
 
 def run_simulation(
@@ -135,27 +220,72 @@ def run_simulation(
     tenants: list[Tenant],
     settings: SimulatorSettings,
     show_progress: bool = True,
+    workers: int = 1,
 ) -> list[SimulatedSync]:
     """One new sync for every tenant and connected source, each committed on its own. A failing
     (tenant, source) is rolled back, recorded as a failed sync with its error, and does not stop
-    the others. One connection for all: opening a DuckDB file reads its whole catalog, 17 raw
-    tables a tenant, so a connection per sync made the simulation quadratic in tenants."""
+    the others. One connection per process: opening a DuckDB file reads its whole catalog, so a
+    connection per sync made the simulation quadratic in tenants. On Postgres, `workers`
+    processes share the tenants; DuckDB takes one writing process."""
+    now = dt.datetime.now(dt.UTC)
+    with warehouse.connect() as conn:
+        # Made once here: concurrent `create table if not exists` of the same table fails in
+        # Postgres (a unique violation on pg_type).
+        ensure_simulator_tables(conn)
+        ensure_sync_history(conn)
+        conn.commit()
+    if workers <= 1 or warehouse.dialect == "duckdb" or len(tenants) < 2:
+        return _simulate_share(warehouse, tenants, settings, now, "simulate", show_progress)
+    workers = min(workers, len(tenants))
+    shares = [tenants[i::workers] for i in range(workers)]
+    labels = [f"simulate {i + 1}/{workers}" for i in range(workers)]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        parts = pool.map(
+            _simulate_share,
+            [warehouse] * workers,
+            shares,
+            [settings] * workers,
+            [now] * workers,
+            labels,
+            [show_progress] * workers,
+        )
+        return [sync for part in parts for sync in part]
+
+
+def _simulate_share(
+    warehouse: Warehouse,
+    tenants: list[Tenant],
+    settings: SimulatorSettings,
+    now: dt.datetime,
+    label: str,
+    show_progress: bool,
+) -> list[SimulatedSync]:
     results: list[SimulatedSync] = []
     jobs = [(t.tenant_id, s) for t in tenants for s in t.sources]
     with warehouse.connect() as conn:
-        for tenant_id, source in tqdm(
-            jobs, desc="simulate", unit="sync", disable=None if show_progress else True
-        ):
+        plans = plan_syncs(conn, jobs, settings, now)
+        conn.commit()
+        # A generation's syncs one after the other (else in the order given), so each is
+        # generated once and only one is held in memory.
+        first_seen: dict[tuple, int] = {}
+        for plan in plans:
+            first_seen.setdefault(plan.generation, len(first_seen))
+        plans.sort(key=lambda p: first_seen[p.generation])
+        generation, rewrite = None, None
+        for plan in tqdm(plans, desc=label, unit="sync", disable=None if show_progress else True):
             started = dt.datetime.now(dt.UTC)
             try:
-                result = simulate_sync(conn, tenant_id, source, settings)
+                if plan.generation != generation or rewrite is None:  # None: it failed before
+                    generation, rewrite = plan.generation, None
+                    rewrite = TenantRewrite(_generate(plan, settings), plan.world_id)
+                result = _write_sync(conn, plan, rewrite.apply(plan.tenant_id))
                 _record(conn, result, started)
             except Exception as error:  # noqa: BLE001 - recorded, reported, and the run goes on
                 conn.rollback()
-                window, _ = next_window(conn, tenant_id, source, settings)
+                window = plan.window
                 result = SimulatedSync(
-                    tenant_id,
-                    source,
+                    plan.tenant_id,
+                    plan.source,
                     window.sync_number,
                     window.extracted_at,
                     error=f"{type(error).__name__}: {error}",

@@ -72,6 +72,11 @@ def shop_url(tenant_id: str) -> str:
     return f"{tenant_id.replace('_', '-')}.myshopify.com"
 
 
+def vendor_name(tenant_id: str) -> str:
+    """The vendor of the tenant's products."""
+    return tenant_id.replace("_", " ").title()
+
+
 def _price(usd: np.ndarray, currency: str) -> np.ndarray:
     """Shelf prices in major units: 23.99-style, or 3,580-style yen."""
     if currency == "jpy":
@@ -421,7 +426,7 @@ def _product_rows(world, store, url, after_t) -> Rows:
         }
     )
     types = np.array([PRODUCT_NOUNS[k][1] for k in store.noun], dtype=object)
-    vendor = world.tenant_id.replace("_", " ").title()
+    vendor = vendor_name(world.tenant_id)
 
     def render(latest: pd.DataFrame) -> dict:
         k = latest["_key"].to_numpy()
