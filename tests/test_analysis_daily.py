@@ -109,12 +109,15 @@ def test_a_range_of_days_is_analysed_with_one_model_and_stored_replacing_those_d
     history, _ = load_demo()
     days = [AS_OF - dt.timedelta(days=1), AS_OF]
     _create_mart(warehouse, history)
-    for _ in range(2):  # analysing the days again leaves one copy of each
-        analysed = analyse_days(warehouse, days)
+    first = analyse_days(warehouse, days)
+    # Analysing the days again with nothing changed recomputes nothing and leaves one copy of each.
+    analysed = analyse_days(warehouse, days)
     assert analysed.days == days and analysed.history_rows == len(history)
-    assert analysed.model.n_tenants > 6  # the six demo tenants and the synthetic population
-    assert analysed.rows_written["health_scores"] == 12  # six tenants, two days
-    assert analysed.rows_written["churn_risk"] == 12
+    assert first.model.n_tenants > 6  # the six demo tenants and the synthetic population
+    assert first.rows_written["health_scores"] == 12  # six tenants, two days
+    assert first.rows_written["churn_risk"] == 12
+    assert (analysed.tenant_days_analysed, analysed.tenant_days_unchanged) == (0, 12)
+    assert set(analysed.rows_written.values()) == {0}
     with warehouse.connect() as conn:
         assert conn.fetch_all(
             "select as_of, count(*) from analysis.health_scores group by as_of order by as_of"

@@ -1,23 +1,40 @@
 """One day's analysis of every tenant: patterns, health, churn risk and recommendations, from the
 per-tenant daily history (analytics.tenant_daily_metrics), using only rows up to that day; and a
-range of days analysed and stored at once (what the analysis asset and the bench run)."""
+range of days analysed and stored at once (what the analysis asset and the bench run).
+
+A tenant's analysis of a day is a function of its history rows dated on or before the day, the
+day itself, the churn model and this code, and of nothing else (no other tenant): the hash of
+those (`analysis.analysed_inputs`) says whether a stored tenant-day is still current. A run
+recomputes only the tenant-days whose hash changed (new or revised rows, a new sync, a new model,
+new code) or that were never analysed (every tenant on a new day: its calendar day moved, so
+freshness and every window did); the others keep their stored rows untouched."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass, fields
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tenantpulse.analysis import churn, health, patterns, synthetic_tenants
-from tenantpulse.analysis.recommendations import recommendations
-from tenantpulse.analysis.tables import ANALYSIS_COLUMNS, ANALYSIS_SCHEMA, replace_days
+from tenantpulse.analysis import recommendations as recommendation_rules
+from tenantpulse.analysis.model_store import SavedModel, load_model, save_model
+from tenantpulse.analysis.tables import (
+    ANALYSIS_COLUMNS,
+    ANALYSIS_SCHEMA,
+    replace_tenant_days,
+    stored_input_hashes,
+)
 from tenantpulse.tenants.registry import removed_tenant_ids
-from tenantpulse.warehouse import Warehouse
+from tenantpulse.warehouse import Connection, Warehouse
 
 HISTORY_TABLE = "analytics.tenant_daily_metrics"
 WORKFLOW_SCHEMA, WORKFLOW_TABLE = "ops", "ai_workflow_analysis"
+INPUTS_TABLE = "analysed_inputs"  # analysis.analysed_inputs: the input hash of each tenant-day
 
 # The churn model trains on the tenants' own history plus a SYNTHETIC population
 # (synthetic_tenants.synthetic_training_history says what it is) until the real labelled history
@@ -28,6 +45,19 @@ SYNTHETIC_DAYS = 150
 MODEL_SEED = 0
 REAL_ONLY_MIN_TENANTS = 50
 REAL_ONLY_MIN_CHURNED_TENANTS = 10
+# The saved model learns from the labels known this many days before the newest data, so the
+# days a daily run analyses (the newest few, flow.DEFAULT_LOOKBACK_DAYS) all come after what it
+# saw; a range starting earlier (a backfill) gets a model of its own, trained on the labels known
+# by its first day and not saved.
+MODEL_LABEL_LAG_DAYS = 7
+# The modules whose code decides a tenant-day's outputs: a change to any re-analyses every day.
+_ANALYSIS_CODE = hashlib.sha256(
+    b"".join(
+        Path(module.__file__).read_bytes()
+        for module in (churn, health, patterns, recommendation_rules, synthetic_tenants)
+    )
+    + Path(__file__).read_bytes()
+).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -63,27 +93,137 @@ class DaysAnalysed:
     model: churn.ChurnModel
     history_rows: int  # rows of the daily history read
     rows_written: dict[str, int]  # analysis table -> rows stored for the days
-    analysed: DayAnalysis | None = None  # every day's rows, as stored (the asset checks read them)
+    analysed: DayAnalysis | None = None  # the rows this run computed, as stored (for the checks)
+    model_source: str = ""  # saved (scored with the saved model), trained and saved, or range
+    tenant_days_analysed: int = 0  # tenant-days computed (new, or their inputs changed)
+    tenant_days_unchanged: int = 0  # tenant-days whose stored rows were current: kept as they were
 
 
-def analyse_days(warehouse: Warehouse, days: list[dt.date]) -> DaysAnalysed:
-    """Analyse every tenant (but the removed ones) on each of `days` (in order) with one churn model, trained on the labels
-    known by the first day, and make the analysis tables and ops.ai_workflow_analysis hold exactly
-    these days' rows. The history is read, and the results written, on connections of their own:
-    none is held while the analysis runs."""
+def train_saved_model(
+    conn: Connection, history: pd.DataFrame, now: dt.datetime | None = None
+) -> SavedModel:
+    """Train on the labels known MODEL_LABEL_LAG_DAYS before the newest row and save the model
+    as the newest (what the churn_model asset and a daily run without a usable model do)."""
+    newest = history["date"].max()
+    known_until = (
+        (newest - pd.Timedelta(days=MODEL_LABEL_LAG_DAYS)).date()
+        if not history.empty
+        else dt.datetime.now(dt.UTC).date()
+    )
+    return save_model(conn, train_churn_model(history, known_until), known_until, now)
+
+
+def retrain_churn_model(warehouse: Warehouse) -> SavedModel:
+    """Train the churn model on the current history and save it as the one the daily runs score
+    with (the churn_model asset: on its schedule, or to force retraining)."""
     with warehouse.connect() as conn:
-        history = normalise_history(conn.read_frame(f"select * from {HISTORY_TABLE}"))
-        removed = removed_tenant_ids(conn)
-    history = history[~history["tenant_id"].isin(removed)]
-    model = train_churn_model(history, known_until=days[0])
-    analysed = combine_days([analyse_day(history, day, model) for day in days])
+        return train_saved_model(conn, read_history(conn))
+
+
+def read_history(conn: Connection) -> pd.DataFrame:
+    """The daily history of every tenant but the removed ones, normalised."""
+    history = normalise_history(conn.read_frame(f"select * from {HISTORY_TABLE}"))
+    return history[~history["tenant_id"].isin(removed_tenant_ids(conn))].reset_index(drop=True)
+
+
+def analyse_days(
+    warehouse: Warehouse, days: list[dt.date], now: dt.datetime | None = None
+) -> DaysAnalysed:
+    """Make the analysis tables and ops.ai_workflow_analysis hold, for each of `days`, the
+    analysis of every tenant with history up to it (removed tenants excluded), recomputing only
+    the tenant-days whose inputs changed since they were stored (module docstring).
+
+    The churn model is the saved one (model_store) when it was trained on labels known by the
+    first day; a run without one, or whose saved model is past MODEL_MAX_AGE_DAYS, trains and
+    saves one first; a range starting before the saved model's labels end gets a model trained
+    on the labels known by its first day (not saved). Connections are opened for reading and
+    writing only: none is held while the analysis runs."""
+    now = now or dt.datetime.now(dt.UTC)
     with warehouse.connect() as conn:
-        rows = {
-            table: replace_days(conn, ANALYSIS_SCHEMA, table, frame, days)
-            for table, frame in analysed.tables().items()
-        }
-        replace_days(conn, WORKFLOW_SCHEMA, WORKFLOW_TABLE, analysed.workflow, days)
-    return DaysAnalysed(days, model, len(history), rows, analysed)
+        history = read_history(conn)
+        saved = load_model(conn)
+        source = "saved"
+        if saved is None or saved.is_due(now):
+            saved, source = train_saved_model(conn, history, now), "trained and saved"
+        stored = stored_input_hashes(conn, INPUTS_TABLE, days)
+    if days[0] >= saved.known_until:
+        model, model_id = saved.model, saved.model_id
+    else:
+        model = train_churn_model(history, known_until=days[0])
+        model_id, source = f"range-{days[0].isoformat()}", f"trained for the range from {days[0]}"
+    current = input_hashes(history, days, model_id)
+    results, hashes, replaced, unchanged = [], [], {}, 0
+    for day in days:
+        today = current[current["as_of"] == day]
+        now_hashes = today.set_index("tenant_id")["input_hash"]
+        before = stored[stored["as_of"] == day].set_index("tenant_id")["input_hash"]
+        changed = set(now_hashes.index[now_hashes.ne(before.reindex(now_hashes.index))])
+        gone = set(before.index) - set(now_hashes.index)
+        unchanged += len(now_hashes) - len(changed)
+        if changed or gone:
+            results.append(analyse_day(history[history["tenant_id"].isin(changed)], day, model))
+            hashes.append(today[today["tenant_id"].isin(changed)])
+            # None: every stored tenant of the day is replaced (one delete of the whole day).
+            replaced[day] = None if set(before.index) <= changed | gone else changed | gone
+    analysed = combine_days(results) if results else None
+    written = dict.fromkeys(ANALYSIS_COLUMNS, 0)
+    if analysed is not None:
+        inputs = pd.concat(hashes, ignore_index=True).assign(model_id=model_id, analysed_at=now)
+        with warehouse.connect() as conn:
+            written = {
+                table: replace_tenant_days(conn, ANALYSIS_SCHEMA, table, frame, replaced)
+                for table, frame in analysed.tables().items()
+            }
+            replace_tenant_days(conn, WORKFLOW_SCHEMA, WORKFLOW_TABLE, analysed.workflow, replaced)
+            replace_tenant_days(conn, ANALYSIS_SCHEMA, INPUTS_TABLE, inputs, replaced)
+    return DaysAnalysed(
+        days,
+        model,
+        len(history),
+        written,
+        analysed,
+        source,
+        0 if analysed is None else len(analysed.health),
+        unchanged,
+    )
+
+
+def input_hashes(history: pd.DataFrame, days: list[dt.date], model_id: str) -> pd.DataFrame:
+    """(tenant_id, as_of, input_hash) for every tenant with rows up to each day: a hash of its
+    rows dated on or before the day, the day, the model and the analysis code. `history` is
+    sorted by tenant and date (normalise_history)."""
+    columns = ["tenant_id", "as_of", "input_hash"]
+    if history.empty:
+        return pd.DataFrame(columns=columns)
+    tenants = history["tenant_id"].to_numpy()
+    dates = history["date"].to_numpy()
+    # XOR of row hashes: a tenant's rows up to a day are a prefix of its block (sorted by date),
+    # so each day's combination is two lookups in the running XOR.
+    running = np.bitwise_xor.accumulate(
+        pd.util.hash_pandas_object(history, index=False).to_numpy(np.uint64)
+    )
+    starts = np.flatnonzero(np.r_[True, tenants[1:] != tenants[:-1]])
+    before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], np.uint64(0))
+    frames = []
+    for day in days:
+        counts = np.add.reduceat((dates <= np.datetime64(day)).astype(np.int64), starts)
+        has = counts > 0
+        combined = running[(starts + counts - 1)[has]] ^ before[has]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "tenant_id": tenants[starts[has]],
+                    "as_of": day,
+                    "input_hash": [
+                        hashlib.sha256(
+                            f"{_ANALYSIS_CODE}:{model_id}:{day}:{value}:{count}".encode()
+                        ).hexdigest()[:32]
+                        for value, count in zip(combined, counts[has], strict=True)
+                    ],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 def combine_days(results: list[DayAnalysis]) -> DayAnalysis:
@@ -133,7 +273,9 @@ def analyse_day(history: pd.DataFrame, as_of: dt.date, model: churn.ChurnModel) 
         anomalies = patterns.anomalies(history, as_of)
         scores = health.health_scores(history, as_of, trends)
         risk = churn.predict(model, history, as_of)
-        actions = recommendations(trends, seasonality, anomalies, scores, risk, history, as_of)
+        actions = recommendation_rules.recommendations(
+            trends, seasonality, anomalies, scores, risk, history, as_of
+        )
         features = churn.churn_features(history, as_of)
     else:  # a day before any tenant's first row (a backfill's early days): outputs without rows
         features, trends, seasonality, anomalies, scores, risk, actions = (

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -14,21 +15,61 @@ from tenantpulse.warehouse import Connection, qualified, quote_ident
 ANALYSIS_SCHEMA = "analysis"
 
 
+DELETE_BATCH = 500  # tenant ids per delete statement
+
+
 def replace_days(
     conn: Connection, schema: str, table: str, frame: pd.DataFrame, days: list[dt.date]
 ) -> int:
     """Make `schema.table` hold exactly `frame`'s rows for `days` (column `as_of`)."""
+    return replace_tenant_days(conn, schema, table, frame, dict.fromkeys(days))
+
+
+def replace_tenant_days(
+    conn: Connection,
+    schema: str,
+    table: str,
+    frame: pd.DataFrame,
+    tenants_by_day: Mapping[dt.date, Collection[str] | None],
+) -> int:
+    """Delete the rows of each day's tenants (None: the whole day) from `schema.table`, then
+    append `frame`'s rows; the table is created from `frame`'s columns when missing."""
     types = {name: logical_type_of(frame[name]) for name in frame.columns}
     types["as_of"] = "date"
     conn.ensure_schema(schema)
+    target = qualified(schema, table)
     if not conn.table_exists(schema, table):
         columns = ", ".join(f"{quote_ident(n)} {conn.sql_type(t)}" for n, t in types.items())
-        conn.execute(f"create table {qualified(schema, table)} ({columns})")
+        conn.execute(f"create table {target} ({columns})")
     else:
         conn.add_missing_columns(schema, table, types)
-    placeholders = ", ".join(["%s"] * len(days))
-    conn.execute(f"delete from {qualified(schema, table)} where as_of in ({placeholders})", days)
+    whole = [day for day, tenants in tenants_by_day.items() if tenants is None]
+    if whole:
+        placeholders = ", ".join(["%s"] * len(whole))
+        conn.execute(f"delete from {target} where as_of in ({placeholders})", whole)
+    for day, tenants in tenants_by_day.items():
+        ids = sorted(tenants) if tenants is not None else []
+        for start in range(0, len(ids), DELETE_BATCH):
+            batch = ids[start : start + DELETE_BATCH]
+            conn.execute(
+                f"delete from {target} where as_of = %s and tenant_id in "
+                f"({', '.join(['%s'] * len(batch))})",
+                [day, *batch],
+            )
     return conn.write_frame(schema, table, frame)
+
+
+def stored_input_hashes(conn: Connection, table: str, days: list[dt.date]) -> pd.DataFrame:
+    """(tenant_id, as_of, input_hash) of `analysis.<table>` for `days` (none when missing)."""
+    if not days or not conn.table_exists(ANALYSIS_SCHEMA, table):
+        return pd.DataFrame({"tenant_id": [], "as_of": [], "input_hash": []})
+    frame = conn.read_frame(
+        f"select tenant_id, as_of, input_hash from {qualified(ANALYSIS_SCHEMA, table)} "
+        f"where as_of in ({', '.join(['%s'] * len(days))})",
+        list(days),
+    )
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    return frame
 
 
 def read_days(
