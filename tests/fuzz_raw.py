@@ -20,6 +20,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
+from rawdata import raw_sync
 from tenantpulse.sources.contracts import (
     BIGINT,
     BOOLEAN,
@@ -35,7 +36,7 @@ from tenantpulse.sources.contracts import (
     StreamContract,
     raw_schema,
 )
-from tenantpulse.warehouse import Connection, qualified, quote_ident
+from tenantpulse.warehouse import Connection, quote_ident
 
 SEED = 15
 SYNC_TIMES = {
@@ -93,28 +94,24 @@ def raw_tables(tenant: FuzzTenant, sync: int, seed: int = SEED) -> dict[str, Raw
 
 
 def write_raw_tables(conn: Connection, tenant_id: str, tables: dict[str, RawTable]) -> None:
-    """Create (or extend) each raw table with its types and append its rows, every value cast by
-    the warehouse from text."""
-    schema = raw_schema(tenant_id)
-    conn.ensure_schema(schema)
+    """Append each table's rows to the tenant's raw layer with its types (a table created or
+    extended on Postgres, a file on DuckDB), every value cast by the warehouse from text."""
     for table in tables.values():
-        name = table.contract.raw_table
-        if conn.table_exists(schema, name):
-            conn.add_missing_columns(schema, name, table.types)
-        else:
-            columns = ", ".join(
-                f"{quote_ident(c)} {conn.sql_type(t)}" for c, t in table.types.items()
+        columns = ", ".join(f"{quote_ident(c)} {conn.sql_type(t)}" for c, t in table.types.items())
+        with raw_sync(conn, tenant_id, table.contract.raw_table, columns) as target:
+            if conn.dialect == "postgres":
+                schema, name = raw_schema(tenant_id), table.contract.raw_table
+                conn.add_missing_columns(schema, name, table.types)
+            names = list(table.types)
+            row_marks = "(" + ", ".join(
+                f"cast(%s as {conn.sql_type(table.types[c])})" for c in names
             )
-            conn.execute(f"create table {qualified(schema, name)} ({columns})")
-        names = list(table.types)
-        row_marks = "(" + ", ".join(f"cast(%s as {conn.sql_type(table.types[c])})" for c in names)
-        values = ", ".join([row_marks + ")"] * len(table.rows))
-        params = [row.get(c) for row in table.rows for c in names]
-        conn.execute(
-            f"insert into {qualified(schema, name)} ({', '.join(map(quote_ident, names))}) "
-            f"values {values}",
-            params,
-        )
+            values = ", ".join([row_marks + ")"] * len(table.rows))
+            params = [row.get(c) for row in table.rows for c in names]
+            conn.execute(
+                f"insert into {target} ({', '.join(map(quote_ident, names))}) values {values}",
+                params,
+            )
 
 
 def _table(tenant: FuzzTenant, contract: StreamContract, sync: int, keys: list[int], seed: int):

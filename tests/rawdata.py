@@ -3,8 +3,10 @@ either warehouse (tables on Postgres, Parquet files on DuckDB)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import shutil
 import uuid
 
 import pandas as pd
@@ -12,7 +14,7 @@ import pandas as pd
 from tenantpulse.sources.contracts import STREAMS_BY_NAME, raw_schema
 from tenantpulse.sources.raw_files import list_files, stream_folder, write_query_file
 from tenantpulse.sources.raw_table_ddl import write_raw_frame
-from tenantpulse.warehouse import qualified
+from tenantpulse.warehouse import qualified, quote_ident
 
 
 def sync_time(day: int) -> dt.datetime:
@@ -51,20 +53,35 @@ def write_raw_rows(conn, tenant_id: str, table: str, columns: str, rows: list[tu
     """Rows typed by `columns` (SQL column definitions, deliberately wrong types included), as a
     destination writes one sync of them: on Postgres into the table `user_<tenant>.<table>`
     (created by the first call), on DuckDB as the next Parquet file of the tenant's stream."""
+    with raw_sync(conn, tenant_id, table, columns) as target:
+        for row in rows:
+            conn.execute(f"insert into {target} values ({', '.join(['%s'] * len(row))})", row)
+
+
+@contextlib.contextmanager
+def raw_sync(conn, tenant_id: str, table: str, columns: str):
+    """The relation to insert one sync's raw rows of a tenant's stream into, `columns` its SQL
+    column definitions: the raw table on Postgres (created if missing), on DuckDB a temporary
+    table written as the stream's next Parquet file when the block ends."""
     if conn.dialect == "postgres":
         conn.ensure_schema(raw_schema(tenant_id))
-        conn.execute(
-            f"create table if not exists {qualified(raw_schema(tenant_id), table)} ({columns})"
-        )
         target = qualified(raw_schema(tenant_id), table)
+        conn.execute(f"create table if not exists {target} ({columns})")
+        yield target
+        return
+    target = f"raw_rows_{uuid.uuid4().hex}"
+    conn.execute(f"create temp table {target} ({columns})")
+    yield target
+    write_query_file(conn, tenant_id, table, f"select * from {target}")
+    conn.execute(f"drop table {target}")
+
+
+def drop_raw(conn, tenant_id: str) -> None:
+    """Delete everything of the tenant's raw layer: its schema, or its folder of files."""
+    if conn.dialect == "postgres":
+        conn.execute(f"drop schema {quote_ident(raw_schema(tenant_id))} cascade")
     else:
-        target = f"raw_rows_{uuid.uuid4().hex}"
-        conn.execute(f"create temp table {target} ({columns})")
-    for row in rows:
-        conn.execute(f"insert into {target} values ({', '.join(['%s'] * len(row))})", row)
-    if conn.dialect == "duckdb":
-        write_query_file(conn, tenant_id, table, f"select * from {target}")
-        conn.execute(f"drop table {target}")
+        shutil.rmtree(conn.raw_path / raw_schema(tenant_id))
 
 
 def raw_relation(conn, tenant_id: str, table: str) -> str:

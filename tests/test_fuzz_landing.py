@@ -18,9 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from fuzz_raw import FAILING_TABLES, TENANTS, raw_tables, write_raw_tables
+from rawdata import drop_raw, raw_name, raw_relation
 from tenantpulse.landing.merge import FAILED
 from tenantpulse.landing.run import land_streams
-from tenantpulse.sources.contracts import SOURCES, STREAMS, STREAMS_BY_NAME, raw_schema
+from tenantpulse.sources.contracts import SOURCES, STREAMS, STREAMS_BY_NAME
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import quote_ident
 
@@ -96,11 +97,12 @@ def test_fuzzed_raw_tables_land_per_tenant_and_clean_tenants_are_untouched(wareh
     land_twice(warehouse, CLEAN)
     with warehouse.connect() as conn:
         clean_alone = landed_rows(conn, CLEAN)
-        for schema in ("landing", *(raw_schema(t.tenant_id) for t in CLEAN)):
-            conn.execute(f"drop schema {quote_ident(schema)} cascade")
+        conn.execute("drop schema landing cascade")
+        for tenant in CLEAN:
+            drop_raw(conn, tenant.tenant_id)
     runs = land_twice(warehouse, TENANTS)
 
-    # Only the tables that cannot be landed failed, each naming its tenant's raw table.
+    # Only the tables that cannot be landed failed, each naming its tenant's raw table (files).
     failed = {
         (o.tenant_id, s.contract.name): o.error
         for run in runs
@@ -109,10 +111,11 @@ def test_fuzzed_raw_tables_land_per_tenant_and_clean_tenants_are_untouched(wareh
         if o.status == FAILED
     }
     assert set(failed) == set(FAILING_TABLES)
-    for (tenant_id, _stream), error in failed.items():
-        assert f"raw table user_{tenant_id}." in error, error
-
     with warehouse.connect() as conn:
+        for (tenant_id, stream), error in failed.items():
+            raw_table = STREAMS_BY_NAME[stream].raw_table
+            assert error.startswith(raw_name(conn, tenant_id, raw_table)), error
+
         with_broken = landed_rows(conn, CLEAN)
         for stream, frame in clean_alone.items():
             pd.testing.assert_frame_equal(frame, with_broken[stream], obj=stream)
@@ -121,7 +124,7 @@ def test_fuzzed_raw_tables_land_per_tenant_and_clean_tenants_are_untouched(wareh
         for tenant in TENANTS:
             for stream in STREAMS_BY_NAME:
                 keep, broken, rows, older = expected_outcome(tenant, stream)
-                table = f"{raw_schema(tenant.tenant_id)}.{STREAMS_BY_NAME[stream].raw_table}"
+                table = raw_relation(conn, tenant.tenant_id, STREAMS_BY_NAME[stream].raw_table)
                 assert conn.fetch_value(f"select count(*) from {table}") == rows
                 kept = {
                     r

@@ -3,11 +3,12 @@
 import datetime as dt
 import json
 
+from rawdata import has_raw, raw_columns, raw_relation
 from tenantpulse.simulator.run import assign_profile, run_simulation
 from tenantpulse.sources.contracts import STREAMS, streams_for
 from tenantpulse.tenants.registry import add_tenant, list_tenants
 
-# information_schema type names per logical type, on each dialect
+# Type names per logical type, on each dialect (information_schema's; DuckDB's in Parquet files)
 EXPECTED_TYPES = {
     "duckdb": {
         "bigint": "bigint",
@@ -48,7 +49,7 @@ def test_first_sync_creates_every_raw_table_in_the_contract_shape(settings, ware
     expected_types = EXPECTED_TYPES[warehouse.dialect]
     with warehouse.connect() as conn:
         for contract in STREAMS:
-            columns = conn.table_columns("user_acme", contract.raw_table)
+            columns = raw_columns(conn, "acme", contract.raw_table)
             assert list(columns) == [c.name for c in contract.all_columns], contract.name
             for column in contract.all_columns:
                 assert columns[column.name] == expected_types[column.type], (contract.name, column)
@@ -57,7 +58,7 @@ def test_first_sync_creates_every_raw_table_in_the_contract_shape(settings, ware
         )
         counts = {
             source: sum(
-                conn.fetch_value(f"select count(*) from user_acme.{c.raw_table}")
+                conn.fetch_value(f"select count(*) from {raw_relation(conn, 'acme', c.raw_table)}")
                 for c in streams_for(source)
             )
             for source in ("github", "google_analytics", "shopify", "stripe")
@@ -78,20 +79,23 @@ def test_each_run_is_the_next_day_with_new_and_updated_records(settings, warehou
     assert second.sync_number == 2 and second.extracted_at == first_sync + dt.timedelta(days=1)
     with warehouse.connect() as conn:
         per_sync = conn.fetch_all(
-            "select _airbyte_extracted_at, count(*) from user_acme.stripe_charges group by 1 order by 1"
+            "select _airbyte_extracted_at, count(*) "
+            f"from {raw_relation(conn, 'acme', 'stripe_charges')} group by 1 order by 1"
         )
         assert [row[0] for row in per_sync] == [first_sync, first_sync + dt.timedelta(days=1)]
         assert per_sync[1][1] == second.rows_by_stream["stripe__charges"] > 0
         metas = {
             json.loads(m)["sync_id"]
             for (m,) in conn.fetch_all(
-                "select distinct cast(_airbyte_meta as varchar) from user_acme.stripe_subscriptions"
+                "select distinct cast(_airbyte_meta as varchar) "
+                f"from {raw_relation(conn, 'acme', 'stripe_subscriptions')}"
             )
         }
         assert metas == {1, 2}
         # Updated records come again: some subscription ids appear in both syncs.
         repeated = conn.fetch_value(
-            "select count(*) from (select id from user_acme.stripe_subscriptions group by id "
+            "select count(*) from (select id "
+            f"from {raw_relation(conn, 'acme', 'stripe_subscriptions')} group by id "
             "having count(*) > 1) as repeated_ids"
         )
         assert repeated > 0
@@ -114,7 +118,8 @@ def test_same_seed_gives_the_same_raw_data(tmp_path, settings, warehouse):
         with wh.connect() as conn:
             frames.append(
                 conn.fetch_all(
-                    "select id, amount, status, updated, _airbyte_raw_id from user_acme.stripe_charges order by id"
+                    "select id, amount, status, updated, _airbyte_raw_id "
+                    f"from {raw_relation(conn, 'acme', 'stripe_charges')} order by id"
                 )
             )
     assert frames[0] == frames[1] and len(frames[0]) > 0
@@ -129,9 +134,16 @@ def test_a_failed_sync_is_recorded_and_the_others_go_on(settings, warehouse):
         ("initech", "stripe", "seasonal"),
     )
     with warehouse.connect() as conn:
-        # globex's charges table exists with an id column of the wrong type: the write fails.
-        conn.ensure_schema("user_globex")
-        conn.execute("create table user_globex.stripe_charges (id bigint, _airbyte_raw_id varchar)")
+        # globex's charges cannot be written: its table exists with an id column of the wrong
+        # type (Postgres), a file stands where its folder of files goes (DuckDB).
+        if conn.dialect == "postgres":
+            conn.ensure_schema("user_globex")
+            conn.execute(
+                "create table user_globex.stripe_charges (id bigint, _airbyte_raw_id varchar)"
+            )
+        else:
+            (conn.raw_path / "user_globex").mkdir(parents=True)
+            (conn.raw_path / "user_globex" / "stripe_charges").write_text("not a folder")
     syncs = {
         s.tenant_id: s
         for s in run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
@@ -148,9 +160,10 @@ def test_a_failed_sync_is_recorded_and_the_others_go_on(settings, warehouse):
         # kept; the syncs before and after it were committed.
         state = dict(conn.fetch_all("select tenant_id, sync_number from ops.simulator_state"))
         assert state == {"acme": 1, "initech": 1}
-        assert not conn.table_exists("user_globex", "stripe_customers")
+        assert not has_raw(conn, "globex", "stripe_customers")
         for tenant in ("acme", "initech"):
-            written = conn.fetch_value(f"select count(*) from user_{tenant}.stripe_charges")
+            charges = raw_relation(conn, tenant, "stripe_charges")
+            written = conn.fetch_value(f"select count(*) from {charges}")
             assert written == syncs[tenant].rows_by_stream["stripe__charges"] > 0
 
 

@@ -13,10 +13,11 @@ import pytest
 
 from conftest import make_settings, postgres_database
 from flowkit import failed_checks, run_flow_in_process, run_job, step_errors, tenant_rows
-from rawdata import sync_time
+from rawdata import raw_relation, sync_time
 from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator.run import assign_profile, run_simulation
-from tenantpulse.sources.contracts import raw_schema
+from tenantpulse.sources.contracts import STREAMS
+from tenantpulse.sources.raw_table_ddl import write_raw_frame
 from tenantpulse.tenants.registry import add_tenant, list_tenants
 from tenantpulse.transform.tenant_findings import (
     EXAMPLE_CHARS,
@@ -24,7 +25,7 @@ from tenantpulse.transform.tenant_findings import (
     describe,
     read_findings,
 )
-from tenantpulse.warehouse import open_warehouse, qualified
+from tenantpulse.warehouse import open_warehouse
 from test_dbt_marts import load_hand_made_data
 
 BROKEN, CLEAN = "brokenco", "cleanco"
@@ -50,20 +51,22 @@ playbooks:
 
 
 def _copy_with(conn, tenant_id: str, table: str, **changes) -> None:
-    """Append to a tenant's raw table a copy of one of its simulated rows with `changes`: a row
+    """Append to a tenant's raw stream a copy of one of its simulated rows with `changes`: a row
     of the connector's exact shape that differs only where the test says."""
-    schema = raw_schema(tenant_id)
-    frame = conn.read_frame(f"select * from {qualified(schema, table)} order by id limit 1")
+    frame = conn.read_frame(
+        f"select * from {raw_relation(conn, tenant_id, table)} order by id limit 1"
+    )
     for column, value in changes.items():
         frame[column] = [value]
-    conn.write_frame(schema, table, frame)
+    [contract] = [c for c in STREAMS if c.raw_table == table]
+    write_raw_frame(conn, tenant_id, contract, frame)
 
 
 def _break_streams(conn) -> None:
     """A pull request in a repository BROKEN's repositories stream does not hold, and an order of
     a customer its customers stream does not hold, both synced with its other rows."""
     max_pr = conn.fetch_value(
-        f"select max(id) from {qualified(raw_schema(BROKEN), 'github_pull_requests')}"
+        f"select max(id) from {raw_relation(conn, BROKEN, 'github_pull_requests')}"
     )
     _copy_with(
         conn,
@@ -75,7 +78,7 @@ def _break_streams(conn) -> None:
         _airbyte_raw_id="ghost-pull-request",
     )
     max_order = conn.fetch_value(
-        f"select max(id) from {qualified(raw_schema(BROKEN), 'shopify_orders')}"
+        f"select max(id) from {raw_relation(conn, BROKEN, 'shopify_orders')}"
     )
     _copy_with(
         conn,
