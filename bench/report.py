@@ -100,6 +100,110 @@ def incremental_day_seconds(section: dict, phase: str = "incremental day") -> fl
     return None
 
 
+# Targets of issue 19 at 10,000 tenants; at 1,000 tenants the times are a tenth of these.
+DAY_TARGETS_AT_10000 = {
+    "simulate": 600,  # the first syncs of every tenant
+    "first_load": 1800,  # land, dbt, analyse, act of the first syncs
+    "land_batch": 20,  # each batch of syncs (a 24th of the tenants)
+    "day_flow": 60,  # dbt, analyse, act after the day's last sync
+    "worst_day": 300,  # every tenant's sync at once: land, dbt, analyse, act
+}
+MEMORY_TARGET_MIB = 8192
+DAY_FLOW_STAGES = ("dbt", "analyse", "act")
+
+
+def day_measures(section: dict) -> dict[str, float | None]:
+    """The --days run's measures against DAY_TARGETS_AT_10000 (None: not measured)."""
+    stages = section["stages"]
+
+    def of(phase: str, names=INCREMENTAL_STAGES) -> float | None:
+        found = {s["stage"]: s["seconds"] for s in stages if s["phase"] == phase}
+        return round(sum(found[n] for n in names), 1) if all(n in found for n in names) else None
+
+    batches = [
+        s["seconds"]
+        for s in stages
+        if s["phase"] == "normal day" and s["stage"].startswith("land batch")
+    ]
+    simulated = [
+        s["seconds"] for s in stages if (s["phase"], s["stage"]) == ("first load", "simulate")
+    ]
+    return {
+        "simulate": simulated[0] if simulated else None,
+        "first_load": of("first load"),
+        "land_batch": max(batches) if batches else None,
+        "day_flow": of("normal day, flow after the last sync", DAY_FLOW_STAGES),
+        "worst_day": of("worst day"),
+    }
+
+
+def peak_memory_by_phase(section: dict) -> dict[str, int]:
+    peaks: dict[str, int] = {}
+    for stage in section["stages"]:
+        if "peak_tree_rss_mib" in stage:
+            peaks[stage["phase"]] = max(peaks.get(stage["phase"], 0), stage["peak_tree_rss_mib"])
+    return peaks
+
+
+def day_targets_markdown(data: dict) -> list[str]:
+    sections = data["warehouses"]
+    kinds = [k for k in sections if any(day_measures(sections[k]).values())]
+    if not kinds:
+        return []
+    scale = 1.0 if data["tenants"] >= 10_000 else 0.1
+    labels = {
+        "simulate": "simulate the first syncs, s",
+        "first_load": "first load: land + dbt + analyse + act, s",
+        "land_batch": "normal day: the slowest batch of syncs (a 24th of the tenants) landed, s",
+        "day_flow": "normal day: dbt + analyse + act after the last sync, s",
+        "worst_day": "worst day: every sync at once, land + dbt + analyse + act, s",
+    }
+    measures = {k: day_measures(sections[k]) for k in kinds}
+    lines = [
+        "",
+        f"## Against the targets of issue 19 (times: {scale:g} x the 10,000-tenant ones)",
+        "",
+    ]
+    lines += [
+        "| measure | " + " | ".join(kinds) + " | target | met |",
+        "|---|" + "---:|" * len(kinds) + "---|---|",
+    ]
+    for key, label in labels.items():
+        target = DAY_TARGETS_AT_10000[key] * scale
+        values = [measures[k][key] for k in kinds]
+        met = ", ".join(
+            f"{k}: {'yes' if v <= target else 'no'}"
+            for k, v in zip(kinds, values, strict=True)
+            if v is not None
+        )
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_number(v, ".1f") for v in values)
+            + f" | < {target:g} | {met} |"
+        )
+    peaks = {k: peak_memory_by_phase(sections[k]) for k in kinds}
+    for phase in sorted({p for k in kinds for p in peaks[k]}):
+        values = [peaks[k].get(phase) for k in kinds]
+        met = ", ".join(
+            f"{k}: {'yes' if v < MEMORY_TARGET_MIB else 'no'}"
+            for k, v in zip(kinds, values, strict=True)
+            if v
+        )
+        lines.append(
+            f"| peak memory of the process tree, {phase}, MiB | "
+            + " | ".join(_number(v) for v in values)
+            + f" | < {MEMORY_TARGET_MIB:,} | {met} |"
+        )
+    disks = [sections[k].get("disk_mib_per_tenant") for k in kinds]
+    if any(disks):
+        lines.append(
+            "| disk per tenant (warehouse file and raw files), MiB | "
+            + " | ".join(_number(d, ".2f") for d in disks)
+            + " | | |"
+        )
+    return lines
+
+
 def markdown(data: dict) -> str:
     kinds = list(data["warehouses"])
     sections = data["warehouses"]
@@ -161,6 +265,7 @@ def markdown(data: dict) -> str:
                 _number(s.get("rows_per_second")),
             ]
         lines.append(f"| {phase} | {name} | " + " | ".join(cells) + f" | {unit} |")
+    lines += day_targets_markdown(data)
     lines += ["", "## Incremental day and dashboard, against the targets", ""]
     lines += [
         "| measure | " + " | ".join(kinds) + " | target |",

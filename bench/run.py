@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import day, flow, queries
 from bench.direct import time_direct
+from bench.memory import disk_mib
 from bench.naive_dbt import per_tenant_dbt
 from bench.report import Results, load_average
 from bench.scale import (
@@ -141,6 +142,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"results: {results.markdown_path}")
 
 
+def warehouse_disk_mib(settings) -> float:
+    """The embedded warehouse's disk use: everything under its home but Dagster's and the logs."""
+    kept = {settings.dagster_home, settings.home / "logs"}
+    return disk_mib(*(p for p in settings.home.iterdir() if p not in kept))
+
+
 def existing_settings(kind: str, tenants: int, args, first_day: dt.date):
     """The settings of the warehouse an earlier run at this scale left behind."""
     home = args.work_dir / f"n{tenants}" / kind
@@ -259,6 +266,8 @@ def bench_warehouse(kind: str, args, first_day: dt.date, results: Results) -> No
     for name, measure in [] if args.queries_only else phases:
         if not attempt(name, measure) or args.until == name:
             return
+        if kind == DUCKDB and name == "first load":
+            section["disk_mib_per_tenant"] = round(warehouse_disk_mib(settings) / args.tenants, 3)
 
     def dashboard():
         section["dashboard"] = queries.dashboard_query(
