@@ -324,3 +324,64 @@ def test_terraform_puts_each_credential_where_its_connector_expects_it(tmp_path)
     mis_keyed = terraform("plan", "-input=false", "-no-color", connections=wrong_key)
     assert mis_keyed.returncode != 0
     assert 'must be "<tenant_id>/<source>" of its own entry' in mis_keyed.stderr
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_the_destination_can_be_an_s3_bucket_of_parquet_files_in_the_raw_files_layout(tmp_path):
+    """destination_kind = "s3": destination-s3 with Parquet output and its default path format,
+    which the connections' namespace and prefix make user_<tenant>/<source>_<stream>/<date>_
+    <epoch>_<part>.parquet, the layout of the embedded default's raw files (sources.raw_files)."""
+    (tmp_path / "variables.tf").write_text((MODULE / "variables.tf").read_text())
+    (tmp_path / "streams.tf").write_text((MODULE / "streams.tf").read_text())
+    (tmp_path / "main.tf").write_text(
+        block_text((MODULE / "main.tf").read_text(), "locals {")
+        + '\noutput "destination" {\n  value = {\n'
+        + "    definition_id = local.destination_definition_ids[var.destination_kind]\n"
+        + "    configuration = local.destination_configuration[var.destination_kind]\n"
+        + "  }\n  sensitive = true\n}\n"
+    )
+    variables = {
+        "connections": {},
+        "connection_secrets": {},
+        "workspaces": {"default": "11111111-1111-1111-1111-111111111111"},
+        "destination_kind": "s3",
+        "s3_destination": {
+            "bucket_name": "raw",
+            "bucket_path": "tenantpulse",
+            "endpoint": "http://127.0.0.1:9000",
+            "access_key_id": "AKIAFAKE",
+        },
+        "destination_password": "secret-key",
+    }
+    (tmp_path / "vars.tfvars.json").write_text(json.dumps(variables))
+
+    def terraform(*args):
+        return subprocess.run(
+            ["terraform", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_IN_AUTOMATION": "1"},
+        )
+
+    assert terraform("init", "-input=false").returncode == 0
+    applied = terraform(
+        "apply", "-input=false", "-auto-approve", "-no-color", "-var-file=vars.tfvars.json"
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    destination = json.loads(terraform("output", "-json", "destination").stdout)
+    assert destination["definition_id"] == "4816b78f-1489-44c1-9060-4b19d5fa9362"  # destination-s3
+    assert json.loads(destination["configuration"]) == {
+        "s3_bucket_name": "raw",
+        "s3_bucket_path": "tenantpulse",
+        "s3_bucket_region": "",
+        "s3_endpoint": "http://127.0.0.1:9000",
+        "access_key_id": "AKIAFAKE",
+        "secret_access_key": "secret-key",
+        "s3_path_format": "${NAMESPACE}/${STREAM_NAME}/${YEAR}_${MONTH}_${DAY}_${EPOCH}_",
+        "format": {"format_type": "Parquet", "compression_codec": "SNAPPY"},
+    }
+    # The same namespace and prefix as for Postgres: user_<tenant>, <source>_.
+    connection = module_blocks("resource")["airbyte_connection"]["tenant"]
+    assert connection["namespace_format"] == "user_${each.value.tenant_id}"
+    assert connection["prefix"] == "${each.value.source}_"

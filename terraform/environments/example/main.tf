@@ -40,7 +40,9 @@ module "tenant_connections" {
   connections          = var.connections
   connection_secrets   = var.connection_secrets
   workspaces           = var.workspaces
+  destination_kind     = var.destination_kind
   destination          = var.destination
+  s3_destination       = var.s3_destination
   destination_password = var.destination_password
   cron_expression      = var.cron_expression
 }

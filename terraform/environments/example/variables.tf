@@ -38,8 +38,14 @@ variable "workspaces" {
   type        = map(string)
 }
 
+variable "destination_kind" {
+  description = "\"postgres\" (tables) or \"s3\" (Parquet files in an S3-compatible bucket)."
+  type        = string
+  default     = "postgres"
+}
+
 variable "destination" {
-  description = "The Postgres warehouse (no password)."
+  description = "The Postgres warehouse (no password), with destination_kind = \"postgres\"."
   type = object({
     host     = string
     port     = optional(number, 5432)
@@ -48,10 +54,23 @@ variable "destination" {
     schema   = optional(string, "public")
     ssl_mode = optional(string, "require")
   })
+  default = null
+}
+
+variable "s3_destination" {
+  description = "The bucket (no secret key), with destination_kind = \"s3\"."
+  type = object({
+    bucket_name   = string
+    bucket_path   = string
+    bucket_region = optional(string, "")
+    endpoint      = optional(string, "")
+    access_key_id = string
+  })
+  default = null
 }
 
 variable "destination_password" {
-  description = "The warehouse user's password. Set TF_VAR_destination_password."
+  description = "The warehouse user's password, or the bucket's secret access key. Set TF_VAR_destination_password."
   type        = string
   sensitive   = true
 }

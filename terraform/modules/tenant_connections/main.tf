@@ -1,5 +1,6 @@
-# For every tenant and connected source: one Airbyte source and one connection to the Postgres
-# destination of its workspace group, writing user_<tenant>.<source>_<stream>. for_each over
+# For every tenant and connected source: one Airbyte source and one connection to the destination
+# of its workspace group (Postgres: user_<tenant>.<source>_<stream> tables; S3: Parquet files under
+# user_<tenant>/<source>_<stream>/, the embedded default's raw layout). for_each over
 # var.connections keyed "<tenant>/<source>": adding a tenant adds its resources and changes no
 # other tenant's (a count, or one state applied per tenant with -var, would rewrite them).
 
@@ -10,7 +11,33 @@ locals {
     shopify          = "9da77001-af33-4bcd-be46-6252bf9342b9"
     google_analytics = "3cc2eafd-84aa-4dca-93af-322d9dfeec1a" # source-google-analytics-data-api
   }
-  postgres_destination_definition_id = "25c5221d-dce2-4163-ade9-739ef790f503"
+  destination_definition_ids = {
+    postgres = "25c5221d-dce2-4163-ade9-739ef790f503"
+    s3       = "4816b78f-1489-44c1-9060-4b19d5fa9362"
+  }
+  # try(): only the chosen kind's settings are set. The S3 path is destination-s3's default
+  # format, which the connection's namespace and prefix make user_<tenant>/<source>_<stream>/.
+  destination_configuration = {
+    postgres = try(jsonencode({
+      host     = var.destination.host
+      port     = var.destination.port
+      database = var.destination.database
+      schema   = var.destination.schema
+      username = var.destination.username
+      password = var.destination_password
+      ssl_mode = { mode = var.destination.ssl_mode }
+    }), null)
+    s3 = try(jsonencode({
+      s3_bucket_name    = var.s3_destination.bucket_name
+      s3_bucket_path    = var.s3_destination.bucket_path
+      s3_bucket_region  = var.s3_destination.bucket_region
+      s3_endpoint       = var.s3_destination.endpoint
+      access_key_id     = var.s3_destination.access_key_id
+      secret_access_key = var.destination_password
+      s3_path_format    = "$${NAMESPACE}/$${STREAM_NAME}/$${YEAR}_$${MONTH}_$${DAY}_$${EPOCH}_"
+      format            = { format_type = "Parquet", compression_codec = "SNAPPY" }
+    }), null)
+  }
 
   # Where each connector's spec expects the one credential; JSON strings, because the shapes
   # differ and a conditional or map needs one type.
@@ -38,16 +65,15 @@ resource "airbyte_destination" "warehouse" {
 
   name          = "${var.name_prefix}-warehouse-${each.key}"
   workspace_id  = each.value
-  definition_id = local.postgres_destination_definition_id
-  configuration = jsonencode({
-    host     = var.destination.host
-    port     = var.destination.port
-    database = var.destination.database
-    schema   = var.destination.schema
-    username = var.destination.username
-    password = var.destination_password
-    ssl_mode = { mode = var.destination.ssl_mode }
-  })
+  definition_id = local.destination_definition_ids[var.destination_kind]
+  configuration = local.destination_configuration[var.destination_kind]
+
+  lifecycle {
+    precondition {
+      condition     = local.destination_configuration[var.destination_kind] != null
+      error_message = "destination_kind = \"${var.destination_kind}\" needs its settings: `destination` for postgres, `s3_destination` for s3."
+    }
+  }
 }
 
 resource "airbyte_source" "tenant" {

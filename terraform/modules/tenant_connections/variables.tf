@@ -44,8 +44,23 @@ variable "workspaces" {
   type        = map(string)
 }
 
+variable "destination_kind" {
+  description = <<-EOT
+    Where Airbyte writes each tenant's streams: "postgres" (destination-postgres: the tables
+    user_<tenant>.<source>_<stream>, settings in `destination`) or "s3" (destination-s3, any
+    S3-compatible store: Parquet files user_<tenant>/<source>_<stream>/<date>_<epoch>_<part>.parquet,
+    the layout of the embedded default's TENANTPULSE_RAW_PATH, settings in `s3_destination`).
+  EOT
+  type        = string
+  default     = "postgres"
+  validation {
+    condition     = contains(["postgres", "s3"], var.destination_kind)
+    error_message = "destination_kind must be \"postgres\" or \"s3\"."
+  }
+}
+
 variable "destination" {
-  description = "The Postgres warehouse Airbyte writes user_<tenant> schemas into (destination-postgres settings, no password)."
+  description = "The Postgres warehouse Airbyte writes user_<tenant> schemas into (destination-postgres settings, no password); with destination_kind = \"postgres\"."
   type = object({
     host     = string
     port     = optional(number, 5432)
@@ -54,10 +69,23 @@ variable "destination" {
     schema   = optional(string, "public")
     ssl_mode = optional(string, "require")
   })
+  default = null
+}
+
+variable "s3_destination" {
+  description = "The bucket Airbyte writes Parquet files into (destination-s3 settings, no secret key); with destination_kind = \"s3\". `endpoint`: an S3-compatible server's URL (MinIO, R2), empty for AWS."
+  type = object({
+    bucket_name   = string
+    bucket_path   = string
+    bucket_region = optional(string, "")
+    endpoint      = optional(string, "")
+    access_key_id = string
+  })
+  default = null
 }
 
 variable "destination_password" {
-  description = "The warehouse user's password."
+  description = "The warehouse user's password (postgres), or the bucket's secret access key (s3)."
   type        = string
   sensitive   = true
 }
