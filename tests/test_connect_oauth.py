@@ -193,14 +193,14 @@ def test_github_non_expiring_and_google_with_its_warning(warehouse, standin, acm
         assert read_tokens(conn, Vault([KEY]), "acme", "google_analytics").refresh_token
 
 
-def test_stripe_pasted_key_and_disconnect(warehouse, acme):
+def test_stripe_pasted_key_and_disconnect(warehouse, standin, acme):
     with warehouse.connect() as conn:
         connect_pasted_key(
             conn, Vault([KEY]), "acme", "stripe", " rk_live_SECRET ", {"account_id": "acct_1"}, T0
         )
         assert read_tokens(conn, Vault([KEY]), "acme", "stripe").access_token == "rk_live_SECRET"
         assert get_connection(conn, "acme", "stripe").status == "connected"
-        disconnect(conn, "acme", "stripe", T0)
+        assert not disconnect(conn, settings_for(standin), "acme", "stripe", T0)  # by hand
         assert get_state(conn, "acme", "stripe").status == "disconnected"
         assert get_connection(conn, "acme", "stripe").status == "disconnected"
         assert conn.fetch_value("select ciphertext from ops.connection_tokens") is None

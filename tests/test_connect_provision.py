@@ -372,7 +372,7 @@ def test_a_disconnect_deletes_the_airbyte_source_and_a_reconnect_provisions_anew
         provision_due(warehouse, Vault([KEY]), connect, client, target)
         with warehouse.connect() as conn:
             first = get_provisioning(conn, "acme", "stripe")
-            disconnect(conn, "acme", "stripe", dt.datetime.now(dt.UTC))
+            disconnect(conn, connect, "acme", "stripe", dt.datetime.now(dt.UTC))
             assert get_provisioning(conn, "acme", "stripe").status == REMOVING
 
         [removed] = provision_due(warehouse, Vault([KEY]), connect, client, target)

@@ -1,6 +1,7 @@
 """`ops.connection_events`: an append-only log of what happened to each connection (connected,
 refreshed, refresh failed, reconnect required, recovered, disconnected, token pushed to Airbyte,
-Airbyte source and connection provisioned, provisioning failed, removed from Airbyte).
+Airbyte source and connection provisioned, provisioning failed, removed from Airbyte, revoked at
+the provider, revocation failed or abandoned).
 
 Rows are only ever inserted. A detail is a short text for an operator and never holds a token.
 """
@@ -24,6 +25,9 @@ PUSHED_TO_AIRBYTE = "pushed_to_airbyte"
 PROVISIONED = "provisioned"  # its Airbyte source and connection exist, the first sync started
 PROVISION_FAILED = "provision_failed"  # retried after a backoff
 REMOVED_FROM_AIRBYTE = "removed_from_airbyte"  # after a disconnect: its Airbyte source deleted
+REVOKED = "revoked"  # after a disconnect: the provider confirmed the token is revoked
+REVOKE_FAILED = "revoke_failed"  # retried after a backoff
+REVOKE_ABANDONED = "revoke_abandoned"  # the retries ran out; the token is deleted here anyway
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from tenantpulse.connect.providers import (
     tokens_from_response,
 )
 from tenantpulse.connect.provision import request_provisioning, request_removal
+from tenantpulse.connect.revocation import request_revocation
 from tenantpulse.connect.vault import (
     CONNECTED,
     RECONNECT_REQUIRED,
@@ -234,16 +235,32 @@ def connect_pasted_key(
     return _register(conn, vault, tenant_id, which.name, tokens, source_settings, now, "key")
 
 
-def disconnect(conn: Connection, tenant_id: str, provider_name: str, now: dt.datetime) -> None:
+def disconnect(
+    conn: Connection,
+    settings: ConnectSettings,
+    tenant_id: str,
+    provider_name: str,
+    now: dt.datetime,
+) -> bool:
     """Destroy the token and stop the source's syncs (its data is kept); its Airbyte source,
-    holding a copy of the credential, is deleted next (connect/provision.py)."""
+    holding a copy of the credential, is deleted next (connect/provision.py), and the token is
+    revoked at the provider where it can be (connect/revocation.py: `revoke_due` after this
+    transaction commits). Returns whether a revocation was queued."""
     which = provider(provider_name)
-    destroy_tokens(conn, tenant_id, which.name, now)
+    ensure_vault(conn)
+    ciphertext = conn.fetch_value(
+        "select ciphertext from ops.connection_tokens where tenant_id = %s and provider = %s",
+        (tenant_id, which.name),
+    )
     connection = get_connection(conn, tenant_id, which.name)
+    shop = connection.settings.get("shop") if connection is not None else None
+    queued = request_revocation(conn, settings, tenant_id, which.name, ciphertext, shop, now)
+    destroy_tokens(conn, tenant_id, which.name, now)
     if connection is not None and connection.status == CONNECTED:
         disconnect_source(conn, tenant_id, which.name)
     request_removal(conn, tenant_id, which.name, now)
     events.record_event(conn, tenant_id, which.name, events.DISCONNECTED, now)
+    return queued
 
 
 def _check_not_connected(conn: Connection, tenant_id: str, name: str, reconnect: bool) -> None:

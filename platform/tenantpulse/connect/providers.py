@@ -28,6 +28,10 @@ PASTED_KEY, OAUTH = "pasted_key", "oauth"
 NOBODY = "nobody"  # it does not expire
 TENANTPULSE = "tenantpulse"  # the refresher, then a push into the Airbyte source
 CONNECTOR = "connector"  # the Airbyte connector, from the stored refresh token
+# How a disconnect revokes the token at the provider.
+RFC7009 = "rfc7009"  # POST token=<refresh or access token> (Google's revoke endpoint; the stand-in)
+GITHUB_APP_TOKEN = "github_app_token"  # DELETE /applications/<client id>/token, basic auth
+SHOPIFY_UNINSTALL = "shopify_uninstall"  # DELETE api_permissions/current with the access token
 
 
 @dataclass(frozen=True)
@@ -41,16 +45,27 @@ class Provider:
     authorize_params: dict[str, str] = field(default_factory=dict)
     token_params: dict[str, str] = field(default_factory=dict)
     warning: str | None = None  # shown when a tenant connects
+    revocation: str | None = None  # RFC7009, GITHUB_APP_TOKEN, SHOPIFY_UNINSTALL; None: by hand
+    revoke_url: str = ""  # `{shop}`, `{client_id}` filled in
+    revoke_by_hand: str | None = None  # shown on disconnect when tenantpulse cannot revoke
 
 
 PROVIDERS: dict[str, Provider] = {
-    "stripe": Provider("stripe", PASTED_KEY, NOBODY),
+    "stripe": Provider(
+        "stripe",
+        PASTED_KEY,
+        NOBODY,
+        revoke_by_hand="Stripe restricted keys are deleted by you: delete the key in your Stripe "
+        "Dashboard (Developers, API keys), or uninstall the tenantpulse Stripe App.",
+    ),
     "github": Provider(
         "github",
         OAUTH,
         NOBODY,
         "https://github.com/login/oauth/authorize",
         "https://github.com/login/oauth/access_token",
+        revocation=GITHUB_APP_TOKEN,
+        revoke_url="https://api.github.com/applications/{client_id}/token",
     ),
     "shopify": Provider(
         "shopify",
@@ -60,6 +75,8 @@ PROVIDERS: dict[str, Provider] = {
         "https://{shop}.myshopify.com/admin/oauth/access_token",
         "read_orders,read_customers,read_products",
         token_params={"expiring": "1"},
+        revocation=SHOPIFY_UNINSTALL,
+        revoke_url="https://{shop}.myshopify.com/admin/api_permissions/current.json",
     ),
     "google_analytics": Provider(
         "google_analytics",
@@ -71,6 +88,8 @@ PROVIDERS: dict[str, Provider] = {
         authorize_params={"access_type": "offline", "prompt": "consent"},
         warning="Google gives apps in 'Testing' publishing status refresh tokens that expire "
         "after 7 days: publish the OAuth app, or this connection needs reconnecting weekly.",
+        revocation=RFC7009,
+        revoke_url="https://oauth2.googleapis.com/revoke",
     ),
 }
 
@@ -83,14 +102,24 @@ def provider(name: str) -> Provider:
 
 
 def endpoint(settings: ConnectSettings, which: Provider, kind: str, shop: str | None) -> str:
-    """The provider's `authorize` or `token` URL; under TENANTPULSE_CONNECT_PROVIDER_URL (a
-    stand-in) `<url>/<provider>/<kind>`."""
+    """The provider's `authorize`, `token` or `revoke` URL; under TENANTPULSE_CONNECT_PROVIDER_URL
+    (a stand-in) `<url>/<provider>/<kind>`."""
     if settings.provider_url:
         return f"{settings.provider_url.rstrip('/')}/{which.name}/{kind}"
-    template = which.authorize_url if kind == "authorize" else which.token_url
+    template = {"authorize": which.authorize_url, "token": which.token_url}.get(
+        kind, which.revoke_url
+    )
     if "{shop}" in template and not shop:
         raise ValueError(f"the {which.name} connection has no shop setting")
-    return template.format(shop=shop)
+    client_id = settings.clients.get(which.name, ("",))[0]
+    return template.format(shop=shop, client_id=client_id)
+
+
+def revocation_kind(settings: ConnectSettings, which: Provider) -> str | None:
+    """How `which` revokes a token here: every stand-in endpoint speaks RFC 7009."""
+    if which.revocation is not None and settings.provider_url:
+        return RFC7009
+    return which.revocation
 
 
 def oauth_session(settings: ConnectSettings, which: Provider, **kwargs) -> OAuth2Session:

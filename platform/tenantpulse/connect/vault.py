@@ -118,9 +118,22 @@ class ConnectionState:
 
 
 def ensure_vault(conn: Connection) -> None:
-    """The vault's table and the event log beside it (created together, so refreshers racing
-    later never race to create the log)."""
+    """The vault's tables (the tokens, and the sealed tokens of disconnected connections waiting
+    to be revoked at their provider: connect/revocation.py) and the event log beside them
+    (created together, so refreshers racing later never race to create them)."""
     ensure_events(conn)
+    conn.execute(
+        "create table if not exists ops.token_revocations ("
+        " revocation_id varchar primary key,"
+        " tenant_id varchar not null,"
+        " provider varchar not null,"
+        " ciphertext varchar not null,"  # the vault row's, moved here; deleted once done
+        " url varchar not null,"  # the provider's revocation endpoint, resolved at disconnect
+        " failures integer not null,"
+        " next_attempt_at timestamptz not null,"
+        " last_error varchar,"
+        " requested_at timestamptz not null)"
+    )
     conn.execute(
         "create table if not exists ops.connection_tokens ("
         " tenant_id varchar not null,"
@@ -235,25 +248,37 @@ def destroy_tokens(conn: Connection, tenant_id: str, provider: str, now: dt.date
 
 
 def rotate_keys(conn: Connection, vault: Vault) -> int:
-    """Re-encrypt every stored token under the newest key; returns the number of rows. After
-    it, the older keys can be removed from TENANTPULSE_VAULT_KEYS."""
+    """Re-encrypt every stored token (those waiting to be revoked too) under the newest key;
+    returns the number of rows. After it, the older keys can be removed from
+    TENANTPULSE_VAULT_KEYS."""
     ensure_vault(conn)
     lock = " for update" if conn.dialect == "postgres" else ""
-    rows = conn.fetch_all(
+    tokens = conn.fetch_all(
         "select tenant_id, provider, ciphertext from ops.connection_tokens"
         f" where ciphertext is not null{lock}"
     )
-    for tenant_id, provider, ciphertext in rows:
-        try:
-            rotated = vault.rotate(ciphertext)
-        except VaultError:
-            raise VaultError(
-                f"cannot re-encrypt the {provider} connection of tenant {tenant_id!r}: none of "
-                f"the keys in {VAULT_KEYS} opens it; nothing was changed"
-            ) from None
+    queued = conn.fetch_all(
+        f"select revocation_id, tenant_id, provider, ciphertext from ops.token_revocations{lock}"
+    )
+    for tenant_id, provider, ciphertext in tokens:
         conn.execute(
             "update ops.connection_tokens set ciphertext = %s where tenant_id = %s"
             " and provider = %s",
-            (rotated, tenant_id, provider),
+            (_rotated(vault, tenant_id, provider, ciphertext), tenant_id, provider),
         )
-    return len(rows)
+    for revocation_id, tenant_id, provider, ciphertext in queued:
+        conn.execute(
+            "update ops.token_revocations set ciphertext = %s where revocation_id = %s",
+            (_rotated(vault, tenant_id, provider, ciphertext), revocation_id),
+        )
+    return len(tokens) + len(queued)
+
+
+def _rotated(vault: Vault, tenant_id: str, provider: str, ciphertext: str) -> str:
+    try:
+        return vault.rotate(ciphertext)
+    except VaultError:
+        raise VaultError(
+            f"cannot re-encrypt the {provider} connection of tenant {tenant_id!r}: none of "
+            f"the keys in {VAULT_KEYS} opens it; nothing was changed"
+        ) from None

@@ -12,6 +12,7 @@ from tenantpulse.actions.alerts import send_alert
 from tenantpulse.actions.handlers import build_handlers
 from tenantpulse.actions.playbooks import load_playbooks
 from tenantpulse.config import Settings, SettingsError, load_connect_settings
+from tenantpulse.connect import refresher, revocation
 from tenantpulse.connect.provision import (
     FAILED,
     PROVISIONED,
@@ -21,11 +22,14 @@ from tenantpulse.connect.provision import (
     provision_due,
 )
 from tenantpulse.connect.refresher import refresh_due
+from tenantpulse.connect.revocation import revoke_due
 from tenantpulse.connect.vault import RECONNECT_REQUIRED, Vault
 from tenantpulse.defs.flow import warehouse_in_use
 from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
 
 TICK_SECONDS = 40.0  # of refreshing per tick, under Dagster's 60 s sensor timeout
+REVOKE_SECONDS = 10.0  # then of revoking disconnected connections' tokens
+WARNINGS = {refresher.FAILED, RECONNECT_REQUIRED, revocation.FAILED, revocation.ABANDONED}
 
 
 def build_connect_sensors(settings: Settings) -> list[dg.SensorDefinition]:
@@ -34,7 +38,8 @@ def build_connect_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Refreshes the tokens tenantpulse keeps alive (Shopify's 1 h tokens), one "
         "connection at a time; a revoked grant marks the connection reconnect_required, pauses "
-        "its syncs and alerts through the playbook file's `alerts.stale_data` actions.",
+        "its syncs and alerts through the playbook file's `alerts.stale_data` actions. Retries "
+        "revoking disconnected connections' tokens at their provider.",
     )
     def token_refresh_sensor(context: dg.SensorEvaluationContext):
         """Refreshes due tokens; alerts for each connection the provider revoked."""
@@ -44,16 +49,15 @@ def build_connect_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         if warehouse_in_use(settings.warehouse.dialect, context.instance):
             return dg.SkipReason("a run is using the DuckDB warehouse; will refresh after it")
         warehouse = open_warehouse(settings.warehouse)
+        vault = Vault(connect.vault_keys)
         try:
-            outcomes = refresh_due(
-                warehouse, Vault(connect.vault_keys), connect, seconds=TICK_SECONDS
-            )
+            outcomes = refresh_due(warehouse, vault, connect, seconds=TICK_SECONDS)
+            revocations = revoke_due(warehouse, vault, connect, seconds=REVOKE_SECONDS)
         except WarehouseBusyError as busy:
             return dg.SkipReason(f"warehouse busy, will retry: {busy}")
-        for outcome in outcomes:
-            context.log.info(
-                f"{outcome.tenant_id} {outcome.provider}: {outcome.result}: {outcome.detail}"
-            )
+        for outcome in [*outcomes, *revocations]:
+            log = context.log.warning if outcome.result in WARNINGS else context.log.info
+            log(f"{outcome.tenant_id} {outcome.provider}: {outcome.result}: {outcome.detail}")
         revoked = [o for o in outcomes if o.result == RECONNECT_REQUIRED]
         rule = load_playbooks(settings.actions.playbooks_path).stale_data
         if revoked and rule.actions:
@@ -72,11 +76,11 @@ def build_connect_sensors(settings: Settings) -> list[dg.SensorDefinition]:
                     handlers=handlers,
                     dry_run=settings.actions.dry_run,
                 )
-        counts = {r: sum(o.result == r for o in outcomes) for r in {o.result for o in outcomes}}
+        if not outcomes and not revocations:
+            return dg.SkipReason("none due")
         return dg.SkipReason(
-            f"{len(outcomes)} connection(s) refreshed or tried: {counts}"
-            if outcomes
-            else "none due"
+            f"{len(outcomes)} connection(s) refreshed or tried: {_counts(outcomes)}"
+            + (f"; revocations: {_counts(revocations)}" if revocations else "")
         )
 
     if settings.airbyte is None:
@@ -128,3 +132,7 @@ def build_provision_sensor(settings: Settings) -> dg.SensorDefinition:
         )
 
     return airbyte_provision_sensor
+
+
+def _counts(outcomes) -> dict[str, int]:
+    return {r: sum(o.result == r for o in outcomes) for r in sorted({o.result for o in outcomes})}

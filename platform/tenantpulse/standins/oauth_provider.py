@@ -1,6 +1,7 @@
 """A stand-in OAuth 2.0 provider on 127.0.0.1, not GitHub, Shopify or Google: an authorization
-endpoint and a token endpoint per provider (`/<provider>/authorize`, `/<provider>/token`) speaking
-RFC 6749 (authorization code, refresh token, JSON error bodies) with PKCE S256 (RFC 7636).
+endpoint, a token endpoint and a revocation endpoint per provider (`/<provider>/authorize`,
+`/<provider>/token`, `/<provider>/revoke`) speaking RFC 6749 (authorization code, refresh token,
+JSON error bodies) with PKCE S256 (RFC 7636) and RFC 7009 (token revocation).
 
 How its token endpoint behaves is set per provider (`Behaviour`): non-expiring tokens (GitHub App
 user tokens without expiry), 1 h tokens with a refresh token that rotates on every use and is
@@ -31,6 +32,7 @@ class Behaviour:
     failures: int = 0  # token requests answered with `failure_status` before it works again
     failure_status: int = 503
     deny: bool = False  # the user clicks "deny" on the consent page
+    revoke_failures: int = 0  # revocation requests answered 503 before it works again
 
 
 @dataclass
@@ -42,6 +44,7 @@ class StandInState:
     refreshes: int = 0  # successful refresh_token grants
     reused: int = 0  # refresh tokens presented again after they rotated
     requests: list[tuple[str, str]] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)  # tokens revoked through /revoke, in order
 
 
 class OAuthStandIn:
@@ -140,6 +143,24 @@ class OAuthStandIn:
                 return 200, self._issue(provider, presented)
             return 400, _error("unsupported_grant_type", "")
 
+    def revoke(self, provider: str, form: dict) -> tuple[int, dict]:
+        """RFC 7009: the token (and, for a refresh token, its grant) stops working; an unknown
+        token is answered 200 as well."""
+        f = {k: v[0] for k, v in form.items()}
+        behaviour = self._behaviour(provider)
+        with self._lock:
+            if behaviour.revoke_failures > 0:
+                behaviour.revoke_failures -= 1
+                return 503, {"message": "try again later"}
+            if (f.get("client_id"), f.get("client_secret")) != (self.client_id, self.client_secret):
+                return 401, {"error": "invalid_client"}
+            token = f.get("token", "")
+            if not token:
+                return 400, _error("invalid_request", "no token")
+            self.state.refresh_tokens.pop(token, None)
+            self.state.revoked.append(token)
+            return 200, {}
+
     def _behaviour(self, provider: str) -> Behaviour:
         return self.behaviour.setdefault(provider, Behaviour())
 
@@ -181,9 +202,10 @@ def _handler(standin: OAuthStandIn):
             provider, _, kind = parts.path.strip("/").partition("/")
             length = int(self.headers.get("Content-Length") or 0)
             form = parse_qs(self.rfile.read(length).decode())
-            if kind != "token":
+            if kind not in ("token", "revoke"):
                 return self._send(404, {}, b"not found")
-            status, payload = standin.token(provider, form)
+            answer = standin.token if kind == "token" else standin.revoke
+            status, payload = answer(provider, form)
             headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
             self._send(status, headers, json.dumps(payload).encode())
 

@@ -5,7 +5,12 @@
   (connect/oauth.start), Stripe takes the pasted restricted key.
 - `GET /connect/{source}/callback`: the provider's redirect (connect/oauth.finish), then a page
   saying connected, denied, expired or refused.
-- `POST /connect/{source}/disconnect`: with the CSRF token.
+- `POST /connect/{source}/disconnect`: with the CSRF token; the token is then revoked at the
+  provider where it can be (connect/revocation.py), without making the disconnect wait on it.
+
+Every page shows the connection's phase (connect/status.py): connecting, provisioning, first
+sync running, synced <time>, reconnect needed, failed: <reason>, disconnected (and whether its
+token is revoked at the provider).
 
 The CSRF token is an HMAC of the session cookie under the app's signing key, so it is good for
 this session only. The vault and registry writes go through the warehouse's own connection (the
@@ -19,6 +24,7 @@ import hashlib
 import hmac
 from urllib.parse import parse_qs
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -27,9 +33,11 @@ from starlette.routing import Route
 from tenantpulse.config import load_connect_settings
 from tenantpulse.connect import oauth
 from tenantpulse.connect.providers import OAUTH, PROVIDERS
+from tenantpulse.connect.revocation import revoke_due
+from tenantpulse.connect.status import Phase, connection_phase
 from tenantpulse.connect.vault import Vault, ensure_vault, get_state
 from tenantpulse.tenants.source_settings import SOURCE_SETTINGS
-from tenantpulse.warehouse import open_warehouse
+from tenantpulse.warehouse import WarehouseError, open_warehouse
 from tenantpulse.web.app import render
 from tenantpulse.web.signin import SESSION_COOKIE, require_session
 
@@ -125,8 +133,16 @@ async def disconnect(request: Request) -> Response:
     session, source = _session_and_source(request)
     form = await _form(request)
     _check_csrf(request, form.get(CSRF_FIELD))
-    with _warehouse(request).connect() as conn:
-        oauth.disconnect(conn, session.tenant_id, source, dt.datetime.now(dt.UTC))
+    settings = _connect_settings(request)
+    warehouse = _warehouse(request)
+    with warehouse.connect() as conn:
+        queued = oauth.disconnect(
+            conn, settings, session.tenant_id, source, dt.datetime.now(dt.UTC)
+        )
+    if queued:  # committed first: a provider that fails or hangs is retried by the refresher
+        await run_in_threadpool(
+            revoke_due, warehouse, _vault(settings), settings, only=(session.tenant_id, source)
+        )
     return _page(request, source, "disconnected")
 
 
@@ -167,9 +183,27 @@ def _page(request: Request, source: str, outcome: str, status_code: int = 200, *
         provider=PROVIDERS[source],
         fields=SOURCE_SETTINGS[source].settings,
         outcome=outcome,
+        phase=_phase(request, source),
         csrf=csrf_token(request),
         **context,
     )
+
+
+def _phase(request: Request, source: str) -> Phase | None:
+    """None while the warehouse cannot be read (DuckDB during a flow run): the page still says
+    what the click did."""
+    tenant_id = require_session(request).tenant_id
+    try:
+        with _warehouse(request).connect() as conn:
+            return connection_phase(
+                conn,
+                tenant_id,
+                source,
+                dt.datetime.now(dt.UTC),
+                airbyte=request.app.state.settings.airbyte is not None,
+            )
+    except WarehouseError:
+        return None
 
 
 def _connect_settings(request: Request):
