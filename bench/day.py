@@ -21,6 +21,7 @@ from bench import flow as bench_flow
 from bench.memory import TreePeak
 from tenantpulse import flow
 from tenantpulse.config import Settings
+from tenantpulse.flow_runs import dagster_instance, running_daemon
 
 BATCHES_PER_DAY = 24
 NORMAL_DAY, WORST_DAY = "normal day", "worst day"
@@ -52,7 +53,14 @@ def time_normal_day(
     keep: Callable[[dict], None],
 ) -> None:
     """Each batch's syncs simulated (`simulate(batch)` returns its record) and landed, then the
-    day's flow; `keep(record)` gets every record as it is measured."""
+    day's flow; `keep(record)` gets every record as it is measured. One daemon serves the whole
+    day, as in a deployment (the bench's settings have TENANTPULSE_FLOW_AFTER_SYNCS=daily, so a
+    land run the sensor starts for a batch stops after land too)."""
+    with running_daemon(settings, dagster_instance(settings), echo=lambda line: None):
+        _batches_then_flow(settings, tenant_ids, simulate, keep)
+
+
+def _batches_then_flow(settings, tenant_ids, simulate, keep) -> None:
     for number, batch in enumerate(batches(tenant_ids), start=1):
         stage = f"batch {number} of {BATCHES_PER_DAY}"
         keep({"phase": NORMAL_DAY, **simulate(batch), "stage": f"simulate {stage}"})

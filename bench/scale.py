@@ -76,6 +76,8 @@ def bench_settings(
             "TENANTPULSE_SIM_END_DATE": first_day.isoformat(),
             "TENANTPULSE_SIM_HISTORY_DAYS": str(history_days),
             "TENANTPULSE_SIM_VOLUME": "1.0",
+            # Each batch of syncs the sensor notices is only landed; the bench runs the flows.
+            "TENANTPULSE_FLOW_AFTER_SYNCS": "daily",
             "TENANTPULSE_DAILY_PARTITIONS_START": (
                 first_day - dt.timedelta(days=history_days)
             ).isoformat(),
