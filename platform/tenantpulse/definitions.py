@@ -9,7 +9,7 @@ from dagster_openai import OpenAIResource
 from tenantpulse.actions.playbooks import with_checked_playbooks
 from tenantpulse.config import Settings, load_settings
 from tenantpulse.defs.actions import build_actions_defs
-from tenantpulse.defs.analysis import build_analysis_assets
+from tenantpulse.defs.analysis import build_analysis_assets, build_churn_model_defs
 from tenantpulse.defs.connect import build_connect_sensors
 from tenantpulse.defs.dbt import build_dbt_assets
 from tenantpulse.defs.flow import build_flow_jobs, build_flow_sensors
@@ -49,6 +49,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     days = daily_partitions(settings)
     dbt_assets = build_dbt_assets(dbt_project, days)
     analysis = build_analysis_assets(days)
+    churn_model, churn_model_job, churn_model_schedule = build_churn_model_defs()
     insights = build_insights_asset(days, settings.llm)
     action_log, action_sensors = build_actions_defs(settings, days)
     jobs = build_flow_jobs(dbt_assets, analysis, insights, action_log)
@@ -70,13 +71,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[
             # dagster-dbt gives the dbt assets their adapter's kind; these get the same.
             *with_warehouse_kind(
-                [observe_raw_streams, land, analysis, insights, action_log],
+                [observe_raw_streams, land, churn_model, analysis, insights, action_log],
                 settings.warehouse.dialect,
             ),
             *dbt_assets,
             *airbyte["assets"],
         ],
-        jobs=jobs + airbyte["jobs"],
+        jobs=[*jobs, churn_model_job, *airbyte["jobs"]],
         sensors=[
             *flow_sensors,
             tenant_partitions_sensor,
@@ -84,7 +85,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *build_connect_sensors(settings),
             *airbyte["sensors"],
         ],
-        schedules=flow_schedules,
+        schedules=[*flow_schedules, churn_model_schedule],
         resources={
             "warehouse": WarehouseResource(url=settings.warehouse.url),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),

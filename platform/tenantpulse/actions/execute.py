@@ -38,6 +38,12 @@ from tenantpulse.actions.action_log import (
     recent_firings,
     record,
 )
+from tenantpulse.actions.evaluations import (
+    evaluated,
+    evaluation_keys,
+    playbooks_hash,
+    record_evaluations,
+)
 from tenantpulse.actions.handlers import ActionRequest, Handler
 from tenantpulse.actions.playbooks import ActionSpec, Firing, PlaybookFile, evaluate, render_message
 from tenantpulse.analysis.document import DOCUMENT_TABLES, analysis_document
@@ -70,6 +76,7 @@ class ActReport:
         default_factory=list
     )  # still pending or failed at the end
     evaluation_seconds: float = 0.0
+    tenants_unchanged: int = 0  # analysis and playbooks as when last evaluated: not evaluated again
 
     @property
     def clean(self) -> bool:
@@ -157,14 +164,23 @@ def act_on_day(
 ) -> ActReport:
     """Evaluate, record (committed before anything is sent), then deliver the outstanding actions
     of these playbooks for the active tenants (or `tenant_ids`): the day's new ones and any that an
-    earlier run for this day or an earlier one left pending or failed. `claimer` names this run in
-    the claims (default: the process and a random suffix)."""
+    earlier run for this day or an earlier one left pending or failed. Without `tenant_ids`, a
+    tenant whose analysis of the day and the playbooks are what a real run last evaluated them on
+    is not evaluated again (actions.evaluations). `claimer` names this run in the claims (default:
+    the process and a random suffix)."""
     report = ActReport(as_of, dry_run)
     with warehouse.connect() as conn:
         ensure_action_log(conn)
         lock_ledger(conn)  # until the new rows are committed
         started = time.perf_counter()
-        documents = analysis_documents(conn, as_of, tenant_ids)
+        keys = evaluation_keys(conn, as_of, playbooks_hash(playbook_file))
+        chosen = tenant_ids
+        if tenant_ids is None:
+            active = {t.tenant_id for t in list_tenants(conn)}
+            last = evaluated(conn, as_of)
+            current = {t for t in active if t in keys and last.get(t) == keys[t]}
+            chosen, report.tenants_unchanged = sorted(active - current), len(current)
+        documents = analysis_documents(conn, as_of, chosen)
         cooldowns = {p.name: p.cooldown_days for p in playbook_file.playbooks}
         widest = max(cooldowns.values(), default=0)
         report.planned, report.held_back = plan_actions(
@@ -176,6 +192,8 @@ def act_on_day(
             record(conn, action.key, action.handler, action.payload, dry_run=dry_run)
         if dry_run:
             return report
+        documented = {d["user_id"] for d in documents}
+        record_evaluations(conn, as_of, {t: k for t, k in keys.items() if t in documented})
         conn.commit()
         active = {t.tenant_id for t in list_tenants(conn)}
         tenants = sorted(active & set(tenant_ids) if tenant_ids is not None else active)

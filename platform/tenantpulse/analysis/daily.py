@@ -22,10 +22,11 @@ import pandas as pd
 
 from tenantpulse.analysis import churn, health, patterns, synthetic_tenants
 from tenantpulse.analysis import recommendations as recommendation_rules
-from tenantpulse.analysis.model_store import SavedModel, load_model, save_model
+from tenantpulse.analysis.model_store import SavedModel, load_model, model_id_of, save_model
 from tenantpulse.analysis.tables import (
     ANALYSIS_COLUMNS,
     ANALYSIS_SCHEMA,
+    INPUTS_TABLE,
     replace_tenant_days,
     stored_input_hashes,
 )
@@ -34,7 +35,6 @@ from tenantpulse.warehouse import Connection, Warehouse
 
 HISTORY_TABLE = "analytics.tenant_daily_metrics"
 WORKFLOW_SCHEMA, WORKFLOW_TABLE = "ops", "ai_workflow_analysis"
-INPUTS_TABLE = "analysed_inputs"  # analysis.analysed_inputs: the input hash of each tenant-day
 
 # The churn model trains on the tenants' own history plus a SYNTHETIC population
 # (synthetic_tenants.synthetic_training_history says what it is) until the real labelled history
@@ -93,7 +93,7 @@ class DaysAnalysed:
     model: churn.ChurnModel
     history_rows: int  # rows of the daily history read
     rows_written: dict[str, int]  # analysis table -> rows stored for the days
-    analysed: DayAnalysis | None = None  # the rows this run computed, as stored (for the checks)
+    analysed: DayAnalysis | None = None  # the rows this run computed and stored (the checks')
     model_source: str = ""  # saved (scored with the saved model), trained and saved, or range
     tenant_days_analysed: int = 0  # tenant-days computed (new, or their inputs changed)
     tenant_days_unchanged: int = 0  # tenant-days whose stored rows were current: kept as they were
@@ -150,7 +150,7 @@ def analyse_days(
         model, model_id = saved.model, saved.model_id
     else:
         model = train_churn_model(history, known_until=days[0])
-        model_id, source = f"range-{days[0].isoformat()}", f"trained for the range from {days[0]}"
+        model_id, source = model_id_of(model), f"trained for the range from {days[0]}"
     current = input_hashes(history, days, model_id)
     results, hashes, replaced, unchanged = [], [], {}, 0
     for day in days:
@@ -165,9 +165,9 @@ def analyse_days(
             hashes.append(today[today["tenant_id"].isin(changed)])
             # None: every stored tenant of the day is replaced (one delete of the whole day).
             replaced[day] = None if set(before.index) <= changed | gone else changed | gone
-    analysed = combine_days(results) if results else None
     written = dict.fromkeys(ANALYSIS_COLUMNS, 0)
-    if analysed is not None:
+    if results:
+        analysed = combine_days(results)
         inputs = pd.concat(hashes, ignore_index=True).assign(model_id=model_id, analysed_at=now)
         with warehouse.connect() as conn:
             written = {
@@ -176,6 +176,8 @@ def analyse_days(
             }
             replace_tenant_days(conn, WORKFLOW_SCHEMA, WORKFLOW_TABLE, analysed.workflow, replaced)
             replace_tenant_days(conn, ANALYSIS_SCHEMA, INPUTS_TABLE, inputs, replaced)
+    else:  # nothing changed: outputs without rows (what the checks look at)
+        analysed = analyse_day(history.iloc[0:0], days[-1], model)
     return DaysAnalysed(
         days,
         model,
@@ -183,7 +185,7 @@ def analyse_days(
         written,
         analysed,
         source,
-        0 if analysed is None else len(analysed.health),
+        len(analysed.health),
         unchanged,
     )
 

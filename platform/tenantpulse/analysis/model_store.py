@@ -50,6 +50,11 @@ def ensure_model_table(conn: Connection) -> None:
     )
 
 
+def model_id_of(model: ChurnModel) -> str:
+    """A hash of the pickled model: the same model, the same id."""
+    return hashlib.sha256(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()[:16]
+
+
 def save_model(
     conn: Connection, model: ChurnModel, known_until: dt.date, now: dt.datetime | None = None
 ) -> SavedModel:
@@ -57,7 +62,7 @@ def save_model(
     ensure_model_table(conn)
     blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     saved = SavedModel(
-        model_id=hashlib.sha256(blob).hexdigest()[:16],
+        model_id=model_id_of(model),
         trained_at=now or dt.datetime.now(dt.UTC),
         known_until=known_until,
         model=model,

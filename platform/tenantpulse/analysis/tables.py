@@ -13,6 +13,7 @@ from tenantpulse.sources.raw_table_ddl import logical_type_of
 from tenantpulse.warehouse import Connection, qualified, quote_ident
 
 ANALYSIS_SCHEMA = "analysis"
+INPUTS_TABLE = "analysed_inputs"  # the input hash of each analysed tenant-day (analysis.daily)
 
 
 DELETE_BATCH = 500  # tenant ids per delete statement

@@ -68,7 +68,8 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
         description="`ops.action_log`: what the playbooks fired for each tenant and day, and "
         "whether it was delivered (pending, done, failed, dry_run). A run evaluates the "
         f"playbooks of {actions.playbooks_path.name} over one analysed day's analysis and "
-        "insights for every active tenant, records each action once (an idempotency key per "
+        "insights for every active tenant whose analysis (or the playbooks) changed since a run "
+        "last evaluated it (ops.playbook_evaluations), records each action once (an idempotency key per "
         "tenant, playbook, action and day) and sends it through its handler (log, webhook, "
         "Slack); a failed send stays `failed` and is sent again, under the same key, by the next "
         "run for any day within the playbook's cooldown, and is `gave_up` after "
@@ -105,6 +106,7 @@ def build_actions_defs(settings: Settings, daily_partitions: DailyPartitionsDefi
                 "dry_run": actions.dry_run,
                 "playbook_file": str(actions.playbooks_path),
                 "tenants_evaluated": sum(r.tenants_evaluated for r in reports),
+                "tenants_unchanged": sum(r.tenants_unchanged for r in reports),
                 "fired": len(fired),
                 "held_back_by_cooldown": sum(len(r.held_back) for r in reports),
                 "retried_from_earlier_days": sum(len(r.retried) for r in reports),

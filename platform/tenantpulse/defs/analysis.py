@@ -1,5 +1,6 @@
 """The analysis as daily-partitioned assets over all tenants at once: a run over a range of days
-trains the churn model once (on labels known by the range's first day) and analyses each day."""
+recomputes the tenant-days whose inputs changed and scores them with the saved churn model; the
+model is its own asset, retrained by a weekly schedule (analysis.daily, analysis.model_store)."""
 
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,13 +14,23 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     DailyPartitionsDefinition,
+    DefaultScheduleStatus,
     MaterializeResult,
     MetadataValue,
+    ScheduleDefinition,
+    asset,
+    define_asset_job,
     multi_asset,
 )
 
 from tenantpulse.analysis.checks import CHECKS, check_analysis
-from tenantpulse.analysis.daily import DaysAnalysed, analyse_days
+from tenantpulse.analysis.daily import (
+    MODEL_LABEL_LAG_DAYS,
+    DaysAnalysed,
+    analyse_days,
+    retrain_churn_model,
+)
+from tenantpulse.analysis.model_store import MODEL_MAX_AGE_DAYS, MODEL_SCHEMA, MODEL_TABLE
 from tenantpulse.analysis.tables import ANALYSIS_COLUMNS
 from tenantpulse.defs.partitions import partition_days
 from tenantpulse.defs.resources import WarehouseResource
@@ -27,12 +38,15 @@ from tenantpulse.defs.schemas import column_schema, table_schema
 from tenantpulse.tenants.registry import list_tenants
 
 HISTORY = AssetKey(["analytics", "tenant_daily_metrics"])
+CHURN_MODEL = AssetKey(["analysis", "churn_model"])
+CHURN_MODEL_JOB = "churn_model_job"
+CHURN_MODEL_CRON = "0 23 * * 0"  # Sundays 23:00 UTC, clear of the daily flow at 00:30
 # asset name -> (tables it writes, assets it reads)
 ANALYSIS_ASSETS = {
     "tenant_features": (("tenant_features",), [HISTORY]),
     "patterns": (("trends", "seasonality", "anomalies"), [HISTORY]),
     "health_scores": (("health_scores",), [HISTORY, AssetKey(["analysis", "patterns"])]),
-    "churn_risk": (("churn_risk",), [AssetKey(["analysis", "tenant_features"])]),
+    "churn_risk": (("churn_risk",), [AssetKey(["analysis", "tenant_features"]), CHURN_MODEL]),
     "recommendations": (
         ("recommendations",),
         [AssetKey(["analysis", name]) for name in ("patterns", "health_scores", "churn_risk")],
@@ -62,10 +76,10 @@ DESCRIPTIONS = {
     "analysis/patterns; capped at 40 when 20% or more of the last 30 days' charges failed. The "
     "metrics behind the score are in its row.",
     "churn_risk": "Each tenant's probability of churning in the next 30 days, per analysed day "
-    "(`analysis.churn_risk`): a class-balanced logistic regression (scikit-learn) over "
-    "analysis/tenant_features, trained once per run on the labels known by its first day: the "
-    "tenants' own history plus 60 SYNTHETIC tenants until 50 real tenants, 10 of them churned, "
-    "have labels. Probabilities are clipped to 0.01..0.99. Bands: low below 0.3, high from 0.6; "
+    "(`analysis.churn_risk`): the saved churn model (analysis/churn_model) over "
+    "analysis/tenant_features; a range of days starting before the labels the saved model "
+    "learned from (a backfill) gets a model of its own, trained on the labels known by its first "
+    "day. Probabilities are clipped to 0.01..0.99. Bands: low below 0.3, high from 0.6; "
     "`unknown`, with the reason, under 45 days of history, without a revenue source or with "
     "stale data. The materialization's metadata says what the model was trained on and its "
     "held-out ROC AUC and Brier score on the real tenants (none when too few) and on all "
@@ -77,8 +91,22 @@ DESCRIPTIONS = {
     "value) it fired on; the priority and action come from the rule, never from a model.",
 }
 PARTITIONS_NOTE = (
-    " Daily partitions: a run analyses a range of days for every tenant at once; the flow "
-    "analyses the days around the newest sync, so earlier days stay missing until backfilled."
+    " Daily partitions: a run analyses a range of days for every tenant at once, recomputing "
+    "only the tenant-days whose inputs changed (`analysis.analysed_inputs`: a hash of the "
+    "tenant's rows up to the day, the model and the code) and every tenant on a day not analysed "
+    "before; the flow analyses the days around the newest sync, so earlier days stay missing "
+    "until backfilled."
+)
+CHURN_MODEL_DESCRIPTION = (
+    f"The churn model the daily analysis scores with (`{MODEL_SCHEMA}.{MODEL_TABLE}`, the newest "
+    "row): a class-balanced logistic regression (scikit-learn) over the tenant features, trained "
+    f"on the labels known {MODEL_LABEL_LAG_DAYS} days before the newest history row, on the "
+    "tenants' own history plus 60 SYNTHETIC tenants until 50 real tenants, 10 of them churned, "
+    "have labels. Retrained by `churn_model_schedule` (Sundays 23:00 UTC); a daily analysis "
+    f"trains one itself only when there is none or the saved one is older than "
+    f"{MODEL_MAX_AGE_DAYS} days. Materialize this asset to retrain now. The metadata says what "
+    "the model was trained on and its held-out ROC AUC and Brier score on the real tenants (none "
+    "when too few) and on all tenants, synthetic ones included."
 )
 # The warehouse's kind (duckdb, postgres) is added by definitions.py.
 KINDS = {
@@ -151,14 +179,55 @@ def build_analysis_assets(daily_partitions: DailyPartitionsDefinition):
         analysed = analyse_days(warehouse.open(), partition_days(context))
         model, days = analysed.model, analysed.days
         context.log.info(
-            f"churn model trained on {model.trained_on}; {model.real_evaluation}; "
+            f"{analysed.tenant_days_analysed} tenant-days analysed, "
+            f"{analysed.tenant_days_unchanged} unchanged (kept); churn model: "
+            f"{analysed.model_source}, trained on {model.trained_on}; {model.real_evaluation}; "
             f"fallback: {model.fallback_reason}"
         )
+        counts = {
+            "days": len(days),
+            "tenant_days_analysed": analysed.tenant_days_analysed,
+            "tenant_days_unchanged": analysed.tenant_days_unchanged,
+        }
         for name, (tables, _) in ANALYSIS_ASSETS.items():
-            metadata = {f"rows_{t}": analysed.rows_written[t] for t in tables} | {"days": len(days)}
+            metadata = {f"rows_{t}": analysed.rows_written[t] for t in tables} | counts
             if name == "churn_risk":
-                metadata |= model.metadata()
+                metadata |= {"churn_model": analysed.model_source} | model.metadata()
             yield MaterializeResult(asset_key=AssetKey(["analysis", name]), metadata=metadata)
         yield from _check_results(warehouse, analysed)
 
     return analysis
+
+
+def build_churn_model_defs():
+    """(the churn_model asset, its job, its weekly schedule)."""
+
+    @asset(
+        key=CHURN_MODEL,
+        deps=[HISTORY],
+        group_name="analysis",
+        description=CHURN_MODEL_DESCRIPTION,
+        kinds={"pandas", "scikitlearn"},
+    )
+    def churn_model(context: AssetExecutionContext, warehouse: WarehouseResource):
+        saved = retrain_churn_model(warehouse.open())
+        context.log.info(f"churn model {saved.model_id} trained on {saved.model.trained_on}")
+        return MaterializeResult(
+            metadata={"model_id": saved.model_id, "known_until": saved.known_until.isoformat()}
+            | saved.model.metadata()
+        )
+
+    job = define_asset_job(
+        CHURN_MODEL_JOB,
+        selection=[CHURN_MODEL],
+        description="Retrain the churn model the daily analysis scores with.",
+    )
+    schedule = ScheduleDefinition(
+        name="churn_model_schedule",
+        job=job,
+        cron_schedule=CHURN_MODEL_CRON,
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        description="Each week (Sundays 23:00 UTC), retrain the churn model on the history so far.",
+    )
+    return churn_model, job, schedule

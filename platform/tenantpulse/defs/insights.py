@@ -43,7 +43,9 @@ def build_insights_asset(daily_partitions: DailyPartitionsDefinition, llm: LlmSe
             "recommendation wording per tenant per day, and which writer wrote them. Written from "
             "each tenant's facts of the day (health, churn risk, trends, anomalies, "
             f"recommendations) by {writer}; every number in a sentence must be one of the "
-            "tenant's facts, or the sentence is dropped and the template's kept."
+            "tenant's facts, or the sentence is dropped and the template's kept. A tenant-day "
+            "whose analysis (analysis.analysed_inputs) and writer are those its stored row was "
+            "written from is not written again."
         ),
         # The warehouse's kind (duckdb, postgres) is added by definitions.py.
         kinds={"python", "openai"} if llm.enabled else {"python"},
@@ -58,7 +60,10 @@ def build_insights_asset(daily_partitions: DailyPartitionsDefinition, llm: LlmSe
             log=context.log.info,
             warn=context.log.warning,
         )
-        return MaterializeResult(metadata=_metadata(written.frame, written.days))
+        return MaterializeResult(
+            metadata=_metadata(written.frame, written.days)
+            | {"tenant_days_unchanged": written.tenant_days_unchanged}
+        )
 
     return insights
 

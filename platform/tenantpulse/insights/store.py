@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection, Mapping
 
 import pandas as pd
 
 from tenantpulse.analysis.document import ANALYSIS_TABLES
-from tenantpulse.analysis.tables import OutputColumn, read_days
+from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, INPUTS_TABLE, OutputColumn, read_days
 from tenantpulse.insights.compose import TenantContext, TenantInsights
 from tenantpulse.insights.facts import TenantFacts, tenant_facts
 from tenantpulse.insights.llm import MAX_PR_TITLES, PROMPT_VERSION, Cache
@@ -20,11 +21,20 @@ INSIGHTS_TABLE = "insights"
 CACHE_BATCH = 500  # input hashes per lookup query
 
 
-def facts_of_day(conn: Connection, as_of: dt.date) -> list[TenantFacts]:
-    """The facts of every tenant analysed on `as_of` (none when the day is not analysed)."""
+def facts_of_day(
+    conn: Connection, as_of: dt.date, tenant_ids: Collection[str] | None = None
+) -> list[TenantFacts]:
+    """The facts of every tenant analysed on `as_of` (or of those of `tenant_ids`; none when the
+    day is not analysed)."""
     tables = {name: read_days(conn, name, None, as_of) for name in ANALYSIS_TABLES}
     if tables["health_scores"].empty:
         return []
+    if tenant_ids is not None:
+        chosen = set(tenant_ids)
+        tables = {
+            name: frame[frame["tenant_id"].isin(chosen)] if not frame.empty else frame
+            for name, frame in tables.items()
+        }
     by_tenant: dict[str, dict[str, list[dict]]] = {name: {} for name in ANALYSIS_TABLES}
     for name, frame in tables.items():
         for row in frame.to_dict(orient="records"):
@@ -102,8 +112,12 @@ def save_cache(conn: Connection, cache: Cache, model: str) -> int:
     return len(cache.new)
 
 
-def insights_frame(results: list[TenantInsights]) -> pd.DataFrame:
-    """One `analysis.insights` row per tenant and day; lists are JSON text."""
+def insights_frame(
+    results: list[TenantInsights],
+    written_from: Mapping[tuple[str, dt.date], str | None] | None = None,
+) -> pd.DataFrame:
+    """One `analysis.insights` row per tenant and day; lists are JSON text. `written_from`:
+    (tenant, day) -> the analysis and writer the insights were written from (written_from_key)."""
     rows = [
         {
             "tenant_id": r.tenant_id,
@@ -123,16 +137,56 @@ def insights_frame(results: list[TenantInsights]) -> pd.DataFrame:
             "prompt_tokens": r.written.prompt_tokens,
             "completion_tokens": r.written.completion_tokens,
             "cost_usd": r.written.cost_usd,
+            "written_from": (written_from or {}).get((r.tenant_id, r.as_of)),
         }
         for r in results
     ]
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=[c.name for c in INSIGHTS_COLUMNS])
     if frame.empty:
         return frame
     # Typed columns even where every value is missing, so the table's schema never depends on a day.
     frame["input_hash"] = frame["input_hash"].astype("string")
     frame["llm_error"] = frame["llm_error"].astype("string")
+    frame["written_from"] = frame["written_from"].astype("string")
     return frame
+
+
+def written_from_key(input_hash: str | None, writer: str) -> str | None:
+    """What a tenant-day's insights are written from: the hash of its analysed inputs
+    (analysis.analysed_inputs) and the writer (deterministic or the LLM's model). None when the
+    analysis has no input hash (stored by other means): the insights are then always written."""
+    return f"{input_hash}:{writer}" if input_hash else None
+
+
+def insight_keys(
+    conn: Connection, as_of: dt.date
+) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """(tenant -> input hash of its analysis of the day, for the tenants analysed that day;
+    tenant -> written_from of its stored insights of the day)."""
+    analysed: dict[str, str | None] = {}
+    if conn.table_exists(ANALYSIS_SCHEMA, "health_scores"):
+        analysed = dict.fromkeys(
+            t
+            for (t,) in conn.fetch_all(
+                "select tenant_id from analysis.health_scores where as_of = %s", (as_of,)
+            )
+        )
+    if conn.table_exists(ANALYSIS_SCHEMA, INPUTS_TABLE):
+        for tenant, input_hash in conn.fetch_all(
+            "select tenant_id, input_hash from analysis.analysed_inputs where as_of = %s",
+            (as_of,),
+        ):
+            if tenant in analysed:
+                analysed[tenant] = input_hash
+    written: dict[str, str | None] = {}
+    if conn.table_exists(ANALYSIS_SCHEMA, INSIGHTS_TABLE):
+        conn.add_missing_columns(ANALYSIS_SCHEMA, INSIGHTS_TABLE, {"written_from": "varchar"})
+        written = dict(
+            conn.fetch_all(
+                "select tenant_id, written_from from analysis.insights where as_of = %s", (as_of,)
+            )
+        )
+    return analysed, written
 
 
 # The columns insights_frame writes, in order: the insights asset's column schema in the UI.
@@ -156,5 +210,11 @@ INSIGHTS_COLUMNS: tuple[OutputColumn, ...] = tuple(
         ("prompt_tokens", "bigint", "Prompt tokens of the LLM call (0 without one)."),
         ("completion_tokens", "bigint", "Completion tokens of the LLM call."),
         ("cost_usd", "decimal", "Cost of the call at the configured prices, US dollars."),
+        (
+            "written_from",
+            "varchar",
+            "The analysis input hash (analysis.analysed_inputs) and writer the row was written "
+            "from: while both are the same, the tenant-day is not written again.",
+        ),
     )
 )
