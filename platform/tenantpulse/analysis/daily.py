@@ -271,8 +271,9 @@ def analyse_day(history: pd.DataFrame, as_of: dt.date, model: churn.ChurnModel) 
     """Analyse every tenant as of `as_of` (rows after it are ignored by every step)."""
     if (history["date"] <= pd.Timestamp(as_of)).any():
         trends = patterns.trends(history, as_of)
-        seasonality = patterns.weekly_seasonality(history, as_of)
-        anomalies = patterns.anomalies(history, as_of)
+        profile = patterns.weekly_profile(history, as_of)
+        seasonality = patterns.weekly_seasonality(history, as_of, profile)
+        anomalies = patterns.anomalies(history, as_of, profile=profile)
         scores = health.health_scores(history, as_of, trends)
         risk = churn.predict(model, history, as_of)
         actions = recommendation_rules.recommendations(

@@ -84,28 +84,37 @@ def _long(history: pd.DataFrame, as_of: dt.date, metrics, days: int) -> pd.DataF
     return long.sort_values(KEYS + ["date"], ignore_index=True)
 
 
-def _theil_sen(x: np.ndarray, y: np.ndarray) -> float:
-    """Median of the slopes between every pair of points (NaN with fewer than two)."""
-    if len(x) < 2:
-        return float("nan")
-    i, j = np.triu_indices(len(x), k=1)
-    dx = x[j] - x[i]
-    return float(np.median((y[j] - y[i]) / dx))
+THEIL_SEN_CHUNK = 2_000_000  # pairwise slopes held at once (16 MB of float64)
+
+
+def _theil_sen_rows(values: np.ndarray) -> np.ndarray:
+    """Per row of `values` (a series by age in days: column 0 is as_of, NaN where missing): the
+    Theil-Sen slope per day, the median of the slopes between every pair of present points (NaN
+    with fewer than two). All series at once, in chunks of rows: each row's slopes sorted (NaN
+    last) and its median read at the middle of its present ones."""
+    newer, older = np.triu_indices(values.shape[1], k=1)
+    rows = max(1, THEIL_SEN_CHUNK // max(len(newer), 1))
+    slopes = np.full(len(values), np.nan)
+    for start in range(0, len(values), rows):
+        chunk = values[start : start + rows]
+        pairs = np.sort((chunk[:, newer] - chunk[:, older]) / (older - newer), axis=1)
+        present = np.sum(~np.isnan(pairs), axis=1)
+        middle = np.stack([np.maximum((present - 1) // 2, 0), present // 2], axis=1)
+        median = np.take_along_axis(pairs, middle, axis=1).mean(axis=1) if len(newer) else 0.0
+        slopes[start : start + rows] = np.where(present > 0, median, np.nan)
+    return slopes
 
 
 def _window_slope(long: pd.DataFrame, days: int) -> pd.DataFrame:
     part = long[(long["age"] < days) & long["value"].notna()]
     grouped = part.groupby(KEYS)
-    slope = grouped[["age", "value"]].apply(
-        lambda f: _theil_sen(-f["age"].to_numpy(float), f["value"].to_numpy(float))
-    )
-    if part.empty:  # no series has a value in the window (apply then returns an empty frame)
-        slope = pd.Series(dtype=float, index=grouped.size().index)
+    size = grouped.size()
+    by_age = np.full((len(size), days), np.nan)
+    by_age[grouped.ngroup().to_numpy(), part["age"].to_numpy()] = part["value"].to_numpy(float)
+    slope = pd.Series(_theil_sen_rows(by_age), index=size.index)
     mean = grouped["value"].mean()
     relative = slope * DAYS_PER_MONTH / mean.where(mean != 0)
-    return pd.DataFrame(
-        {f"slope_{days}d": slope, f"relative_slope_{days}d": relative, "n": grouped.size()}
-    )
+    return pd.DataFrame({f"slope_{days}d": slope, f"relative_slope_{days}d": relative, "n": size})
 
 
 def trends(history: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
@@ -143,8 +152,9 @@ def trends(history: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     return out.reset_index()[KEYS + columns + ["mom_growth", "direction"]]
 
 
-def _weekly_profile(history: pd.DataFrame, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The seasonality summary and a table of day-of-week factors (mean 1 over the week)."""
+def weekly_profile(history: pd.DataFrame, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seasonality summary and a table of day-of-week factors (mean 1 over the week): what
+    weekly_seasonality and anomalies read (compute it once and give it to both)."""
     long = _long(history, as_of, FLOW_METRICS, SEASONAL_WINDOW_DAYS)
     grouped = long.groupby(KEYS)["value"]
     # One rolling pass over all series; windows that cross into another series are blanked.
@@ -207,29 +217,43 @@ def _enough_evidence(long: pd.DataFrame) -> pd.Series:
 
 def _day_of_week_p_values(valid: pd.DataFrame, tested: pd.MultiIndex) -> pd.Series:
     """Kruskal-Wallis p-value of the detrended values grouped by day of the week, for the `tested`
-    series (NaN for the others)."""
-    from scipy.stats import kruskal  # here: loading the code location does not pay for scipy
+    series (NaN for the others): scipy.stats.kruskal's statistic (average ranks, tie correction)
+    and chi-squared p-value, computed for every series at once."""
+    from scipy.stats import chi2  # here: loading the code location does not pay for scipy
 
-    rows = valid.set_index(KEYS).loc[lambda f: f.index.isin(tested)]
-    p_values = {
-        key: kruskal(*(days["detrended"] for _, days in series.groupby("dow"))).pvalue
-        for key, series in rows.groupby(KEYS)
-    }
-    index = pd.MultiIndex.from_tuples(list(p_values), names=KEYS)
-    return pd.Series(list(p_values.values()), index=index, dtype=float)
+    rows = valid[pd.MultiIndex.from_frame(valid[KEYS]).isin(tested)]
+    series = rows.groupby(KEYS)["detrended"]
+    n = series.size()
+    ranked = rows.assign(rank=series.rank(method="average"))
+    by_day = ranked.groupby(KEYS + ["dow"])["rank"].agg(["sum", "count"])
+    between = (by_day["sum"] ** 2 / by_day["count"]).groupby(KEYS).sum()
+    statistic = 12.0 / (n * (n + 1)) * between - 3 * (n + 1)
+    ties = rows.groupby(KEYS + ["detrended"]).size()
+    correction = 1 - (ties**3 - ties).groupby(KEYS).sum() / (n**3 - n)
+    groups = by_day.groupby(KEYS).size().reindex(n.index)
+    corrected = (statistic / correction).reindex(n.index)
+    p_values = chi2.sf(corrected.to_numpy(float), groups.to_numpy(float) - 1)
+    return pd.Series(p_values, index=n.index, dtype=float)
 
 
-def weekly_seasonality(history: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+def weekly_seasonality(
+    history: pd.DataFrame,
+    as_of: dt.date,
+    profile: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """Per tenant and metric over the last 56 days: is there a weekly pattern, and its peak and
     trough days. strength = eta squared of the day-of-week means of the detrended series; weekly
     when it is >= WEEKLY_STRENGTH_THRESHOLD, the window holds the evidence of the MIN_* constants
     and the Kruskal-Wallis p_value (NaN when not tested) is below SIGNIFICANCE_LEVEL."""
-    summary, _ = _weekly_profile(history, as_of)
+    summary, _ = profile or weekly_profile(history, as_of)
     return summary[KEYS + ["weekly", "strength", "p_value", "peak_day", "trough_day"]]
 
 
 def anomalies(
-    history: pd.DataFrame, as_of: dt.date, lookback_days: int = ANOMALY_LOOKBACK_DAYS
+    history: pd.DataFrame,
+    as_of: dt.date,
+    lookback_days: int = ANOMALY_LOOKBACK_DAYS,
+    profile: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Days in the last `lookback_days` up to as_of whose value is far from its neighbours.
 
@@ -239,7 +263,7 @@ def anomalies(
     at SCALE_FLOOR_FRACTION."""
     end = pd.Timestamp(as_of)
     long = _long(history, as_of, FLOW_METRICS, lookback_days + NEIGHBOUR_DAYS)
-    summary, factors = _weekly_profile(history, as_of)
+    summary, factors = profile or weekly_profile(history, as_of)
     seasonal = factors.merge(summary.loc[summary["weekly"], KEYS], on=KEYS)
     long["dow"] = long["date"].dt.day_of_week
     long = long.merge(seasonal, on=KEYS + ["dow"], how="left")
