@@ -150,3 +150,112 @@ def test_retraining_on_the_schedule_saves_a_model_the_next_daily_run_scores_with
     assert backfill.model_source.startswith("trained for the range")
     with warehouse.connect() as conn:
         assert conn.fetch_value("select count(*) from ops.churn_models") == 1
+
+
+# Insights and actions follow the analysis: only the tenant-days whose analysis changed.
+
+DEMO_TENANT = "globex_churn"
+
+
+def _demo_analysed(warehouse) -> dt.date:
+    """The demo tenants' mart, registered, analysed on its last day; returns the day."""
+    from tenantpulse.tenants.registry import add_tenant
+    from test_patterns import load_demo
+
+    history, last = load_demo()
+    _create_mart(warehouse, history)
+    with warehouse.connect() as conn:
+        for tenant in sorted(history["tenant_id"].unique()):
+            add_tenant(conn, tenant, tenant, ["stripe"])
+    analyse_days(warehouse, [last])
+    return last
+
+
+def _revise(warehouse, day: dt.date) -> None:
+    """A late revision of the demo tenant's revenue on `day` (its next sync)."""
+    with warehouse.connect() as conn:
+        conn.execute(
+            "update analytics.tenant_daily_metrics set revenue = revenue * 3 "
+            "where tenant_id = %s and date = %s",
+            (DEMO_TENANT, day),
+        )
+    assert analyse_days(warehouse, [day]).tenant_days_analysed == 1
+
+
+def test_insights_are_written_again_only_for_a_changed_analysis_without_a_new_llm_call(
+    tmp_path, warehouse_url
+):
+    import openai
+
+    from conftest import make_settings
+    from openai_standin import OpenAIStandIn, Reply, rewording
+    from tenantpulse.insights.daily import write_days
+    from tenantpulse.warehouse import open_warehouse
+
+    def reply(body, number):
+        return Reply(content=rewording(body, lambda topic, draft: f"{draft}."))
+
+    with OpenAIStandIn(reply) as standin:
+        settings = make_settings(
+            tmp_path,
+            warehouse_url,
+            OPENAI_API_KEY="test-key",
+            OPENAI_BASE_URL=standin.base_url,
+            TENANTPULSE_LLM_MODEL="standin-model",
+        )
+        warehouse = open_warehouse(settings.warehouse)
+        client = openai.OpenAI(api_key="test-key", base_url=standin.base_url)
+        day = _demo_analysed(warehouse)
+        first = write_days(warehouse, [day], settings.llm, client)
+        calls = len(standin.requests)
+        again = write_days(warehouse, [day], settings.llm, client)
+        calls_again = len(standin.requests)
+        with warehouse.connect() as conn:
+            stored = conn.fetch_all("select * from analysis.insights order by tenant_id")
+        _revise(warehouse, day)
+        revised = write_days(warehouse, [day], settings.llm, client)
+        with warehouse.connect() as conn:
+            after = conn.fetch_all("select * from analysis.insights order by tenant_id")
+    assert (len(first.frame), calls) == (6, 6)
+    assert again.frame.empty and again.tenant_days_unchanged == 6 and calls_again == calls
+    assert list(revised.frame["tenant_id"]) == [DEMO_TENANT] and revised.tenant_days_unchanged == 5
+    assert len(standin.requests) == calls + 1  # its facts changed: one new call, no other
+    assert [r for r in after if r[0] != DEMO_TENANT] == [r for r in stored if r[0] != DEMO_TENANT]
+
+
+def test_playbooks_are_evaluated_again_only_for_a_changed_analysis_or_playbook(
+    warehouse, settings, tmp_path
+):
+    from tenantpulse.actions.execute import act_on_day
+    from tenantpulse.actions.handlers import build_handlers
+    from tenantpulse.actions.playbooks import load_playbooks
+
+    playbooks = load_playbooks(settings.actions.playbooks_path)
+    handlers = build_handlers(settings.actions, playbooks.handlers_used())
+    day = _demo_analysed(warehouse)
+    first = act_on_day(warehouse, playbooks, handlers, day)
+    with warehouse.connect() as conn:
+        ledger = conn.fetch_all("select * from ops.action_log order by 1, 2, 3, 4, 5")
+    again = act_on_day(warehouse, playbooks, handlers, day)
+    _revise(warehouse, day)
+    revised = act_on_day(warehouse, playbooks, handlers, day)
+    edited = tmp_path / "playbooks.yaml"
+    edited.write_text(
+        settings.actions.playbooks_path.read_text().replace(
+            "cooldown_days: 14", "cooldown_days: 13"
+        )
+    )
+    changed_playbooks = act_on_day(warehouse, load_playbooks(edited), handlers, day)
+    named = act_on_day(warehouse, playbooks, handlers, day, [DEMO_TENANT, "acme_growth"])
+    assert (first.tenants_evaluated, first.tenants_unchanged) == (6, 0)
+    assert first.planned  # the churning tenant's rescue, at least
+    assert (again.tenants_evaluated, again.tenants_unchanged) == (0, 6)
+    assert again.planned == [] and again.sent == []
+    assert (revised.tenants_evaluated, revised.tenants_unchanged) == (1, 5)
+    assert (changed_playbooks.tenants_evaluated, changed_playbooks.tenants_unchanged) == (6, 0)
+    assert named.tenants_evaluated == 2  # tenants named explicitly are always evaluated
+    with warehouse.connect() as conn:
+        # Evaluating again records nothing twice: the ledger's rows are the first run's.
+        assert conn.fetch_all(
+            "select tenant_id, playbook, action, as_of from ops.action_log order by 1, 2, 3, 4"
+        ) == [row[:4] for row in ledger]

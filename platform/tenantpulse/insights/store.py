@@ -137,7 +137,10 @@ def insights_frame(
             "prompt_tokens": r.written.prompt_tokens,
             "completion_tokens": r.written.completion_tokens,
             "cost_usd": r.written.cost_usd,
-            "written_from": (written_from or {}).get((r.tenant_id, r.as_of)),
+            # A failed LLM call is retried by the next run: its row counts as written from nothing.
+            "written_from": None
+            if r.written.error
+            else (written_from or {}).get((r.tenant_id, r.as_of)),
         }
         for r in results
     ]
