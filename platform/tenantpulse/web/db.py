@@ -28,6 +28,7 @@ class TenantDatabase:
     def __init__(self, settings: Settings, web: WebSettings, pool_size: int = 4):
         self.dialect = settings.warehouse.dialect
         self.duckdb_path: Path | None = settings.warehouse.duckdb_path
+        self.raw_path: Path | None = settings.warehouse.raw_path
         self.database_url = web.database_url
         self.pool_size = pool_size
         self.pool = None
@@ -103,7 +104,7 @@ class TenantDatabase:
             ) from error
         try:
             raw.execute("set TimeZone = 'UTC'")
-            yield DuckDBConnection(raw)
+            yield DuckDBConnection(raw, self.raw_path)
         finally:
             raw.close()
 
