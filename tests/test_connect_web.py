@@ -78,6 +78,30 @@ def outcome(response) -> str:
     return re.search(r'data-outcome="([a-z_]+)"', response.text).group(1)
 
 
+def phase(response) -> tuple[str, str]:
+    found = re.search(r'data-phase="([a-z_]+)"><strong>Status:</strong> ([^<\n]+)', response.text)
+    return found.group(1), found.group(2).strip()
+
+
+def test_a_provider_that_cannot_revoke_never_blocks_the_disconnect(client, app_settings, standin):
+    sign_in(client)
+    via_provider(client, start(client))
+    standin.behave("shopify", revoke_failures=1)
+    gone = client.post("/connect/shopify/disconnect", data={"csrf_token": csrf(client)})
+    assert (gone.status_code, outcome(gone)) == (200, "disconnected")
+    assert phase(gone) == (
+        "disconnected",
+        "disconnected; revoking its token at shopify failed 1 time(s) and is retried (HTTP 503)",
+    )
+    assert 'id="check-again"' in gone.text
+    with open_warehouse(app_settings.warehouse).connect() as conn:
+        assert get_state(conn, "acme", "shopify").status == "disconnected"
+        assert [e.event for e in events.events_of(conn, "acme")][-2:] == [
+            "disconnected",
+            "revoke_failed",
+        ]
+
+
 def via_provider(client, response):
     """Follow the start's redirect to the stand-in provider and its redirect back to the app."""
     assert response.status_code == 303, response.text
@@ -101,11 +125,16 @@ def test_connect_then_disconnect(client, app_settings, standin):
         assert get_connection(conn, "acme", "shopify").settings == {"shop": "acme-store"}
     assert tokens.access_token == standin.state.issued_access_tokens[-1]
     assert tokens.access_token not in done.text
+    # Local mode (no Airbyte): the phase waits for the simulator's first sync.
+    assert phase(done) == ("waiting_for_sync", "connected; waiting for the first sync")
 
     again = start(client)
     assert (again.status_code, outcome(again)) == (409, "already_connected")
     gone = client.post("/connect/shopify/disconnect", data={"csrf_token": csrf(client)})
     assert outcome(gone) == "disconnected"
+    # Revoked at the provider before the page answered (RFC 7009, the refresh token).
+    assert phase(gone) == ("disconnected", "disconnected; its token is revoked at shopify")
+    assert standin.state.revoked == [tokens.refresh_token]
     with warehouse.connect() as conn:
         assert get_state(conn, "acme", "shopify").status == "disconnected"
         assert get_connection(conn, "acme", "shopify").status == "disconnected"
@@ -212,6 +241,9 @@ def test_connect_in_a_real_browser(app_settings, standin, tmp_path):
             page.screenshot(path=str(tmp_path / "connected.png"))
             page.click("#disconnect")
             page.wait_for_selector("[data-outcome=disconnected]")
+            assert page.inner_text("#phase") == (
+                "Status: disconnected; its token is revoked at shopify"
+            )
             click_connect("connected")
             with open_warehouse(app_settings.warehouse).connect() as conn:
                 set_status(conn, "acme", "shopify", "reconnect_required", dt.datetime.now(dt.UTC))
