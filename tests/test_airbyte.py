@@ -8,6 +8,7 @@ import pytest
 
 from conftest import make_settings
 from flowkit import land, run_job, step_errors
+from rawdata import has_raw, raw_relation
 from tenantpulse.airbyte.connections import connections_by_tenant, tenant_connection
 from tenantpulse.airbyte.jobs_feed import OVERLAP, JobsCursor, newly_finished
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, SettingsError, load_settings
@@ -191,11 +192,13 @@ def test_airbyte_mode_syncs_one_tenant_through_the_standin_and_lands_its_rows(
     ]
     assert standin.jobs[1001].connection_id == acme
     with warehouse.connect() as conn:
-        raw = conn.fetch_value("select count(*) from user_acme.stripe_charges")
+        raw = conn.fetch_value(
+            f"select count(*) from {raw_relation(conn, 'acme', 'stripe_charges')}"
+        )
         landed = conn.fetch_value(
             "select count(*) from landing.stripe__charges where tenant_id = 'acme'"
         )
-        assert not conn.table_exists("user_globex", "stripe_charges")
+        assert not has_raw(conn, "globex", "stripe_charges")
     assert raw > 0 and landed == raw  # the first sync has one version of each charge
     charges = dg.AssetKey(["landing", "stripe__charges"])
     [landing] = instance.fetch_materializations(charges, limit=5).records

@@ -15,6 +15,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from conftest import make_settings
+from rawdata import raw_relation
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, load_connect_settings
 from tenantpulse.connect import events
 from tenantpulse.connect.oauth import finish, start
@@ -118,7 +119,8 @@ def test_connect_refresh_push_sync_and_no_token_anywhere_else(
         with warehouse.connect() as conn:
             assert get_state(conn, "globex", "shopify").status == "reconnect_required"
             assert events.PUSHED_TO_AIRBYTE in [e.event for e in events.events_of(conn, "acme")]
-            assert conn.fetch_value("select count(*) from user_acme.shopify_orders") > 0
+            orders = raw_relation(conn, "acme", "shopify_orders")
+            assert conn.fetch_value(f"select count(*) from {orders}") > 0
 
         # A second round: rotated again, pushed again.
         with warehouse.connect() as conn:
@@ -157,15 +159,17 @@ def contains(text: str, secrets: list[str]) -> bool:
 
 
 def warehouse_text(warehouse) -> list[str]:
-    """Every row of every table but the vault's, as text (one string per table)."""
+    """Every row of every table but the vault's, and of every raw file, as text (one string per
+    table or file)."""
     with warehouse.connect() as conn:
         tables = conn.fetch_all(
             "select table_schema, table_name from information_schema.tables"
             " where table_type = 'BASE TABLE'"
             " and table_schema not in ('information_schema', 'pg_catalog')"
         )
+        files = sorted(conn.raw_path.rglob("*.parquet")) if conn.dialect == "duckdb" else []
         return [
             f"{schema}.{table}: " + repr(conn.fetch_all(f'select * from "{schema}"."{table}"'))
             for schema, table in tables
             if (schema, table) != ("ops", "connection_tokens")
-        ]
+        ] + [f"{f}: " + repr(conn.fetch_all(f"select * from read_parquet('{f}')")) for f in files]

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from flowkit import land, run_job, step_errors
-from rawdata import sync_time, write_raw
+from rawdata import raw_name, raw_relation, sync_time, write_raw, write_raw_rows
 from tenantpulse import flow
 from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.partitions import partition_ranges
@@ -113,11 +113,14 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_is_named_and_the_flow_goes
             [{"id": "re_1", "amount": 5, "updated": 1_761_955_200}],
             sync_time(1),
         )
-        conn.ensure_schema("user_broken")
-        conn.execute(
-            "create table user_broken.stripe_refunds (amount bigint, _airbyte_raw_id varchar, "
-            "_airbyte_extracted_at timestamptz)"
+        write_raw_rows(
+            conn,
+            "broken",
+            "stripe_refunds",
+            "amount bigint, _airbyte_raw_id varchar, _airbyte_extracted_at timestamptz",
+            [(5, "raw-1", sync_time(1))],
         )
+        broken = raw_name(conn, "broken", "stripe_refunds")
     instance = dagster_instance(settings)
     result = land(settings, instance)
     assert result.success, step_errors(result)  # the others' flow goes on
@@ -132,7 +135,7 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_is_named_and_the_flow_goes
     ]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert check.metadata["errors_by_tenant"].value == {
-        "broken": "raw table user_broken.stripe_refunds has no column id: its primary key and "
+        "broken": f"{broken} has no column id: its primary key and "
         "Airbyte metadata are required to land it"
     }
     with warehouse.connect() as conn:  # the good tenant is landed all the same
@@ -157,22 +160,24 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_is_named_and_the_flow_goes
 def test_a_land_run_where_no_tenant_could_be_landed_fails_naming_them(settings, warehouse):
     with warehouse.connect() as conn:
         add_tenant(conn, "broken", "Broken", "stripe")
-        conn.ensure_schema("user_broken")
-        conn.execute(
-            "create table user_broken.stripe_refunds (amount bigint, _airbyte_raw_id varchar, "
-            "_airbyte_extracted_at timestamptz)"
+        write_raw_rows(
+            conn,
+            "broken",
+            "stripe_refunds",
+            "amount bigint, _airbyte_raw_id varchar, _airbyte_extracted_at timestamptz",
+            [(5, "raw-1", sync_time(1))],
         )
+        broken = raw_name(conn, "broken", "stripe_refunds")
     result = land(settings, dagster_instance(settings))
     assert not result.success
     assert (
-        "1 tenant stream(s) could not be landed: broken/stripe__refunds: "
-        "raw table user_broken.stripe_refunds has no column id"
+        f"1 tenant stream(s) could not be landed: broken/stripe__refunds: {broken} has no column id"
     ) in step_errors(result)
 
 
 def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, warehouse):
     from tenantpulse.simulator.run import assign_profile, run_simulation
-    from tenantpulse.sources.contracts import STREAMS, raw_schema
+    from tenantpulse.sources.contracts import STREAMS
     from tenantpulse.tenants.registry import list_tenants
     from tenantpulse.warehouse import qualified, quote_ident
 
@@ -194,7 +199,7 @@ def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, wareh
                 key = ", ".join(quote_ident(c) for c in stream.primary_key)
                 raw_keys = conn.fetch_value(
                     f"select count(*) from (select distinct {key} "
-                    f"from {qualified(raw_schema(tenant.tenant_id), stream.raw_table)}) as k"
+                    f"from {raw_relation(conn, tenant.tenant_id, stream.raw_table)}) as k"
                 )
                 landed = conn.fetch_value(
                     f"select count(*) from {qualified('landing', stream.name)} where tenant_id = %s",
@@ -203,7 +208,7 @@ def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, wareh
                 assert landed == raw_keys, (tenant.tenant_id, stream.name)
         # The raw tables hold duplicate versions; landing holds the newest of each.
         assert conn.fetch_value(
-            "select count(*) from user_acme.stripe_subscriptions"
+            f"select count(*) from {raw_relation(conn, 'acme', 'stripe_subscriptions')}"
         ) > conn.fetch_value(
             "select count(*) from landing.stripe__subscriptions where tenant_id = 'acme'"
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rawdata import has_raw, raw_columns, raw_relation
 from tenantpulse.airbyte.embedded import (
     EmbeddedSyncError,
     logical_type,
@@ -71,7 +72,8 @@ def test_faker_connector_writes_the_tenants_raw_tables_with_airbyte_columns(
 
     assert sync.rows_by_stream["users"] == 25 and sync.rows_by_stream["products"] > 0
     with warehouse.connect() as conn:
-        columns = conn.table_columns("user_acme", "faker_users")
+        columns = raw_columns(conn, "acme", "faker_users")
+        users = raw_relation(conn, "acme", "faker_users")
         assert {
             "_airbyte_raw_id",
             "_airbyte_extracted_at",
@@ -82,18 +84,14 @@ def test_faker_connector_writes_the_tenants_raw_tables_with_airbyte_columns(
         assert "timestamp with time zone" in columns["created_at"]
         assert conn.fetch_all(
             "select count(*), count(distinct id), min(id), max(id), count(distinct _airbyte_raw_id) "
-            "from user_acme.faker_users"
+            f"from {users}"
         ) == [(25, 25, 1, 25, 25)]
-        meta = conn.fetch_value(
-            "select cast(_airbyte_meta as varchar) from user_acme.faker_users limit 1"
-        )
+        meta = conn.fetch_value(f"select cast(_airbyte_meta as varchar) from {users} limit 1")
         assert json.loads(meta) == {"sync_id": 1, "changes": []}
-        address = conn.fetch_value(
-            "select cast(address as varchar) from user_acme.faker_users where id = 1"
-        )
+        address = conn.fetch_value(f"select cast(address as varchar) from {users} where id = 1")
         assert set(json.loads(address)) >= {"city", "country_code"}
         assert (
-            conn.fetch_value("select count(*) from user_acme.faker_products")
+            conn.fetch_value(f"select count(*) from {raw_relation(conn, 'acme', 'faker_products')}")
             == (sync.rows_by_stream["products"])
         )
         assert conn.fetch_all(
@@ -119,6 +117,6 @@ def test_a_connector_that_cannot_start_is_recorded_as_a_failed_sync(
         )
     with warehouse.connect() as conn:
         rows = conn.fetch_all("select source, status, records, error from ops.airbyte_sync_history")
-        assert not conn.table_exists("user_acme", "faker_users")
+        assert not has_raw(conn, "acme", "faker_users")
     assert [(s, st, r) for s, st, r, _ in rows] == [("faker", "failed", 0)]
     assert rows[0][3] == str(error.value)

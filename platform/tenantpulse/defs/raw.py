@@ -1,7 +1,9 @@
-"""The raw layer: one observable source asset per stream, over every tenant's table of it.
+"""The raw layer: one observable source asset per stream, over every tenant's table (Postgres)
+or folder of Parquet files (DuckDB) of it.
 
-An observation reads, for every active tenant with the table, its row count and newest
-`_airbyte_extracted_at` (a few statements for all tenants), and records a digest of them as the
+An observation reads, for every active tenant with the stream, a version of it (on Postgres its
+table's row count and newest `_airbyte_extracted_at`, a few statements for all tenants; on DuckDB
+its folder's modification time, one `stat`, no file opened), and records a digest of them as the
 data version: a new sync of any tenant shows as a new version. The asset is not partitioned by
 tenant: Dagster records an event per partition, which at thousands of tenants costs more than the
 work (docs/decisions.md).
@@ -71,13 +73,16 @@ def raw_observations(conn: Connection, sources: set[str]) -> list[AssetObservati
             raw_asset_key(contract),
             group_name="raw",
             description=f"Airbyte's {contract.source} `{contract.stream}` stream in each tenant's "
-            f"schema: `user_<tenant>.{contract.raw_table}` (written by Airbyte, or locally by the "
-            "source simulator). Observed, not materialized: its data version is a digest of "
-            "every active tenant's row count and newest `_airbyte_extracted_at`.",
+            f"namespace: the table `user_<tenant>.{contract.raw_table}` (Postgres) or the Parquet "
+            f"files `user_<tenant>/{contract.raw_table}/*.parquet` under the raw path (DuckDB), "
+            "written by Airbyte, or locally by the source simulator. Observed, not materialized: "
+            "its data version is a digest of every active tenant's version of it (row count and "
+            "newest `_airbyte_extracted_at`; on DuckDB the folder's modification time).",
             # The warehouse's kind (duckdb, postgres) is added by definitions.py.
             kinds={"airbyte"},
             metadata={
                 "table": f"user_<tenant>.{contract.raw_table}",
+                "files": f"user_<tenant>/{contract.raw_table}/<YYYY>_<MM>_<DD>_<epoch ms>_<part>.parquet",
                 "primary_key": list(contract.primary_key),
             }
             | column_schema(contract_schema(contract, landing=False)),

@@ -43,6 +43,7 @@ class FolderScan:
 
 
 def ensure_landed_files(conn: Connection) -> None:
+    conn.ensure_schema("landing")
     conn.execute(
         f"create table if not exists {LANDED_FILES} ("
         " tenant_id varchar not null, stream varchar not null, newest_file varchar not null,"
