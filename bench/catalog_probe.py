@@ -1,8 +1,11 @@
 """How observe and land grow with the number of raw tables, at a scale the simulator cannot reach
 in a session: N tenants whose 17 raw tables (Airbyte's one schema per tenant) are small copies.
 
-    python -m bench.catalog_probe --tenants 10000
-    python -m bench.catalog_probe --tenants 1000     # the same probe at the simulated scale
+    python -m bench.catalog_probe --tenants 10000 --warehouse postgres
+    python -m bench.catalog_probe --tenants 1000 --warehouse postgres   # the simulated scale
+
+DuckDB's raw layer is Parquet files now (bench/files_probe.py probes it); its results here,
+catalog_probe_duckdb_n*.json, are the measurement of the tables layout that led to them.
 
 Six template tenants (one per (profile, sources) pair of the mix) are simulated with 28 days of
 history; every other tenant gets the first `--rows-per-table` rows of its template's tables, so the
@@ -54,7 +57,7 @@ MIN_AVAILABLE_GIB = 3
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, required=True)
-    parser.add_argument("--warehouse", choices=["duckdb", "postgres"], default=DUCKDB)
+    parser.add_argument("--warehouse", choices=["duckdb", "postgres"], default="postgres")
     parser.add_argument("--rows-per-table", type=int, default=20)
     parser.add_argument(
         "--new-rows", type=int, default=2, help="rows per raw table in the next sync"
@@ -63,6 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "work")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     args = parser.parse_args(argv)
+    if args.warehouse == DUCKDB:
+        # catalog_probe_duckdb_n*.json stay as the measurement of the tables layout.
+        parser.error(
+            "DuckDB's raw layer is Parquet files, not tables (docs/decisions.md): "
+            "python -m bench.files_probe --tenants N probes it"
+        )
 
     first_day = first_sync_day(dt.datetime.now(dt.UTC).date())
     home = args.work_dir / f"catalog_n{args.tenants}" / args.warehouse
