@@ -87,7 +87,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         schedules=[*flow_schedules, churn_model_schedule],
         resources={
-            "warehouse": WarehouseResource(url=settings.warehouse.url),
+            "warehouse": WarehouseResource(
+                url=settings.warehouse.url,
+                raw_path=str(settings.warehouse.raw_path) if settings.warehouse.raw_path else None,
+            ),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
         }
         | _llm_resources(settings)
