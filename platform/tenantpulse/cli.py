@@ -232,11 +232,52 @@ def _read_credential(from_stdin: bool, env_name: str | None) -> str:
 @click.option(
     "--profile", default=None, help="Assign this simulator profile to the --tenant(s) first."
 )
+@click.option(
+    "--bulk",
+    is_flag=True,
+    help="Bulk mode: tenants never simulated get one of a few template worlds of their profile "
+    "(generated once, written under each tenant's id; see docs/simulator.md).",
+)
+@click.option(
+    "--add-bulk-tenants",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    help="Register this many tenants bulk_00000, ... (the demo's six profile and source mixes in "
+    "turn) first; implies --bulk.",
+)
+@click.option(
+    "--templates",
+    type=click.IntRange(1, 100),
+    default=8,
+    show_default=True,
+    help="With --bulk: template worlds per profile.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes writing syncs on Postgres (DuckDB takes one writer).",
+)
 @_friendly_errors
-def simulate(tenant_ids: tuple[str, ...], profile: str | None) -> None:
+def simulate(
+    tenant_ids: tuple[str, ...],
+    profile: str | None,
+    bulk: bool,
+    add_bulk_tenants: int | None,
+    templates: int,
+    workers: int,
+) -> None:
     """Play Airbyte: write one new sync of every registered tenant's sources into user_<id>."""
     settings = _settings()
     warehouse = open_warehouse(settings.warehouse)
+    if add_bulk_tenants:
+        from tenantpulse.simulator.bulk import register_bulk_tenants
+
+        with warehouse.connect() as conn:
+            added = register_bulk_tenants(conn, add_bulk_tenants)
+        click.echo(f"[simulate] {len(added)} bulk tenants registered")
+        bulk = True
     chosen = _active_tenants(warehouse, tenant_ids)
     if profile:
         from tenantpulse.simulator.run import assign_profile
@@ -246,7 +287,13 @@ def simulate(tenant_ids: tuple[str, ...], profile: str | None) -> None:
         with warehouse.connect() as conn:
             for tenant in chosen:
                 assign_profile(conn, tenant.tenant_id, profile)
-    _simulate(settings, chosen)
+    if bulk:
+        from tenantpulse.simulator.bulk import assign_templates
+
+        with warehouse.connect() as conn:
+            given = assign_templates(conn, chosen, templates)
+        click.echo(f"[simulate] {given} tenants given a template world")
+    _simulate(settings, chosen, workers)
 
 
 @main.command()
@@ -524,10 +571,12 @@ def _active_tenants(warehouse, tenant_ids: tuple[str, ...]):
     return [active[t] for t in tenant_ids]
 
 
-def _simulate(settings: Settings, chosen):
+def _simulate(settings: Settings, chosen, workers: int = 1):
     from tenantpulse.simulator.run import run_simulation
 
-    syncs = run_simulation(open_warehouse(settings.warehouse), chosen, settings.simulator)
+    syncs = run_simulation(
+        open_warehouse(settings.warehouse), chosen, settings.simulator, workers=workers
+    )
     failed = [s for s in syncs if s.error]
     click.echo(
         f"[simulate] {len(syncs) - len(failed)} syncs, "
