@@ -1,11 +1,12 @@
 """Merge each tenant's new raw rows into `landing.<source>__<stream>`.
 
 Per stream and a set of tenants, in chunks of tenants (`raw_table_reads`): read each tenant's raw
-rows newer than its watermark, type them against the contract (rows that do not fit go to
-`landing.quarantine` with the reason), keep the latest version of each (tenant_id, primary key),
-and replace those keys in the landing table with one delete and one insert per chunk. Re-running
-changes nothing: the watermark has moved past the rows, and quarantined rows are keyed by a hash
-of their content. A read or merge that fails is undone and done again tenant by tenant, so that
+rows newer than its watermark (on DuckDB: its raw files after the newest landed one,
+`raw_file_reads`), type them against the contract (rows that do not fit go to `landing.quarantine`
+with the reason), keep the latest version of each (tenant_id, primary key), and replace those keys
+in the landing table with one delete and one insert per chunk. Re-running changes nothing: the
+watermark (and the newest landed file) has moved past the rows, and quarantined rows are keyed by a
+hash of their content. A read or merge that fails is undone and done again tenant by tenant, so that
 only the tenant it fails for is failed, by name, and the others land.
 """
 
