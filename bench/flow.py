@@ -140,6 +140,10 @@ def time_steady_state(settings: Settings, on_stage) -> list[dict]:
     return follow_flow(settings, STEADY_STATE, on_stage, lookback_days=0, until=flow.DBT.name)
 
 
+# A stage at 10,000 tenants, or on a loaded machine, can take longer than the CLI's default wait.
+STAGE_TIMEOUT_SECONDS = 3 * 3600.0
+
+
 def follow_flow(settings: Settings, phase: str, on_stage, **run_flow_args) -> list[dict]:
     """`run_flow` through the settings' instance, then a record of each stage it ran, also when
     it stopped with an error. The records are made once the flow has ended: counting a stage's
@@ -152,6 +156,7 @@ def follow_flow(settings: Settings, phase: str, on_stage, **run_flow_args) -> li
             instance,
             echo=lambda line: print(f"  {phase}: {line}", flush=True),
             on_stage=stages.append,
+            stage_timeout_seconds=STAGE_TIMEOUT_SECONDS,
             **run_flow_args,
         )
     finally:
