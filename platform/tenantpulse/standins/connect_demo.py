@@ -14,6 +14,7 @@ runs) and the stand-ins.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import secrets
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -78,6 +79,10 @@ def demo_environment(environ: Mapping[str, str], home: Path) -> dict[str, str]:
         VAULT_KEYS: Fernet.generate_key().decode(),
     }
     env.setdefault("TENANTPULSE_SIM_HISTORY_DAYS", HISTORY_DAYS)
+    # The daily partitions start with the simulated history, not Airbyte mode's 2025-01-01: a
+    # tenth of the partitions for the daemon to reckon with.
+    first_day = dt.date.today() - dt.timedelta(days=int(env["TENANTPULSE_SIM_HISTORY_DAYS"]))
+    env.setdefault("TENANTPULSE_DAILY_PARTITIONS_START", first_day.isoformat())
     env.setdefault("TENANTPULSE_WEB_SIGNING_KEY", secrets.token_urlsafe(32))
     return env
 
