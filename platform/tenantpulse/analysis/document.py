@@ -24,8 +24,8 @@ DOCUMENT_TABLES = (*ANALYSIS_TABLES, "insights")
 
 
 def analysis_document(tenant_id: str, as_of: dt.date, tables: dict[str, pd.DataFrame]) -> dict:
-    """`tables`: the analysis tables' rows for this tenant and day (see analysis.daily), and the
-    `insights` row when the day's insights are written."""
+    """`tables`: the analysis tables' rows for this tenant and day (see analysis.daily), as frames
+    or lists of row dicts, and the `insights` row when the day's insights are written."""
     health = _first(tables["health_scores"])
     written = _first(tables.get("insights"))
     impacts = json.loads(written.get("recommendation_impacts") or "{}")
@@ -113,7 +113,9 @@ def document_json(document: dict) -> str:
     return json.dumps(document, indent=2, allow_nan=False)
 
 
-def _rows(frame: pd.DataFrame) -> list[dict]:
+def _rows(frame: pd.DataFrame | list[dict] | None) -> list[dict]:
+    if isinstance(frame, list):  # the rows already (analysis_documents splits tables into them)
+        return frame
     return [] if frame is None or frame.empty else frame.to_dict(orient="records")
 
 
