@@ -78,6 +78,7 @@ def demo_environment(environ: Mapping[str, str], home: Path) -> dict[str, str]:
         "TENANTPULSE_WAREHOUSE_URL": f"duckdb:///{home / 'warehouse.duckdb'}",
         VAULT_KEYS: Fernet.generate_key().decode(),
     }
+    env.pop("TENANTPULSE_RAW_PATH", None)  # the raw layer beside the demo's own DuckDB file
     env.setdefault("TENANTPULSE_SIM_HISTORY_DAYS", HISTORY_DAYS)
     # The daily partitions start with the simulated history, not Airbyte mode's 2025-01-01: a
     # tenth of the partitions for the daemon to reckon with.
