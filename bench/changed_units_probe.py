@@ -146,27 +146,22 @@ def keep_land(conn, step, keep, tenant_ids=None, read_all=False) -> None:
 
 
 def keep_find(conn, candidates, written: set[tuple[str, str]], step, keep) -> None:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     found = find_changed_units(conn, STREAMS, candidates)
-    seconds = time.perf_counter() - started
-    contract = {c.name: c for c in STREAMS}
-    read = {
-        (raw_schema(t), contract[s].raw_table)
-        for s, tenants in found.to_read.items()
-        for t in tenants
-    }
-    # Units without a raw table (or with none of its counters) are handed to landing too.
-    with_tables = read & set(found.counters)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    raw_table = {c.name: c.raw_table for c in STREAMS}
+    read = {(raw_schema(t), raw_table[s]) for s, tenants in found.to_read.items() for t in tenants}
     keep(
         step,
         seconds,
+        cpu_seconds_this_process=round(cpu, 2),
         candidate_tables=sum(map(len, candidates.values())),
-        tables_with_counters=len(found.counters),
-        found=len(with_tables),
+        found=len(read),
         written=len(written),
-        missed=len(written - with_tables),
-        extra=len(with_tables - written),
-        without_counters=len(read - with_tables),
+        missed=len(written - read),
+        extra=len(read - written),
+        # Read without counters to compare: no table, or not a plain table.
+        without_counters=len(read - set(found.counters)),
     )
     conn.commit()
 

@@ -124,40 +124,40 @@ def _changed_by_counters(
     )
     if track_counts != "on":
         return _every_unit(candidates, COUNTERS_OFF)
-    schemas = sorted({raw_schema(t) for tenants in candidates.values() for t in tenants})
-    tables = sorted({c.raw_table for c in contracts})
+    tenant_of = {}  # (schema, table) -> (stream, tenant)
+    for contract in contracts:
+        for tenant_id in candidates[contract.name]:
+            tenant_of[(raw_schema(tenant_id), contract.raw_table)] = (contract.name, tenant_id)
+    # Compared on the server: only the tables to read come back (changed, or without counters).
+    rows = conn.fetch_all(
+        "select u.table_schema, u.table_name, c.oid, k.inserted, k.updated, k.deleted "
+        "from unnest(%s::text[], %s::text[]) as u (table_schema, table_name) "
+        "left join pg_namespace n on n.nspname = u.table_schema "
+        "left join pg_class c on c.relnamespace = n.oid and c.relname = u.table_name "
+        " and c.relkind = 'r' "
+        "left join lateral (select pg_stat_get_tuples_inserted(c.oid) as inserted, "
+        " pg_stat_get_tuples_updated(c.oid) as updated, "
+        " pg_stat_get_tuples_deleted(c.oid) as deleted) k on c.oid is not null "
+        f"left join {qualified(LANDING_SCHEMA, STATS_TABLE)} s "
+        " on s.table_schema = u.table_schema and s.table_name = u.table_name "
+        "where c.oid is null or (s.relid, s.inserted, s.updated, s.deleted, s.stats_epoch) "
+        " is distinct from (c.oid::bigint, k.inserted, k.updated, k.deleted, %s)",
+        ([k[0] for k in tenant_of], [k[1] for k in tenant_of], epoch),
+    )
     counters = {
         (schema, table): TableCounters(int(relid), int(ins), int(upd), int(dele), epoch)
-        for schema, table, relid, ins, upd, dele in conn.fetch_all(
-            "select n.nspname, c.relname, c.oid, pg_stat_get_tuples_inserted(c.oid), "
-            "pg_stat_get_tuples_updated(c.oid), pg_stat_get_tuples_deleted(c.oid) "
-            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where c.relkind = 'r' and c.relname = any(%s) and n.nspname = any(%s)",
-            (tables, schemas),
-        )
+        for schema, table, relid, ins, upd, dele in rows
+        if relid is not None
     }
-    saved = {
-        (schema, table): TableCounters(relid, ins, upd, dele, saved_epoch)
-        for schema, table, relid, ins, upd, dele, saved_epoch in conn.fetch_all(
-            "select table_schema, table_name, relid, inserted, updated, deleted, stats_epoch "
-            f"from {qualified(LANDING_SCHEMA, STATS_TABLE)} where table_name = any(%s)",
-            (tables,),
-        )
-    }
+    changed = {(schema, table) for schema, table, *_ in rows}
     just_synced = _recently_synced(conn, counted_at - FLUSH_MARGIN)
     conn.commit()
-    to_read: dict[str, list[str]] = {}
-    unchanged: dict[str, list[str]] = {}
-    for contract in contracts:
-        to_read[contract.name], unchanged[contract.name] = [], []
-        for tenant_id in candidates[contract.name]:
-            key = (raw_schema(tenant_id), contract.raw_table)
-            same = (
-                key in counters
-                and saved.get(key) == counters[key]
-                and (tenant_id, contract.source) not in just_synced
-            )
-            (unchanged if same else to_read)[contract.name].append(tenant_id)
+    to_read: dict[str, list[str]] = {c.name: [] for c in contracts}
+    unchanged: dict[str, list[str]] = {c.name: [] for c in contracts}
+    sources = {c.name: c.source for c in contracts}
+    for key, (stream, tenant_id) in tenant_of.items():
+        read = key in changed or (tenant_id, sources[stream]) in just_synced
+        (to_read if read else unchanged)[stream].append(tenant_id)
     return ChangedUnits(to_read, unchanged, counters, counted_at=counted_at)
 
 
