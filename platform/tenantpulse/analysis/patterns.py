@@ -87,21 +87,39 @@ def _long(history: pd.DataFrame, as_of: dt.date, metrics, days: int) -> pd.DataF
 THEIL_SEN_CHUNK = 2_000_000  # pairwise slopes held at once (16 MB of float64)
 
 
+def _row_medians(values: np.ndarray) -> np.ndarray:
+    """The median of each row's present (non-NaN) values, NaN for a row without any: what
+    np.nanmedian gives, without its slow path for rows with NaN. Rows without a missing value
+    are partitioned at the middle; the others sorted (NaN last) and read at their middle."""
+    medians = np.full(len(values), np.nan)
+    if values.shape[1] == 0:
+        return medians
+    present = np.sum(~np.isnan(values), axis=1)
+    width = values.shape[1]
+    middle = [(width - 1) // 2, width // 2]
+    full = present == width
+    if full.any():
+        medians[full] = np.partition(values[full], middle, axis=1)[:, middle].mean(axis=1)
+    partial = ~full & (present > 0)
+    if partial.any():
+        ordered = np.sort(values[partial], axis=1)
+        count = present[partial]
+        at = np.stack([(count - 1) // 2, count // 2], axis=1)
+        medians[partial] = np.take_along_axis(ordered, at, axis=1).mean(axis=1)
+    return medians
+
+
 def _theil_sen_rows(values: np.ndarray) -> np.ndarray:
     """Per row of `values` (a series by age in days: column 0 is as_of, NaN where missing): the
     Theil-Sen slope per day, the median of the slopes between every pair of present points (NaN
-    with fewer than two). All series at once, in chunks of rows: each row's slopes sorted (NaN
-    last) and its median read at the middle of its present ones."""
+    with fewer than two). All series at once, in chunks of rows."""
     newer, older = np.triu_indices(values.shape[1], k=1)
     rows = max(1, THEIL_SEN_CHUNK // max(len(newer), 1))
     slopes = np.full(len(values), np.nan)
     for start in range(0, len(values), rows):
         chunk = values[start : start + rows]
-        pairs = np.sort((chunk[:, newer] - chunk[:, older]) / (older - newer), axis=1)
-        present = np.sum(~np.isnan(pairs), axis=1)
-        middle = np.stack([np.maximum((present - 1) // 2, 0), present // 2], axis=1)
-        median = np.take_along_axis(pairs, middle, axis=1).mean(axis=1) if len(newer) else 0.0
-        slopes[start : start + rows] = np.where(present > 0, median, np.nan)
+        pairs = (chunk[:, newer] - chunk[:, older]) / (older - newer)
+        slopes[start : start + rows] = _row_medians(pairs)
     return slopes
 
 
@@ -275,7 +293,8 @@ def anomalies(
     shifts = [k for k in range(-NEIGHBOUR_DAYS, NEIGHBOUR_DAYS + 1) if k != 0]
     neighbours = pd.concat([adjusted.shift(k) for k in shifts], axis=1)
     enough = neighbours.notna().sum(axis=1) >= MIN_NEIGHBOURS
-    long["expected"] = (neighbours.median(axis=1) * factor).where(enough)
+    middle = pd.Series(_row_medians(neighbours.to_numpy(float)), index=neighbours.index)
+    long["expected"] = (middle * factor).where(enough)
     long["residual"] = long["value"] - long["expected"]
 
     recent = long[
