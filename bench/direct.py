@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Callable
 
 from bench.flow import LOOKBACK_DAYS, peak_memory, stage_rows
@@ -21,16 +22,9 @@ from tenantpulse.insights.daily import write_days
 from tenantpulse.landing.merge import newest_landed_day
 from tenantpulse.landing.run import failure_summary, land_streams
 from tenantpulse.sources.contracts import STREAMS
-from tenantpulse.transform.dbt_args import (
-    INCREMENTAL,
-    MARTS,
-    VIEWS,
-    daily_args,
-    selected,
-    tables_args,
-    views_args,
-)
+from tenantpulse.transform.dbt_args import build_args
 from tenantpulse.transform.dbt_cli import run_dbt
+from tenantpulse.transform.windows import daily_window, write_run_window
 from tenantpulse.warehouse import open_warehouse
 
 # What a stage's work returns: the counts its asset would put in its metadata, what it covered,
@@ -101,20 +95,21 @@ def time_direct(
         today = dt.datetime.now(dt.UTC).date()
         since = None if first_build else flow.tests_since(today, newest, LOOKBACK_DAYS)
         end = dt.date.fromisoformat(last) + dt.timedelta(days=1)
-        steps = {
-            "views": selected(views_args(since), VIEWS),
-            "daily marts": selected(
-                daily_args(dt.date.fromisoformat(first), end, last == day_keys[-1]), INCREMENTAL
-            ),
-            "tables": selected(tables_args(), MARTS, exclude=INCREMENTAL),
-        }
-        parts = {}
-        for name, args in steps.items():
-            started = time.perf_counter()
-            done = run_dbt(settings, args, capture=True)
-            if done.returncode != 0:
-                raise RuntimeError(f"dbt {' '.join(args)} failed:\n{done.stdout[-1500:]}")
-            parts[name] = round(time.perf_counter() - started, 3)
+        run_id = f"bench-{uuid.uuid4().hex}"
+        with warehouse.connect() as conn:
+            write_run_window(
+                conn,
+                run_id,
+                daily_window(
+                    dt.date.fromisoformat(first), end, last == day_keys[-1], tests_since=since
+                ),
+            )
+        args = build_args()
+        started = time.perf_counter()
+        done = run_dbt(settings, args, capture=True, run_id=run_id)
+        if done.returncode != 0:
+            raise RuntimeError(f"dbt {' '.join(args)} failed:\n{done.stdout[-1500:]}")
+        parts = {"build": round(time.perf_counter() - started, 3)}
         tests = f"rows synced since {since}" if since else "every row"
         return [], f"{first}..{last}; tests: {tests}", parts
 

@@ -21,7 +21,7 @@ from tenantpulse.config import Settings
 from tenantpulse.landing.merge import LANDING_SCHEMA, ensure_landing_tables
 from tenantpulse.sources.contracts import STREAMS
 from tenantpulse.transform.dbt_cli import run_dbt
-from tenantpulse.transform.windows import window_vars
+from tenantpulse.transform.windows import daily_window, write_run_window
 from tenantpulse.warehouse import open_warehouse, qualified
 
 
@@ -38,12 +38,16 @@ def per_tenant_dbt(
     for tenant_id in sample:
         scratch = _scratch_settings(settings, kind, tenants, scratch_home, postgres_admin_url)
         _copy_landing(settings, scratch, tenant_id)
-        for args, times in (
-            (["build"], first_builds),
-            (["build", "--vars", window_vars(day, day + dt.timedelta(days=1), True)], daily_builds),
+        with open_warehouse(scratch.warehouse).connect() as conn:
+            write_run_window(
+                conn, "naive-daily", daily_window(day, day + dt.timedelta(days=1), True)
+            )
+        for args, run_id, times in (
+            (["build"], None, first_builds),
+            (["build"], "naive-daily", daily_builds),
         ):
             started = time.perf_counter()
-            done = run_dbt(scratch, args, capture=True)
+            done = run_dbt(scratch, args, capture=True, run_id=run_id)
             times.append(time.perf_counter() - started)
             if done.returncode != 0:
                 errors.append(f"{tenant_id} dbt {' '.join(args[:1])}: {done.stdout[-500:]}")

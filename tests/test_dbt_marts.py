@@ -28,6 +28,7 @@ from tenantpulse.landing.merge import ensure_landing_tables, land_stream
 from tenantpulse.sources.contracts import STREAMS, STREAMS_BY_NAME
 from tenantpulse.transform.dbt_cli import run_dbt, target_path
 from tenantpulse.transform.tenant_findings import failures_table, read_findings
+from tenantpulse.transform.windows import RunWindow, daily_window, write_run_window
 
 TENANTS = ["hand", "yen"]
 INCREMENTAL_MARTS = {
@@ -37,6 +38,8 @@ INCREMENTAL_MARTS = {
     "website_traffic": "tenant_id, date, dimension, dimension_value",
     "tenant_daily_metrics": "tenant_id, date",
 }
+# Incremental over the months of the run's window: keyed by month, not partitioned by day.
+MONTHLY_MARTS = {"developer_activity_monthly": "tenant_id, month"}
 
 
 def at(text: str) -> dt.datetime:
@@ -650,24 +653,37 @@ def test_marts_give_the_hand_computed_numbers(settings, warehouse):
 def test_daily_windowed_runs_give_the_rows_of_a_full_build(settings, warehouse):
     load_hand_made_data(warehouse)
     dbt(settings, "run")  # the first run of an incremental model builds every date
+    marts = INCREMENTAL_MARTS | MONTHLY_MARTS
     full = {
         mart: rows(warehouse, f"select * from analytics.{mart} order by {key}")
-        for mart, key in INCREMENTAL_MARTS.items()
+        for mart, key in marts.items()
     }
 
-    # Forget the last two days, and plant a stale row a windowed run must remove.
+    # Forget the last two days (and their month), and plant a stale row a windowed run must
+    # remove.
     with warehouse.connect() as conn:
         for mart in INCREMENTAL_MARTS:
             conn.execute(f"delete from analytics.{mart} where date >= '2026-11-05'")
+        for mart in MONTHLY_MARTS:
+            conn.execute(f"delete from analytics.{mart} where month >= '2026-11-01'")
         conn.execute(
             "insert into analytics.revenue_daily (tenant_id, date, currency, gross_charged)"
             " values ('hand', '2026-11-05', 'eur', 1)"
         )
+        conn.execute(  # yen has no GitHub: no month of developer activity
+            "insert into analytics.developer_activity_monthly (tenant_id, month, commits)"
+            " values ('yen', '2026-11-01', 1)"
+        )
     for day in (5, 6):
-        window = json.dumps({"start_date": f"2026-11-0{day}", "end_date": f"2026-11-0{day + 1}"})
-        dbt(settings, "run", "--select", *INCREMENTAL_MARTS, "--vars", window)
+        run_id = f"windowed-{day}"
+        with warehouse.connect() as conn:
+            write_run_window(
+                conn, run_id, daily_window(dt.date(2026, 11, day), dt.date(2026, 11, day + 1))
+            )
+        done = run_dbt(settings, ["run", "--select", *marts], True, run_id)
+        assert done.returncode == 0, done.stdout[-6000:]
 
-    for mart, key in INCREMENTAL_MARTS.items():
+    for mart, key in marts.items():
         assert rows(warehouse, f"select * from analytics.{mart} order by {key}") == full[mart], mart
 
 
@@ -695,10 +711,16 @@ def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_da
     def refund_of(refund_id: str, charge_id: str, synced: dt.datetime) -> None:
         insert("stripe__refunds", {"id": refund_id, "charge": charge_id, "amount": 1}, synced)
 
-    def staging(*vars_args: str) -> dict[str, list[tuple]]:
-        """The two tests' findings: (tenant, offending rows, example). A finding does not fail
+    def staging(tests_since: dt.date | None = None) -> dict[str, list[tuple]]:
+        """The two tests' findings: (tenant, offending rows, example), with the run's window
+        testing the rows synced since `tests_since` when it is given. A finding does not fail
         the run."""
-        done = run_dbt(settings, ["build", "--select", "staging", *vars_args], capture=True)
+        run_id = None
+        if tests_since:
+            run_id = f"since-{tests_since.isoformat()}"
+            with warehouse.connect() as conn:
+                write_run_window(conn, run_id, RunWindow(tests_since=tests_since))
+        done = run_dbt(settings, ["build", "--select", "staging"], True, run_id)
         assert done.returncode == 0, done.stdout[-6000:]
         manifest = json.loads(
             (
@@ -717,7 +739,7 @@ def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_da
                 )
         return {test: [astuple(f) for f in findings] for test, findings in found.items()}
 
-    since_nov_8 = ("--vars", json.dumps({"test_synced_since": "2026-11-08"}))
+    since_nov_8 = dt.date(2026, 11, 8)
     charge_without_currency("ch_old_bad", sync_time(7))
     refund_of("re_old_orphan", "ch_gone", sync_time(7))
     old = {
@@ -726,12 +748,12 @@ def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_da
     }
     assert staging() == old  # every row: the old rows are found
     # Rows synced since Nov 8: nothing to find.
-    assert staging(*since_nov_8) == {"not_null_per_tenant": [], "relationships_within_tenant": []}
+    assert staging(since_nov_8) == {"not_null_per_tenant": [], "relationships_within_tenant": []}
 
     charge_without_currency("ch_new_bad", sync_time(9))
     refund_of("re_new_orphan", "ch_missing", sync_time(9))
     refund_of("re_new_of_old_charge", "ch_m_oct", sync_time(9))  # its charge synced Nov 7
-    assert staging(*since_nov_8) == {  # the new rows only
+    assert staging(since_nov_8) == {  # the new rows only
         "not_null_per_tenant": [("hand", 1, None)],
         "relationships_within_tenant": [("hand", 1, "ch_missing")],
     }

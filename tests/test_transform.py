@@ -1,14 +1,12 @@
 """The platform's side of dbt: its environment from the one warehouse setting, and daily windows."""
 
 import datetime as dt
-import json
 
 import pytest
 
 from tenantpulse.config import load_dbt_project_dir, parse_warehouse_url
 from tenantpulse.transform import dbt_cli
 from tenantpulse.transform.dbt_cli import dbt_env
-from tenantpulse.transform.windows import OPEN_END, window_vars
 
 
 def test_dbt_env_follows_the_warehouse_url(tmp_path):
@@ -35,30 +33,6 @@ def test_callers_without_settings_find_the_dbt_project_from_the_setting(tmp_path
     assert dbt_cli.DBT_PROJECT_DIR == tmp_path
     duckdb = parse_warehouse_url("duckdb:////data/w.duckdb")
     assert dbt_env(duckdb)["DBT_TARGET_PATH"] == str(tmp_path / "target" / "duckdb")
-
-
-def test_window_vars_cover_start_inclusive_end_exclusive():
-    assert json.loads(window_vars(dt.date(2026, 11, 1), dt.date(2026, 11, 4))) == {
-        "start_date": "2026-11-01",
-        "end_date": "2026-11-04",
-    }
-    midnight = dt.datetime(2026, 11, 4, tzinfo=dt.UTC)
-    assert (
-        json.loads(window_vars(midnight - dt.timedelta(days=1), midnight))["start_date"]
-        == "2026-11-03"
-    )
-
-
-def test_a_window_reaching_the_newest_day_stays_open():
-    window = json.loads(
-        window_vars(dt.date(2026, 11, 1), dt.date(2026, 11, 2), reaches_newest=True)
-    )
-    assert window["end_date"] == OPEN_END.isoformat()
-
-
-def test_an_empty_window_is_rejected():
-    with pytest.raises(ValueError, match="empty dbt window"):
-        window_vars(dt.date(2026, 11, 2), dt.date(2026, 11, 2))
 
 
 def test_daily_window_is_everything_first_then_the_days_around_the_newest_sync():
@@ -109,12 +83,15 @@ def test_staging_tests_check_every_row_until_a_run_passed_then_the_recent_syncs(
 
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
-def test_a_dagster_dbt_run_reuses_the_parse_of_the_project(
+def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
     settings, warehouse, tmp_path, monkeypatch
 ):
+    """Each run's window (a row of ops.dbt_run_window, not `--vars`) leaves dbt's saved parse
+    valid: a second run with another first test day parses nothing again."""
     import dagster as dg
 
     from tenantpulse import definitions
+    from tenantpulse.defs.dbt import dbt_run_config
     from tenantpulse.landing.merge import ensure_landing_tables
     from tenantpulse.sources.contracts import STREAMS
 
@@ -125,14 +102,30 @@ def test_a_dagster_dbt_run_reuses_the_parse_of_the_project(
         for contract in STREAMS:
             ensure_landing_tables(conn, contract)
     defs = definitions.build_definitions(settings)  # dbt parse
+    job = defs.resolve_job_def("dbt_job")
+    instance = dg.DagsterInstance.ephemeral()
     views = [
         key
         for key in defs.resolve_asset_graph().get_all_asset_keys()
         if key.path[0] in ("staging", "intermediate")
     ]
-    job = defs.resolve_job_def("dbt_job")
-    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=views)
-    assert result.success
-    [run_folder] = (tmp_path / "target").glob(f"dbt_views-{result.run_id[:7]}-*")
-    log = (run_folder / "dbt.log").read_text()
-    assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log
+    logs = []
+    for since in ("2026-11-01", "2026-11-02"):
+        result = job.execute_in_process(
+            instance=instance,
+            asset_selection=views,
+            run_config=dbt_run_config(dt.date.fromisoformat(since), (), None),
+        )
+        assert result.success
+        [run_folder] = (tmp_path / "target").glob(f"dbt_models-{result.run_id[:7]}-*")
+        logs.append((run_folder / "dbt.log").read_text())
+        with warehouse.connect() as conn:
+            assert (
+                conn.fetch_value(
+                    "select cast(tests_since as varchar) from ops.dbt_run_window where run_id = %s",
+                    (result.run_id,),
+                )
+                == since
+            )
+    for log in logs:
+        assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log

@@ -1,15 +1,14 @@
 {# dbt wraps the model a generic test reads in this macro (the `where` config). Overridden so that
-   an incremental run can test only new rows: with the var `test_synced_since` (a YYYY-MM-DD day,
-   set by the pipeline once a run of these tests has passed), the tests of the staging views check the
-   rows synced on or after that day; older rows were checked when they landed. Without the var
-   (the first build, `tenantpulse dbt build`, a run from the UI) every row is checked. The other
+   an incremental run can test only new rows: with `tests_since` in the run's window
+   (macros/run_window.sql; set by the flow once a run of these tests has passed), the tests of the
+   staging views check the rows synced on or after that day; older rows were checked when they
+   landed. Without it (the first build, `tenantpulse dbt build`) every row is checked. The other
    side of a relationship test is never filtered. #}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
-    {%- set since = var('test_synced_since', none) -%}
-    {%- if since and relation.schema == 'staging' -%}
-        {%- set day = modules.datetime.date.fromisoformat(since | string) -%}
-        {%- set recent = "synced_at >= cast('" ~ day.isoformat() ~ " 00:00:00+00' as timestamp with time zone)" -%}
+    {%- set window = run_window() if relation.schema == 'staging' else none -%}
+    {%- if window and window.tests_since -%}
+        {%- set recent = "synced_at >= cast('" ~ window.tests_since ~ " 00:00:00+00' as timestamp with time zone)" -%}
         {%- set where = "(" ~ where ~ ") and " ~ recent if where else recent -%}
     {%- endif -%}
     {%- if where -%}

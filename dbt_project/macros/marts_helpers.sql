@@ -55,26 +55,34 @@
     ) }}
 {%- endmacro %}
 
-{# True when this run rebuilds only the [start_date, end_date) window of an incremental model. #}
-{% macro marts_is_windowed() -%}
-    {{ return(is_incremental() and var('start_date', none) and var('end_date', none)) }}
+{# The run's window (macros/run_window.sql) when this run rebuilds only part of an incremental
+   model: its dates [start_date, end_date); none on the first build, a full refresh, or a run
+   without a window. #}
+{% macro marts_window() -%}
+    {%- if not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set window = run_window() -%}
+    {{ return(window if window and window.start_date and window.end_date else none) }}
 {%- endmacro %}
 
 {#
     A predicate keeping the rows a run rebuilds: the window's dates on a windowed incremental run,
-    every date otherwise (the first build, a full refresh, a run without the vars). A row without
+    every date otherwise (the first build, a full refresh, a run without a window). A row without
     its date is on no day: it is left out (its staging model's not_null_per_tenant test warns,
-    naming the tenant). With the var
-    `history_tenants` (tenants whose history was just landed), only those tenants' rows are kept
-    before `recent_from`; `tenant_column` names the tenant of `date_expression`'s row.
+    naming the tenant). With history tenants in the window (tenants whose history was just
+    landed), only those tenants' rows are kept before `recent_from`; `tenant_column` names the
+    tenant of `date_expression`'s row. With `monthly`, `date_expression` is a month (its first
+    day) and the window's months are kept: those of its days.
 #}
-{% macro marts_in_window(date_expression, tenant_column='tenant_id') -%}
-    {%- if marts_is_windowed() -%}
-        {%- set history = marts_history_tenants() -%}
-        ({{ date_expression }} >= cast('{{ var("start_date") }}' as date)
-         and {{ date_expression }} < cast('{{ var("end_date") }}' as date)
+{% macro marts_in_window(date_expression, tenant_column='tenant_id', monthly=false) -%}
+    {%- set window = marts_window() -%}
+    {%- if window -%}
+        {%- set history = marts_history_tenants(window.history_tenants) -%}
+        ({{ date_expression }} >= cast('{{ marts_window_bound(window.start_date, monthly) }}' as date)
+         and {{ date_expression }} < cast('{{ window.end_date }}' as date)
         {%- if history %}
-         and ({{ date_expression }} >= cast('{{ var("recent_from") }}' as date)
+         and ({{ date_expression }} >= cast('{{ marts_window_bound(window.recent_from, monthly) }}' as date)
               or {{ tenant_column }} in (
                   {%- for tenant_id in history %}'{{ tenant_id }}'{{ ", " if not loop.last }}{% endfor -%}
               ))
@@ -84,10 +92,16 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# The var `history_tenants`, each checked to be a tenant id (tenantpulse.tenants.ids) before it is
-   written into SQL as a literal. #}
-{% macro marts_history_tenants() -%}
-    {%- set tenant_ids = var('history_tenants', []) -%}
+{# A window's first day; with `monthly`, the first day of its month: a monthly mart keyed by
+   `month` (the month's first day) rebuilds every month the window's days fall in. #}
+{% macro marts_window_bound(day, monthly) -%}
+    {%- set first = modules.datetime.date.fromisoformat(day) -%}
+    {{ return((first.replace(day=1) if monthly else first).isoformat()) }}
+{%- endmacro %}
+
+{# The window's history tenants, each checked to be a tenant id (tenantpulse.tenants.ids) before
+   it is written into SQL as a literal. #}
+{% macro marts_history_tenants(tenant_ids) -%}
     {%- for tenant_id in tenant_ids -%}
         {%- if not (tenant_id is string and modules.re.fullmatch('[a-z0-9][a-z0-9_]{0,47}', tenant_id)) -%}
             {{ exceptions.raise_compiler_error('history_tenants: not a tenant id: ' ~ tenant_id) }}
@@ -102,11 +116,11 @@
     delete the window; a run without the window replaces every row. Runs in the insert's
     transaction.
 #}
-{% macro marts_delete_rebuilt_rows(date_column='date') -%}
+{% macro marts_delete_rebuilt_rows(date_column='date', monthly=false) -%}
     {%- if is_incremental() -%}
         delete from {{ this }}
-        {%- if marts_is_windowed() %}
-        where {{ marts_in_window(date_column) }}
+        {%- if marts_window() %}
+        where {{ marts_in_window(date_column, monthly=monthly) }}
         {%- endif %}
     {%- endif -%}
 {%- endmacro %}

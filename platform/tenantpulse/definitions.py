@@ -11,7 +11,7 @@ from tenantpulse.config import Settings, load_settings
 from tenantpulse.defs.actions import build_actions_defs
 from tenantpulse.defs.analysis import build_analysis_assets, build_churn_model_defs
 from tenantpulse.defs.connect import build_connect_sensors
-from tenantpulse.defs.dbt import build_dbt_assets
+from tenantpulse.defs.dbt import build_dbt_assets, daily_dbt_asset_keys
 from tenantpulse.defs.flow import build_flow_jobs, build_flow_sensors
 from tenantpulse.defs.insights import build_insights_asset
 from tenantpulse.defs.landing import land
@@ -54,7 +54,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     action_log, action_sensors = build_actions_defs(settings, days)
     jobs = build_flow_jobs(dbt_assets, analysis, insights, action_log)
     flow_sensors, flow_schedules = build_flow_sensors(
-        settings, jobs, list(dbt_assets[1].keys), days
+        settings, jobs, daily_dbt_asset_keys(dbt_assets), days
     )
     # DuckDB allows one writing process per file: run every step in the run's own process. On
     # Postgres each step is a process of its own, forked from a server that imported the code

@@ -26,6 +26,7 @@ import dagster as dg
 
 from tenantpulse import flow
 from tenantpulse.config import Settings, child_environment
+from tenantpulse.defs.dbt import dbt_run_config_of
 from tenantpulse.defs.flow import flow_tags
 from tenantpulse.defs.landing import landing_run_config, landing_run_tenants
 from tenantpulse.defs.partitions import partition_ranges, tenant_partitions
@@ -323,7 +324,7 @@ def _stalled(instance, flow_id: str, newest, timeout: float) -> str:
 
 def describe_run(run: dg.DagsterRun) -> str:
     """What a run covered, in the words the CLI prints: `job <name> (<what>)`."""
-    tags, ops = run.tags, run.run_config.get("ops", {})
+    tags = run.tags
     what = []
     if flow.PARTITION_RANGE_START in tags:
         what.append(f"{tags[flow.PARTITION_RANGE_START]}..{tags[flow.PARTITION_RANGE_END]}")
@@ -336,13 +337,13 @@ def describe_run(run: dg.DagsterRun) -> str:
         if tags.get(flow.LANDING_FAILED_TAG):
             what.append(f"NOT LANDED, the others went on: {tags[flow.LANDING_FAILED_TAG]}")
     if run.job_name == flow.DBT.job:
-        since = ops.get("dbt_views", {}).get("config", {}).get("test_rows_synced_since")
+        config = dbt_run_config_of(run.run_config)
+        since = config.test_rows_synced_since
         what.append(f"tests: rows synced since {since}" if since else "tests: every row")
-        history = ops.get("dbt_daily", {}).get("config", {})
-        if history.get("history_tenants"):
+        if config.history_tenants:
             what.append(
-                f"every day for {', '.join(history['history_tenants'])}, "
-                f"the others from {history['recent_from']}"
+                f"every day for {', '.join(config.history_tenants)}, "
+                f"the others from {config.recent_from}"
             )
     return f"job {run.job_name} ({'; '.join(what) or 'unpartitioned'})"
 

@@ -1,6 +1,17 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['tenant_id', 'month'],
+        on_schema_change='append_new_columns',
+        pre_hook="{{ marts_delete_rebuilt_rows('month', monthly=true) }}"
+    )
+}}
+
 -- GitHub activity per tenant and month. Counts are the daily mart's summed; percentiles, review
 -- coverage and distinct authors are recomputed over the month's pull requests and commits, never
--- averaged from days.
+-- averaged from days. A month's row reads only that month's rows, so a windowed run rebuilds the
+-- months of the window's days (the running month, whose snapshot day moves, among them).
 with
 
 months as (
@@ -9,6 +20,7 @@ months as (
     from {{ ref('int_tenant_days_spined') }}
     where is_month_snapshot
         and month >= {{ marts_month('first_github_date') }}
+        and {{ marts_in_window('month', monthly=true) }}
 
 ),
 
@@ -23,6 +35,7 @@ daily as (
         sum(commits) as commits
 
     from {{ ref('developer_activity') }}
+    where {{ marts_in_window(marts_month('date'), monthly=true) }}
     group by 1, 2
 
 ),
@@ -55,6 +68,7 @@ merged as (
 
     from pull_requests
     where is_merged
+        and {{ marts_in_window(marts_month('merged_date'), monthly=true) }}
     group by 1, 2
 
 ),
@@ -68,6 +82,7 @@ first_reviews as (
 
     from pull_requests
     where first_reviewed_date is not null
+        and {{ marts_in_window(marts_month('first_reviewed_date'), monthly=true) }}
     group by 1, 2
 
 ),
@@ -95,6 +110,7 @@ authors_per_month as (
     select tenant_id, month, count(distinct author) as active_authors
     from authors
     where author is not null
+        and {{ marts_in_window('month', monthly=true) }}
     group by 1, 2
 
 )

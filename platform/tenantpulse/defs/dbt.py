@@ -1,6 +1,8 @@
-"""The dbt project as Dagster assets in three steps, run in this order: the staging and
+"""The dbt project as Dagster assets, built by one `dbt build` per run: the staging and
 intermediate views, the daily incremental marts (partitioned by day, many days per run), and the
-mart tables (which may read the daily marts; the daily marts read only views and each other).
+mart tables, in dbt's dependency order. One invocation, not one per kind of model: each costs dbt's
+start (2.4-2.7 s) and its manifest (issue 19). The window of days is written to the warehouse
+(transform/windows.py) for the models to read, not passed as `--vars`, so dbt reuses its parse.
 
 dbt sources are the landing tables, so the lineage reads raw -> landing -> staging -> marts; dbt tests
 become asset checks through `dbt build`. A failed test about one tenant's data (a WARN,
@@ -30,14 +32,7 @@ from tenantpulse.config import export_environment, parse_warehouse_url
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.flow import parse_day
 from tenantpulse.tenants.ids import validate_tenant_id
-from tenantpulse.transform.dbt_args import (
-    INCREMENTAL,
-    MARTS,
-    VIEWS,
-    daily_args,
-    tables_args,
-    views_args,
-)
+from tenantpulse.transform.dbt_args import build_args
 from tenantpulse.transform.dbt_cli import dbt_env
 from tenantpulse.transform.tenant_findings import (
     TenantFinding,
@@ -45,11 +40,33 @@ from tenantpulse.transform.tenant_findings import (
     failures_table,
     read_findings,
 )
+from tenantpulse.transform.windows import (
+    RUN_ID_ENV,
+    RunWindow,
+    daily_window,
+    write_run_window,
+)
+
+DBT_OP = "dbt_models"
 
 
 class TenantpulseDbtTranslator(DagsterDbtTranslator):
     """Sources are the landing assets (`landing/<source>__<stream>`); a model's key and group are
-    its schema (staging, intermediate, analytics) and its name."""
+    its schema (staging, intermediate, analytics) and its name. The daily marts are partitioned
+    by day; the views and the other marts are not."""
+
+    def __init__(self, daily_partitions: DailyPartitionsDefinition):
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        self.daily_partitions = daily_partitions
+
+    def get_partitions_def(self, dbt_resource_props) -> DailyPartitionsDefinition | None:
+        # The daily marts: incremental and keyed by day (developer_activity_monthly is
+        # incremental too, keyed by month, and rebuilds the months of the run's window).
+        config = dbt_resource_props["config"]
+        daily = config.get("materialized") == "incremental" and "date" in (
+            config.get("unique_key") or []
+        )
+        return self.daily_partitions if daily else None
 
     def get_asset_key(self, dbt_resource_props) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -60,16 +77,13 @@ class TenantpulseDbtTranslator(DagsterDbtTranslator):
         return dbt_resource_props["schema"]
 
 
-class ViewsConfig(Config):
+class DbtConfig(Config):
     # A day (YYYY-MM-DD): the staging tests check only the rows synced on or after it
     # (flow_sensor sets it once a run of them has passed); empty: every row.
     test_rows_synced_since: str = ""
-
-
-class DailyConfig(Config):
-    # Tenants whose rows are rebuilt over the run's whole range of days (their history was just
-    # landed); every other tenant's from `recent_from` (YYYY-MM-DD) on. Empty: every tenant over
-    # the whole range.
+    # Tenants whose daily mart rows are rebuilt over the run's whole range of days (their history
+    # was just landed); every other tenant's from `recent_from` (YYYY-MM-DD) on. Empty: every
+    # tenant over the whole range.
     history_tenants: list[str] = []
     recent_from: str = ""
 
@@ -80,14 +94,43 @@ def dbt_run_config(
     """Run config of `dbt_job`: the staging tests check only the rows synced on or after
     `tests_since` when it is given; the daily marts rebuild `history_tenants` over the whole
     range and the others from `recent_from` on."""
-    ops: dict = {}
+    config: dict = {}
     if tests_since:
-        ops["dbt_views"] = {"config": {"test_rows_synced_since": tests_since.isoformat()}}
+        config["test_rows_synced_since"] = tests_since.isoformat()
     if history_tenants:
-        ops["dbt_daily"] = {
-            "config": {"history_tenants": list(history_tenants), "recent_from": recent_from}
-        }
-    return {"ops": ops} if ops else {}
+        config |= {"history_tenants": list(history_tenants), "recent_from": recent_from}
+    return {"ops": {DBT_OP: {"config": config}}} if config else {}
+
+
+def dbt_run_config_of(run_config: dict) -> DbtConfig:
+    """The DbtConfig a run of `dbt_job` was launched with (what the CLI describes)."""
+    return DbtConfig(**run_config.get("ops", {}).get(DBT_OP, {}).get("config", {}))
+
+
+def daily_dbt_asset_keys(dbt_assets: list) -> list[AssetKey]:
+    """The keys of the dbt assets partitioned by day (the incremental marts)."""
+    return [
+        spec.key
+        for assets in dbt_assets
+        for spec in assets.specs
+        if spec.partitions_def is not None
+    ]
+
+
+def run_window(
+    context: AssetExecutionContext, daily_partitions: DailyPartitionsDefinition, config: DbtConfig
+) -> RunWindow:
+    """What this run rebuilds and tests: its range of daily partitions (none when it selects no
+    daily mart: every date), with the config's history tenants and first day of tests."""
+    since = parse_day(config.test_rows_synced_since)  # rejects anything but a day
+    if not context.has_partition_key_range:
+        return RunWindow(tests_since=since)
+    window = context.partition_time_window
+    reaches_newest = context.partition_key_range.end == daily_partitions.get_last_partition_key()
+    history = [validate_tenant_id(t) for t in config.history_tenants]
+    return daily_window(
+        window.start, window.end, reaches_newest, history, parse_day(config.recent_from), since
+    )
 
 
 def _failures_table(event, manifest: dict) -> tuple[str, str] | None:
@@ -124,33 +167,31 @@ def _naming_tenants(
     )
 
 
-def _use_warehouse(warehouse: WarehouseResource) -> None:
+def _use_warehouse(warehouse: WarehouseResource, run_id: str) -> None:
     # dagster-dbt runs dbt as a subprocess with this process's environment; profiles.yml reads
-    # these variables.
-    export_environment(dbt_env(parse_warehouse_url(warehouse.url)))
+    # these variables, and macros/run_window.sql the run's id.
+    export_environment({**dbt_env(parse_warehouse_url(warehouse.url)), RUN_ID_ENV: run_id})
 
 
 def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefinition) -> list:
-    translator = TenantpulseDbtTranslator(
-        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
-    )
-
     @dbt_assets(
         manifest=project.manifest_path,
         project=project,
-        select=VIEWS,
-        name="dbt_views",
-        dagster_dbt_translator=translator,
+        name=DBT_OP,
+        backfill_policy=BackfillPolicy.single_run(),
+        dagster_dbt_translator=TenantpulseDbtTranslator(daily_partitions),
     )
-    def dbt_views(
+    def dbt_models(
         context: AssetExecutionContext,
         dbt: DbtCliResource,
         warehouse: WarehouseResource,
-        config: ViewsConfig,
+        config: DbtConfig,
     ):
-        _use_warehouse(warehouse)
-        since = parse_day(config.test_rows_synced_since)  # rejects anything but a day
-        invocation = dbt.cli(views_args(since), context=context, raise_on_error=False)
+        window = run_window(context, daily_partitions, config)
+        with warehouse.open().connect() as conn:
+            write_run_window(conn, context.run.run_id, window)
+        _use_warehouse(warehouse, context.run.run_id)
+        invocation = dbt.cli(build_args(), context=context, raise_on_error=False)
         # Failed tests about one tenant's data, named once dbt has exited (on DuckDB the
         # warehouse cannot be opened while it runs).
         findings: list[tuple[AssetCheckResult, tuple[str, str]]] = []
@@ -167,43 +208,4 @@ def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefin
         if not invocation.is_successful():
             raise invocation.get_error()
 
-    @dbt_assets(
-        manifest=project.manifest_path,
-        project=project,
-        select=INCREMENTAL,
-        name="dbt_daily",
-        partitions_def=daily_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-        dagster_dbt_translator=translator,
-    )
-    def dbt_daily(
-        context: AssetExecutionContext,
-        dbt: DbtCliResource,
-        warehouse: WarehouseResource,
-        config: DailyConfig,
-    ):
-        _use_warehouse(warehouse)
-        window = context.partition_time_window
-        newest = daily_partitions.get_last_partition_key()
-        reaches_newest = context.partition_key_range.end == newest
-        history = [validate_tenant_id(t) for t in config.history_tenants]
-        args = daily_args(
-            window.start, window.end, reaches_newest, history, parse_day(config.recent_from)
-        )
-        yield from dbt.cli(args, context=context).stream()
-
-    @dbt_assets(
-        manifest=project.manifest_path,
-        project=project,
-        select=MARTS,
-        exclude=INCREMENTAL,
-        name="dbt_tables",
-        dagster_dbt_translator=translator,
-    )
-    def dbt_tables(
-        context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
-    ):
-        _use_warehouse(warehouse)
-        yield from dbt.cli(tables_args(), context=context).stream()
-
-    return [dbt_views, dbt_daily, dbt_tables]
+    return [dbt_models]

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from tenantpulse.config import Settings, WarehouseUrl, load_dbt_project_dir
+from tenantpulse.transform.windows import RUN_ID_ENV
 
 
 def __getattr__(name: str) -> Path:
@@ -57,9 +58,11 @@ def dbt_executable() -> str:
 
 
 def run_dbt(
-    settings: Settings, args: list[str], capture: bool = False
+    settings: Settings, args: list[str], capture: bool = False, run_id: str | None = None
 ) -> subprocess.CompletedProcess:
-    """`dbt <args>` in the project, on the settings' warehouse; the caller checks the return code."""
+    """`dbt <args>` in the project, on the settings' warehouse; the caller checks the return code.
+    With `run_id`, the models read that run's window (transform/windows.py, written before);
+    without, none: every date is built and every row tested."""
     project_dir = settings.dbt_project_dir
     env = {
         **os.environ,
@@ -67,6 +70,9 @@ def run_dbt(
         "DBT_PROFILES_DIR": str(project_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
+    env.pop(RUN_ID_ENV, None)  # a Dagster dbt run in this process exported its own
+    if run_id is not None:
+        env[RUN_ID_ENV] = run_id
     return subprocess.run(
         [dbt_executable(), *args],
         cwd=project_dir,
