@@ -226,51 +226,54 @@ def run_simulation(
     (tenant, source) is rolled back, recorded as a failed sync with its error, and does not stop
     the others. One connection per process: opening a DuckDB file reads its whole catalog, so a
     connection per sync made the simulation quadratic in tenants. On Postgres, `workers`
-    processes share the tenants; DuckDB takes one writing process."""
-    now = dt.datetime.now(dt.UTC)
+    processes share the syncs; DuckDB takes one writing process."""
+    jobs = [(t.tenant_id, s) for t in tenants for s in t.sources]
     with warehouse.connect() as conn:
         # Made once here: concurrent `create table if not exists` of the same table fails in
         # Postgres (a unique violation on pg_type).
         ensure_simulator_tables(conn)
         ensure_sync_history(conn)
+        plans = plan_syncs(conn, jobs, settings, dt.datetime.now(dt.UTC))
         conn.commit()
-    if workers <= 1 or warehouse.dialect == "duckdb" or len(tenants) < 2:
-        return _simulate_share(warehouse, tenants, settings, now, "simulate", show_progress)
-    workers = min(workers, len(tenants))
-    shares = [tenants[i::workers] for i in range(workers)]
+    # A generation's syncs one after the other (else in the order given), so each is generated
+    # once and only one is held in memory. On Postgres each world goes whole to one worker: its
+    # generations once, and each tenant's syncs in one process (two creating a tenant's schema at
+    # once collide on pg_namespace).
+    generations: dict[tuple, list[SyncPlan]] = {}
+    for plan in plans:
+        generations.setdefault(plan.generation, []).append(plan)
+    worlds: dict[str, list[SyncPlan]] = {}
+    for group in generations.values():
+        worlds.setdefault(group[0].world_id, []).extend(group)
+    workers = min(workers, len(worlds))
+    if workers <= 1 or warehouse.dialect == "duckdb":
+        ordered = [plan for group in generations.values() for plan in group]
+        return _simulate_plans(warehouse, ordered, settings, "simulate", show_progress)
+    shares: list[list[SyncPlan]] = [[] for _ in range(workers)]
+    for world in sorted(worlds.values(), key=len, reverse=True):
+        min(shares, key=len).extend(world)  # the largest worlds first, each to the least loaded
     labels = [f"simulate {i + 1}/{workers}" for i in range(workers)]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         parts = pool.map(
-            _simulate_share,
+            _simulate_plans,
             [warehouse] * workers,
             shares,
             [settings] * workers,
-            [now] * workers,
             labels,
             [show_progress] * workers,
         )
         return [sync for part in parts for sync in part]
 
 
-def _simulate_share(
+def _simulate_plans(
     warehouse: Warehouse,
-    tenants: list[Tenant],
+    plans: list[SyncPlan],
     settings: SimulatorSettings,
-    now: dt.datetime,
     label: str,
     show_progress: bool,
 ) -> list[SimulatedSync]:
     results: list[SimulatedSync] = []
-    jobs = [(t.tenant_id, s) for t in tenants for s in t.sources]
     with warehouse.connect() as conn:
-        plans = plan_syncs(conn, jobs, settings, now)
-        conn.commit()
-        # A generation's syncs one after the other (else in the order given), so each is
-        # generated once and only one is held in memory.
-        first_seen: dict[tuple, int] = {}
-        for plan in plans:
-            first_seen.setdefault(plan.generation, len(first_seen))
-        plans.sort(key=lambda p: first_seen[p.generation])
         generation, rewrite = None, None
         for plan in tqdm(plans, desc=label, unit="sync", disable=None if show_progress else True):
             started = dt.datetime.now(dt.UTC)
@@ -282,12 +285,11 @@ def _simulate_share(
                 _record(conn, result, started)
             except Exception as error:  # noqa: BLE001 - recorded, reported, and the run goes on
                 conn.rollback()
-                window = plan.window
                 result = SimulatedSync(
                     plan.tenant_id,
                     plan.source,
-                    window.sync_number,
-                    window.extracted_at,
+                    plan.window.sync_number,
+                    plan.window.extracted_at,
                     error=f"{type(error).__name__}: {error}",
                 )
                 _record(conn, result, started)
