@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from cryptography.fernet import Fernet
 
 from tenantpulse.config import (
@@ -31,6 +32,7 @@ from tenantpulse.config import (
     load_settings,
 )
 from tenantpulse.connect.provision import DESTINATION_ID
+from tenantpulse.flow_runs import DAGSTER_YAML, dagster_instance, running_daemon
 from tenantpulse.standins.airbyte_api import AirbyteStandIn, JobPlan
 from tenantpulse.standins.oauth_provider import OAuthStandIn
 from tenantpulse.tenants.registry import add_tenant
@@ -44,6 +46,7 @@ HISTORY_DAYS = "60"  # the simulated history a first sync brings: a quick first 
 # which starts it, still holds it. The jobs sensor's next listing finds it finished.
 FIRST_SYNC = JobPlan(seconds=5)
 SIGNIN_MINUTES = 60
+RUN_START_TIMEOUT_SECONDS = 900
 DEMO_DESTINATION_ID = "d0000000-0000-4000-8000-000000000001"  # the stand-in takes any
 
 
@@ -88,6 +91,16 @@ def demo_environment(environ: Mapping[str, str], home: Path) -> dict[str, str]:
     return env
 
 
+def write_instance_config(dagster_home: Path) -> None:
+    """The instance's dagster.yaml as `make dev` has it, but a run may take 15 minutes to start
+    (not 3): the demo runs on whatever machine the user has, busy or not, and a run that fails
+    to start ends the flow."""
+    config = yaml.safe_load(DAGSTER_YAML)
+    config["run_monitoring"]["start_timeout_seconds"] = RUN_START_TIMEOUT_SECONDS
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 def standin_variables(oauth: OAuthStandIn, airbyte: AirbyteStandIn) -> dict[str, str]:
     """Airbyte mode against the Airbyte stand-in; the stand-in provider for every OAuth source."""
     env = {
@@ -109,7 +122,6 @@ def running_demo(
     home: Path, port: int, environ: Mapping[str, str], echo: Callable[[str], None]
 ) -> Iterator[Demo]:
     """Everything but the web app running, the demo tenant registered; stopped on the way out."""
-    from tenantpulse.flow_runs import dagster_instance, running_daemon
     from tenantpulse.web.settings import load_web_settings
     from tenantpulse.web.signin import signin_token
 
@@ -128,6 +140,7 @@ def running_demo(
         echo(f"demo home: {home} (DuckDB warehouse and Dagster instance; wiped at the next start)")
         echo(f"stand-in OAuth provider (not Shopify, GitHub or Google): {oauth.url}")
         echo(f"stand-in Airbyte API (its syncs run the local simulator): {airbyte.url}")
+        write_instance_config(settings.dagster_home)
         with running_daemon(settings, dagster_instance(settings), echo):
             yield Demo(settings, f"http://127.0.0.1:{port}/signin?token={token}")
 
