@@ -14,7 +14,8 @@ from tenantpulse.analysis.model_store import MODEL_MAX_AGE_DAYS, load_model
 from test_analysis_daily import QUIET_END, _create_mart, stripe_only
 
 DAY_BEFORE, NEXT_DAY = QUIET_END - dt.timedelta(days=1), QUIET_END + dt.timedelta(days=1)
-TABLES = (*ANALYSIS_TABLES, "tenant_features", "analysed_inputs")
+# Every analysis table, and the input hash (with when it was computed).
+TABLES = (*(f"analysis.{t}" for t in (*ANALYSIS_TABLES, "tenant_features")), "ops.analysed_inputs")
 
 
 def _two_tenants() -> pd.DataFrame:
@@ -27,7 +28,7 @@ def _rows(conn, tenant: str, day: dt.date) -> dict[str, list[tuple]]:
     return {
         table: sorted(
             conn.fetch_all(
-                f"select * from analysis.{table} where tenant_id = %s and as_of = %s",
+                f"select * from {table} where tenant_id = %s and as_of = %s",
                 (tenant, day),
             ),
             key=repr,
@@ -105,7 +106,7 @@ def test_a_removed_tenant_is_taken_out_of_the_days_analysed_again(warehouse):
     assert (again.tenant_days_analysed, again.tenant_days_unchanged) == (0, 1)
     with warehouse.connect() as conn:
         for table in TABLES:
-            assert conn.fetch_all(f"select distinct tenant_id from analysis.{table}") in (
+            assert conn.fetch_all(f"select distinct tenant_id from {table}") in (
                 [("acme",)],
                 [],  # anomalies, recommendations: none for a quiet tenant
             ), table
@@ -142,7 +143,7 @@ def test_retraining_on_the_schedule_saves_a_model_the_next_daily_run_scores_with
     daily = analyse_days(warehouse, [QUIET_END], now=scheduled.trained_at)
     assert daily.model_source == "saved"
     with warehouse.connect() as conn:
-        assert conn.fetch_all("select distinct model_id from analysis.analysed_inputs") == [
+        assert conn.fetch_all("select distinct model_id from ops.analysed_inputs") == [
             (scheduled.model_id,)
         ]
     # A backfill of days the saved model has seen past gets a model of its own, not saved.

@@ -2,7 +2,7 @@
 a run evaluates only the tenants whose analysis (or the playbooks) changed since.
 
 What fires for a tenant and day depends only on its analysis of the day (the input hash of
-analysis.analysed_inputs says when that changed), the playbooks, and the ledger's rows nearby
+ops.analysed_inputs says when that changed), the playbooks, and the ledger's rows nearby
 (cooldowns); an evaluation the ledger already holds the outcome of would record nothing new (a
 firing is recorded once, and a firing held back by a nearby row stays held back: rows never go).
 A tenant whose analysis has no input hash (stored by other means) is always evaluated."""
@@ -15,7 +15,7 @@ import hashlib
 import pandas as pd
 
 from tenantpulse.actions.playbooks import PlaybookFile
-from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, INPUTS_TABLE, replace_tenant_days
+from tenantpulse.analysis.tables import INPUTS_SCHEMA, INPUTS_TABLE, replace_tenant_days
 from tenantpulse.warehouse import Connection
 
 EVALUATIONS_SCHEMA, EVALUATIONS_TABLE = "ops", "playbook_evaluations"
@@ -29,10 +29,10 @@ def playbooks_hash(playbook_file: PlaybookFile) -> str:
 def evaluation_keys(conn: Connection, as_of: dt.date, playbooks: str) -> dict[str, str]:
     """tenant -> what its evaluation of the day would be made from (analysis input hash and
     playbooks), for the tenants whose analysis of the day has an input hash."""
-    if not conn.table_exists(ANALYSIS_SCHEMA, INPUTS_TABLE):
+    if not conn.table_exists(INPUTS_SCHEMA, INPUTS_TABLE):
         return {}
     rows = conn.fetch_all(
-        f"select tenant_id, input_hash from {ANALYSIS_SCHEMA}.{INPUTS_TABLE} where as_of = %s",
+        f"select tenant_id, input_hash from {INPUTS_SCHEMA}.{INPUTS_TABLE} where as_of = %s",
         (as_of,),
     )
     return {tenant: f"{input_hash}:{playbooks}" for tenant, input_hash in rows}

@@ -4,7 +4,7 @@ range of days analysed and stored at once (what the analysis asset and the bench
 
 A tenant's analysis of a day is a function of its history rows dated on or before the day, the
 day itself, the churn model and this code, and of nothing else (no other tenant): the hash of
-those (`analysis.analysed_inputs`) says whether a stored tenant-day is still current. A run
+those (`ops.analysed_inputs`) says whether a stored tenant-day is still current. A run
 recomputes only the tenant-days whose hash changed (new or revised rows, a new sync, a new model,
 new code) or that were never analysed (every tenant on a new day: its calendar day moved, so
 freshness and every window did); the others keep their stored rows untouched."""
@@ -26,6 +26,7 @@ from tenantpulse.analysis.model_store import SavedModel, load_model, model_id_of
 from tenantpulse.analysis.tables import (
     ANALYSIS_COLUMNS,
     ANALYSIS_SCHEMA,
+    INPUTS_SCHEMA,
     INPUTS_TABLE,
     replace_tenant_days,
     stored_input_hashes,
@@ -145,7 +146,7 @@ def analyse_days(
         source = "saved"
         if saved is None or saved.is_due(now):
             saved, source = train_saved_model(conn, history, now), "trained and saved"
-        stored = stored_input_hashes(conn, INPUTS_TABLE, days)
+        stored = stored_input_hashes(conn, days)
     if days[0] >= saved.known_until:
         model, model_id = saved.model, saved.model_id
     else:
@@ -175,7 +176,7 @@ def analyse_days(
                 for table, frame in analysed.tables().items()
             }
             replace_tenant_days(conn, WORKFLOW_SCHEMA, WORKFLOW_TABLE, analysed.workflow, replaced)
-            replace_tenant_days(conn, ANALYSIS_SCHEMA, INPUTS_TABLE, inputs, replaced)
+            replace_tenant_days(conn, INPUTS_SCHEMA, INPUTS_TABLE, inputs, replaced)
     else:  # nothing changed: outputs without rows (what the checks look at)
         analysed = analyse_day(history.iloc[0:0], days[-1], model)
     return DaysAnalysed(

@@ -13,7 +13,8 @@ from tenantpulse.sources.raw_table_ddl import logical_type_of
 from tenantpulse.warehouse import Connection, qualified, quote_ident
 
 ANALYSIS_SCHEMA = "analysis"
-INPUTS_TABLE = "analysed_inputs"  # the input hash of each analysed tenant-day (analysis.daily)
+# The input hash of each analysed tenant-day (analysis.daily): bookkeeping, kept in `ops`.
+INPUTS_SCHEMA, INPUTS_TABLE = "ops", "analysed_inputs"
 
 
 DELETE_BATCH = 500  # tenant ids per delete statement
@@ -60,12 +61,12 @@ def replace_tenant_days(
     return conn.write_frame(schema, table, frame)
 
 
-def stored_input_hashes(conn: Connection, table: str, days: list[dt.date]) -> pd.DataFrame:
-    """(tenant_id, as_of, input_hash) of `analysis.<table>` for `days` (none when missing)."""
-    if not days or not conn.table_exists(ANALYSIS_SCHEMA, table):
+def stored_input_hashes(conn: Connection, days: list[dt.date]) -> pd.DataFrame:
+    """(tenant_id, as_of, input_hash) of `ops.analysed_inputs` for `days` (none when missing)."""
+    if not days or not conn.table_exists(INPUTS_SCHEMA, INPUTS_TABLE):
         return pd.DataFrame({"tenant_id": [], "as_of": [], "input_hash": []})
     frame = conn.read_frame(
-        f"select tenant_id, as_of, input_hash from {qualified(ANALYSIS_SCHEMA, table)} "
+        f"select tenant_id, as_of, input_hash from {qualified(INPUTS_SCHEMA, INPUTS_TABLE)} "
         f"where as_of in ({', '.join(['%s'] * len(days))})",
         list(days),
     )

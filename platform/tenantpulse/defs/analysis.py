@@ -92,7 +92,7 @@ DESCRIPTIONS = {
 }
 PARTITIONS_NOTE = (
     " Daily partitions: a run analyses a range of days for every tenant at once, recomputing "
-    "only the tenant-days whose inputs changed (`analysis.analysed_inputs`: a hash of the "
+    "only the tenant-days whose inputs changed (`ops.analysed_inputs`: a hash of the "
     "tenant's rows up to the day, the model and the code) and every tenant on a day not analysed "
     "before; the flow analyses the days around the newest sync, so earlier days stay missing "
     "until backfilled."

@@ -44,7 +44,7 @@ def build_insights_asset(daily_partitions: DailyPartitionsDefinition, llm: LlmSe
             "each tenant's facts of the day (health, churn risk, trends, anomalies, "
             f"recommendations) by {writer}; every number in a sentence must be one of the "
             "tenant's facts, or the sentence is dropped and the template's kept. A tenant-day "
-            "whose analysis (analysis.analysed_inputs) and writer are those its stored row was "
+            "whose analysis (ops.analysed_inputs) and writer are those its stored row was "
             "written from is not written again."
         ),
         # The warehouse's kind (duckdb, postgres) is added by definitions.py.

@@ -1,7 +1,7 @@
 """The insights of a range of analysed days: each tenant's facts read per day, written by the
 deterministic writer or the LLM (with its answer cache), grounded, and stored in
 `analysis.insights`. A tenant-day whose stored insights were written from the same analysis
-(its input hash in analysis.analysed_inputs) by the same writer is not written again: no LLM call,
+(its input hash in ops.analysed_inputs) by the same writer is not written again: no LLM call,
 no new row. The insights asset and the bench call it."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import openai
 import pandas as pd
 
-from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, replace_tenant_days
+from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, INPUTS_SCHEMA, replace_tenant_days
 from tenantpulse.config import LlmSettings
 from tenantpulse.insights.compose import (
     DETERMINISTIC,
@@ -28,12 +28,14 @@ from tenantpulse.insights.compose import (
 from tenantpulse.insights.llm import Cache, LlmWriter, Prices, input_hash
 from tenantpulse.insights.store import (
     INSIGHTS_TABLE,
+    WRITTEN_TABLE,
     facts_of_day,
     insight_keys,
     insights_frame,
     load_cache,
     save_cache,
     tenant_contexts,
+    written_frame,
     written_from_key,
 )
 from tenantpulse.tenants.registry import removed_tenant_ids
@@ -153,12 +155,14 @@ def write_days(
                 f"(failed the grounding check: {'; '.join(dropped.unmatched)}): {dropped.text!r}"
             )
     written_from = {(t, day): key for day, keys in plan.to_write.items() for t, key in keys.items()}
-    frame = insights_frame(results, written_from)
+    frame = insights_frame(results)
     with warehouse.connect() as conn:
         if plan.replaced and (
             not frame.empty or conn.table_exists(ANALYSIS_SCHEMA, INSIGHTS_TABLE)
         ):
             replace_tenant_days(conn, ANALYSIS_SCHEMA, INSIGHTS_TABLE, frame, plan.replaced)
+            written = written_frame(results, written_from)
+            replace_tenant_days(conn, INPUTS_SCHEMA, WRITTEN_TABLE, written, plan.replaced)
         if isinstance(writer, LlmWriter):
             save_cache(conn, writer.cache, llm.model)
     return DaysWritten(days, results, frame, plan.unchanged)

@@ -11,13 +11,20 @@ from collections.abc import Collection, Mapping
 import pandas as pd
 
 from tenantpulse.analysis.document import ANALYSIS_TABLES
-from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, INPUTS_TABLE, OutputColumn, read_days
+from tenantpulse.analysis.tables import (
+    ANALYSIS_SCHEMA,
+    INPUTS_SCHEMA,
+    INPUTS_TABLE,
+    OutputColumn,
+    read_days,
+)
 from tenantpulse.insights.compose import TenantContext, TenantInsights
 from tenantpulse.insights.facts import TenantFacts, tenant_facts
 from tenantpulse.insights.llm import MAX_PR_TITLES, PROMPT_VERSION, Cache
 from tenantpulse.warehouse import Connection
 
 INSIGHTS_TABLE = "insights"
+WRITTEN_TABLE = "insights_written"  # ops.insights_written: what each row was written from
 CACHE_BATCH = 500  # input hashes per lookup query
 
 
@@ -112,12 +119,8 @@ def save_cache(conn: Connection, cache: Cache, model: str) -> int:
     return len(cache.new)
 
 
-def insights_frame(
-    results: list[TenantInsights],
-    written_from: Mapping[tuple[str, dt.date], str | None] | None = None,
-) -> pd.DataFrame:
-    """One `analysis.insights` row per tenant and day; lists are JSON text. `written_from`:
-    (tenant, day) -> the analysis and writer the insights were written from (written_from_key)."""
+def insights_frame(results: list[TenantInsights]) -> pd.DataFrame:
+    """One `analysis.insights` row per tenant and day; lists are JSON text."""
     rows = [
         {
             "tenant_id": r.tenant_id,
@@ -137,26 +140,41 @@ def insights_frame(
             "prompt_tokens": r.written.prompt_tokens,
             "completion_tokens": r.written.completion_tokens,
             "cost_usd": r.written.cost_usd,
-            # A failed LLM call is retried by the next run: its row counts as written from nothing.
-            "written_from": None
-            if r.written.error
-            else (written_from or {}).get((r.tenant_id, r.as_of)),
         }
         for r in results
     ]
-    frame = pd.DataFrame(rows, columns=[c.name for c in INSIGHTS_COLUMNS])
+    frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     # Typed columns even where every value is missing, so the table's schema never depends on a day.
     frame["input_hash"] = frame["input_hash"].astype("string")
     frame["llm_error"] = frame["llm_error"].astype("string")
-    frame["written_from"] = frame["written_from"].astype("string")
     return frame
+
+
+def written_frame(
+    results: list[TenantInsights], written_from: Mapping[tuple[str, dt.date], str | None]
+) -> pd.DataFrame:
+    """`ops.insights_written` rows: what each tenant-day's insights were written from. A failed
+    LLM call is retried by the next run: its row is written from nothing."""
+    return pd.DataFrame(
+        {
+            "tenant_id": pd.Series([r.tenant_id for r in results], dtype="string"),
+            "as_of": [r.as_of for r in results],
+            "written_from": pd.Series(
+                [
+                    None if r.written.error else written_from.get((r.tenant_id, r.as_of))
+                    for r in results
+                ],
+                dtype="string",
+            ),
+        }
+    )
 
 
 def written_from_key(input_hash: str | None, writer: str) -> str | None:
     """What a tenant-day's insights are written from: the hash of its analysed inputs
-    (analysis.analysed_inputs) and the writer (deterministic or the LLM's model). None when the
+    (ops.analysed_inputs) and the writer (deterministic or the LLM's model). None when the
     analysis has no input hash (stored by other means): the insights are then always written."""
     return f"{input_hash}:{writer}" if input_hash else None
 
@@ -174,19 +192,19 @@ def insight_keys(
                 "select tenant_id from analysis.health_scores where as_of = %s", (as_of,)
             )
         )
-    if conn.table_exists(ANALYSIS_SCHEMA, INPUTS_TABLE):
+    if conn.table_exists(INPUTS_SCHEMA, INPUTS_TABLE):
         for tenant, input_hash in conn.fetch_all(
-            "select tenant_id, input_hash from analysis.analysed_inputs where as_of = %s",
+            "select tenant_id, input_hash from ops.analysed_inputs where as_of = %s",
             (as_of,),
         ):
             if tenant in analysed:
                 analysed[tenant] = input_hash
     written: dict[str, str | None] = {}
-    if conn.table_exists(ANALYSIS_SCHEMA, INSIGHTS_TABLE):
-        conn.add_missing_columns(ANALYSIS_SCHEMA, INSIGHTS_TABLE, {"written_from": "varchar"})
+    if conn.table_exists(INPUTS_SCHEMA, WRITTEN_TABLE):
         written = dict(
             conn.fetch_all(
-                "select tenant_id, written_from from analysis.insights where as_of = %s", (as_of,)
+                "select tenant_id, written_from from ops.insights_written where as_of = %s",
+                (as_of,),
             )
         )
     return analysed, written
@@ -213,11 +231,5 @@ INSIGHTS_COLUMNS: tuple[OutputColumn, ...] = tuple(
         ("prompt_tokens", "bigint", "Prompt tokens of the LLM call (0 without one)."),
         ("completion_tokens", "bigint", "Completion tokens of the LLM call."),
         ("cost_usd", "decimal", "Cost of the call at the configured prices, US dollars."),
-        (
-            "written_from",
-            "varchar",
-            "The analysis input hash (analysis.analysed_inputs) and writer the row was written "
-            "from: while both are the same, the tenant-day is not written again.",
-        ),
     )
 )
