@@ -25,6 +25,8 @@ import shutil
 import time
 from pathlib import Path
 
+import duckdb
+
 from bench.catalog_probe import TEMPLATE_HISTORY_DAYS
 from bench.report import load_average, machine
 from bench.run import BENCH_DIR
@@ -35,7 +37,6 @@ from tenantpulse.simulator.run import ensure_simulator_tables, run_simulation
 from tenantpulse.sources.contracts import STREAMS, streams_for
 from tenantpulse.sources.raw_files import (
     file_name,
-    file_reader,
     list_files,
     stream_folder,
 )
@@ -172,7 +173,7 @@ def _copy_templates(raw_path: Path, mix, tenants, rows: int, offset_ms: int = 0)
     template_of = {t.tenant_id: mix[index % 6] for index, t in enumerate(mix)}
     made = 0
     trimmed: dict[Path, Path] = {}
-    with file_reader() as reader:
+    with duckdb.connect() as reader:
         for tenant in tenants:
             template = template_of[tenant.tenant_id]
             if tenant.tenant_id == template.tenant_id and not offset_ms:
@@ -206,7 +207,8 @@ def _read_cost(raw_path: Path, mix, keep) -> None:
         if "stripe" in t.sources
         for f in list_files(stream_folder(raw_path, t.tenant_id, contract.raw_table))[:1]
     ][:UNITS_PER_READ]
-    with file_reader() as reader:
+    with duckdb.connect() as reader:
+        reader.execute("set threads = 1")
         for by_name in (False, True, False, True):
             cpu, wall = time.process_time(), time.perf_counter()
             rows = reader.execute(

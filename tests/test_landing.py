@@ -749,3 +749,54 @@ def test_values_staging_casts_are_checked_at_landing(warehouse):
             "quantity: 1000000000000 is not an integer below 10^12",
             "refunds[*].transactions[*].amount: 'NaN' is not a number that staging can cast",
         ]
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_an_unreadable_raw_file_fails_its_tenant_by_name_and_lands_once_replaced(warehouse):
+    from tenantpulse.sources.raw_files import file_name, list_files, stream_folder
+
+    with warehouse.connect() as conn:
+        for tenant in ("t1", "t2"):
+            write_raw(conn, tenant, "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
+        conn.commit()
+        folder = stream_folder(conn.raw_path, "t2", "stripe_charges")
+        [good] = list_files(folder)
+        broken = folder / file_name(good.epoch_ms + 1)
+        broken.write_bytes(b"not parquet")  # a truncated upload, say
+        outcomes = {o.tenant_id: o for o in land_stream(conn, CHARGES, ["t1", "t2"])}
+        assert outcomes["t1"].status == MERGED
+        assert outcomes["t2"].status == FAILED
+        assert outcomes["t2"].error.startswith("reading raw files user_t2/stripe_charges failed:")
+        assert [r[0] for r in landed(conn, "stripe__charges", "tenant_id, id")] == ["t1"]
+        # Neither of t2's files was landed: once the broken one is replaced, both are read.
+        broken.unlink()
+        write_raw(conn, "t2", "stripe__charges", [charge("ch_2", "paid", 2)], sync_time(2))
+        again = {o.tenant_id: o for o in land_stream(conn, CHARGES, ["t1", "t2"])}
+        assert (again["t1"].status, again["t2"].status) == (UP_TO_DATE, MERGED)
+        assert again["t2"].rows_read == 2
+        assert landed(conn, "stripe__charges", "tenant_id, id") == [
+            ["t1", "ch_1"],
+            ["t2", "ch_1"],
+            ["t2", "ch_2"],
+        ]
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_only_folders_changed_since_landing_are_listed_and_new_files_found(warehouse):
+    from tenantpulse.landing.raw_file_reads import tenants_with_new_files
+
+    with warehouse.connect() as conn:
+        for tenant in ("t1", "t2", "t3"):
+            write_raw(conn, tenant, "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
+        conn.commit()
+        tenants = ["t1", "t2", "t3", "nosource"]
+        assert tenants_with_new_files(conn, CHARGES, tenants) == ["t1", "t2", "t3"]
+        land_stream(conn, CHARGES, tenants)
+        assert tenants_with_new_files(conn, CHARGES, tenants) == []
+        write_raw(conn, "t2", "stripe__charges", [charge("ch_1", "paid", 2)], sync_time(2))
+        assert tenants_with_new_files(conn, CHARGES, tenants) == []  # not committed yet
+        conn.commit()
+        assert tenants_with_new_files(conn, CHARGES, tenants) == ["t2"]
+        [t2] = [o for o in land_stream(conn, CHARGES, tenants) if o.status == MERGED]
+        assert (t2.tenant_id, t2.rows_read) == ("t2", 1)
+        assert tenants_with_new_files(conn, CHARGES, tenants) == []

@@ -110,7 +110,7 @@ def land_stream(
     scans: dict[str, FolderScan] = {}
     if conn.dialect == "duckdb":
         scans = scan_folders(conn, contract, tenant_ids)
-        units, unreadable = file_units(contract, list(scans.values()))
+        units, unreadable = file_units(conn, contract, list(scans.values()))
         for tenant_id, error in unreadable.items():
             _fail(
                 outcomes[tenant_id],

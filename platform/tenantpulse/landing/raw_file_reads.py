@@ -94,13 +94,15 @@ def tenants_with_new_files(
     return [t for t in tenant_ids if scans[t].new_files]
 
 
-def new_file_columns(scans: list[FolderScan]) -> tuple[dict[Path, dict[str, str]], dict[str, str]]:
+def new_file_columns(
+    conn: Connection, scans: list[FolderScan]
+) -> tuple[dict[Path, dict[str, str]], dict[str, str]]:
     """(file -> its columns and types, tenant -> error) for the new files of `scans`: one read of
     every footer, or, if one cannot be read, a read per tenant to name the tenants it fails."""
     files = [f.path for scan in scans for f in scan.new_files]
     if not files:
         return {}, {}
-    with file_reader() as reader:
+    with file_reader(conn) as reader:
         try:
             return file_columns(reader, files), {}
         except Exception:  # noqa: BLE001 - found again tenant by tenant below

@@ -104,12 +104,12 @@ def table_units(
 
 
 def file_units(
-    contract: StreamContract, scans: list[FolderScan]
+    conn: Connection, contract: StreamContract, scans: list[FolderScan]
 ) -> tuple[dict[str, RawUnit], dict[str, str]]:
     """(tenant -> its files not landed yet, tenant -> why they cannot be read) for the scans
     with new files."""
     with_new = [s for s in scans if s.new_files]
-    columns_of, failures = new_file_columns(with_new)
+    columns_of, failures = new_file_columns(conn, with_new)
     units = {}
     for scan in with_new:
         if scan.tenant_id in failures:
@@ -167,7 +167,7 @@ def read_new_rows(
     its files (and RAW_FILE, the file's name), or its table's rows extracted after the tenant's
     watermark (every row without one)."""
     if conn.dialect == "duckdb":
-        return _read_files(units, columns)
+        return _read_files(conn, units, columns)
     parts, params = [], []
     for unit in units:
         part = (
@@ -182,10 +182,10 @@ def read_new_rows(
     return conn.read_frame(" union all ".join(parts), params)
 
 
-def _read_files(units: list[RawUnit], columns: dict[str, str]) -> pd.DataFrame:
+def _read_files(conn: Connection, units: list[RawUnit], columns: dict[str, str]) -> pd.DataFrame:
     tenant_of = {str(path): unit.tenant_id for unit in units for path in unit.files}
     by_name = any(unit.by_name for unit in units)
-    with file_reader() as reader:
+    with file_reader(conn) as reader:
         frame = reader.execute(
             f"select {selected_columns(columns)}, filename from read_parquet(?, "
             f"union_by_name = {str(by_name).lower()}, filename = true)",

@@ -133,13 +133,13 @@ def _next_name(folder: Path, unpublished: Iterable[Path]) -> str:
 
 
 @contextmanager
-def file_reader() -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB connection of its own for reading raw files: a file that fails to read does not
-    abort the warehouse's transaction, and nothing of the warehouse's catalog is loaded."""
-    reader = duckdb.connect()
+def file_reader(conn) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of the warehouse's DuckDB connection `conn` for reading raw files: a transaction
+    of its own, so a file that fails to read does not abort the warehouse's (and a cursor costs a
+    fraction of a millisecond, a new in-memory database about 20 ms)."""
+    reader = conn.raw.cursor()
     try:
         reader.execute("set TimeZone = 'UTC'")
-        reader.execute("set threads = 1")  # small files: threads cost more than they give
         yield reader
     finally:
         reader.close()
