@@ -101,24 +101,28 @@ class DaysAnalysed:
 
 
 def train_saved_model(
-    conn: Connection, history: pd.DataFrame, now: dt.datetime | None = None
+    warehouse: Warehouse, history: pd.DataFrame, now: dt.datetime | None = None
 ) -> SavedModel:
     """Train on the labels known MODEL_LABEL_LAG_DAYS before the newest row and save the model
-    as the newest (what the churn_model asset and a daily run without a usable model do)."""
+    as the newest (what the churn_model asset and a daily run without a usable model do); the
+    warehouse is opened only to save it."""
     newest = history["date"].max()
     known_until = (
         (newest - pd.Timedelta(days=MODEL_LABEL_LAG_DAYS)).date()
         if not history.empty
         else dt.datetime.now(dt.UTC).date()
     )
-    return save_model(conn, train_churn_model(history, known_until), known_until, now)
+    model = train_churn_model(history, known_until)
+    with warehouse.connect() as conn:
+        return save_model(conn, model, known_until, now)
 
 
 def retrain_churn_model(warehouse: Warehouse) -> SavedModel:
     """Train the churn model on the current history and save it as the one the daily runs score
     with (the churn_model asset: on its schedule, or to force retraining)."""
     with warehouse.connect() as conn:
-        return train_saved_model(conn, read_history(conn))
+        history = read_history(conn)
+    return train_saved_model(warehouse, history)
 
 
 def read_history(conn: Connection) -> pd.DataFrame:
@@ -143,10 +147,10 @@ def analyse_days(
     with warehouse.connect() as conn:
         history = read_history(conn)
         saved = load_model(conn)
-        source = "saved"
-        if saved is None or saved.is_due(now):
-            saved, source = train_saved_model(conn, history, now), "trained and saved"
         stored = stored_input_hashes(conn, days)
+    source = "saved"
+    if saved is None or saved.is_due(now):
+        saved, source = train_saved_model(warehouse, history, now), "trained and saved"
     if days[0] >= saved.known_until:
         model, model_id = saved.model, saved.model_id
     else:
