@@ -117,8 +117,10 @@ def _probe(settings, args, keep) -> None:
         )
         keep_find(conn, all_tenants, set(), "find changed tables, nothing written", keep)
 
+        started = time.perf_counter()
         written = _sync(conn, mix, batch, args.new_rows)
-        keep("sync the batch", 0, tenants=len(batch), tables_written=len(written))
+        keep("sync the batch", time.perf_counter() - started, tenants=len(batch),
+             tables_written=len(written))  # fmt: skip
         for attempt in (1, 2, 3):
             keep_find(conn, all_tenants, written, f"find changed tables ({attempt})", keep)
         keep_land(conn, "land the batch, every table of its tenants", keep, batch, read_all=True)
