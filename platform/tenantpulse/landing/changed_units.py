@@ -29,7 +29,8 @@ missed:
   quarantined because its sync time is in the future waits (it is read by every run until the
   clock passes it, docs/landing.md).
 
-DuckDB: every unit is read (`_changed_on_duckdb`, the one place its own detection plugs in).
+DuckDB: every unit goes to land_stream, whose raw-file scan skips the unchanged folders
+(`_changed_on_duckdb` is where a detection deciding before land_stream would plug in).
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def find_changed_units(
 def _changed_on_duckdb(
     conn: Connection, contracts: list[StreamContract], candidates: Mapping[str, list[str]]
 ) -> ChangedUnits:
-    """DuckDB keeps no write counters: every unit is read. The raw layer's own change detection
-    (raw files) plugs in here, returning ChangedUnits like the Postgres one."""
+    """DuckDB keeps no write counters: every unit is handed to land_stream, which checks each raw
+    file folder's modification time itself (raw_file_reads.scan_folders). The one place a DuckDB
+    detection that decides before land_stream (like the Postgres one) plugs in."""
     return _every_unit(candidates, NO_DETECTION)
 
 
