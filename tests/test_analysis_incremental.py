@@ -260,3 +260,20 @@ def test_playbooks_are_evaluated_again_only_for_a_changed_analysis_or_playbook(
         assert conn.fetch_all(
             "select tenant_id, playbook, action, as_of from ops.action_log order by 1, 2, 3, 4"
         ) == [row[:4] for row in ledger]
+
+
+def test_the_churn_model_job_retrains_and_saves_the_model(settings, warehouse):
+    import dagster as dg
+
+    from tenantpulse.definitions import build_definitions
+
+    _create_mart(warehouse, _two_tenants())
+    job = build_definitions(settings).resolve_job_def("churn_model_job")
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    metadata = result.asset_materializations_for_node("analysis__churn_model")[0].metadata
+    with warehouse.connect() as conn:
+        saved = load_model(conn)
+    assert metadata["model_id"].value == saved.model_id
+    assert metadata["known_until"].value == (QUIET_END - dt.timedelta(days=7)).isoformat()
+    assert metadata["trained_on"].value == saved.model.trained_on
