@@ -687,6 +687,50 @@ def test_daily_windowed_runs_give_the_rows_of_a_full_build(settings, warehouse):
         assert rows(warehouse, f"select * from analytics.{mart} order by {key}") == full[mart], mart
 
 
+def test_a_day_of_one_tenants_new_rows_built_incrementally_equals_a_full_build(settings, warehouse):
+    """The flow's day after a first build: tenant hand's second sync (pull request 3 merged on
+    Nov 7, a commit by a new author on Nov 7) is landed, the marts are built over the window
+    from Nov 6 (the run's row of ops.dbt_run_window), and every incremental mart then equals a
+    full refresh. By hand: hand's November gains one merged pull request, one commit and one
+    active author (ann, bob, dev@example.com, then cy); yen, which synced nothing, keeps its
+    rows."""
+    load_hand_made_data(warehouse)
+    marts = INCREMENTAL_MARTS | MONTHLY_MARTS
+    dbt(settings, "run")  # the first build: every model, every date
+
+    def mart_rows() -> dict[str, list[tuple]]:
+        return {
+            mart: rows(warehouse, f"select * from analytics.{mart} order by {key}")
+            for mart, key in marts.items()
+        }
+
+    november = (
+        "select prs_merged, commits, active_authors from analytics.developer_activity_monthly"
+        " where tenant_id = 'hand' and month = '2026-11-01'"
+    )
+    yen = "select * from analytics.revenue_daily where tenant_id = 'yen' order by date, currency"
+    assert rows(warehouse, november) == [(1, 2, 3)]
+    yen_before = rows(warehouse, yen)
+
+    merged = pull_request(103, 3, "ann", "2026-11-05 08:00", "2026-11-07 08:00", "2026-11-07 08:00")
+    new_commit = commit("c3", "2026-11-07 10:00", "cy@example.com", login="cy")
+    with warehouse.connect() as conn:
+        for stream, record in (("github__pull_requests", merged), ("github__commits", new_commit)):
+            write_raw(conn, "hand", stream, [as_airbyte_writes(record)], sync_time(8))
+            land_stream(conn, STREAMS_BY_NAME[stream], TENANTS)
+        write_run_window(
+            conn, "day-8", daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 8), True)
+        )
+    done = run_dbt(settings, ["run", "--select", *marts], True, "day-8")
+    assert done.returncode == 0, done.stdout[-6000:]
+    incremental = mart_rows()
+    assert rows(warehouse, november) == [(2, 3, 4)]
+    assert rows(warehouse, yen) == yen_before != []
+
+    dbt(settings, "run", "--full-refresh", "--select", *marts)
+    assert incremental == mart_rows()
+
+
 def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_day(
     settings, warehouse
 ):
