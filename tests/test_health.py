@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tenantpulse.analysis import health
+from tenantpulse.analysis import checks, health
 from test_patterns import last_day, load_demo, make_history
 
 DAYS = 60
@@ -125,3 +125,18 @@ def test_demo_churning_tenant_is_less_healthy_than_steady_growth():
     assert result.loc["globex_churn", "health_score"] < result.loc["acme_growth", "health_score"]
     assert result.loc["globex_churn", "override"] is not None  # ~27% failed charges
     assert "engineering" not in result.loc["umbrella_spikes", "components_used"]
+
+
+def test_a_day_no_component_measured_has_no_score_and_the_others_are_scored():
+    # Shopify only, 20 days (no 30-day revenue comparison yet), its history brought by a sync
+    # after as_of: nothing measured that day. It must not stop the other tenant's score.
+    unmeasured = make_history("newshop", days=20, sources=("shopify",), revenue=np.full(20, 5.0))
+    unmeasured["last_synced_at"] = pd.NaT
+    result = scores(pd.concat([business(), unmeasured]), last_day(unmeasured))
+    assert pd.isna(result.loc["newshop", "health_score"])
+    assert result.loc["newshop", "components_used"] == ""
+    assert result.loc["t1", "health_score"] > 0
+    assert result["health_score"].dtype == "Int64"  # a bigint column, NULL when unmeasured
+    frame = result.reset_index().assign(as_of=last_day(unmeasured))
+    assert checks._health_out_of_range(frame) == []  # the check accepts an unmeasured day
+    assert checks._health_out_of_range(frame.assign(components_used="revenue"))  # not otherwise

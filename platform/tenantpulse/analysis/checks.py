@@ -61,7 +61,8 @@ CHECKS: dict[str, tuple[tuple[str, str], ...]] = {
         ),
         (
             HEALTH_IN_RANGE,
-            "health_score is present and within 0..100, and so is every component the tenant has.",
+            "health_score is within 0..100 (NULL only on a day no component measured), and so is "
+            "every component the tenant has.",
         ),
         _ACTIVE,
     ),
@@ -192,7 +193,8 @@ def _health_out_of_range(frame: pd.DataFrame) -> list[str]:
         row = row._asdict()
         where = f"{row['tenant_id']} {_day(row['as_of'])}"
         score = row["health_score"]
-        if pd.isna(score) or not 0 <= score <= 100:
+        unscored = pd.isna(score) and not row["components_used"]  # nothing measured that day
+        if not unscored and (pd.isna(score) or not 0 <= score <= 100):
             bad.append(f"{where}: health_score {score}")
         for component in WEIGHTS:
             value = row.get(component)

@@ -149,7 +149,9 @@ def health_scores(
     score = (weighted / present.mul(weights).sum(axis=1)).round()
     failed = metrics["failed_charge_rate_30d"]
     capped = failed >= FAILED_RATE_OVERRIDE
-    out["health_score"] = score.where(~capped, np.minimum(score, OVERRIDE_CAP)).astype(int)
+    # A tenant-day no component measured (say, a history day before its first sync, of a source
+    # with no trend yet) has no score: NULL, with components_used empty.
+    out["health_score"] = score.where(~capped, np.minimum(score, OVERRIDE_CAP)).astype("Int64")
     out["components_used"] = present.apply(lambda row: ",".join(row.index[row]), axis=1)
     out["override"] = None
     reasons = failed[capped].map(

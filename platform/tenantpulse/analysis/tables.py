@@ -159,7 +159,12 @@ ANALYSIS_COLUMNS: dict[str, tuple[OutputColumn, ...]] = {
         ("kind", "varchar", "spike or drop."),
     ),
     "health_scores": _cols(
-        ("health_score", "bigint", "0-100: weighted mean of the components the tenant has."),
+        (
+            "health_score",
+            "bigint",
+            "0-100: weighted mean of the components the tenant has; NULL on a day none measured "
+            "anything (components_used empty).",
+        ),
         ("revenue", "decimal", "Component 0-100 (weight 0.35): revenue MoM growth, MRR slope."),
         ("payments", "decimal", "Component 0-100 (0.2): failed-charge and cancellation rates."),
         ("engineering", "decimal", "Component 0-100 (0.2): hours to merge, PR throughput trend."),
