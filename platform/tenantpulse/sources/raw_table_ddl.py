@@ -24,7 +24,11 @@ def write_raw_frame(
     schema = raw_schema(tenant_id)
     conn.ensure_schema(schema)
     ensure_raw_table(conn, schema, contract.raw_table, types, list(frame.columns))
-    return conn.write_frame(schema, contract.raw_table, frame)
+    written = conn.write_frame(schema, contract.raw_table, frame)
+    # Landing finds changed tables by their write counters (landing.changed_units), which a
+    # backend publishes at most once a second: ours are published as soon as it is idle.
+    conn.execute("select pg_stat_force_next_flush()")
+    return written
 
 
 def raw_column_types(contract: StreamContract, frame: pd.DataFrame) -> dict[str, str]:
