@@ -29,6 +29,7 @@ from tenantpulse.flow_runs import (
     run_flow,
     running_daemon,
 )
+from tenantpulse.simulator.bulk import run_bulk_simulation
 from tenantpulse.simulator.run import ensure_simulator_tables, run_simulation
 from tenantpulse.sources.sync_history import ensure_sync_history
 from tenantpulse.tenants.registry import list_tenants
@@ -59,10 +60,16 @@ STEP_EVENTS = {
 DUCKDB_TENANTS_PER_CALL = 100
 
 
-def simulate(settings: Settings, workers: int, tenant_ids: list[str] | None = None) -> dict:
+def simulate(
+    settings: Settings,
+    workers: int,
+    tenant_ids: list[str] | None = None,
+    bulk_templates: int | None = None,
+) -> dict:
     """One sync of each registered tenant's sources (of `tenant_ids`, default all) through
     `run_simulation`: DuckDB in this process (one writing process per file), Postgres split over
-    `workers` processes."""
+    `workers` processes. With `bulk_templates`, the simulator's bulk mode instead, in one call
+    (each template's sync generated once for all its tenants; docs/simulator.md)."""
     with open_warehouse(settings.warehouse).connect() as conn:
         tenants = list_tenants(conn)
         if tenant_ids is not None:
@@ -73,7 +80,19 @@ def simulate(settings: Settings, workers: int, tenant_ids: list[str] | None = No
         ensure_simulator_tables(conn)
         ensure_sync_history(conn)
     started = time.perf_counter()
-    if settings.warehouse.dialect == "duckdb":
+    if bulk_templates:
+        workers = 1 if settings.warehouse.dialect == "duckdb" else workers
+        syncs = run_bulk_simulation(
+            open_warehouse(settings.warehouse),
+            tenants,
+            settings.simulator,
+            workers=workers,
+            templates_per_profile=bulk_templates,
+            show_progress=False,
+        )
+        counts = [(sum(s.records for s in syncs), sum(1 for s in syncs if s.error))]
+        method = f"run_bulk_simulation, {bulk_templates} templates a profile, {workers} process(es)"
+    elif settings.warehouse.dialect == "duckdb":
         counts = [_simulate_in_batches(settings, tenants)]
         workers = 1
         method = f"run_simulation, {DUCKDB_TENANTS_PER_CALL} tenants per call"
