@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from tenantpulse.landing.merge import FAILED, LANDING_SCHEMA, TenantLanding
+from tenantpulse.landing.merge import FAILED, LANDING_SCHEMA, TenantLanding, staged
 from tenantpulse.sources.contracts import StreamContract, raw_schema
 from tenantpulse.sources.sync_history import SUCCEEDED
-from tenantpulse.warehouse import Connection, qualified, quote_ident
+from tenantpulse.warehouse import Connection, qualified
 
 STATS_TABLE = "raw_table_stats"
 # Postgres flushes a backend's counts within PGSTAT_MAX_INTERVAL (60 s) even under contention.
@@ -214,19 +214,11 @@ def save_landed_units(
             "stats_epoch",
         ],
     ).assign(counted_at=found.counted_at)
-    stage_name = f"stage_{STATS_TABLE}"
-    stage = qualified(conn.temp_schema, stage_name)
-    conn.execute(f"drop table if exists {stage}")
-    conn.execute(
-        f"create temp table {quote_ident(stage_name)} as "
-        f"select * from {qualified(LANDING_SCHEMA, STATS_TABLE)} where 1 = 0"
-    )
-    conn.write_frame(conn.temp_schema, stage_name, rows)
     updates = ", ".join(f"{c} = excluded.{c}" for c in rows.columns[2:])
-    conn.execute(
-        f"insert into {qualified(LANDING_SCHEMA, STATS_TABLE)} select * from {stage} "
-        f"on conflict (table_schema, table_name) do update set {updates}"
-    )
-    conn.execute(f"drop table {stage}")
+    with staged(conn, STATS_TABLE, rows) as stage:
+        conn.execute(
+            f"insert into {qualified(LANDING_SCHEMA, STATS_TABLE)} select * from {stage} "
+            f"on conflict (table_schema, table_name) do update set {updates}"
+        )
     conn.commit()
     return len(saved)

@@ -313,7 +313,7 @@ def _latest_versions(contract: StreamContract, rows: pd.DataFrame) -> pd.DataFra
 
 
 @contextmanager
-def _staged(conn: Connection, table: str, rows: pd.DataFrame) -> Iterator[str]:
+def staged(conn: Connection, table: str, rows: pd.DataFrame) -> Iterator[str]:
     """`rows` in a temporary table shaped like `landing.<table>`; yields its qualified name."""
     stage_name = f"stage_{table}"
     stage = qualified(conn.temp_schema, stage_name)
@@ -332,7 +332,7 @@ def _replace_rows(conn: Connection, table: str, rows: pd.DataFrame, key: tuple[s
     target = qualified(LANDING_SCHEMA, table)
     matches = " and ".join(f"t.{quote_ident(c)} = s.{quote_ident(c)}" for c in key)
     columns = ", ".join(quote_ident(c) for c in rows.columns)
-    with _staged(conn, table, rows) as stage:
+    with staged(conn, table, rows) as stage:
         conn.execute(f"delete from {target} as t using {stage} as s where {matches}")
         conn.execute(f"insert into {target} ({columns}) select {columns} from {stage}")
 
@@ -359,7 +359,7 @@ def _quarantine_frame(contract: StreamContract, tenants: pd.Series, checked) -> 
 def _insert_quarantine(conn: Connection, rows: pd.DataFrame) -> None:
     """Add rows not quarantined before (keyed by the hash of their content)."""
     rows = rows.drop_duplicates(["tenant_id", "stream", "record_hash"])
-    with _staged(conn, "quarantine", rows) as stage:
+    with staged(conn, "quarantine", rows) as stage:
         conn.execute(f"insert into landing.quarantine select * from {stage} on conflict do nothing")
 
 
