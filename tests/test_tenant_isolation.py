@@ -219,7 +219,9 @@ def test_a_dbt_error_still_fails_the_views_with_dbts_message_after_naming_the_fi
             " 1793923200, 'raw-re', %s)",
             (sync_time(7),),
         )
-    result = run_job(settings, dagster_instance(settings), "dbt_job")
+    # A day's partition, as every dbt_job run the flow launches has one (a range).
+    day = settings.daily_partitions_end.isoformat()
+    result = run_job(settings, dagster_instance(settings), "dbt_job", partition_key=day)
     assert not result.success
     assert "dbt build" in step_errors(result) and "does not exist" not in step_errors(result)
     checks = [
