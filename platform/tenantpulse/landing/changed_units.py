@@ -29,8 +29,7 @@ missed:
   quarantined because its sync time is in the future waits (it is read by every run until the
   clock passes it, docs/landing.md).
 
-DuckDB: every unit goes to land_stream, whose raw-file scan skips the unchanged folders
-(`_changed_on_duckdb` is where a detection deciding before land_stream would plug in).
+DuckDB: every unit goes to land_stream, whose raw-file scan skips the unchanged folders.
 """
 
 from __future__ import annotations
@@ -91,15 +90,8 @@ def find_changed_units(
         return _every_unit(candidates, READ_ALL_ASKED)
     if conn.dialect == "postgres":
         return _changed_by_counters(conn, contracts, candidates)
-    return _changed_on_duckdb(conn, contracts, candidates)
-
-
-def _changed_on_duckdb(
-    conn: Connection, contracts: list[StreamContract], candidates: Mapping[str, list[str]]
-) -> ChangedUnits:
-    """DuckDB keeps no write counters: every unit is handed to land_stream, which checks each raw
-    file folder's modification time itself (raw_file_reads.scan_folders). The one place a DuckDB
-    detection that decides before land_stream (like the Postgres one) plugs in."""
+    # DuckDB's raw layer is files: land_stream checks each folder's modification time itself
+    # (raw_file_reads.scan_folders), so every unit is handed to it.
     return _every_unit(candidates, NO_DETECTION)
 
 
