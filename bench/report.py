@@ -151,6 +151,7 @@ def day_targets_markdown(data: dict) -> list[str]:
     if not kinds:
         return []
     scale = 1.0 if data["tenants"] >= 10_000 else 0.1
+    at = "10,000" if scale == 1.0 else "1,000"
     labels = {
         "simulate": "simulate the first syncs, s",
         "first_load": "first load: land + dbt + analyse + act, s",
@@ -161,7 +162,7 @@ def day_targets_markdown(data: dict) -> list[str]:
     measures = {k: day_measures(sections[k]) for k in kinds}
     lines = [
         "",
-        f"## Against the targets of issue 19 (times: {scale:g} x the 10,000-tenant ones)",
+        f"## Against the targets of issue 19 at {at} tenants (this run: {data['tenants']:,})",
         "",
     ]
     lines += [
