@@ -39,6 +39,7 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
         "dbt_job",
         "analyse_job",
         "act_job",
+        "churn_model_job",  # the churn model, trained on its weekly schedule
     ]
     assert defs.resolve_job_def("land_job").partitions_def is None
     daily = defs.resolve_job_def("dbt_job").partitions_def
