@@ -6,6 +6,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from rawdata import has_raw, raw_columns, raw_relation
 from tenantpulse.simulator import run as simulator_run
 from tenantpulse.simulator.bulk import (
     assign_templates,
@@ -19,7 +20,8 @@ from tenantpulse.simulator.github import org_name
 from tenantpulse.simulator.google_analytics import property_id
 from tenantpulse.simulator.shopify import shop_url, vendor_name
 from tenantpulse.simulator.world import stable_hash
-from tenantpulse.sources.contracts import streams_for
+from tenantpulse.sources.contracts import STREAMS_BY_NAME, streams_for
+from tenantpulse.sources.raw_table_ddl import write_raw_frame
 
 FIRST_SYNC = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)  # conftest's TENANTPULSE_SIM_END_DATE
 TEMPLATES = 2
@@ -33,20 +35,6 @@ def settings(tmp_path, warehouse_url):
     return make_settings(
         tmp_path, warehouse_url, TENANTPULSE_SIM_HISTORY_DAYS="28", TENANTPULSE_SIM_VOLUME="0.1"
     )
-
-
-@pytest.fixture
-def written(monkeypatch):
-    """Every frame the simulator writes, as (tenant_id, stream, frame), still written."""
-    calls = []
-    real = simulator_run.write_raw_frame
-
-    def spy(conn, tenant_id, contract, frame):
-        calls.append((tenant_id, contract.name, frame))
-        return real(conn, tenant_id, contract, frame)
-
-    monkeypatch.setattr(simulator_run, "write_raw_frame", spy)
-    return calls
 
 
 def seven_bulk_tenants(warehouse):
@@ -91,8 +79,50 @@ def as_tenant(frame, world_id, tenant_id):
     return out
 
 
+def raw_rows(conn, tenant_id, stream, extracted_at):
+    """(the tenant's raw rows of `stream` synced at `extracted_at` in _airbyte_raw_id order, their
+    column types), read back from its tables or files; None when there are none."""
+    table = STREAMS_BY_NAME[stream].raw_table
+    if not has_raw(conn, tenant_id, table):
+        return None
+    frame = conn.read_frame(
+        f"select * from {raw_relation(conn, tenant_id, table)} "
+        "where _airbyte_extracted_at = %s order by _airbyte_raw_id",
+        (extracted_at,),
+    )
+    assert frame["_airbyte_raw_id"].is_unique
+    return None if frame.empty else (frame, raw_columns(conn, tenant_id, table))
+
+
+def written_syncs(warehouse, tenants, extracted_at):
+    """(tenant_id, stream) -> its rows synced at `extracted_at`, read back as raw_rows."""
+    with warehouse.connect() as conn:
+        return {
+            (t.tenant_id, contract.name): raw_rows(conn, t.tenant_id, contract.name, extracted_at)
+            for t in tenants
+            for source in t.sources
+            for contract in streams_for(source)
+        }
+
+
+def assert_written_as(warehouse, tenant_id, stream, expected, extracted_at, written):
+    """The tenant's raw rows of `stream` are exactly what the raw layer's normal writer
+    (write_raw_frame) makes of the `expected` frame: same columns and types, same values."""
+    reference = f"ref_{tenant_id}"
+    with warehouse.connect() as conn:
+        write_raw_frame(conn, reference, STREAMS_BY_NAME[stream], expected)
+        conn.commit()
+        want = raw_rows(conn, reference, stream, extracted_at)
+    got = written[(tenant_id, stream)]
+    if want is None or got is None:  # DuckDB: a sync without rows writes no file
+        assert got is None and want is None and expected.empty, (tenant_id, stream)
+        return
+    assert got[1] == want[1], (tenant_id, stream)
+    pd.testing.assert_frame_equal(got[0], want[0])
+
+
 def test_a_bulk_first_sync_gives_each_tenant_its_template_world_under_its_own_id(
-    settings, warehouse, written
+    settings, warehouse
 ):
     tenants = seven_bulk_tenants(warehouse)
     syncs = run_bulk_simulation(
@@ -120,7 +150,7 @@ def test_a_bulk_first_sync_gives_each_tenant_its_template_world_under_its_own_id
     )
     assert sorted(state) == sorted((t, s, 1) for t, s in by_sync)
 
-    frames = {(tenant_id, stream): frame for tenant_id, stream, frame in written}
+    written = written_syncs(warehouse, tenants, FIRST_SYNC)
     window = SyncWindow(1, FIRST_SYNC, None)
     for i, tenant in enumerate(tenants):
         demo = DEMO_TENANTS[i % 6]
@@ -129,40 +159,45 @@ def test_a_bulk_first_sync_gives_each_tenant_its_template_world_under_its_own_id
             # The normal simulator's frames of a tenant of this profile: same columns and types.
             normal = world_frames(tenant.tenant_id, demo.profile, source, window, settings)
             template = world_frames(world_id, demo.profile, source, window, settings)
+            rows = 0
             for contract in streams_for(source):
-                frame = frames[(tenant.tenant_id, contract.name)]
+                expected = as_tenant(template[contract.name], world_id, tenant.tenant_id)
                 reference = normal[contract.name]
-                assert list(frame.columns) == list(reference.columns), contract.name
-                assert list(frame.dtypes) == list(reference.dtypes), contract.name
-                pd.testing.assert_frame_equal(
-                    frame, as_tenant(template[contract.name], world_id, tenant.tenant_id)
+                assert list(expected.columns) == list(reference.columns), contract.name
+                assert list(expected.dtypes) == list(reference.dtypes), contract.name
+                assert_written_as(
+                    warehouse, tenant.tenant_id, contract.name, expected, FIRST_SYNC, written
                 )
-                text = frame.select_dtypes(object).astype(str)
-                assert not text.apply(lambda c: c.str.contains("template")).any().any()
+                rows += len(expected)
+                if written[(tenant.tenant_id, contract.name)] is not None:
+                    frame = written[(tenant.tenant_id, contract.name)][0]
+                    text = frame.astype(str)
+                    assert not text.apply(lambda c: c.str.contains("template")).any().any()
+            assert by_sync[(tenant.tenant_id, source)].records == rows
         if "github" in tenant.sources:
-            repos = frames[(tenant.tenant_id, "github__repositories")]
+            repos = written[(tenant.tenant_id, "github__repositories")][0]
             assert repos["full_name"].str.startswith(org_name(tenant.tenant_id) + "/").all()
         if "shopify" in tenant.sources:
-            orders = frames[(tenant.tenant_id, "shopify__orders")]
+            orders = written[(tenant.tenant_id, "shopify__orders")][0]
             assert set(orders["shop_url"]) == {shop_url(tenant.tenant_id)}
         if "google_analytics" in tenant.sources:
-            overview = frames[(tenant.tenant_id, "google_analytics__website_overview")]
+            overview = written[(tenant.tenant_id, "google_analytics__website_overview")][0]
             assert set(overview["property_id"]) == {property_id(stable_hash(tenant.tenant_id))}
     # bulk_00000 and bulk_00006 share a profile: the same template when their ids hash alike.
     same = worlds["bulk_00000"] == worlds["bulk_00006"]
-    charges = [frames[(t, "stripe__charges")] for t in ("bulk_00000", "bulk_00006")]
+    charges = [written[(t, "stripe__charges")][0] for t in ("bulk_00000", "bulk_00006")]
     assert charges[0].equals(charges[1]) == same
 
 
-def test_the_next_day_after_a_bulk_first_sync_adds_one_day_for_every_tenant(
-    settings, warehouse, written
-):
+def test_the_next_day_after_a_bulk_first_sync_adds_one_day_for_every_tenant(settings, warehouse):
     tenants = seven_bulk_tenants(warehouse)
     run_bulk_simulation(
         warehouse, tenants, settings.simulator, templates_per_profile=TEMPLATES, show_progress=False
     )
-    first = {(t, s): len(f) for t, s, f in written}
-    written.clear()
+    first = {
+        key: 0 if rows is None else len(rows[0])
+        for key, rows in written_syncs(warehouse, tenants, FIRST_SYNC).items()
+    }
     # The next day, as `tenantpulse simulate` runs it.
     syncs = simulator_run.run_simulation(
         warehouse, tenants, settings.simulator, show_progress=False
@@ -176,24 +211,26 @@ def test_the_next_day_after_a_bulk_first_sync_adds_one_day_for_every_tenant(
             "select job_id, count(*) from ops.airbyte_sync_history group by job_id order by 1"
         )
     assert jobs == [("sim-1", 22), ("sim-2", 22)]
+    written = written_syncs(warehouse, tenants, next_day)
     window = SyncWindow(2, next_day, FIRST_SYNC)
     profiles = {t.tenant_id: DEMO_TENANTS[i % 6].profile for i, t in enumerate(tenants)}
-    for tenant_id, stream, frame in written:
+    per_tenant, per_sync = {}, {}
+    for (tenant_id, stream), rows in written.items():
         # Only the new day's rows: one day of the template's world, under the tenant's names.
         source = stream.split("__")[0]
         world_id = worlds[tenant_id]
         template = world_frames(world_id, profiles[tenant_id], source, window, settings)[stream]
-        pd.testing.assert_frame_equal(frame, as_tenant(template, world_id, tenant_id))
-        assert (frame["_airbyte_extracted_at"] == pd.Timestamp(next_day)).all()
-        assert len(frame) < first[(tenant_id, stream)] or first[(tenant_id, stream)] < 10
-        if source == "stripe":  # cursors: epoch seconds, every row changed within the day
-            updated = frame["updated"].astype("int64")
+        expected = as_tenant(template, world_id, tenant_id)
+        assert_written_as(warehouse, tenant_id, stream, expected, next_day, written)
+        per_tenant[tenant_id] = per_tenant.get(tenant_id, 0) + len(expected)
+        per_sync[(tenant_id, source)] = per_sync.get((tenant_id, source), 0) + len(expected)
+        assert len(expected) < first[(tenant_id, stream)] or first[(tenant_id, stream)] < 10
+        if source == "stripe" and rows is not None:  # cursors: epoch seconds, changed that day
+            updated = rows[0]["updated"].astype("int64")
             assert (updated > FIRST_SYNC.timestamp()).all() and (
                 updated <= next_day.timestamp()
             ).all()
-    per_tenant = {}
-    for tenant_id, _, frame in written:
-        per_tenant[tenant_id] = per_tenant.get(tenant_id, 0) + len(frame)
+    assert per_sync == {(s.tenant_id, s.source): s.records for s in syncs}
     assert set(per_tenant) == {t.tenant_id for t in tenants}
     assert all(0 < rows < 1_000 for rows in per_tenant.values()), per_tenant
 

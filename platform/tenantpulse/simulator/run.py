@@ -22,15 +22,14 @@ from tqdm import tqdm
 from tenantpulse.config import SimulatorSettings
 from tenantpulse.simulator.generator import SyncWindow, generate_sync
 from tenantpulse.simulator.profiles import PROFILES, default_profile_for
-from tenantpulse.simulator.templates import TenantRewrite
-from tenantpulse.sources.contracts import STREAMS_BY_NAME
-from tenantpulse.sources.raw_table_ddl import write_raw_frame
+from tenantpulse.simulator.templates import TemplateSync
+from tenantpulse.sources.raw_table_ddl import publish_write_counts
 from tenantpulse.sources.sync_history import (
     FAILED,
     SUCCEEDED,
     SyncRecord,
     ensure_sync_history,
-    record_sync,
+    record_syncs,
 )
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.registry import Tenant
@@ -170,8 +169,13 @@ def simulate_sync(
 ) -> SimulatedSync:
     """Generate and write one sync of one (tenant, source); the caller owns the transaction."""
     [plan] = plan_syncs(conn, [(tenant_id, source)], settings, dt.datetime.now(dt.UTC))
-    generated = _generate(plan, settings)
-    return _write_sync(conn, plan, TenantRewrite(generated, plan.world_id).apply(plan.tenant_id))
+    template = TemplateSync.stage(conn, _generate(plan, settings), plan.world_id)
+    try:
+        rows_by_stream = template.write(conn, plan.tenant_id)
+    finally:
+        template.drop(conn)
+    _save_states(conn, [plan])
+    return _succeeded(plan, rows_by_stream)
 
 
 def _generate(plan: SyncPlan, settings: SimulatorSettings) -> dict[str, pd.DataFrame]:
@@ -186,26 +190,7 @@ def _generate(plan: SyncPlan, settings: SimulatorSettings) -> dict[str, pd.DataF
     )
 
 
-def _write_sync(conn: Connection, plan: SyncPlan, frames: dict[str, pd.DataFrame]) -> SimulatedSync:
-    rows_by_stream = {
-        name: write_raw_frame(conn, plan.tenant_id, STREAMS_BY_NAME[name], frame)
-        for name, frame in frames.items()
-    }
-    conn.execute(
-        "delete from ops.simulator_state where tenant_id = %s and source = %s",
-        (plan.tenant_id, plan.source),
-    )
-    conn.execute(
-        "insert into ops.simulator_state (tenant_id, source, history_start, sync_number, "
-        "extracted_at) values (%s, %s, %s, %s, %s)",
-        (
-            plan.tenant_id,
-            plan.source,
-            plan.history_start,
-            plan.window.sync_number,
-            plan.window.extracted_at,
-        ),
-    )
+def _succeeded(plan: SyncPlan, rows_by_stream: dict[str, int]) -> SimulatedSync:
     return SimulatedSync(
         plan.tenant_id,
         plan.source,
@@ -215,6 +200,34 @@ def _write_sync(conn: Connection, plan: SyncPlan, frames: dict[str, pd.DataFrame
     )
 
 
+def _save_states(conn: Connection, plans: list[SyncPlan]) -> None:
+    """Each plan's (tenant, source) state: the sync it has just written, in two statements."""
+    pairs = " or ".join(["(tenant_id = %s and source = %s)"] * len(plans))
+    conn.execute(
+        f"delete from ops.simulator_state where {pairs}",
+        [v for plan in plans for v in (plan.tenant_id, plan.source)],
+    )
+    conn.execute(
+        "insert into ops.simulator_state (tenant_id, source, history_start, sync_number, "
+        "extracted_at) values " + ", ".join(["(%s, %s, %s, %s, %s)"] * len(plans)),
+        [
+            v
+            for plan in plans
+            for v in (
+                plan.tenant_id,
+                plan.source,
+                plan.history_start,
+                plan.window.sync_number,
+                plan.window.extracted_at,
+            )
+        ],
+    )
+
+
+# Syncs written in one transaction: a commit each made the bookkeeping cost as much as the data.
+SYNCS_PER_COMMIT = 200
+
+
 def run_simulation(
     warehouse: Warehouse,
     tenants: list[Tenant],
@@ -222,11 +235,12 @@ def run_simulation(
     show_progress: bool = True,
     workers: int = 1,
 ) -> list[SimulatedSync]:
-    """One new sync for every tenant and connected source, each committed on its own. A failing
-    (tenant, source) is rolled back, recorded as a failed sync with its error, and does not stop
-    the others. One connection per process: opening a DuckDB file reads its whole catalog, so a
-    connection per sync made the simulation quadratic in tenants. On Postgres, `workers`
-    processes share the syncs; DuckDB takes one writing process."""
+    """One new sync for every tenant and connected source, committed SYNCS_PER_COMMIT at a time.
+    A failing (tenant, source) is rolled back, recorded as a failed sync with its error, and does
+    not stop the others (a batch that fails is written again one sync at a time). One connection
+    per process: opening a DuckDB file reads its whole catalog, so a connection per sync made the
+    simulation quadratic in tenants. On Postgres, `workers` processes share the syncs; DuckDB
+    takes one writing process."""
     jobs = [(t.tenant_id, s) for t in tenants for s in t.sources]
     with warehouse.connect() as conn:
         # Made once here: concurrent `create table if not exists` of the same table fails in
@@ -235,27 +249,28 @@ def run_simulation(
         ensure_sync_history(conn)
         plans = plan_syncs(conn, jobs, settings, dt.datetime.now(dt.UTC))
         conn.commit()
-    # A generation's syncs one after the other (else in the order given), so each is generated
+    # A generation's syncs together (else in the order given), so each is generated and staged
     # once and only one is held in memory. On Postgres each world goes whole to one worker: its
     # generations once, and each tenant's syncs in one process (two creating a tenant's schema at
     # once collide on pg_namespace).
     generations: dict[tuple, list[SyncPlan]] = {}
     for plan in plans:
         generations.setdefault(plan.generation, []).append(plan)
-    worlds: dict[str, list[SyncPlan]] = {}
+    worlds: dict[str, list[list[SyncPlan]]] = {}
     for group in generations.values():
-        worlds.setdefault(group[0].world_id, []).extend(group)
+        worlds.setdefault(group[0].world_id, []).append(group)
     workers = min(workers, len(worlds))
     if workers <= 1 or warehouse.dialect == "duckdb":
-        ordered = [plan for group in generations.values() for plan in group]
-        return _simulate_plans(warehouse, ordered, settings, "simulate", show_progress)
-    shares: list[list[SyncPlan]] = [[] for _ in range(workers)]
-    for world in sorted(worlds.values(), key=len, reverse=True):
-        min(shares, key=len).extend(world)  # the largest worlds first, each to the least loaded
+        groups = list(generations.values())
+        return _simulate_generations(warehouse, groups, settings, "simulate", show_progress)
+    shares: list[list[list[SyncPlan]]] = [[] for _ in range(workers)]
+    for world in sorted(worlds.values(), key=lambda w: sum(map(len, w)), reverse=True):
+        # the largest worlds first, each to the least loaded
+        min(shares, key=lambda share: sum(map(len, share))).extend(world)
     labels = [f"simulate {i + 1}/{workers}" for i in range(workers)]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         parts = pool.map(
-            _simulate_plans,
+            _simulate_generations,
             [warehouse] * workers,
             shares,
             [settings] * workers,
@@ -265,53 +280,103 @@ def run_simulation(
         return [sync for part in parts for sync in part]
 
 
-def _simulate_plans(
+def _simulate_generations(
     warehouse: Warehouse,
-    plans: list[SyncPlan],
+    generations: list[list[SyncPlan]],
     settings: SimulatorSettings,
     label: str,
     show_progress: bool,
 ) -> list[SimulatedSync]:
     results: list[SimulatedSync] = []
-    with warehouse.connect() as conn:
-        generation, rewrite = None, None
-        for plan in tqdm(plans, desc=label, unit="sync", disable=None if show_progress else True):
-            started = dt.datetime.now(dt.UTC)
-            try:
-                if plan.generation != generation or rewrite is None:  # None: it failed before
-                    generation, rewrite = plan.generation, None
-                    rewrite = TenantRewrite(_generate(plan, settings), plan.world_id)
-                result = _write_sync(conn, plan, rewrite.apply(plan.tenant_id))
-                _record(conn, result, started)
-            except Exception as error:  # noqa: BLE001 - recorded, reported, and the run goes on
-                conn.rollback()
-                result = SimulatedSync(
-                    plan.tenant_id,
-                    plan.source,
-                    plan.window.sync_number,
-                    plan.window.extracted_at,
-                    error=f"{type(error).__name__}: {error}",
-                )
-                _record(conn, result, started)
-            conn.commit()
-            results.append(result)
+    total = sum(map(len, generations))
+    with (
+        warehouse.connect() as conn,
+        tqdm(total=total, desc=label, unit="sync", disable=None if show_progress else True) as bar,
+    ):
+        for plans in generations:
+            results += _simulate_generation(conn, plans, settings)
+            bar.update(len(plans))
     return results
 
 
-def _record(conn: Connection, result: SimulatedSync, started: dt.datetime) -> None:
-    record_sync(
-        conn,
-        SyncRecord(
-            tenant_id=result.tenant_id,
-            connection_id=f"sim:{result.tenant_id}:{result.source}",
-            source=result.source,
-            job_id=f"sim-{result.sync_number}" + ("-failed" if result.error else ""),
-            started_at=started,
-            finished_at=dt.datetime.now(dt.UTC),
-            records=result.records,
-            status=FAILED if result.error else SUCCEEDED,
-            error=result.error,
-        ),
+def _simulate_generation(
+    conn: Connection, plans: list[SyncPlan], settings: SimulatorSettings
+) -> list[SimulatedSync]:
+    """The syncs of one generation: generated and staged once, then written under each tenant."""
+    started = dt.datetime.now(dt.UTC)
+    try:
+        template = TemplateSync.stage(conn, _generate(plans[0], settings), plans[0].world_id)
+        conn.commit()
+    except Exception as error:  # noqa: BLE001 - every sync of it fails, recorded, the run goes on
+        conn.rollback()
+        return _fail(conn, plans, started, error)
+    results: list[SimulatedSync] = []
+    try:
+        for first in range(0, len(plans), SYNCS_PER_COMMIT):
+            batch = plans[first : first + SYNCS_PER_COMMIT]
+            try:
+                results += _write_and_commit(conn, batch, template)
+            except Exception:  # noqa: BLE001 - again one sync at a time, to fail only the culprit
+                conn.rollback()
+                for plan in batch:
+                    started = dt.datetime.now(dt.UTC)
+                    try:
+                        results += _write_and_commit(conn, [plan], template)
+                    except Exception as error:  # noqa: BLE001 - recorded, and the run goes on
+                        conn.rollback()
+                        results += _fail(conn, [plan], started, error)
+    finally:
+        template.drop(conn)
+        conn.commit()
+    return results
+
+
+def _write_and_commit(
+    conn: Connection, plans: list[SyncPlan], template: TemplateSync
+) -> list[SimulatedSync]:
+    records, results = [], []
+    for plan in plans:
+        started = dt.datetime.now(dt.UTC)
+        result = _succeeded(plan, template.write(conn, plan.tenant_id))
+        records.append(_record(result, started))
+        results.append(result)
+    _save_states(conn, plans)
+    record_syncs(conn, records)
+    publish_write_counts(conn)
+    conn.commit()
+    return results
+
+
+def _fail(
+    conn: Connection, plans: list[SyncPlan], started: dt.datetime, error: Exception
+) -> list[SimulatedSync]:
+    """Record each plan's sync as failed with `error`, committed; the failed syncs."""
+    results = [
+        SimulatedSync(
+            plan.tenant_id,
+            plan.source,
+            plan.window.sync_number,
+            plan.window.extracted_at,
+            error=f"{type(error).__name__}: {error}",
+        )
+        for plan in plans
+    ]
+    record_syncs(conn, [_record(result, started) for result in results])
+    conn.commit()
+    return results
+
+
+def _record(result: SimulatedSync, started: dt.datetime) -> SyncRecord:
+    return SyncRecord(
+        tenant_id=result.tenant_id,
+        connection_id=f"sim:{result.tenant_id}:{result.source}",
+        source=result.source,
+        job_id=f"sim-{result.sync_number}" + ("-failed" if result.error else ""),
+        started_at=started,
+        finished_at=dt.datetime.now(dt.UTC),
+        records=result.records,
+        status=FAILED if result.error else SUCCEEDED,
+        error=result.error,
     )
 
 

@@ -11,15 +11,22 @@ amounts) is a function of the world alone, so tenants sharing a template share i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
-import numpy as np
 import pandas as pd
 
 from tenantpulse.simulator.github import org_name
 from tenantpulse.simulator.google_analytics import property_id
 from tenantpulse.simulator.shopify import vendor_name
 from tenantpulse.simulator.world import stable_hash
+from tenantpulse.sources.contracts import STREAMS_BY_NAME
+from tenantpulse.sources.raw_table_ddl import (
+    Rewrite,
+    StagedFrame,
+    drop_staged,
+    stage_raw_frame,
+    write_staged_frame,
+)
+from tenantpulse.warehouse import Connection
 
 PROPERTY_ID = "property_id"
 
@@ -28,50 +35,64 @@ def _names(tenant_id: str) -> tuple[str, str]:
     return org_name(tenant_id), vendor_name(tenant_id)
 
 
-def _names_any(values: np.ndarray, names: tuple[str, ...]) -> bool:
-    return any(isinstance(v, str) and any(n in v for n in names) for v in values)
+def naming_columns(frame: pd.DataFrame, world_id: str) -> tuple[str, ...]:
+    """The frame's text columns that name the world: `property_id`, and those holding its GitHub
+    organisation or Shopify vendor name in some value."""
+    names = _names(world_id)
+    found = []
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        text = "\0".join(v for v in frame[column].to_numpy() if isinstance(v, str))
+        if column == PROPERTY_ID or any(name in text for name in names):
+            found.append(column)
+    return tuple(found)
 
 
 @dataclass(frozen=True)
-class TenantRewrite:
-    """A world's frames, to be given to the world's own tenant or to any other."""
+class TemplateSync:
+    """A world's generated sync, staged once (sources.raw_table_ddl) and written under any tenant
+    with the tenant's own names."""
 
-    frames: dict[str, pd.DataFrame]
     world_id: str
+    staged: dict[str, StagedFrame]  # stream name -> its rows
+    naming: dict[str, tuple[str, ...]]  # stream name -> its columns that name the world
 
-    @cached_property
-    def naming_columns(self) -> dict[str, tuple[str, ...]]:
-        """Per stream, the text columns that name the world (found once, used for every tenant)."""
-        names = _names(self.world_id)
-        naming = {}
-        for stream, frame in self.frames.items():
-            columns = [
-                column
-                for column in frame.columns
-                if frame[column].dtype == object
-                and (column == PROPERTY_ID or _names_any(frame[column].to_numpy(), names))
-            ]
-            if columns:
-                naming[stream] = tuple(columns)
-        return naming
+    @classmethod
+    def stage(cls, conn: Connection, frames: dict[str, pd.DataFrame], world_id: str):
+        """Stage the world's frames; on Postgres commit before writing (a rollback keeps them)
+        and `drop` them when done."""
+        staged, naming = {}, {}
+        try:
+            for stream, frame in frames.items():
+                naming[stream] = naming_columns(frame, world_id)
+                staged[stream] = stage_raw_frame(conn, STREAMS_BY_NAME[stream], frame)
+        except BaseException:
+            for done in staged.values():
+                drop_staged(conn, done)
+            raise
+        return cls(world_id, staged, naming)
 
-    def apply(self, tenant_id: str) -> dict[str, pd.DataFrame]:
-        """The frames as the tenant's own: the world's names replaced by the tenant's."""
-        if tenant_id == self.world_id:
-            return self.frames
-        pairs = list(zip(_names(self.world_id), _names(tenant_id), strict=True))
-        prop = property_id(stable_hash(tenant_id))
-        out = dict(self.frames)
-        for stream, columns in self.naming_columns.items():
-            frame = self.frames[stream]
-            replaced = {}
-            for column in columns:
-                if column == PROPERTY_ID:
-                    values = np.full(len(frame), prop, dtype=object)
-                else:
-                    values = frame[column].to_numpy(dtype=object)
-                    for old, new in pairs:
-                        values = [None if v is None else v.replace(old, new) for v in values]
-                replaced[column] = pd.Series(values, index=frame.index, dtype=object)
-            out[stream] = frame.assign(**replaced)
-        return out
+    def rewrite(self, stream: str, tenant_id: str) -> Rewrite:
+        """How the tenant's copy of the stream differs: the world's names replaced by its own."""
+        columns = self.naming[stream]
+        if tenant_id == self.world_id or not columns:
+            return Rewrite()
+        return Rewrite(
+            columns=tuple(c for c in columns if c != PROPERTY_ID),
+            pairs=tuple(zip(_names(self.world_id), _names(tenant_id), strict=True)),
+            constants=(
+                {PROPERTY_ID: property_id(stable_hash(tenant_id))} if PROPERTY_ID in columns else {}
+            ),
+        )
+
+    def write(self, conn: Connection, tenant_id: str) -> dict[str, int]:
+        """Write the sync as the tenant's; the rows written per stream."""
+        return {
+            stream: write_staged_frame(conn, tenant_id, staged, self.rewrite(stream, tenant_id))
+            for stream, staged in self.staged.items()
+        }
+
+    def drop(self, conn: Connection) -> None:
+        for staged in self.staged.values():
+            drop_staged(conn, staged)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tenantpulse.sources.contracts import StreamContract, raw_schema
 from tenantpulse.warehouse import quote_ident
@@ -90,37 +92,63 @@ def write_frame_file(
 ) -> int:
     """Write `frame` as the next file of the tenant's stream, its columns `types` (name -> logical
     type; absent from the frame: NULL), published when `conn` commits; the rows written."""
+    try:
+        table = typed_table(conn, frame, types)
+    except duckdb.Error as error:
+        raise ValueError(
+            f"cannot write {stream_label(tenant_id, contract.raw_table)}: {error}"
+        ) from error
+    write_table_file(conn, tenant_id, contract.raw_table, table)
+    return len(frame)
+
+
+def typed_table(conn, frame: pd.DataFrame, types: dict[str, str]) -> pa.Table:
+    """`frame` as an Arrow table with the columns `types` (name -> logical type; absent from the
+    frame: NULL) cast by DuckDB as a raw file holds them (JSON stays JSON: `arrow.json`)."""
     selected = ", ".join(
         f"cast({quote_ident(n) if n in frame.columns else 'null'} as {conn.sql_type(t)}) "
         f"as {quote_ident(n)}"
         for n, t in types.items()
     )
-    view = f"frame_{uuid.uuid4().hex}"
-    conn.raw.register(view, frame)
+    with file_reader(conn) as reader:
+        reader.execute("set arrow_lossless_conversion = true")
+        reader.register("frame", frame)
+        return reader.sql(f"select {selected} from frame").to_arrow_table()
+
+
+def write_table_file(conn, tenant_id: str, raw_table: str, table: pa.Table) -> Path:
+    """Write the Arrow `table` as the next file of the tenant's stream, published when `conn`
+    commits; the name it will have."""
+    folder = stream_folder(conn.raw_path, tenant_id, raw_table)
+    written, published = _temporary_file(conn, folder)
     try:
-        write_query_file(conn, tenant_id, contract.raw_table, f"select {selected} from {view}")
-    finally:
-        try:
-            conn.raw.unregister(view)
-        except duckdb.Error:  # an aborted transaction refuses it; the rollback drops the view
-            pass
-    return len(frame)
+        pq.write_table(table, written)
+    except (pa.ArrowException, OSError) as error:
+        written.unlink(missing_ok=True)
+        raise ValueError(f"cannot write {stream_label(tenant_id, raw_table)}: {error}") from error
+    conn.publish_on_commit(written, published)
+    return published
 
 
 def write_query_file(conn, tenant_id: str, raw_table: str, query: str) -> Path:
     """Write the rows of `query` (on the warehouse's DuckDB connection `conn`) as the next file of
     the tenant's stream, published when `conn` commits; the name it will have."""
     folder = stream_folder(conn.raw_path, tenant_id, raw_table)
-    folder.mkdir(parents=True, exist_ok=True)
-    name = _next_name(folder, conn.unpublished())
-    written = folder / f"{TEMPORARY_PREFIX}{name}.{uuid.uuid4().hex}.tmp"
+    written, published = _temporary_file(conn, folder)
     try:
         conn.raw.execute(f"copy ({query}) to '{_literal(written)}' (format parquet)")
     except duckdb.Error as error:
         written.unlink(missing_ok=True)
         raise ValueError(f"cannot write {stream_label(tenant_id, raw_table)}: {error}") from error
-    conn.publish_on_commit(written, folder / name)
-    return folder / name
+    conn.publish_on_commit(written, published)
+    return published
+
+
+def _temporary_file(conn, folder: Path) -> tuple[Path, Path]:
+    """(where to write the folder's next file, the name it is published under on commit)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = _next_name(folder, conn.unpublished())
+    return folder / f"{TEMPORARY_PREFIX}{name}.{uuid.uuid4().hex}.tmp", folder / name
 
 
 def _next_name(folder: Path, unpublished: Iterable[Path]) -> str:

@@ -47,23 +47,35 @@ def ensure_sync_history(conn: Connection) -> None:
 
 
 def record_sync(conn: Connection, record: SyncRecord) -> None:
+    record_syncs(conn, [record])
+
+
+def record_syncs(conn: Connection, records: list[SyncRecord]) -> None:
+    """Record many syncs in one statement (the simulator's bulk mode writes thousands)."""
+    if not records:
+        return
     ensure_sync_history(conn)
+    recorded_at = dt.datetime.now(dt.UTC)
     conn.execute(
         "insert into ops.airbyte_sync_history (tenant_id, connection_id, source, job_id, "
-        "started_at, finished_at, records, status, error, recorded_at) "
-        "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            record.tenant_id,
-            record.connection_id,
-            record.source,
-            record.job_id,
-            record.started_at,
-            record.finished_at,
-            record.records,
-            record.status,
-            record.error,
-            dt.datetime.now(dt.UTC),
-        ),
+        "started_at, finished_at, records, status, error, recorded_at) values "
+        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(records)),
+        [
+            value
+            for record in records
+            for value in (
+                record.tenant_id,
+                record.connection_id,
+                record.source,
+                record.job_id,
+                record.started_at,
+                record.finished_at,
+                record.records,
+                record.status,
+                record.error,
+                recorded_at,
+            )
+        ],
     )
 
 
