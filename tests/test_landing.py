@@ -4,9 +4,12 @@ import json
 import pandas as pd
 import pytest
 
+from conftest import make_settings
 from rawdata import raw_name, sync_time, write_raw, write_raw_rows
 from tenantpulse.landing.merge import FAILED, MERGED, NO_RAW_TABLE, UP_TO_DATE, land_stream
+from tenantpulse.landing.raw_table_reads import raw_table_columns
 from tenantpulse.sources.contracts import STREAMS_BY_NAME
+from tenantpulse.warehouse import open_warehouse
 
 CHARGES = STREAMS_BY_NAME["stripe__charges"]
 CUSTOMERS = STREAMS_BY_NAME["stripe__customers"]
@@ -800,3 +803,40 @@ def test_only_folders_changed_since_landing_are_listed_and_new_files_found(wareh
         [t2] = [o for o in land_stream(conn, CHARGES, tenants) if o.status == MERGED]
         assert (t2.tenant_id, t2.rows_read) == ("t2", 1)
         assert tenants_with_new_files(conn, CHARGES, tenants) == []
+
+
+@pytest.mark.postgres
+def test_raw_table_columns_are_the_types_information_schema_names(tmp_path, postgres_url):
+    """The raw tables' columns come from pg_catalog, only for the tenants asked: with the data
+    types information_schema.columns gives (a domain's base type, ARRAY, USER-DEFINED, no
+    length or precision), in column order, without dropped columns."""
+    warehouse = open_warehouse(make_settings(tmp_path, postgres_url).warehouse)
+    with warehouse.connect() as conn:
+        for schema in ("user_acme", "user_other"):
+            conn.execute(f"create schema {schema}")
+        conn.execute("create domain user_acme.synced as timestamptz")
+        conn.execute("create type user_acme.mood as enum ('happy')")
+        conn.execute(
+            "create table user_acme.stripe_charges (id varchar(20), gone int, amount numeric(10, 2),"
+            " tags text[], mood user_acme.mood, paid boolean, _airbyte_extracted_at user_acme.synced)"
+        )
+        conn.execute("alter table user_acme.stripe_charges drop column gone")
+        conn.execute("create table user_other.stripe_charges (id bigint)")  # not asked for
+        columns = raw_table_columns(conn, CHARGES, ["acme", "nosource"])
+        assert columns == {
+            "acme": {
+                "id": "character varying",
+                "amount": "numeric",
+                "tags": "array",
+                "mood": "user-defined",
+                "paid": "boolean",
+                "_airbyte_extracted_at": "timestamp with time zone",
+            }
+        }
+        listed = conn.fetch_all(
+            "select column_name, lower(data_type) from information_schema.columns "
+            "where table_schema = 'user_acme' and table_name = 'stripe_charges' "
+            "order by ordinal_position"
+        )
+        assert list(columns["acme"].items()) == listed
+        assert raw_table_columns(conn, CHARGES, []) == {}

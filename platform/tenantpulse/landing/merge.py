@@ -105,6 +105,8 @@ def land_stream(
     batch fails. On DuckDB each merge also records the tenants' newest files as landed."""
     ensure_landing_tables(conn, contract)
     conn.commit()  # a failed read or merge rolls back to here (_isolating)
+    if not tenant_ids:  # no tenant to read: no catalog lookup, no watermark
+        return []
     watermarks = _watermarks(conn, contract, tenant_ids)
     outcomes = {t: TenantLanding(t, watermark=watermarks.get(t)) for t in tenant_ids}
     scans: dict[str, FolderScan] = {}
@@ -367,10 +369,11 @@ def _watermarks(
     conn: Connection, contract: StreamContract, tenant_ids: list[str]
 ) -> dict[str, dt.datetime]:
     rows = conn.fetch_all(
-        "select tenant_id, watermark from landing.watermarks where stream = %s", (contract.name,)
+        "select tenant_id, watermark from landing.watermarks "
+        "where stream = %s and tenant_id = any(%s)",
+        (contract.name, list(tenant_ids)),
     )
-    wanted = set(tenant_ids)
-    return {t: w for t, w in rows if t in wanted}
+    return dict(rows)
 
 
 def _save_watermarks(
