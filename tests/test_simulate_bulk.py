@@ -247,6 +247,47 @@ def test_a_tenant_already_simulated_keeps_its_own_world(settings, warehouse):
             assign_templates(conn, [tenant], 0)
 
 
+def test_a_failing_sync_among_its_templates_tenants_fails_alone(settings, warehouse):
+    # One template a profile: bulk_00000, 00005, 00006, 00011 and 00012 share steady_growth's
+    # Stripe sync (one generation, one batch); bulk_00006's charges cannot be written.
+    with warehouse.connect() as conn:
+        tenants = register_bulk_tenants(conn, 13)
+        if conn.dialect == "postgres":  # its table exists with an id column of the wrong type
+            conn.ensure_schema("user_bulk_00006")
+            conn.execute(
+                "create table user_bulk_00006.stripe_charges (id bigint, _airbyte_raw_id varchar)"
+            )
+        else:  # a file stands where its folder of files goes
+            (conn.raw_path / "user_bulk_00006").mkdir(parents=True)
+            (conn.raw_path / "user_bulk_00006" / "stripe_charges").write_text("not a folder")
+    syncs = run_bulk_simulation(
+        warehouse, tenants, settings.simulator, templates_per_profile=1, show_progress=False
+    )
+    failed = [(s.tenant_id, s.source) for s in syncs if s.error]
+    assert failed == [("bulk_00006", "stripe")]
+    sharing = ["bulk_00000", "bulk_00005", "bulk_00011", "bulk_00012"]
+    stripe = {s.tenant_id: s for s in syncs if s.source == "stripe"}
+    assert len({stripe[t].records for t in sharing}) == 1 and stripe["bulk_00000"].records > 0
+    with warehouse.connect() as conn:
+        history = conn.fetch_all(
+            "select tenant_id, source, job_id, status from ops.airbyte_sync_history "
+            "where status = 'failed'"
+        )
+        assert history == [("bulk_00006", "stripe", "sim-1-failed", "failed")]
+        assert conn.fetch_value("select count(*) from ops.airbyte_sync_history") == len(syncs)
+        state = {
+            tuple(r) for r in conn.fetch_all("select tenant_id, source from ops.simulator_state")
+        }
+        assert state == {(s.tenant_id, s.source) for s in syncs} - {("bulk_00006", "stripe")}
+        # The failed sync was rolled back whole; the others of its batch were written again.
+        assert not has_raw(conn, "bulk_00006", "stripe_customers")
+        assert has_raw(conn, "bulk_00006", "github_repositories")
+        for tenant_id in sharing:
+            charges = raw_relation(conn, tenant_id, "stripe_charges")
+            written = conn.fetch_value(f"select count(*) from {charges}")
+            assert written == stripe[tenant_id].rows_by_stream["stripe__charges"] > 0
+
+
 @pytest.mark.postgres
 def test_bulk_workers_on_postgres_write_every_sync_once(tmp_path, postgres_url):
     from conftest import make_settings

@@ -12,6 +12,7 @@ given to each of those tenants with its own values (simulator/templates.py).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -23,6 +24,7 @@ from tenantpulse.config import SimulatorSettings
 from tenantpulse.simulator.generator import SyncWindow, generate_sync
 from tenantpulse.simulator.profiles import PROFILES, default_profile_for
 from tenantpulse.simulator.templates import TemplateSync
+from tenantpulse.sources.raw_files import ParallelFiles
 from tenantpulse.sources.raw_table_ddl import publish_write_counts
 from tenantpulse.sources.sync_history import (
     FAILED,
@@ -226,6 +228,8 @@ def _save_states(conn: Connection, plans: list[SyncPlan]) -> None:
 
 # Syncs written in one transaction: a commit each made the bookkeeping cost as much as the data.
 SYNCS_PER_COMMIT = 200
+# DuckDB: threads writing raw files (pyarrow encodes Parquet without holding the GIL).
+FILE_THREADS = min(4, os.cpu_count() or 1)
 
 
 def run_simulation(
@@ -293,14 +297,22 @@ def _simulate_generations(
         warehouse.connect() as conn,
         tqdm(total=total, desc=label, unit="sync", disable=None if show_progress else True) as bar,
     ):
-        for plans in generations:
-            results += _simulate_generation(conn, plans, settings)
-            bar.update(len(plans))
+        files = ParallelFiles(FILE_THREADS) if conn.dialect == "duckdb" else None
+        try:
+            for plans in generations:
+                results += _simulate_generation(conn, plans, settings, files)
+                bar.update(len(plans))
+        finally:
+            if files is not None:
+                files.close()
     return results
 
 
 def _simulate_generation(
-    conn: Connection, plans: list[SyncPlan], settings: SimulatorSettings
+    conn: Connection,
+    plans: list[SyncPlan],
+    settings: SimulatorSettings,
+    files: ParallelFiles | None = None,
 ) -> list[SimulatedSync]:
     """The syncs of one generation: generated and staged once, then written under each tenant."""
     started = dt.datetime.now(dt.UTC)
@@ -315,13 +327,13 @@ def _simulate_generation(
         for first in range(0, len(plans), SYNCS_PER_COMMIT):
             batch = plans[first : first + SYNCS_PER_COMMIT]
             try:
-                results += _write_and_commit(conn, batch, template)
+                results += _write_and_commit(conn, batch, template, files)
             except Exception:  # noqa: BLE001 - again one sync at a time, to fail only the culprit
                 conn.rollback()
                 for plan in batch:
                     started = dt.datetime.now(dt.UTC)
                     try:
-                        results += _write_and_commit(conn, [plan], template)
+                        results += _write_and_commit(conn, [plan], template, files)
                     except Exception as error:  # noqa: BLE001 - recorded, and the run goes on
                         conn.rollback()
                         results += _fail(conn, [plan], started, error)
@@ -332,14 +344,18 @@ def _simulate_generation(
 
 
 def _write_and_commit(
-    conn: Connection, plans: list[SyncPlan], template: TemplateSync
+    conn: Connection, plans: list[SyncPlan], template: TemplateSync, files: ParallelFiles | None
 ) -> list[SimulatedSync]:
     records, results = [], []
-    for plan in plans:
-        started = dt.datetime.now(dt.UTC)
-        result = _succeeded(plan, template.write(conn, plan.tenant_id))
-        records.append(_record(result, started))
-        results.append(result)
+    try:
+        for plan in plans:
+            started = dt.datetime.now(dt.UTC)
+            result = _succeeded(plan, template.write(conn, plan.tenant_id, files))
+            records.append(_record(result, started))
+            results.append(result)
+    finally:
+        if files is not None:
+            files.wait()  # every file written (or failed) before the commit or the rollback
     _save_states(conn, plans)
     record_syncs(conn, records)
     publish_write_counts(conn)

@@ -19,6 +19,7 @@ from tenantpulse.simulator.google_analytics import property_id
 from tenantpulse.simulator.shopify import vendor_name
 from tenantpulse.simulator.world import stable_hash
 from tenantpulse.sources.contracts import STREAMS_BY_NAME
+from tenantpulse.sources.raw_files import ParallelFiles
 from tenantpulse.sources.raw_table_ddl import (
     Rewrite,
     StagedFrame,
@@ -86,10 +87,14 @@ class TemplateSync:
             ),
         )
 
-    def write(self, conn: Connection, tenant_id: str) -> dict[str, int]:
-        """Write the sync as the tenant's; the rows written per stream."""
+    def write(
+        self, conn: Connection, tenant_id: str, files: ParallelFiles | None = None
+    ) -> dict[str, int]:
+        """Write the sync as the tenant's (DuckDB: by `files`, if given); the rows per stream."""
         return {
-            stream: write_staged_frame(conn, tenant_id, staged, self.rewrite(stream, tenant_id))
+            stream: write_staged_frame(
+                conn, tenant_id, staged, self.rewrite(stream, tenant_id), files
+            )
             for stream, staged in self.staged.items()
         }
 

@@ -17,7 +17,8 @@ import datetime as dt
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,13 +122,48 @@ def write_table_file(conn, tenant_id: str, raw_table: str, table: pa.Table) -> P
     commits; the name it will have."""
     folder = stream_folder(conn.raw_path, tenant_id, raw_table)
     written, published = _temporary_file(conn, folder)
-    try:
-        pq.write_table(table, written)
-    except (pa.ArrowException, OSError) as error:
-        written.unlink(missing_ok=True)
-        raise ValueError(f"cannot write {stream_label(tenant_id, raw_table)}: {error}") from error
+    write_parquet(table, written, stream_label(tenant_id, raw_table))
     conn.publish_on_commit(written, published)
     return published
+
+
+def write_parquet(table: pa.Table, path: Path, label: str) -> None:
+    """Write `table` to `path` (`label`: what the file is, for the error)."""
+    try:
+        pq.write_table(table, path)
+    except (pa.ArrowException, OSError) as error:
+        path.unlink(missing_ok=True)
+        raise ValueError(f"cannot write {label}: {error}") from error
+
+
+class ParallelFiles:
+    """Raw files written by `threads` threads (pyarrow encodes Parquet and replaces text without
+    holding the GIL): each file's name is taken at once, in the connection's order, and it is
+    written in the background. `wait` for them before the commit; roll back if it raises."""
+
+    def __init__(self, threads: int):
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="raw-files")
+        self._pending: list[Future] = []
+
+    def write(self, conn, tenant_id: str, raw_table: str, make: Callable[[], pa.Table]) -> None:
+        """Write the table `make` returns as the next file of the tenant's stream, published
+        when `conn` commits (deleted if it rolls back)."""
+        written, published = _temporary_file(
+            conn, stream_folder(conn.raw_path, tenant_id, raw_table)
+        )
+        conn.publish_on_commit(written, published)
+        label = stream_label(tenant_id, raw_table)
+        self._pending.append(self._pool.submit(lambda: write_parquet(make(), written, label)))
+
+    def wait(self) -> None:
+        """Wait for every file; then raise the first error, if any."""
+        pending, self._pending = self._pending, []
+        wait(pending)
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def write_query_file(conn, tenant_id: str, raw_table: str, query: str) -> Path:

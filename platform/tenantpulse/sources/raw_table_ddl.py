@@ -14,13 +14,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tenantpulse.sources.contracts import StreamContract, raw_schema
-from tenantpulse.sources.raw_files import typed_table, write_frame_file, write_table_file
+from tenantpulse.sources.raw_files import (
+    ParallelFiles,
+    typed_table,
+    write_frame_file,
+    write_table_file,
+)
 from tenantpulse.warehouse import Connection, qualified, quote_ident
 
 
@@ -86,18 +92,25 @@ def stage_raw_frame(conn: Connection, contract: StreamContract, frame: pd.DataFr
 
 
 def write_staged_frame(
-    conn: Connection, tenant_id: str, staged: StagedFrame, rewrite: Rewrite = Rewrite()
+    conn: Connection,
+    tenant_id: str,
+    staged: StagedFrame,
+    rewrite: Rewrite = Rewrite(),
+    files: ParallelFiles | None = None,
 ) -> int:
     """Append the staged rows, rewritten by `rewrite`, to the tenant's raw layer as
-    write_raw_frame would the rewritten frame; the rows written. Postgres: the write counters
-    are not published (call publish_write_counts before the commit)."""
+    write_raw_frame would the rewritten frame; the rows written. DuckDB: with `files`, the file
+    is written in the background (`files.wait()` before the commit). Postgres: the write
+    counters are not published (call publish_write_counts before the commit)."""
     contract = staged.contract
     if conn.dialect == "duckdb":
         if staged.rows:
             assert staged.table is not None
-            write_table_file(
-                conn, tenant_id, contract.raw_table, _rewritten_table(staged.table, rewrite)
-            )
+            make = partial(_rewritten_table, staged.table, rewrite)
+            if files is None:
+                write_table_file(conn, tenant_id, contract.raw_table, make())
+            else:
+                files.write(conn, tenant_id, contract.raw_table, make)
         return staged.rows
     schema = raw_schema(tenant_id)
     conn.ensure_schema(schema)
