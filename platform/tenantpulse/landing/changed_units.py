@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from tenantpulse.landing.merge import FAILED, LANDING_SCHEMA, TenantLanding, staged
+from tenantpulse.landing.merge import FAILED, LANDING_SCHEMA, TenantLanding, through_stage
 from tenantpulse.sources.contracts import StreamContract, raw_schema
 from tenantpulse.sources.sync_history import SUCCEEDED
 from tenantpulse.warehouse import Connection, qualified
@@ -207,10 +207,14 @@ def save_landed_units(
         ],
     ).assign(counted_at=found.counted_at)
     updates = ", ".join(f"{c} = excluded.{c}" for c in rows.columns[2:])
-    with staged(conn, STATS_TABLE, rows) as stage:
-        conn.execute(
+    through_stage(
+        conn,
+        STATS_TABLE,
+        rows,
+        lambda stage: [
             f"insert into {qualified(LANDING_SCHEMA, STATS_TABLE)} select * from {stage} "
             f"on conflict (table_schema, table_name) do update set {updates}"
-        )
+        ],
+    )
     conn.commit()
     return len(saved)

@@ -16,8 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -314,19 +313,20 @@ def _latest_versions(contract: StreamContract, rows: pd.DataFrame) -> pd.DataFra
     return latest[["tenant_id", *(c.name for c in contract.all_columns)]]
 
 
-@contextmanager
-def staged(conn: Connection, table: str, rows: pd.DataFrame) -> Iterator[str]:
-    """`rows` in a temporary table shaped like `landing.<table>`; yields its qualified name."""
+def through_stage(
+    conn: Connection, table: str, rows: pd.DataFrame, statements: Callable[[str], list[str]]
+) -> None:
+    """Run `statements(stage)` over `rows` in a temporary table shaped like `landing.<table>`
+    (`stage`: its qualified name), then drop it. Three round trips (make, fill, run and drop): on a
+    loaded machine a round trip costs more than these statements."""
     stage_name = f"stage_{table}"
     stage = qualified(conn.temp_schema, stage_name)
-    conn.execute(f"drop table if exists {stage}")
     conn.execute(
-        f"create temp table {quote_ident(stage_name)} as "
+        f"drop table if exists {stage}; create temp table {quote_ident(stage_name)} as "
         f"select * from {qualified(LANDING_SCHEMA, table)} where 1 = 0"
     )
     conn.write_frame(conn.temp_schema, stage_name, rows)
-    yield stage
-    conn.execute(f"drop table {stage}")
+    conn.execute("; ".join([*statements(stage), f"drop table {stage}"]))
 
 
 def _replace_rows(conn: Connection, table: str, rows: pd.DataFrame, key: tuple[str, ...]) -> None:
@@ -334,9 +334,15 @@ def _replace_rows(conn: Connection, table: str, rows: pd.DataFrame, key: tuple[s
     target = qualified(LANDING_SCHEMA, table)
     matches = " and ".join(f"t.{quote_ident(c)} = s.{quote_ident(c)}" for c in key)
     columns = ", ".join(quote_ident(c) for c in rows.columns)
-    with staged(conn, table, rows) as stage:
-        conn.execute(f"delete from {target} as t using {stage} as s where {matches}")
-        conn.execute(f"insert into {target} ({columns}) select {columns} from {stage}")
+    through_stage(
+        conn,
+        table,
+        rows,
+        lambda stage: [
+            f"delete from {target} as t using {stage} as s where {matches}",
+            f"insert into {target} ({columns}) select {columns} from {stage}",
+        ],
+    )
 
 
 def _quarantine_frame(contract: StreamContract, tenants: pd.Series, checked) -> pd.DataFrame:
@@ -361,8 +367,14 @@ def _quarantine_frame(contract: StreamContract, tenants: pd.Series, checked) -> 
 def _insert_quarantine(conn: Connection, rows: pd.DataFrame) -> None:
     """Add rows not quarantined before (keyed by the hash of their content)."""
     rows = rows.drop_duplicates(["tenant_id", "stream", "record_hash"])
-    with staged(conn, "quarantine", rows) as stage:
-        conn.execute(f"insert into landing.quarantine select * from {stage} on conflict do nothing")
+    through_stage(
+        conn,
+        "quarantine",
+        rows,
+        lambda stage: [
+            f"insert into landing.quarantine select * from {stage} on conflict do nothing"
+        ],
+    )
 
 
 def _watermarks(
