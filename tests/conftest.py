@@ -3,19 +3,27 @@
 Postgres tests create their own database and drop it. Without a reachable server they skip, except
 under CI=true, where a missing Postgres is a failure. The server is taken from
 TENANTPULSE_TEST_POSTGRES_URL (default: postgresql://postgres@127.0.0.1:5432/postgres).
+
+A warehouse that is expensive to build (landed, dbt-built) is built once by a module- or
+session-scoped fixture and read by the tests that only read it; a test that changes it works on a
+`copied_warehouse` (a copy of the DuckDB file and its raw files, or a Postgres database created
+from it as a template).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from tenantpulse.config import load_settings
+from tenantpulse.config import default_raw_path, load_settings, parse_warehouse_url
 from tenantpulse.transform.dbt_cli import prepare_manifest
 from tenantpulse.warehouse import open_warehouse
 
@@ -41,6 +49,35 @@ def pytest_configure(config):
             )
 
 
+# The modules with the longest tests (a full run's --durations), longest first. They run first,
+# each module whole (its module-scoped fixtures are built once), so that the pytest-xdist workers
+# end on short tests and finish together: `--dist worksteal` gives an idle worker tests from the
+# end of another's queue. test_dbt_demo_parity and test_web_dashboard share a session fixture
+# (demo_flow), so they are next to each other.
+SLOW_MODULES = (
+    "test_deployment_processes.py",
+    "test_cli.py",
+    "test_dagster_ui.py",
+    "test_flow.py",
+    "test_fuzz_flow.py",
+    "test_tenant_isolation.py",
+    "test_dbt_demo_parity.py",
+    "test_web_dashboard.py",
+    "test_flow_history.py",
+    "test_removed_tenant.py",
+    "test_connect_demo.py",
+    "test_pyairbyte.py",
+    "test_dbt_marts.py",
+    "test_airbyte.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The SLOW_MODULES' tests first, in that order; the others after them, as collected."""
+    rank = {name: i for i, name in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def _admin_connection():
     try:
         return psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
@@ -52,17 +89,50 @@ def _admin_connection():
 
 
 @contextlib.contextmanager
-def postgres_database():
-    """The URL of a fresh database, dropped afterwards (for a test needing a second one)."""
+def postgres_database(template: str | None = None):
+    """The URL of a fresh database, dropped afterwards (for a test needing a second one); with
+    `template`, a copy of that database (which must have no open connection)."""
     name = f"tenantpulse_test_{uuid.uuid4().hex[:12]}"
     with _admin_connection() as admin:
-        admin.execute(f'create database "{name}"')
+        copy_of = f' template "{template}"' if template else ""
+        admin.execute(f'create database "{name}"{copy_of}')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
         with _admin_connection() as admin:
             admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@contextlib.contextmanager
+def new_warehouse(kind: str, directory: Path) -> Iterator[str]:
+    """The URL of an empty warehouse of `kind` ("duckdb": a file in `directory`; "postgres": a
+    fresh database, dropped afterwards), for a module- or session-scoped fixture."""
+    if kind == "duckdb":
+        yield f"duckdb:///{directory / 'warehouse.duckdb'}"
+        return
+    with postgres_database() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def copied_warehouse(url: str, directory: Path) -> Iterator[str]:
+    """The URL of a copy of the warehouse at `url`, for a test that changes what a shared fixture
+    built: the DuckDB file and its raw files' folder copied into `directory`, or a Postgres
+    database created from it as a template (dropped afterwards). Nothing may hold the source open."""
+    source = parse_warehouse_url(url)
+    if source.dialect == "duckdb":
+        target = directory / "warehouse.duckdb"
+        shutil.copyfile(source.duckdb_path, target)
+        wal = source.duckdb_path.with_name(source.duckdb_path.name + ".wal")
+        if wal.exists():
+            shutil.copyfile(wal, target.with_name(target.name + ".wal"))
+        if source.raw_path.exists():  # copytree keeps the folders' times, as landing reads them
+            shutil.copytree(source.raw_path, default_raw_path(target))
+        yield f"duckdb:///{target}"
+        return
+    with postgres_database(template=source.postgres_dsn.rsplit("/", 1)[1]) as copy:
+        yield copy
 
 
 @pytest.fixture
@@ -91,6 +161,62 @@ def make_settings(tmp_path, warehouse_url, **overrides):
         **overrides,
     }
     return load_settings(env)
+
+
+# The tenants of the whole-flow warehouse the suite shares (demo_flow): every source for two, some
+# for the third (the marts of a source it does not have get none of its rows).
+DEMO_FLOW_TENANTS = [
+    ("acme_growth", "Acme Growth", "stripe,github,shopify,google_analytics", "steady_growth"),
+    ("globex_churn", "Globex", "stripe,github,shopify,google_analytics", "churning"),
+    ("initech", "Initech", "stripe,google_analytics", "seasonal"),
+]
+
+
+def _run_demo_flow(settings):
+    """DEMO_FLOW_TENANTS simulated and run through the whole flow twice in this process: a first
+    build, then an incremental day."""
+    from flowkit import run_flow_in_process, step_errors
+    from tenantpulse.flow_runs import dagster_instance
+    from tenantpulse.simulator.run import assign_profile, run_simulation
+    from tenantpulse.tenants.registry import add_tenant, list_tenants
+
+    warehouse = open_warehouse(settings.warehouse)
+    with warehouse.connect() as conn:
+        for tenant_id, name, sources, profile in DEMO_FLOW_TENANTS:
+            add_tenant(conn, tenant_id, name, sources)
+            assign_profile(conn, tenant_id, profile)
+        tenants = list_tenants(conn)
+    instance = dagster_instance(settings)
+    for _ in range(2):
+        run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
+        results = run_flow_in_process(settings, instance)
+        assert all(r.success for r in results), [step_errors(r) for r in results]
+        assert [r.job_def.name for r in results] == [
+            "land_job",
+            "dbt_job",
+            "analyse_job",
+            "act_job",
+        ]
+    return settings
+
+
+@pytest.fixture(scope="session")
+def demo_flow(tmp_path_factory):
+    """`demo_flow(kind)`: the settings of a warehouse of `kind` ("duckdb" or "postgres") where
+    DEMO_FLOW_TENANTS went through the whole flow twice (_run_demo_flow), built on first use and
+    kept for the session (a pytest-xdist worker's). Tests only read it; one that changes it works
+    on a copied_warehouse."""
+    built = {}
+    with contextlib.ExitStack() as stack:
+
+        def get(kind: str):
+            if kind not in built:
+                directory = tmp_path_factory.mktemp(f"demo_flow_{kind}")
+                url = stack.enter_context(new_warehouse(kind, directory))
+                built[kind] = _run_demo_flow(make_settings(directory, url))
+            return built[kind]
+
+        yield get
 
 
 @pytest.fixture

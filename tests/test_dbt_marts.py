@@ -23,12 +23,16 @@ import json
 from dataclasses import astuple
 from decimal import Decimal
 
+import pytest
+
+from conftest import copied_warehouse, make_settings, new_warehouse
 from rawdata import sync_time, write_raw
 from tenantpulse.landing.merge import ensure_landing_tables, land_stream
 from tenantpulse.sources.contracts import STREAMS, STREAMS_BY_NAME
 from tenantpulse.transform.dbt_cli import run_dbt, target_path
 from tenantpulse.transform.tenant_findings import failures_table, read_findings
 from tenantpulse.transform.windows import RunWindow, daily_window, write_run_window
+from tenantpulse.warehouse import open_warehouse
 
 TENANTS = ["hand", "yen"]
 INCREMENTAL_MARTS = {
@@ -378,9 +382,32 @@ def D(text: str) -> Decimal:  # noqa: N802 - reads like a literal
     return Decimal(text)
 
 
-def test_marts_give_the_hand_computed_numbers(settings, warehouse):
-    load_hand_made_data(warehouse)
-    dbt(settings, "build", "--exclude", "test_type:unit")
+@pytest.fixture(
+    scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def hand_built(request, tmp_path_factory):
+    """The hand-made data landed and every model built and tested (its first build: every date),
+    once per warehouse: read by the test of the hand-computed numbers, copied by the tests that
+    change it."""
+    tmp = tmp_path_factory.mktemp(f"hand_{request.param}")
+    with new_warehouse(request.param, tmp) as url:
+        settings = make_settings(tmp, url)
+        warehouse = open_warehouse(settings.warehouse)
+        load_hand_made_data(warehouse)
+        dbt(settings, "build", "--exclude", "test_type:unit")
+        yield settings, warehouse
+
+
+@pytest.fixture
+def hand_copy(hand_built, tmp_path):
+    """A copy of `hand_built` for one test to change."""
+    with copied_warehouse(hand_built[0].warehouse.url, tmp_path) as url:
+        settings = make_settings(tmp_path, url)
+        yield settings, open_warehouse(settings.warehouse)
+
+
+def test_marts_give_the_hand_computed_numbers(hand_built):
+    settings, warehouse = hand_built
 
     # revenue_daily: minor units converted per currency, pending charges in no count.
     assert rows(
@@ -650,9 +677,8 @@ def test_marts_give_the_hand_computed_numbers(settings, warehouse):
     )
 
 
-def test_daily_windowed_runs_give_the_rows_of_a_full_build(settings, warehouse):
-    load_hand_made_data(warehouse)
-    dbt(settings, "run")  # the first run of an incremental model builds every date
+def test_daily_windowed_runs_give_the_rows_of_a_full_build(hand_copy):
+    settings, warehouse = hand_copy  # the first build of the incremental models: every date
     marts = INCREMENTAL_MARTS | MONTHLY_MARTS
     full = {
         mart: rows(warehouse, f"select * from analytics.{mart} order by {key}")
@@ -687,16 +713,15 @@ def test_daily_windowed_runs_give_the_rows_of_a_full_build(settings, warehouse):
         assert rows(warehouse, f"select * from analytics.{mart} order by {key}") == full[mart], mart
 
 
-def test_a_day_of_one_tenants_new_rows_built_incrementally_equals_a_full_build(settings, warehouse):
+def test_a_day_of_one_tenants_new_rows_built_incrementally_equals_a_full_build(hand_copy):
     """The flow's day after a first build: tenant hand's second sync (pull request 3 merged on
     Nov 7, a commit by a new author on Nov 7) is landed, the marts are built over the window
     from Nov 6 (the run's row of ops.dbt_run_window), and every incremental mart then equals a
     full refresh. By hand: hand's November gains one merged pull request, one commit and one
     active author (ann, bob, dev@example.com, then cy); yen, which synced nothing, keeps its
     rows."""
-    load_hand_made_data(warehouse)
+    settings, warehouse = hand_copy  # the first build: every model, every date
     marts = INCREMENTAL_MARTS | MONTHLY_MARTS
-    dbt(settings, "run")  # the first build: every model, every date
 
     def mart_rows() -> dict[str, list[tuple]]:
         return {
