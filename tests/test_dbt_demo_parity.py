@@ -1,22 +1,15 @@
-"""The same simulated tenants through the whole flow on DuckDB and on Postgres give the same marts."""
+"""The same simulated tenants through the whole flow on DuckDB and on Postgres give the same marts.
+
+The two warehouses are the suite's shared whole-flow builds (tests/conftest.py demo_flow: a first
+build, then an incremental day), which tests/test_web_dashboard.py serves to the tenants too."""
 
 import datetime as dt
 import decimal
 
 import pytest
 
-from conftest import make_settings
-from flowkit import run_flow_in_process, step_errors
-from tenantpulse.flow_runs import dagster_instance
-from tenantpulse.simulator.run import assign_profile, run_simulation
-from tenantpulse.tenants.registry import add_tenant, list_tenants
+from conftest import DEMO_FLOW_TENANTS
 from tenantpulse.warehouse import open_warehouse, qualified
-
-TENANTS = [
-    ("acme", "stripe,github,shopify,google_analytics", "steady_growth"),
-    ("globex", "stripe,shopify", "churning"),
-    ("initech", "stripe,google_analytics", "seasonal"),
-]
 
 
 def _plain(value):
@@ -27,21 +20,9 @@ def _plain(value):
     return value
 
 
-def _flow(settings):
-    warehouse = open_warehouse(settings.warehouse)
-    with warehouse.connect() as conn:
-        for tenant_id, sources, profile in TENANTS:
-            add_tenant(conn, tenant_id, tenant_id, sources)
-            assign_profile(conn, tenant_id, profile)
-        tenants = list_tenants(conn)
-    instance = dagster_instance(settings)
-    for _ in range(2):  # a first build, then an incremental day
-        run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
-        results = run_flow_in_process(settings, instance)
-        assert all(r.success for r in results), [step_errors(r) for r in results]
-        assert len(results) == 4  # land, dbt, analyse, act
+def _marts(settings):
     marts, tenants_by_mart = {}, {}
-    with warehouse.connect() as conn:
+    with open_warehouse(settings.warehouse).connect() as conn:
         tables = [
             r[0]
             for r in conn.fetch_all(
@@ -61,14 +42,12 @@ def _flow(settings):
 
 
 @pytest.mark.postgres
-def test_demo_marts_are_identical_on_duckdb_and_postgres(tmp_path, postgres_url):
-    on_duckdb, tenants_by_mart = _flow(
-        make_settings(tmp_path / "d", f"duckdb:///{tmp_path / 'd.duckdb'}")
-    )
-    on_postgres, _ = _flow(make_settings(tmp_path / "p", postgres_url))
+def test_demo_marts_are_identical_on_duckdb_and_postgres(demo_flow):
+    on_duckdb, tenants_by_mart = _marts(demo_flow("duckdb"))
+    on_postgres, _ = _marts(demo_flow("postgres"))
     # Every mart has rows for every tenant that has its source.
     with_source = {
-        source: {t for t, sources, _ in TENANTS if source in sources}
+        source: {t for t, _, sources, _ in DEMO_FLOW_TENANTS if source in sources}
         for source in ("stripe", "github", "shopify", "google_analytics")
     }
     expected_sources = {

@@ -1,5 +1,6 @@
-"""Each tenant's dashboard and API over a warehouse the flow built (two demo tenants, run in-process
-once per module and warehouse), on DuckDB and on Postgres: what a signed-in tenant sees equals its
+"""Each tenant's dashboard and API over a warehouse the flow built (a copy of the suite's shared
+whole-flow build, tests/conftest.py demo_flow, once per module and warehouse), on DuckDB and on
+Postgres: what a signed-in tenant sees equals its
 marts and its `tenantpulse report`, and no token, session, URL or pooled connection gives it the
 other tenant's rows. On Postgres the app reads as the web role, through row-level security.
 
@@ -23,38 +24,28 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from browserkit import CHROMIUM, browser_or_skip
-from conftest import make_settings, postgres_database
-from flowkit import run_flow_in_process, step_errors
+from conftest import DEMO_FLOW_TENANTS, copied_warehouse, make_settings
 from tenantpulse.analysis.document import DOCUMENT_TABLES, analysis_document
 from tenantpulse.analysis.tables import read_days
-from tenantpulse.flow_runs import dagster_instance
-from tenantpulse.simulator.run import assign_profile, run_simulation
-from tenantpulse.tenants.registry import add_tenant, list_tenants
 from tenantpulse.warehouse import open_warehouse
 from tenantpulse.web.api_tokens import create_api_token
 from tenantpulse.web.app import create_app
 from tenantpulse.web.signin import SESSION, SESSION_COOKIE, sign, signin_token
 
 KEY = "test-signing-key-" + "x" * 32
-SOURCES = "stripe,github,shopify,google_analytics"
-TENANTS = [("acme_growth", "Acme Growth", "steady_growth"), ("globex_churn", "Globex", "churning")]
+# The two tenants with every source (a third, with some sources, is in the warehouse too).
+TENANTS = [(t, name, profile) for t, name, _, profile in DEMO_FLOW_TENANTS[:2]]
 A, B = TENANTS[0][0], TENANTS[1][0]
+SOURCES = DEMO_FLOW_TENANTS[0][2]
+assert DEMO_FLOW_TENANTS[1][2] == SOURCES
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DOCS_SCREENSHOTS = Path(__file__).parent.parent / "docs" / "images"
 
 
 def _build(tmp, url):
+    """The app's settings and each tenant's API token, on the warehouse at `url` (a built one)."""
     settings = make_settings(tmp, url, TENANTPULSE_WEB_SIGNING_KEY=KEY)
-    warehouse = open_warehouse(settings.warehouse)
-    with warehouse.connect() as conn:
-        for tenant_id, name, profile in TENANTS:
-            add_tenant(conn, tenant_id, name, SOURCES)
-            assign_profile(conn, tenant_id, profile)
-        tenants = list_tenants(conn)
-    run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
-    results = run_flow_in_process(settings, dagster_instance(settings))
-    assert all(r.success for r in results), [step_errors(r) for r in results]
-    with warehouse.connect() as conn:
+    with open_warehouse(settings.warehouse).connect() as conn:
         if conn.dialect == "postgres":
             from tenantpulse.web.roles import setup_roles
 
@@ -66,12 +57,11 @@ def _build(tmp, url):
 @pytest.fixture(
     scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def built(request, tmp_path_factory):
+def built(request, demo_flow, tmp_path_factory):
+    """A copy of the shared whole-flow build: setup-roles, the tokens and a test's dbt rebuild
+    change it."""
     tmp = tmp_path_factory.mktemp(request.param)
-    if request.param == "duckdb":
-        yield _build(tmp, f"duckdb:///{tmp / 'warehouse.duckdb'}")
-        return
-    with postgres_database() as url:
+    with copied_warehouse(demo_flow(request.param).warehouse.url, tmp) as url:
         yield _build(tmp, url)
 
 
