@@ -278,17 +278,18 @@ def _merge_batch(
     in_future = files[checked.in_future.reindex(files.index, fill_value=False)]
     in_future_files = in_future.groupby(tenants[in_future.index]).agg(list).to_dict()
     valid = checked.valid.assign(tenant_id=tenants.drop(index=checked.rejected.index).to_numpy())
-    newest = checked.synced.groupby(tenants).max()
+    # Per tenant, as dicts: Series lookups, 4 a tenant, took 1 s of a 417-tenant batch (profiled).
+    newest = checked.synced.groupby(tenants).max().dropna().to_dict()
     read = tenants.value_counts()
-    quarantined = tenants[checked.rejected.index].value_counts()
-    landed = pd.Series(dtype=int)
+    quarantined = tenants[checked.rejected.index].value_counts().to_dict()
+    landed: dict[str, int] = {}
     if not valid.empty:
         latest = _latest_versions(contract, valid)
         _replace_rows(conn, contract.name, latest, ("tenant_id", *contract.primary_key))
-        landed = latest["tenant_id"].value_counts()
+        landed = latest["tenant_id"].value_counts().to_dict()
     if not checked.rejected.empty:
         _insert_quarantine(conn, _quarantine_frame(contract, tenants, checked))
-    watermarks = {t: newest[t].to_pydatetime() for t in read.index if pd.notna(newest.get(t))}
+    watermarks = {t: newest[t].to_pydatetime() for t in read.index if t in newest}
     _save_watermarks(conn, contract, watermarks)
     save_landed_files(conn, contract, landed_marks(scans, in_future_files))
     conn.commit()
