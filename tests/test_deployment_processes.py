@@ -83,13 +83,16 @@ def test_daemon_webserver_and_code_server_run_the_flow_by_themselves(
     env = clean_environment(
         DAGSTER_HOME=str(dagster_home),
         **dagster_storage_env(postgres_url),
-        # The suite's settings (tests/conftest.py make_settings), as environment variables.
+        # The suite's settings (tests/conftest.py make_settings), as environment variables, but
+        # the simulator's shortest history and daily partitions from its first day (local mode's
+        # default): fewer partitions for the first build's bookkeeping, and every stage still
+        # gets rows for both tenants.
         TENANTPULSE_HOME=str(tmp_path / "home"),
         TENANTPULSE_WAREHOUSE_URL=warehouse_db_url,
         TENANTPULSE_SIM_END_DATE=SIM_END_DATE,
-        TENANTPULSE_SIM_HISTORY_DAYS="60",
+        TENANTPULSE_SIM_HISTORY_DAYS="28",
         TENANTPULSE_SIM_VOLUME="0.3",
-        TENANTPULSE_DAILY_PARTITIONS_START="2026-09-01",
+        TENANTPULSE_DAILY_PARTITIONS_START="2026-10-04",
         TENANTPULSE_DAILY_PARTITIONS_END=DAILY_PARTITIONS_END,
     )
     logs = tmp_path / "logs"
