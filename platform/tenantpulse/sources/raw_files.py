@@ -114,7 +114,16 @@ def typed_table(conn, frame: pd.DataFrame, types: dict[str, str]) -> pa.Table:
     with file_reader(conn) as reader:
         reader.execute("set arrow_lossless_conversion = true")
         reader.register("frame", frame)
-        return reader.sql(f"select {selected} from frame").to_arrow_table()
+        table = reader.sql(f"select {selected} from frame").to_arrow_table()
+    # Lossless conversion also turns booleans into `arrow.bool8` (int8 in Parquet): back to bool.
+    for index, field in enumerate(table.schema):
+        if isinstance(field.type, pa.BaseExtensionType) and field.type.extension_name == "arrow.bool8":
+            column = pa.chunked_array(
+                [chunk.storage.cast(pa.bool_()) for chunk in table.column(index).chunks],
+                pa.bool_(),
+            )
+            table = table.set_column(index, field.with_type(pa.bool_()), column)
+    return table
 
 
 def write_table_file(conn, tenant_id: str, raw_table: str, table: pa.Table) -> Path:
