@@ -15,8 +15,8 @@ import psycopg
 
 from tenantpulse.config import Settings, load_settings
 from tenantpulse.simulator.demo_tenants import DEMO_TENANTS
-from tenantpulse.simulator.run import assign_profile
-from tenantpulse.tenants.registry import add_tenant, ensure_registry
+from tenantpulse.simulator.run import assign_profiles
+from tenantpulse.tenants.registry import add_tenants
 from tenantpulse.warehouse import open_warehouse
 
 HISTORY_DAYS = 180
@@ -102,7 +102,5 @@ def fresh_warehouse(
 
 def register_tenants(settings: Settings, tenants: list[BenchTenant]) -> None:
     with open_warehouse(settings.warehouse).connect() as conn:
-        ensure_registry(conn)
-        for tenant in tenants:
-            add_tenant(conn, tenant.tenant_id, tenant.tenant_id, ",".join(tenant.sources))
-            assign_profile(conn, tenant.tenant_id, tenant.profile)
+        add_tenants(conn, [(t.tenant_id, t.tenant_id, t.sources) for t in tenants])
+        assign_profiles(conn, [(t.tenant_id, t.profile) for t in tenants])

@@ -2,7 +2,13 @@ import pytest
 
 from tenantpulse.defs.tenants import partition_changes
 from tenantpulse.tenants.ids import TenantIdError, validate_tenant_id
-from tenantpulse.tenants.registry import add_tenant, get_tenant, list_tenants, remove_tenant
+from tenantpulse.tenants.registry import (
+    add_tenant,
+    add_tenants,
+    get_tenant,
+    list_tenants,
+    remove_tenant,
+)
 from tenantpulse.warehouse import IdentifierError, quote_ident
 
 
@@ -57,6 +63,38 @@ def test_registry_add_list_remove_and_reactivate(warehouse):
         }
         add_tenant(conn, "acme", "Acme Inc", "stripe")
         assert get_tenant(conn, "acme").status == "active"
+
+
+def test_add_tenants_registers_many_across_statements_and_reactivates_the_removed(
+    warehouse, monkeypatch
+):
+    monkeypatch.setattr("tenantpulse.tenants.registry.TENANTS_PER_STATEMENT", 2)
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Old name", "stripe")
+        remove_tenant(conn, "acme")
+        ids = add_tenants(
+            conn,
+            [
+                ("globex", "Globex", "github, stripe"),
+                ("acme", "Acme Inc", ["shopify"]),
+                ("initech", "", "google_analytics"),
+            ],
+        )
+        assert ids == ["globex", "acme", "initech"]
+        assert {(t.tenant_id, t.name, t.sources, t.status) for t in list_tenants(conn)} == {
+            ("acme", "Acme Inc", ("shopify",), "active"),
+            ("globex", "Globex", ("github", "stripe"), "active"),
+            ("initech", "initech", ("google_analytics",), "active"),
+        }
+
+
+def test_add_tenants_writes_nothing_when_any_is_invalid(warehouse):
+    with warehouse.connect() as conn:
+        with pytest.raises(ValueError, match="choose one or more"):
+            add_tenants(conn, [("acme", "Acme", "stripe"), ("globex", "Globex", "salesforce")])
+        with pytest.raises(TenantIdError):
+            add_tenants(conn, [("acme", "Acme", "stripe"), ("x'; drop table t; --", "x", "stripe")])
+        assert list_tenants(conn, include_removed=True) == []
 
 
 def test_registry_rejects_injection_shaped_ids_and_unknown_sources(warehouse):

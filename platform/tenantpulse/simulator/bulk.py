@@ -14,12 +14,13 @@ from tenantpulse.simulator.demo_tenants import DEMO_TENANTS
 from tenantpulse.simulator.profiles import default_profile_for
 from tenantpulse.simulator.run import (
     SimulatedSync,
+    assign_profiles,
     ensure_simulator_tables,
     run_simulation,
 )
 from tenantpulse.simulator.world import stable_hash
 from tenantpulse.tenants.ids import validate_tenant_id
-from tenantpulse.tenants.registry import Tenant, add_tenant, list_tenants
+from tenantpulse.tenants.registry import Tenant, add_tenants, list_tenants
 from tenantpulse.warehouse import Connection, Warehouse
 
 TEMPLATES_PER_PROFILE = 8
@@ -69,22 +70,8 @@ def register_bulk_tenants(conn: Connection, count: int, prefix: str = "bulk") ->
     width = max(5, len(str(count - 1)))
     ids = [validate_tenant_id(f"{prefix}_{i:0{width}d}") for i in range(count)]
     pairs = [(tenant_id, DEMO_TENANTS[i % len(DEMO_TENANTS)]) for i, tenant_id in enumerate(ids)]
-    for tenant_id, demo in pairs:
-        add_tenant(conn, tenant_id, tenant_id, ",".join(demo.sources))
-    # Their profiles two statements a thousand tenants, not assign_profile's five a tenant.
-    ensure_simulator_tables(conn)
-    for first in range(0, count, 1000):
-        chunk = pairs[first : first + 1000]
-        conn.execute(
-            "delete from ops.simulator_profiles where tenant_id in "
-            f"({', '.join(['%s'] * len(chunk))})",
-            [tenant_id for tenant_id, _ in chunk],
-        )
-        conn.execute(
-            "insert into ops.simulator_profiles (tenant_id, profile) values "
-            + ", ".join(["(%s, %s)"] * len(chunk)),
-            [v for tenant_id, demo in chunk for v in (tenant_id, demo.profile)],
-        )
+    add_tenants(conn, [(tenant_id, tenant_id, demo.sources) for tenant_id, demo in pairs])
+    assign_profiles(conn, [(tenant_id, demo.profile) for tenant_id, demo in pairs])
     wanted = set(ids)
     return [t for t in list_tenants(conn) if t.tenant_id in wanted]
 

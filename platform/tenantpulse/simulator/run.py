@@ -72,15 +72,29 @@ def ensure_simulator_tables(conn: Connection) -> None:
 
 def assign_profile(conn: Connection, tenant_id: str, profile: str) -> None:
     """Choose which simulated business a tenant is (default: a stable pick from its id)."""
-    validate_tenant_id(tenant_id)
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
+    assign_profiles(conn, [(tenant_id, profile)])
+
+
+def assign_profiles(conn: Connection, profiles: list[tuple[str, str]]) -> None:
+    """`assign_profile` for each (tenant id, profile), all validated first, a thousand a
+    statement."""
+    for tenant_id, profile in profiles:
+        validate_tenant_id(tenant_id)
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
     ensure_simulator_tables(conn)
-    conn.execute("delete from ops.simulator_profiles where tenant_id = %s", (tenant_id,))
-    conn.execute(
-        "insert into ops.simulator_profiles (tenant_id, profile) values (%s, %s)",
-        (tenant_id, profile),
-    )
+    for first in range(0, len(profiles), 1000):
+        chunk = dict(profiles[first : first + 1000])
+        conn.execute(
+            "delete from ops.simulator_profiles where tenant_id in "
+            f"({', '.join(['%s'] * len(chunk))})",
+            list(chunk),
+        )
+        conn.execute(
+            "insert into ops.simulator_profiles (tenant_id, profile) values "
+            + ", ".join(["(%s, %s)"] * len(chunk)),
+            [v for pair in chunk.items() for v in pair],
+        )
 
 
 def profile_of(conn: Connection, tenant_id: str) -> str:

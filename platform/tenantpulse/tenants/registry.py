@@ -75,25 +75,51 @@ def _describe(character: str) -> str:
 
 def add_tenant(conn: Connection, tenant_id: str, name: str, sources: object) -> Tenant:
     """Register a tenant (or re-activate a removed one, with the given name and sources)."""
-    tenant_id = validate_tenant_id(tenant_id)
-    chosen = validate_sources(sources)
-    name = validate_tenant_name(tenant_id, (name or "").strip() or tenant_id)
-    ensure_registry(conn)
-    existing = get_tenant(conn, tenant_id)
-    if existing is None:
-        conn.execute(
-            "insert into ops.tenants (tenant_id, name, sources, status, created_at) "
-            "values (%s, %s, %s, %s, %s)",
-            (tenant_id, name, ",".join(chosen), ACTIVE, dt.datetime.now(dt.UTC)),
-        )
-    else:
-        conn.execute(
-            "update ops.tenants set name = %s, sources = %s, status = %s where tenant_id = %s",
-            (name, ",".join(chosen), ACTIVE, tenant_id),
-        )
+    [tenant_id] = add_tenants(conn, [(tenant_id, name, sources)])
     tenant = get_tenant(conn, tenant_id)
     assert tenant is not None
     return tenant
+
+
+# Tenants a statement registers: a bench's 10,000 tenants in ten round trips, not 30,000.
+TENANTS_PER_STATEMENT = 1000
+
+
+def add_tenants(conn: Connection, tenants: list[tuple[str, str, object]]) -> list[str]:
+    """Register (tenant id, name, sources) triples as `add_tenant` does each, all validated
+    before any is written; their validated ids."""
+    rows = []
+    for tenant_id, name, sources in tenants:
+        tenant_id = validate_tenant_id(tenant_id)
+        chosen = ",".join(validate_sources(sources))
+        rows.append(
+            (tenant_id, validate_tenant_name(tenant_id, (name or "").strip() or tenant_id), chosen)
+        )
+    ensure_registry(conn)
+    now = dt.datetime.now(dt.UTC)
+    for first in range(0, len(rows), TENANTS_PER_STATEMENT):
+        chunk = {row[0]: row for row in rows[first : first + TENANTS_PER_STATEMENT]}
+        placeholders = ", ".join(["%s"] * len(chunk))
+        existing = {
+            row[0]
+            for row in conn.fetch_all(
+                f"select tenant_id from ops.tenants where tenant_id in ({placeholders})",
+                list(chunk),
+            )
+        }
+        for tenant_id in existing:
+            _, name, sources = chunk.pop(tenant_id)
+            conn.execute(
+                "update ops.tenants set name = %s, sources = %s, status = %s where tenant_id = %s",
+                (name, sources, ACTIVE, tenant_id),
+            )
+        if chunk:
+            conn.execute(
+                "insert into ops.tenants (tenant_id, name, sources, status, created_at) values "
+                + ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk)),
+                [v for row in chunk.values() for v in (*row, ACTIVE, now)],
+            )
+    return [row[0] for row in rows]
 
 
 def remove_tenant(conn: Connection, tenant_id: str) -> Tenant:
