@@ -117,7 +117,10 @@ def typed_table(conn, frame: pd.DataFrame, types: dict[str, str]) -> pa.Table:
         table = reader.sql(f"select {selected} from frame").to_arrow_table()
     # Lossless conversion also turns booleans into `arrow.bool8` (int8 in Parquet): back to bool.
     for index, field in enumerate(table.schema):
-        if isinstance(field.type, pa.BaseExtensionType) and field.type.extension_name == "arrow.bool8":
+        if (
+            isinstance(field.type, pa.BaseExtensionType)
+            and field.type.extension_name == "arrow.bool8"
+        ):
             column = pa.chunked_array(
                 [chunk.storage.cast(pa.bool_()) for chunk in table.column(index).chunks],
                 pa.bool_(),
