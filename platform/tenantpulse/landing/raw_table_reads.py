@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tenantpulse.landing.raw_file_reads import FolderScan, new_file_columns
@@ -214,9 +215,11 @@ def _read_files(conn: Connection, units: list[RawUnit], columns: dict[str, str])
             f"union_by_name = {str(by_name).lower()}, filename = true)",
             [list(tenant_of)],
         ).df()
-    files = frame.pop("filename")
-    frame.insert(0, "tenant_id", files.map(tenant_of))
-    frame[RAW_FILE] = files.map(lambda path: Path(path).name)
+    # Each file's tenant and name worked out once a file, not once a row (a Path a row was a
+    # quarter of a 10,000-tenant first load's landing, profiled).
+    codes, paths = pd.factorize(frame.pop("filename"))
+    frame.insert(0, "tenant_id", np.array([tenant_of[p] for p in paths], dtype=object)[codes])
+    frame[RAW_FILE] = np.array([Path(p).name for p in paths], dtype=object)[codes]
     return frame
 
 
