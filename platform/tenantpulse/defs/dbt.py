@@ -1,5 +1,5 @@
-"""The dbt project as Dagster assets, built by one `dbt build` per run: the staging and
-intermediate views, the daily incremental marts (partitioned by day, many days per run), and the
+"""The dbt project as Dagster assets, built by one `dbt build` per run: the staging views, the
+intermediate tables, the daily incremental marts (partitioned by day, many days per run), and the
 mart tables, in dbt's dependency order. One invocation, not one per kind of model: each costs dbt's
 start (2.4-2.7 s) and its manifest (issue 19). The window of days is written to the warehouse
 (transform/windows.py) for the models to read, not passed as `--vars`, so dbt reuses its parse.
@@ -53,7 +53,7 @@ DBT_OP = "dbt_models"
 class TenantpulseDbtTranslator(DagsterDbtTranslator):
     """Sources are the landing assets (`landing/<source>__<stream>`); a model's key and group are
     its schema (staging, intermediate, analytics) and its name. The daily marts are partitioned
-    by day; the views and the other marts are not."""
+    by day; the views, the intermediate tables and the other marts are not."""
 
     def __init__(self, daily_partitions: DailyPartitionsDefinition):
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))

@@ -46,7 +46,7 @@ def build_flow_jobs(dbt_assets: list, analysis, insights, action_log) -> list:
         dg.define_asset_job(
             flow.DBT.job,
             selection=dg.AssetSelection.assets(*dbt_assets),
-            description="dbt: the staging and intermediate views with their tests, the daily "
+            description="dbt: the staging views and intermediate tables with their tests, the daily "
             "incremental marts over a range of days, then the mart tables, in one run.",
         ),
         dg.define_asset_job(
