@@ -34,7 +34,7 @@ from tenantpulse.sources.sync_history import (
     record_syncs,
 )
 from tenantpulse.tenants.ids import validate_tenant_id
-from tenantpulse.tenants.registry import Tenant
+from tenantpulse.tenants.registry import TENANTS_PER_STATEMENT, Tenant
 from tenantpulse.warehouse import Connection, Warehouse
 
 
@@ -76,15 +76,15 @@ def assign_profile(conn: Connection, tenant_id: str, profile: str) -> None:
 
 
 def assign_profiles(conn: Connection, profiles: list[tuple[str, str]]) -> None:
-    """`assign_profile` for each (tenant id, profile), all validated first, a thousand a
-    statement."""
+    """`assign_profile` for each (tenant id, profile), all validated first, as many a statement
+    as the registry writes."""
     for tenant_id, profile in profiles:
         validate_tenant_id(tenant_id)
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
     ensure_simulator_tables(conn)
-    for first in range(0, len(profiles), 1000):
-        chunk = dict(profiles[first : first + 1000])
+    for first in range(0, len(profiles), TENANTS_PER_STATEMENT):
+        chunk = dict(profiles[first : first + TENANTS_PER_STATEMENT])
         conn.execute(
             "delete from ops.simulator_profiles where tenant_id in "
             f"({', '.join(['%s'] * len(chunk))})",
