@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # PyAirbyte (embedded mode, docs/airbyte.md) pins pandas<3 and duckdb 1.4: its own environment.
 PYAIRBYTE := .venv-pyairbyte/.installed
+# Debian's chromium, which tests/test_dagster_ui.py drives through Playwright (never `playwright
+# install`: it downloads a browser from outside the package registry). Nothing to do when it is
+# installed already; without apt-get the test skips (and fails under CI=true).
+# Defined before the rules: make expands a rule's prerequisites as it reads it.
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test dev docs web connect-demo lint format clean pyairbyte bench chromium
 
@@ -52,10 +57,6 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# Debian's chromium, which tests/test_dagster_ui.py drives through Playwright (never `playwright
-# install`: it downloads a browser from outside the package registry). Nothing to do when it is
-# installed already; without apt-get the test skips (and fails under CI=true).
-CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 chromium: $(CHROMIUM)  ## the browser of the Dagster UI test
