@@ -151,15 +151,27 @@ def running_daemon(
         instance.wipe_daemon_heartbeats()
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop the daemon and every process of its group (its code server and runs), not only the
+    daemon: on a loaded machine its code server was seen still shutting down after it exited."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _group_alive(group_id: int) -> bool:
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        os.killpg(group_id, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def launch_job(settings: Settings, job: str, run_config: dict, tags: dict) -> None:
