@@ -502,24 +502,24 @@ def test_stopping_the_daemon_waits_for_every_process_of_its_group(tmp_path):
     """A daemon that exits at once on SIGTERM while its child (the code server) takes a second
     to shut down: stopping returns only once the child is gone too."""
     child_pid = tmp_path / "child.pid"
-    child = (
-        "import signal, sys, time\n"
+    child = (  # writes its pid once its SIGTERM handler is set
+        "import os, signal, sys, time\n"
         "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1.0), sys.exit(0)))\n"
+        f"open({str(child_pid)!r} + '.tmp', 'w').write(str(os.getpid()))\n"
+        f"os.rename({str(child_pid)!r} + '.tmp', {str(child_pid)!r})\n"
         "time.sleep(60)\n"
     )
     parent = (
-        "import os, subprocess, sys, time\n"
-        f"p = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
-        f"open({str(child_pid)!r}, 'w').write(str(p.pid))\n"
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
         "time.sleep(60)\n"
     )
     daemon = subprocess.Popen([sys.executable, "-c", parent], start_new_session=True)
     deadline = time.monotonic() + 30
-    while not child_pid.exists() or not child_pid.read_text():
+    while not child_pid.exists():
         assert time.monotonic() < deadline, "the child never started"
         time.sleep(0.05)
     pid = int(child_pid.read_text())
-    time.sleep(0.5)  # the child's SIGTERM handler is set
 
     _stop(daemon, timeout=30)
 
