@@ -151,27 +151,15 @@ def running_daemon(
         instance.wipe_daemon_heartbeats()
 
 
-def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
-    """Stop the daemon and every process of its group (its code server and runs), not only the
-    daemon: on a loaded machine its code server was seen still shutting down after it exited."""
+def _stop(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=timeout)
-    while _group_alive(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def _group_alive(group_id: int) -> bool:
     try:
-        os.killpg(group_id, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def launch_job(settings: Settings, job: str, run_config: dict, tags: dict) -> None:
