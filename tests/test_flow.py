@@ -1,6 +1,9 @@
 """The flow through Dagster: raw observed and landed for several tenants in one run, and the
 chain of runs the instance launches (a real daemon follows a flow started by the CLI)."""
 
+import os
+import subprocess
+import sys
 import time
 
 import dagster as dg
@@ -12,7 +15,7 @@ from tenantpulse import flow
 from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.partitions import partition_ranges
 from tenantpulse.defs.tenants import sync_tenant_partitions
-from tenantpulse.flow_runs import dagster_instance, describe_run, run_flow
+from tenantpulse.flow_runs import _stop, dagster_instance, describe_run, run_flow
 from tenantpulse.tenants.registry import add_tenant, list_tenants, remove_tenant
 
 
@@ -493,3 +496,33 @@ def test_a_daemon_the_cli_started_is_not_taken_for_a_running_one_after_it_stops(
             time.sleep(1)
         assert daemon_is_running(instance)
     assert not daemon_is_running(instance)  # the next command starts its own
+
+
+def test_stopping_the_daemon_waits_for_every_process_of_its_group(tmp_path):
+    """A daemon that exits at once on SIGTERM while its child (the code server) takes a second
+    to shut down: stopping returns only once the child is gone too."""
+    child_pid = tmp_path / "child.pid"
+    child = (  # writes its pid once its SIGTERM handler is set
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1.0), sys.exit(0)))\n"
+        f"open({str(child_pid)!r} + '.tmp', 'w').write(str(os.getpid()))\n"
+        f"os.rename({str(child_pid)!r} + '.tmp', {str(child_pid)!r})\n"
+        "time.sleep(60)\n"
+    )
+    parent = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+        "time.sleep(60)\n"
+    )
+    daemon = subprocess.Popen([sys.executable, "-c", parent], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not child_pid.exists():
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.05)
+    pid = int(child_pid.read_text())
+
+    _stop(daemon, timeout=30)
+
+    assert daemon.returncode is not None
+    stat = f"/proc/{pid}/stat"  # gone, or a zombie its new parent has not reaped
+    assert not os.path.exists(stat) or open(stat).read().rsplit(")", 1)[1].split()[0] == "Z"

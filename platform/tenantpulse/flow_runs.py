@@ -151,15 +151,36 @@ def running_daemon(
         instance.wipe_daemon_heartbeats()
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop the daemon and every process of its group (its code server and runs), not only the
+    daemon: on a loaded machine its code server was seen still shutting down after it exited."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _group_alive(group_id: int) -> bool:
+    """Whether a process of the group still runs. A zombie (exited, not reaped yet by the process
+    it was handed to, which on some machines is never) does not."""
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        os.killpg(group_id, 0)
+    except ProcessLookupError:
+        return False
+    if not Path("/proc").is_dir():
+        return True
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            state, _parent, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(group) == group_id and state != "Z":
+                return True
+    return False
 
 
 def launch_job(settings: Settings, job: str, run_config: dict, tags: dict) -> None:
