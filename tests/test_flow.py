@@ -521,7 +521,7 @@ def test_stopping_the_daemon_waits_for_every_process_of_its_group(tmp_path):
         time.sleep(0.05)
     pid = int(child_pid.read_text())
 
-    _stop(daemon, timeout=30)
+    _stop(daemon)
 
     assert daemon.returncode is not None
     stat = f"/proc/{pid}/stat"  # gone, or a zombie its new parent has not reaped

@@ -36,6 +36,8 @@ from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import open_warehouse
 
 LOCATION_NAME = "tenantpulse"
+# Stopping a daemon the CLI started: then what is left of its process group is killed.
+STOP_TIMEOUT_SECONDS = 30
 DAGSTER_YAML = """\
 # Written by tenantpulse on first use; edit freely, it is not overwritten.
 # One run at a time: the local DuckDB warehouse allows one writing process per file.
@@ -151,14 +153,14 @@ def running_daemon(
         instance.wipe_daemon_heartbeats()
 
 
-def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
+def _stop(process: subprocess.Popen) -> None:
     """Stop the daemon and every process of its group (its code server and runs), not only the
-    daemon: on a loaded machine its code server was seen still shutting down after it exited."""
+    daemon: its code server was seen still shutting down after the daemon had exited."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=timeout)
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
     while _group_alive(process.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
