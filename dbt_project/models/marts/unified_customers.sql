@@ -1,12 +1,16 @@
 -- One row per tenant and person across Stripe and Shopify, matched on the normalised email
 -- (lower, trimmed). A customer without an email is a person of its own, keyed by its source id.
+-- Built a group of tenants at a time (macros/table_per_tenant_group.sql): all 10,000 tenants'
+-- people at once ran out of DuckDB's memory limit. The var tenants_per_group sizes the groups.
+{{ config(materialized='table_per_tenant_group', tenants_per_group=var('tenants_per_group', 1000)) }}
+-- depends_on: {{ ref('int_tenant_syncs_dated') }}
 with
 
 primary_currencies as (
 
     select tenant_id, currency
     from {{ ref('int_tenant_currencies_ranked') }}
-    where currency_rank = 1
+    where currency_rank = 1 and {{ in_tenant_group('tenant_id') }}
 
 ),
 
@@ -14,6 +18,7 @@ tenant_latest_dates as (
 
     select distinct tenant_id, last_date
     from {{ ref('int_tenant_days_spined') }}
+    where {{ in_tenant_group('tenant_id') }}
 
 ),
 
@@ -28,6 +33,7 @@ stripe_customers as (
         created_at
 
     from {{ ref('stg_stripe__customers') }}
+    where {{ in_tenant_group('tenant_id') }}
 
 ),
 
@@ -41,6 +47,7 @@ shopify_customers as (
         created_at
 
     from {{ ref('stg_shopify__customers') }}
+    where {{ in_tenant_group('tenant_id') }}
 
 ),
 
@@ -62,7 +69,7 @@ charges_per_customer as (
     from {{ ref('stg_stripe__charges') }} as charges
     left join primary_currencies
         on charges.tenant_id = primary_currencies.tenant_id
-    where charges.customer_id is not null
+    where charges.customer_id is not null and {{ in_tenant_group('charges.tenant_id') }}
     group by 1, 2
 
 ),
@@ -83,6 +90,8 @@ refunds_per_customer as (
         and lower(refunds.currency) = primary_currencies.currency
     where refunds.status = 'succeeded'
         and charges.customer_id is not null
+        and {{ in_tenant_group('refunds.tenant_id') }}
+        and {{ in_tenant_group('charges.tenant_id') }}
     group by 1, 2
 
 ),
@@ -99,6 +108,7 @@ subscriptions as (
         greatest(created_at, canceled_at, ended_at) as last_change_at
 
     from {{ ref('stg_stripe__subscriptions') }}
+    where {{ in_tenant_group('tenant_id') }}
 
 ),
 
@@ -188,6 +198,7 @@ orders_per_customer as (
     where not coalesce(orders.is_test, false)
         and not coalesce(orders.is_cancelled, false)
         and (orders.email is not null or orders.customer_id is not null)
+        and {{ in_tenant_group('orders.tenant_id') }}
     group by 1, 2
 
 ),

@@ -1,0 +1,88 @@
+{#
+    A table built one group of tenants at a time: the model's query runs once per group of
+    `tenants_per_group` tenants (in tenant_id order, from int_tenant_syncs_dated: every tenant with
+    a landed row), each run's rows inserted into the new table, which then replaces the old one as
+    dbt's `table` does. A model whose query joins and aggregates every tenant's rows at once needs
+    memory in proportion to all tenants (unified_customers ran out of DuckDB's 4 GB at 10,000
+    tenants); one group at a time it needs memory in proportion to a group.
+
+    The model filters each of its inputs with `in_tenant_group('tenant_id')`; the group being built
+    is a row set in the temporary table `<model>__tenant_group`, not text in the query, so the query compiles
+    once and no tenant id is ever written into SQL.
+#}
+{% materialization table_per_tenant_group, default %}
+    {%- set tenants_per_group = config.get('tenants_per_group', 1000) -%}
+    {%- if tenants_per_group is not integer or tenants_per_group < 1 -%}
+        {{ exceptions.raise_compiler_error('tenants_per_group must be a positive integer, not ' ~ tenants_per_group) }}
+    {%- endif -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
+    {%- set backup_relation = make_backup_relation(target_relation, 'table' if existing_relation is none else existing_relation.type) -%}
+    {%- set group_relation = tenant_group_relation() -%}
+    {{ drop_relation_if_exists(load_cached_relation(intermediate_relation)) }}
+    {{ drop_relation_if_exists(load_cached_relation(backup_relation)) }}
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- set tenant_count = run_query(
+        'select count(distinct tenant_id) from ' ~ ref('int_tenant_syncs_dated')
+    ).columns[0].values()[0] -%}
+    {%- set group_count = [((tenant_count + tenants_per_group - 1) // tenants_per_group) | int, 1] | max -%}
+    {% call statement('tenant_group') -%}
+        drop table if exists {{ group_relation }}
+    {%- endcall %}
+    {% call statement('tenant_group') -%}
+        create temporary table {{ group_relation }} (tenant_id varchar)
+    {%- endcall %}
+
+    {%- for group in range(group_count) %}
+        {% call statement('tenant_group') -%}
+            delete from {{ group_relation }}
+        {%- endcall %}
+        {% call statement('tenant_group') -%}
+            insert into {{ group_relation }}
+            select tenant_id from (
+                select tenant_id, row_number() over (order by tenant_id) - 1 as tenant_index
+                from (select distinct tenant_id from {{ ref('int_tenant_syncs_dated') }}) as tenants
+            ) as ranked
+            where tenant_index >= {{ group * tenants_per_group }}
+                and tenant_index < {{ (group + 1) * tenants_per_group }}
+        {%- endcall %}
+        {% call statement('main' if loop.last else 'group') -%}
+            {%- if loop.first -%}
+                {{ get_create_table_as_sql(False, intermediate_relation, sql) }}
+            {%- else -%}
+                insert into {{ intermediate_relation }} {{ sql }}
+            {%- endif -%}
+        {%- endcall %}
+    {%- endfor %}
+
+    {% if existing_relation is not none %}
+        {{ adapter.rename_relation(existing_relation, backup_relation) }}
+    {% endif %}
+    {{ adapter.rename_relation(intermediate_relation, target_relation) }}
+    {% call statement('tenant_group') -%}
+        drop table {{ group_relation }}
+    {%- endcall %}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {% do persist_docs(target_relation, model) %}
+    {{ adapter.commit() }}
+    {{ drop_relation_if_exists(backup_relation) }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+{# The temporary table that holds the tenants of the group being built: `<model>__tenant_group`. #}
+{% macro tenant_group_relation() -%}
+    {{ return(api.Relation.create(identifier=this.identifier ~ '__tenant_group', type='table')) }}
+{%- endmacro %}
+
+{# In a table_per_tenant_group model: the tenant is in the group being built; elsewhere always true. #}
+{% macro in_tenant_group(tenant_column) -%}
+    {%- if config.get('materialized') == 'table_per_tenant_group' -%}
+        {{ tenant_column }} in (select tenant_id from {{ tenant_group_relation() }})
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
