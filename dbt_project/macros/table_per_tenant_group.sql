@@ -56,6 +56,9 @@
                 insert into {{ intermediate_relation }} {{ sql }}
             {%- endif -%}
         {%- endcall %}
+        {#- The new table is not the model's until renamed: each group's rows are committed, so no
+            transaction holds every tenant's uncommitted rows (DuckDB keeps them in memory). -#}
+        {% do adapter.commit() %}
     {%- endfor %}
 
     {% if existing_relation is not none %}
