@@ -7,8 +7,8 @@
     tenants); one group at a time it needs memory in proportion to a group.
 
     The model filters each of its inputs with `in_tenant_group('tenant_id')`; the group being built
-    is a row set in the temporary table `<model>__tenant_group`, not text in the query, so the query compiles
-    once and no tenant id is ever written into SQL.
+    is a row set in the temporary table `<model>__tenant_group`, not text in the query, so the
+    query compiles once and no tenant id is ever written into SQL.
 #}
 {% materialization table_per_tenant_group, default %}
     {%- set tenants_per_group = config.get('tenants_per_group', 1000) -%}
@@ -53,7 +53,11 @@
             {%- if loop.first -%}
                 {{ get_create_table_as_sql(False, intermediate_relation, sql) }}
             {%- else -%}
-                insert into {{ intermediate_relation }} {{ sql }}
+                {%- set columns = adapter.get_columns_in_relation(intermediate_relation) | map(attribute='quoted') | join(', ') -%}
+                insert into {{ intermediate_relation }} ({{ columns }})
+                select {{ columns }} from (
+                    {{ sql }}
+                ) as group_rows
             {%- endif -%}
         {%- endcall %}
         {#- The new table is not the model's until renamed: each group's rows are committed, so no
