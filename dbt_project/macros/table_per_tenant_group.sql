@@ -25,9 +25,17 @@
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
-    {%- set tenant_count = run_query(
-        'select count(distinct tenant_id) from ' ~ ref('int_tenant_syncs_dated')
-    ).columns[0].values()[0] -%}
+    {#- Every tenant numbered once, in tenant_id order; each group is a range of the numbers. -#}
+    {%- set tenants_relation = tenant_group_relation('__tenants') -%}
+    {% call statement('tenant_group') -%}
+        drop table if exists {{ tenants_relation }}
+    {%- endcall %}
+    {% call statement('tenant_group') -%}
+        create temporary table {{ tenants_relation }} as
+        select tenant_id, row_number() over (order by tenant_id) - 1 as tenant_index
+        from (select distinct tenant_id from {{ ref('int_tenant_syncs_dated') }}) as tenants
+    {%- endcall %}
+    {%- set tenant_count = run_query('select count(*) from ' ~ tenants_relation).columns[0].values()[0] -%}
     {%- set group_count = [((tenant_count + tenants_per_group - 1) // tenants_per_group) | int, 1] | max -%}
     {% call statement('tenant_group') -%}
         drop table if exists {{ group_relation }}
@@ -42,10 +50,7 @@
         {%- endcall %}
         {% call statement('tenant_group') -%}
             insert into {{ group_relation }}
-            select tenant_id from (
-                select tenant_id, row_number() over (order by tenant_id) - 1 as tenant_index
-                from (select distinct tenant_id from {{ ref('int_tenant_syncs_dated') }}) as tenants
-            ) as ranked
+            select tenant_id from {{ tenants_relation }}
             where tenant_index >= {{ group * tenants_per_group }}
                 and tenant_index < {{ (group + 1) * tenants_per_group }}
         {%- endcall %}
@@ -72,6 +77,9 @@
     {% call statement('tenant_group') -%}
         drop table {{ group_relation }}
     {%- endcall %}
+    {% call statement('tenant_group') -%}
+        drop table {{ tenants_relation }}
+    {%- endcall %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do persist_docs(target_relation, model) %}
     {{ adapter.commit() }}
@@ -80,9 +88,10 @@
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
 
-{# The temporary table that holds the tenants of the group being built: `<model>__tenant_group`. #}
-{% macro tenant_group_relation() -%}
-    {{ return(api.Relation.create(identifier=this.identifier ~ '__tenant_group', type='table')) }}
+{# A temporary table of the model's build: by default `<model>__tenant_group`, the tenants of
+   the group being built. #}
+{% macro tenant_group_relation(suffix='__tenant_group') -%}
+    {{ return(api.Relation.create(identifier=this.identifier ~ suffix, type='table')) }}
 {%- endmacro %}
 
 {# In a table_per_tenant_group model: the tenant is in the group being built; elsewhere always true. #}

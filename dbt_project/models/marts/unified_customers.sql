@@ -91,7 +91,6 @@ refunds_per_customer as (
     where refunds.status = 'succeeded'
         and charges.customer_id is not null
         and {{ in_tenant_group('refunds.tenant_id') }}
-        and {{ in_tenant_group('charges.tenant_id') }}
     group by 1, 2
 
 ),
