@@ -23,7 +23,6 @@ all tenants and, separately, on the real ones (none when there are too few)::
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from tenantpulse.analysis.patterns import row_medians
 from tenantpulse.analysis.synthetic_tenants import is_synthetic
 
 # scikit-learn is imported where a model is trained, so that loading the code location (which
@@ -222,9 +222,7 @@ def _relative_slope(w: np.ndarray) -> np.ndarray:
     trailing SMOOTH_DAYS mean of a window of SLOPE_DAYS + SMOOTH_DAYS - 1 days."""
     w = np.lib.stride_tricks.sliding_window_view(w, SMOOTH_DAYS, axis=1).mean(axis=2)
     i, j = np.triu_indices(w.shape[1], 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN
-        slope = np.nanmedian((w[:, j] - w[:, i]) / (j - i), axis=1)
+    slope = row_medians((w[:, j] - w[:, i]) / (j - i))  # NaN for an all-NaN window
     return np.clip(_ratio(slope * DAYS_PER_MONTH, _mean(w)), -FEATURE_CLIP, FEATURE_CLIP)
 
 

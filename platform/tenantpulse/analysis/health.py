@@ -152,7 +152,8 @@ def health_scores(
     # A tenant-day no component measured (say, a history day before its first sync, of a source
     # with no trend yet) has no score: NULL, with components_used empty.
     out["health_score"] = score.where(~capped, np.minimum(score, OVERRIDE_CAP)).astype("Int64")
-    out["components_used"] = present.apply(lambda row: ",".join(row.index[row]), axis=1)
+    names = np.array(list(WEIGHTS))
+    out["components_used"] = [",".join(names[row]) for row in present.to_numpy()]
     out["override"] = None
     reasons = failed[capped].map(
         lambda rate: (

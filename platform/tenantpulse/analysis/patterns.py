@@ -63,31 +63,39 @@ KEYS = ["tenant_id", "metric"]
 
 
 def _long(history: pd.DataFrame, as_of: dt.date, metrics, days: int) -> pd.DataFrame:
-    """(tenant_id, metric, date, value) for the last `days` days up to as_of, sorted by date."""
+    """(tenant_id, metric, date, value) for the last `days` days up to as_of, sorted by tenant,
+    metric and date."""
     end = pd.Timestamp(as_of)
     rows = history[(history["date"] <= end) & (history["date"] > end - pd.Timedelta(days=days))]
-    frames = []
+    metrics = sorted(metrics)
+    values = []
     for metric in metrics:
         connected = rows[list(METRIC_SOURCES[metric])].astype(bool).any(axis=1)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "tenant_id": rows["tenant_id"].to_numpy(),
-                    "metric": metric,
-                    "date": pd.to_datetime(rows["date"]).to_numpy(),
-                    "value": rows[metric].astype(float).where(connected).to_numpy(),
-                }
-            )
-        )
-    long = pd.concat(frames, ignore_index=True)
+        values.append(rows[metric].astype(float).where(connected).to_numpy())
+    # Ordered and built over integer codes and string arrays: sorting the frame by its string
+    # columns, or making its strings from Python objects, cost seconds a call at 10,000 tenants.
+    tenants = rows["tenant_id"].astype("str").array
+    row_codes = np.tile(np.arange(len(rows)), len(metrics))
+    metric_codes = np.repeat(np.arange(len(metrics)), len(rows))
+    tenant_codes = pd.factorize(tenants, sort=True)[0][row_codes]
+    dates = pd.to_datetime(rows["date"]).to_numpy()[row_codes]
+    order = np.lexsort((dates, metric_codes, tenant_codes))
+    long = pd.DataFrame(
+        {
+            "tenant_id": tenants.take(row_codes[order]),
+            "metric": pd.array(metrics, dtype="str").take(metric_codes[order]),
+            "date": dates[order],
+            "value": np.concatenate(values)[order],
+        }
+    )
     long["age"] = (end - long["date"]).dt.days  # 0 on as_of
-    return long.sort_values(KEYS + ["date"], ignore_index=True)
+    return long
 
 
 THEIL_SEN_CHUNK = 2_000_000  # pairwise slopes held at once (16 MB of float64)
 
 
-def _row_medians(values: np.ndarray) -> np.ndarray:
+def row_medians(values: np.ndarray) -> np.ndarray:
     """The median of each row's present (non-NaN) values, NaN for a row without any: what
     np.nanmedian gives, without its slow path for rows with NaN. Rows without a missing value
     are partitioned at the middle; the others sorted (NaN last) and read at their middle."""
@@ -119,7 +127,7 @@ def _theil_sen_rows(values: np.ndarray) -> np.ndarray:
     for start in range(0, len(values), rows):
         chunk = values[start : start + rows]
         pairs = (chunk[:, newer] - chunk[:, older]) / (older - newer)
-        slopes[start : start + rows] = _row_medians(pairs)
+        slopes[start : start + rows] = row_medians(pairs)
     return slopes
 
 
@@ -284,8 +292,7 @@ def anomalies(
     summary, factors = profile or weekly_profile(history, as_of)
     seasonal = factors.merge(summary.loc[summary["weekly"], KEYS], on=KEYS)
     long["dow"] = long["date"].dt.day_of_week
-    long = long.merge(seasonal, on=KEYS + ["dow"], how="left")
-    long = long.sort_values(KEYS + ["date"], ignore_index=True)
+    long = long.merge(seasonal, on=KEYS + ["dow"], how="left")  # keeps long's order
     factor = long["factor"].fillna(1.0)
     factor = factor.where(factor > 0)
     adjusted = (long["value"] / factor).groupby([long["tenant_id"], long["metric"]])
@@ -293,7 +300,7 @@ def anomalies(
     shifts = [k for k in range(-NEIGHBOUR_DAYS, NEIGHBOUR_DAYS + 1) if k != 0]
     neighbours = pd.concat([adjusted.shift(k) for k in shifts], axis=1)
     enough = neighbours.notna().sum(axis=1) >= MIN_NEIGHBOURS
-    middle = pd.Series(_row_medians(neighbours.to_numpy(float)), index=neighbours.index)
+    middle = pd.Series(row_medians(neighbours.to_numpy(float)), index=neighbours.index)
     long["expected"] = (middle * factor).where(enough)
     long["residual"] = long["value"] - long["expected"]
 
