@@ -2,6 +2,7 @@
 
 import datetime as dt
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -106,3 +107,25 @@ def test_the_direct_path_lands_with_the_functions_the_land_asset_calls(tmp_path)
 def test_every_bench_entry_point_imports():
     for module in ("bench.run", "bench.replay", "bench.catalog_probe", "bench.summary"):
         importlib.import_module(module)
+
+
+def test_analysis_probe_appends_a_labelled_run_of_every_step(tmp_path):
+    from bench import analysis_probe
+
+    output = tmp_path / "probe.json"
+    for label in ("before", "after"):
+        analysis_probe.main(
+            ["--tenants", "8", "--days", "2", "--label", label, "--output", str(output)]
+        )
+    report = json.loads(output.read_text())
+    assert report["tenants"] == 8
+    assert [run["label"] for run in report["runs"]] == ["before", "after"]
+    newest = dt.date(2026, 6, 29)  # synthetic histories run 180 days from 2026-01-01
+    assert [step["step"] for step in report["runs"][1]["steps"]] == [
+        "normalise the history",
+        "train the churn model",
+        f"analyse {newest - dt.timedelta(days=1)}",
+        f"analyse {newest}",
+    ]
+    # The holes: 3% of the 8 x 180 tenant-days removed.
+    assert 0 < 8 * 180 - report["runs"][0]["history_rows"] < 8 * 180 * 0.1
