@@ -8,9 +8,11 @@ SYNTHETIC curves, not the simulator's tenants) under real-looking ids, with 5% o
 metric's values and 3% of the tenant-days removed so that the medians' paths for missing values
 run too. What is timed is what `analyse_days` does between reading the history and writing the
 rows: `normalise_history`, `train_churn_model` (a daily run pays it only when the saved model is
-due) and `analyse_day` for each day. Each step records wall seconds, this process's CPU seconds
-and the load average. Each run is appended to the output file's `runs` under its --label, so that
-two code versions can be compared on the same machine, one after the other.
+due), `analyse_day` for each day in this process, then the days together as `analyse_days` runs
+them (`analyse_tenant_days`: the tenants split among processes when there are many). Each step
+records wall seconds, CPU seconds (this process's and its finished children's) and the load
+average. Each run is appended to the output file's `runs` under its --label, so that two code
+versions can be compared on the same machine, one after the other.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ FLOW_METRICS = ("revenue", "new_customers", "prs_merged", "median_hours_to_merge
 
 
 def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def probe_history(tenants: int, seed: int = 3) -> pd.DataFrame:
@@ -91,9 +94,15 @@ def main(argv: list[str] | None = None) -> None:
             history, newest - dt.timedelta(days=daily.MODEL_LABEL_LAG_DAYS)
         ),
     )
-    for back in range(args.days - 1, -1, -1):
-        day = newest - dt.timedelta(days=back)
+    days = [newest - dt.timedelta(days=back) for back in range(args.days - 1, -1, -1)]
+    for day in days:
         timed(f"analyse {day}", lambda day=day: daily.analyse_day(history, day, model))
+    if hasattr(daily, "analyse_tenant_days"):  # what analyse_days runs: processes by tenants
+        tenants = set(history["tenant_id"])
+        timed(
+            f"analyse the {args.days} days as analyse_days does",
+            lambda: daily.analyse_tenant_days(history, [(day, tenants) for day in days], model),
+        )
 
     code = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=BENCH_DIR

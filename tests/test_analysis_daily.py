@@ -12,11 +12,13 @@ from tenantpulse.analysis.daily import (
     DayAnalysis,
     analyse_day,
     analyse_days,
+    analyse_tenant_days,
     combine_days,
     normalise_history,
     train_churn_model,
 )
 from tenantpulse.analysis.document import ANALYSIS_TABLES, analysis_document
+from tenantpulse.analysis.synthetic_tenants import synthetic_training_history
 from tenantpulse.analysis.tables import read_days, replace_days
 from tenantpulse.sources.raw_table_ddl import logical_type_of
 from tenantpulse.warehouse import quote_ident
@@ -255,3 +257,63 @@ def test_one_tenant_with_github_only_has_no_revenue_analysis_and_no_error():
     assert trends.loc["revenue", "direction"] == "unknown"
     assert trends.loc["prs_merged", "direction"] == "flat"
     assert day.health.iloc[0]["components_used"] == "engineering,data_freshness"
+
+
+def _population(tenants: int) -> pd.DataFrame:
+    """Synthetic 180-day histories of ordinary tenant ids, with holes in every flow metric."""
+    history = synthetic_training_history(tenants, 180, seed=5)
+    history["tenant_id"] = history["tenant_id"].str.replace("syn-", "t_").str.replace("-", "_")
+    history["last_synced_at"] = (history["date"] + pd.Timedelta(hours=20)).dt.tz_localize("UTC")
+    rng = np.random.default_rng(5)
+    for metric in ("revenue", "new_customers", "prs_merged", "median_hours_to_merge", "sessions"):
+        history.loc[rng.random(len(history)) < 0.05, metric] = np.nan
+    return normalise_history(history[rng.random(len(history)) > 0.03])
+
+
+def _assert_same_tenant_rows(day: DayAnalysis, expected: DayAnalysis, tenants: set[str]) -> None:
+    """The rows of `tenants` in every output of `day` are those in `expected`, to the last bit."""
+    wanted = expected.tables() | {"workflow": expected.workflow}
+    for name, frame in (day.tables() | {"workflow": day.workflow}).items():
+        other = wanted[name]
+        rows, other_rows = (
+            f[f["tenant_id"].isin(tenants)].drop(columns="created_at", errors="ignore")
+            for f in (frame, other)
+        )
+        if rows.empty and other_rows.empty:  # an output without rows: its type may be object
+            assert list(rows.columns) == list(other_rows.columns), name
+            continue
+        pd.testing.assert_frame_equal(
+            rows.reset_index(drop=True),
+            other_rows.reset_index(drop=True),
+            check_exact=True,
+            obj=name,
+        )
+
+
+def test_a_tenants_analysis_does_not_depend_on_the_tenants_analysed_beside_it():
+    # Exactly, to the last bit: a value computed over a run of every tenant's rows (pandas'
+    # rolling mean keeps a running sum) carried the tenants before it into a tenant's weekly
+    # strength, its ties and so its p-value.
+    history = _population(16)
+    day = history["date"].max().date()
+    model = train_churn_model(history, day - dt.timedelta(days=7))
+    together = analyse_day(history, day, model)
+    for alone in sorted(set(history["tenant_id"])):
+        apart = analyse_day(history[history["tenant_id"] == alone], day, model)
+        _assert_same_tenant_rows(apart, together, {alone})
+
+
+def test_tenants_split_among_processes_give_the_rows_of_one_process():
+    history = _population(16)
+    newest = history["date"].max().date()
+    model = train_churn_model(history, newest - dt.timedelta(days=7))
+    tenants = sorted(set(history["tenant_id"]))
+    tasks = [
+        (newest - dt.timedelta(days=1), set(tenants[3:9])),  # a day with some tenants changed
+        (newest, set(tenants)),
+    ]
+    one = analyse_tenant_days(history, tasks, model, processes=1)
+    split = analyse_tenant_days(history, tasks, model, processes=2)
+    for (day, changed), alone, shared in zip(tasks, one, split, strict=True):
+        assert set(shared.health["tenant_id"]) == changed and set(shared.health["as_of"]) == {day}
+        _assert_same_tenant_rows(shared, alone, changed)

@@ -126,6 +126,7 @@ def test_analysis_probe_appends_a_labelled_run_of_every_step(tmp_path):
         "train the churn model",
         f"analyse {newest - dt.timedelta(days=1)}",
         f"analyse {newest}",
+        "analyse the 2 days as analyse_days does",
     ]
     # The holes: 3% of the 8 x 180 tenant-days removed.
     assert 0 < 8 * 180 - report["runs"][0]["history_rows"] < 8 * 180 * 0.1

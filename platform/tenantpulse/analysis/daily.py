@@ -14,6 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -51,6 +54,10 @@ REAL_ONLY_MIN_CHURNED_TENANTS = 10
 # saw; a range starting earlier (a backfill) gets a model of its own, trained on the labels known
 # by its first day and not saved.
 MODEL_LABEL_LAG_DAYS = 7
+# Tenants a process analyses at least: a run with fewer than twice this analyses in its own
+# process (starting one and sending it its tenants' history costs a few seconds); with more, the
+# tenants are split among up to one process per usable core.
+TENANTS_PER_PROCESS = 1000
 # The modules whose code decides a tenant-day's outputs: a change to any re-analyses every day.
 _ANALYSIS_CODE = hashlib.sha256(
     b"".join(
@@ -157,7 +164,7 @@ def analyse_days(
         model = train_churn_model(history, known_until=days[0])
         model_id, source = model_id_of(model), f"trained for the range from {days[0]}"
     current = input_hashes(history, days, model_id)
-    results, hashes, replaced, unchanged = [], [], {}, 0
+    tasks, hashes, replaced, unchanged = [], [], {}, 0
     for day in days:
         today = current[current["as_of"] == day]
         now_hashes = today.set_index("tenant_id")["input_hash"]
@@ -166,10 +173,11 @@ def analyse_days(
         gone = set(before.index) - set(now_hashes.index)
         unchanged += len(now_hashes) - len(changed)
         if changed or gone:
-            results.append(analyse_day(history[history["tenant_id"].isin(changed)], day, model))
+            tasks.append((day, changed))
             hashes.append(today[today["tenant_id"].isin(changed)])
             # None: every stored tenant of the day is replaced (one delete of the whole day).
             replaced[day] = None if set(before.index) <= changed | gone else changed | gone
+    results = analyse_tenant_days(history, tasks, model)
     written = dict.fromkeys(ANALYSIS_COLUMNS, 0)
     if results:
         analysed = combine_days(results)
@@ -193,6 +201,46 @@ def analyse_days(
         len(analysed.health),
         unchanged,
     )
+
+
+def analyse_tenant_days(
+    history: pd.DataFrame,
+    tasks: list[tuple[dt.date, set[str]]],
+    model: churn.ChurnModel,
+    processes: int | None = None,
+) -> list[DayAnalysis]:
+    """analyse_day of each task's day over its tenants, in the order of `tasks`. A tenant's
+    analysis depends on its own history alone, so with many tenants they are split into ranges
+    of tenant ids, one per process (`processes`, default: one per usable core, at least
+    TENANTS_PER_PROCESS tenants each), and each day's rows are put back together in tenant order:
+    the same rows as analysing every tenant in one process."""
+    tenants = sorted(set().union(*(changed for _, changed in tasks)))
+    if processes is None:
+        processes = min(len(os.sched_getaffinity(0)), len(tenants) // TENANTS_PER_PROCESS)
+    if processes < 2:
+        return _analyse_tasks((history, tasks, model))
+    ranges = [set(part) for part in np.array_split(np.array(tenants, dtype=object), processes)]
+    work = [
+        (
+            history[history["tenant_id"].isin(tenant_range)],
+            [(day, changed & tenant_range) for day, changed in tasks],
+            model,
+        )
+        for tenant_range in ranges
+    ]
+    # spawn: a forked copy of a process with threads (a Dagster run's) can deadlock on a lock.
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+        parts = list(pool.map(_analyse_tasks, work))
+    return [combine_days([part[i] for part in parts]) for i in range(len(tasks))]
+
+
+def _analyse_tasks(work) -> list[DayAnalysis]:
+    history, tasks, model = work
+    return [
+        analyse_day(history[history["tenant_id"].isin(changed)], day, model)
+        for day, changed in tasks
+    ]
 
 
 def input_hashes(history: pd.DataFrame, days: list[dt.date], model_id: str) -> pd.DataFrame:

@@ -183,11 +183,18 @@ def weekly_profile(history: pd.DataFrame, as_of: dt.date) -> tuple[pd.DataFrame,
     weekly_seasonality and anomalies read (compute it once and give it to both)."""
     long = _long(history, as_of, FLOW_METRICS, SEASONAL_WINDOW_DAYS)
     grouped = long.groupby(KEYS)["value"]
-    # One rolling pass over all series; windows that cross into another series are blanked.
+    # A centred mean of each 7 days over all series at once, each window summed on its own (a
+    # running sum, as pandas' rolling mean keeps, carries rounding from the series before into a
+    # tenant's values, and with them its ties and its weekly verdict); windows that cross into
+    # another series are blanked.
     half = SMOOTHING_DAYS // 2
-    level = long["value"].rolling(SMOOTHING_DAYS, center=True, min_periods=SMOOTHING_DAYS).mean()
+    values = long["value"].to_numpy(float)
+    level = np.full(len(values), np.nan)
+    if len(values) >= SMOOTHING_DAYS:
+        windows = np.lib.stride_tricks.sliding_window_view(values, SMOOTHING_DAYS)
+        level[half : len(values) - half] = windows.mean(axis=1)
     position, size = grouped.cumcount(), grouped.transform("size")
-    level = level.where((position >= half) & (position < size - half))
+    level = pd.Series(level, index=long.index).where((position >= half) & (position < size - half))
     long["detrended"] = long["value"] / level.where(level > 0)
     long["dow"] = long["date"].dt.day_of_week
     valid = long[long["detrended"].notna()]
