@@ -216,7 +216,7 @@ def analyse_tenant_days(
     the same rows as analysing every tenant in one process."""
     tenants = sorted(set().union(*(changed for _, changed in tasks)))
     if processes is None:
-        processes = min(len(os.sched_getaffinity(0)), len(tenants) // TENANTS_PER_PROCESS)
+        processes = min(_usable_cores(), len(tenants) // TENANTS_PER_PROCESS)
     if processes < 2:
         return _analyse_tasks((history, tasks, model))
     ranges = [set(part) for part in np.array_split(np.array(tenants, dtype=object), processes)]
@@ -233,6 +233,12 @@ def analyse_tenant_days(
     with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
         parts = list(pool.map(_analyse_tasks, work))
     return [combine_days([part[i] for part in parts]) for i in range(len(tasks))]
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may run on
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _analyse_tasks(work) -> list[DayAnalysis]:
