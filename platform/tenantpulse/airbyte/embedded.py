@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -168,22 +169,33 @@ def _run_connector(python: Path, request: dict, timeout_seconds: float) -> None:
         "DO_NOT_TRACK": "1",
     }
     try:
-        done = subprocess.run(
+        # A session of its own: on a timeout the whole group goes, the connector PyAirbyte started
+        # and its workers too (source-faker's pool can hang forever after a fork), not only the
+        # runner.
+        runner = subprocess.Popen(
             [str(python), str(RUNNER)],
-            input=json.dumps(request),
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             env=env,
-            timeout=timeout_seconds,
-            check=False,
+            start_new_session=True,
         )
-    except (OSError, subprocess.TimeoutExpired) as error:
+    except OSError as error:
         raise EmbeddedSyncError(f"{request['connector']}: {error}") from error
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+    try:
+        stdout, stderr = runner.communicate(json.dumps(request), timeout=timeout_seconds)
+    except subprocess.TimeoutExpired as error:
+        os.killpg(runner.pid, signal.SIGKILL)
+        runner.communicate()
+        raise EmbeddedSyncError(
+            f"{request['connector']}: no end after {timeout_seconds:g} s; its processes were killed"
+        ) from error
+    if runner.returncode != 0:
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
         if len(tail) > ERROR_TAIL_CHARS:  # a traceback line can be thousands of characters
             tail = "…" + tail[-ERROR_TAIL_CHARS:]
-        raise EmbeddedSyncError(f"{request['connector']} exited {done.returncode}:\n{tail}")
+        raise EmbeddedSyncError(f"{request['connector']} exited {runner.returncode}:\n{tail}")
 
 
 def _write_streams(
