@@ -97,12 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     days = [newest - dt.timedelta(days=back) for back in range(args.days - 1, -1, -1)]
     for day in days:
         timed(f"analyse {day}", lambda day=day: daily.analyse_day(history, day, model))
-    if hasattr(daily, "analyse_tenant_days"):  # what analyse_days runs: processes by tenants
-        tenants = set(history["tenant_id"])
-        timed(
-            f"analyse the {args.days} days as analyse_days does",
-            lambda: daily.analyse_tenant_days(history, [(day, tenants) for day in days], model),
-        )
+    tenants = set(history["tenant_id"])
+    timed(
+        f"analyse the {args.days} days as analyse_days does",
+        lambda: daily.analyse_tenant_days(history, [(day, tenants) for day in days], model),
+    )
 
     code = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=BENCH_DIR
