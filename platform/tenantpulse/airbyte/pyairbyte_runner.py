@@ -8,11 +8,16 @@ into the request's `out_dir`. Prints one JSON line: records per stream.
 """
 
 import json
+import signal
 import sys
 from pathlib import Path
 
 
 def main() -> None:
+    # An ignored SIGTERM is inherited through exec (pytest-xdist's workers ignore it): the
+    # connector's own worker pool stops its workers with SIGTERM, and source-faker's hung for
+    # good when they ignored it. The connector starts with the default again.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     import airbyte as ab
 
     request = json.load(sys.stdin)
