@@ -272,6 +272,23 @@ def test_many_tenants_of_different_table_shapes_land_in_one_call_chunk_by_chunk(
         assert landed(conn, "stripe__charges", "tenant_id, amount")[1] == ["t2", 222]
 
 
+def test_a_merge_stores_its_rows_in_tenant_and_key_order(tmp_path):
+    """DuckDB skips the storage blocks whose tenant ids are outside a range it reads (the tenant
+    groups of unified_customers): a merge stores a tenant's rows together, however the syncs'
+    times interleave."""
+    warehouse = open_warehouse(
+        make_settings(tmp_path, f"duckdb:///{tmp_path / 'w.duckdb'}").warehouse
+    )
+    with warehouse.connect() as conn:
+        # The newest sync first in time order: t3's, then t1's, then t2's.
+        for tenant, day in (("t1", 5), ("t2", 4), ("t3", 6)):
+            records = [charge(f"ch_{n}", "paid", n) for n in (2, 1, 3)]
+            write_raw(conn, tenant, "stripe__charges", records, sync_time(day))
+        land_stream(conn, CHARGES, ["t1", "t2", "t3"])
+        stored = conn.fetch_all("select tenant_id, id from landing.stripe__charges order by rowid")
+    assert stored == [(t, f"ch_{n}") for t in ("t1", "t2", "t3") for n in (1, 2, 3)]
+
+
 def test_rejected_rows_are_quarantined_under_their_own_tenant(warehouse):
     with warehouse.connect() as conn:
         write_raw(conn, "t1", "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))

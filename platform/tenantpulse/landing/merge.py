@@ -331,17 +331,20 @@ def through_stage(
 
 
 def _replace_rows(conn: Connection, table: str, rows: pd.DataFrame, key: tuple[str, ...]) -> None:
-    """Replace the rows of `landing.<table>` whose `key` columns match `rows`, in two statements."""
+    """Replace the rows of `landing.<table>` whose `key` columns match `rows`, in two statements.
+    The new rows are stored in key order, so a tenant's rows sit together: DuckDB skips the blocks
+    of other tenants when a model reads a range of tenants (unified_customers' tenant groups)."""
     target = qualified(LANDING_SCHEMA, table)
     matches = " and ".join(f"t.{quote_ident(c)} = s.{quote_ident(c)}" for c in key)
     columns = ", ".join(quote_ident(c) for c in rows.columns)
+    order = ", ".join(quote_ident(c) for c in key)
     through_stage(
         conn,
         table,
         rows,
         lambda stage: [
             f"delete from {target} as t using {stage} as s where {matches}",
-            f"insert into {target} ({columns}) select {columns} from {stage}",
+            f"insert into {target} ({columns}) select {columns} from {stage} order by {order}",
         ],
     )
 
