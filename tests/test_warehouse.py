@@ -1,5 +1,6 @@
 import datetime as dt
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -124,6 +125,17 @@ def test_duckdb_held_by_another_process_gives_a_clear_busy_error(tmp_path):
         holder.wait()
     with DuckDBWarehouse(path).connect() as conn:  # free again once the holder is gone
         assert conn.fetch_value("select 1") == 1
+
+
+def test_duckdb_connections_keep_to_the_memory_limit_of_dbts_profile(tmp_path):
+    """DuckDB's default limit is 80% of the machine's memory; the platform's connections keep to
+    the 4 GB of dbt's DuckDB target, so the bench's 8 GB target holds for a land run too."""
+    from tenantpulse.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    profile = (Path(__file__).parents[1] / "dbt_project" / "profiles.yml").read_text()
+    assert 'memory_limit: "4GB"' in profile
+    with DuckDBWarehouse(tmp_path / "w.duckdb").connect() as conn:
+        assert conn.fetch_value("select current_setting('memory_limit')") == "3.7 GiB"
 
 
 def test_a_failed_write_names_the_table_and_its_cause(warehouse):
