@@ -18,6 +18,7 @@ from multiprocessing import get_context
 
 import dagster as dg
 
+from bench.memory import TreePeak
 from tenantpulse import flow
 from tenantpulse.config import Settings
 from tenantpulse.flow_runs import (
@@ -145,8 +146,15 @@ LOOKBACK_DAYS = 1
 
 def time_flow(settings: Settings, phase: str, on_stage) -> list[dict]:
     """`run_flow` over every tenant, one day of lookback (the first build of the daily marts
-    covers every day); `on_stage(record)` is called with each stage's record."""
-    return follow_flow(settings, phase, on_stage, lookback_days=LOOKBACK_DAYS)
+    covers every day); `on_stage(record)` is called with each stage's record, which has the peak
+    memory of the bench's process tree over the whole flow (`bench.memory.TreePeak`)."""
+    with TreePeak() as peak:
+        return follow_flow(
+            settings,
+            phase,
+            lambda record: on_stage(record | peak.record()),
+            lookback_days=LOOKBACK_DAYS,
+        )
 
 
 STEADY_STATE = "steady state"
