@@ -25,8 +25,8 @@ from tenantpulse.warehouse.base import (
 from tenantpulse.warehouse.identifiers import qualified, quote_ident
 
 # The memory DuckDB's buffer manager may hold in the platform's connections, as in dbt's profile
-# (dbt_project/profiles.yml): DuckDB's default, 80% of the machine's memory, let a 10,000-tenant
-# first load's land run grow past 8 GB, its cache of the landing tables' blocks.
+# (dbt_project/profiles.yml): with DuckDB's default, 80% of the machine's memory, a 10,000-tenant
+# first load's land run grew past 8 GB.
 MEMORY_LIMIT = "4GB"
 
 
