@@ -129,7 +129,7 @@ def test_duckdb_held_by_another_process_gives_a_clear_busy_error(tmp_path):
 
 def test_duckdb_connections_keep_to_the_memory_limit_of_dbts_profile(tmp_path):
     """DuckDB's default limit is 80% of the machine's memory; the platform's connections keep to
-    the 4 GB of dbt's DuckDB target, so the bench's 8 GB target holds for a land run too."""
+    the 4 GB of dbt's DuckDB target (a 10,000-tenant first load's land run grew past 8 GB)."""
     from tenantpulse.warehouse.duckdb_warehouse import DuckDBWarehouse
 
     profile = (Path(__file__).parents[1] / "dbt_project" / "profiles.yml").read_text()
