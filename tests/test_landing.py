@@ -289,6 +289,26 @@ def test_a_merge_stores_its_rows_in_tenant_and_key_order(tmp_path):
     assert stored == [(t, f"ch_{n}") for t in ("t1", "t2", "t3") for n in (1, 2, 3)]
 
 
+def test_duckdb_landing_tables_keep_their_key_unique_without_an_index(tmp_path):
+    """On DuckDB a primary key's index cost most of a merge's insert (docs/decisions.md): the
+    landing tables have none, and the merge alone keeps (tenant_id, id) unique."""
+    warehouse = open_warehouse(
+        make_settings(tmp_path, f"duckdb:///{tmp_path / 'w.duckdb'}").warehouse
+    )
+    with warehouse.connect() as conn:
+        for day in (1, 2, 3):
+            records = [charge(f"ch_{n}", "paid", day) for n in (1, 2)]
+            write_raw(conn, "t1", "stripe__charges", records, sync_time(day), sync_id=day)
+            land_stream(conn, CHARGES, ["t1"])
+        constraints = conn.fetch_all(
+            "select constraint_type from duckdb_constraints()"
+            " where schema_name = 'landing' and table_name = 'stripe__charges'"
+        )
+        stored = conn.fetch_all("select id, updated from landing.stripe__charges order by id")
+    assert "PRIMARY KEY" not in {kind for (kind,) in constraints}
+    assert stored == [("ch_1", T0 + 3), ("ch_2", T0 + 3)]
+
+
 def test_rejected_rows_are_quarantined_under_their_own_tenant(warehouse):
     with warehouse.connect() as conn:
         write_raw(conn, "t1", "stripe__charges", [charge("ch_1", "paid", 1)], sync_time(1))
