@@ -568,6 +568,36 @@ def test_integers_beyond_64_bits_are_quarantined_and_the_largest_one_lands(wareh
         }
 
 
+def test_integers_beside_nulls_keep_every_digit(tmp_path):
+    """A tenant's files of two shapes, read together: the integer column one of them lacks is
+    NULL in its rows, and the other rows keep every digit (float64 would round them)."""
+    warehouse = open_warehouse(
+        make_settings(tmp_path, f"duckdb:///{tmp_path / 'w.duckdb'}").warehouse
+    )
+    with warehouse.connect() as conn:
+        write_raw_rows(
+            conn,
+            "big",
+            "stripe_charges",
+            "id varchar, amount bigint, _airbyte_raw_id varchar, _airbyte_extracted_at timestamptz",
+            [("ch_1", 2**53 + 1, "r1", sync_time(1)), ("ch_2", 2**63 - 1, "r2", sync_time(1))],
+        )
+        write_raw_rows(
+            conn,
+            "big",
+            "stripe_charges",
+            "id varchar, _airbyte_raw_id varchar, _airbyte_extracted_at timestamptz",
+            [("ch_3", "r3", sync_time(2))],
+        )
+        [outcome] = land_stream(conn, CHARGES, ["big"])
+        assert landed(conn, "stripe__charges", "id, amount") == [
+            ["ch_1", 2**53 + 1],
+            ["ch_2", 2**63 - 1],
+            ["ch_3", None],
+        ]
+    assert outcome.rows_landed == 3
+
+
 def test_decimals_the_warehouse_cannot_hold_are_quarantined(warehouse):
     orders = STREAMS_BY_NAME["shopify__orders"]
     with warehouse.connect() as conn:

@@ -115,7 +115,13 @@ def typed_table(conn, frame: pd.DataFrame, types: dict[str, str]) -> pa.Table:
         reader.execute("set arrow_lossless_conversion = true")
         reader.register("frame", frame)
         table = reader.sql(f"select {selected} from frame").to_arrow_table()
-    # Lossless conversion also turns booleans into `arrow.bool8` (int8 in Parquet): back to bool.
+    return plain_booleans(table)
+
+
+def plain_booleans(table: pa.Table) -> pa.Table:
+    """`table` with its `arrow.bool8` columns as plain booleans. DuckDB's Arrow output gives
+    booleans as bool8 (int8 in Parquet) while `arrow_lossless_conversion` is set, a setting of
+    the whole database, which `typed_table` sets."""
     for index, field in enumerate(table.schema):
         if (
             isinstance(field.type, pa.BaseExtensionType)
