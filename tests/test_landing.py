@@ -272,6 +272,21 @@ def test_many_tenants_of_different_table_shapes_land_in_one_call_chunk_by_chunk(
         assert landed(conn, "stripe__charges", "tenant_id, amount")[1] == ["t2", 222]
 
 
+def test_a_statement_reads_at_most_its_share_of_file_bytes_and_tenants(monkeypatch):
+    """A chunk's rows are in memory at once: big first syncs are read a few tenants at a time, a
+    day's small files 200 at a time, and a tenant larger than the budget alone."""
+    from tenantpulse.landing import raw_table_reads
+    from tenantpulse.landing.raw_table_reads import RawUnit, same_shape_chunks
+
+    monkeypatch.setattr(raw_table_reads, "FILE_BYTES_PER_STATEMENT", 100)
+    monkeypatch.setattr(raw_table_reads, "TENANTS_PER_STATEMENT", 3)
+    shape = {"id": "varchar"}
+    sizes = {"a": 40, "b": 40, "c": 40, "d": 500, "e": 1, "f": 1, "g": 1, "h": 1}
+    units = [RawUnit(t, t, shape, file_bytes=size) for t, size in sizes.items()]
+    chunks = [[u.tenant_id for u in chunk] for _, chunk in same_shape_chunks(units)]
+    assert chunks == [["a", "b"], ["c"], ["d"], ["e", "f", "g"], ["h"]]
+
+
 def test_a_merge_stores_its_rows_in_tenant_and_key_order(tmp_path):
     """DuckDB skips the storage blocks whose tenant ids are outside a range it reads (the tenant
     groups of unified_customers): a merge stores a tenant's rows together, however the syncs'

@@ -40,6 +40,10 @@ from tenantpulse.warehouse import Connection, qualified, quote_ident
 # Tenants per statement: Postgres plans a union recursively and fails near 10,000 branches
 # ("stack depth limit exceeded"); a few hundred keeps each statement small on both warehouses.
 TENANTS_PER_STATEMENT = 200
+# A statement's rows are in memory at once, several times over while validated: 200 tenants'
+# first syncs of shopify__orders (93 MB of files) took the land process to 5.5-5.9 GiB, in chunks of
+# at most 48 MB to 3.3 GiB (docs/decisions.md). A day's files are kilobytes: no effect on them.
+FILE_BYTES_PER_STATEMENT = 32 * 2**20
 # Raw column types read as they are. Any other is read as text and parsed by landing's validation:
 # a timestamp or date can be out of pandas' or Python's range ('infinity', year 294276), and a
 # float or numeric NaN would otherwise read as NULL.
@@ -78,6 +82,7 @@ class RawUnit:
     by_name: bool = False  # files whose columns differ: read by name
     # A file's own problem that the columns over all files hide (a file without the key).
     file_problems: dict[str, list[str]] = field(default_factory=dict)
+    file_bytes: int = 0  # DuckDB: the files' size on disk
 
 
 def table_label(tenant_id: str, contract: StreamContract) -> str:
@@ -169,19 +174,37 @@ def file_units(
             tuple(f.path for f in scan.new_files),
             by_name=any(list(s.items()) != list(union.items()) for s in shapes),
             file_problems={name: lacking for name, lacking in problems.items() if lacking},
+            file_bytes=sum(_size(f.path) for f in scan.new_files),
         )
     return units, failures
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # gone since listed: reading it fails the tenant by name
+        return 0
+
+
 def same_shape_chunks(units: list[RawUnit]) -> Iterator[tuple[dict[str, str], list[RawUnit]]]:
-    """(columns, units) chunks of at most TENANTS_PER_STATEMENT units of the same columns and
-    types (and way of reading), so each chunk can be read with one statement."""
+    """(columns, units) chunks of units of the same columns and types (and way of reading), so
+    each chunk can be read with one statement: at most TENANTS_PER_STATEMENT units, and files of
+    at most FILE_BYTES_PER_STATEMENT together (a unit larger than that is a chunk of its own)."""
     by_shape: dict[tuple, list[RawUnit]] = defaultdict(list)
     for unit in units:
         by_shape[(tuple(unit.columns.items()), unit.by_name)].append(unit)
     for (shape, _), shaped in by_shape.items():
-        for start in range(0, len(shaped), TENANTS_PER_STATEMENT):
-            yield dict(shape), shaped[start : start + TENANTS_PER_STATEMENT]
+        chunk: list[RawUnit] = []
+        chunk_bytes = 0
+        for unit in shaped:
+            too_big = chunk_bytes + unit.file_bytes > FILE_BYTES_PER_STATEMENT
+            if chunk and (len(chunk) == TENANTS_PER_STATEMENT or too_big):
+                yield dict(shape), chunk
+                chunk, chunk_bytes = [], 0
+            chunk.append(unit)
+            chunk_bytes += unit.file_bytes
+        if chunk:
+            yield dict(shape), chunk
 
 
 def selected_columns(columns: dict[str, str]) -> str:
