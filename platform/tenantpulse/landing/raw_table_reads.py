@@ -41,8 +41,8 @@ from tenantpulse.warehouse import Connection, qualified, quote_ident
 # ("stack depth limit exceeded"); a few hundred keeps each statement small on both warehouses.
 TENANTS_PER_STATEMENT = 200
 # A statement's rows are in memory at once, several times over while validated: 200 tenants'
-# first syncs of shopify__orders (93 MB of files) took the land process to 5.5-5.9 GiB, in chunks of
-# at most 48 MB to 3.3 GiB (docs/decisions.md). A day's files are kilobytes: no effect on them.
+# first syncs of shopify__orders are 93 MB of files (docs/decisions.md, landing's memory). A
+# day's files are kilobytes, so a day's statements still take 200 tenants.
 FILE_BYTES_PER_STATEMENT = 32 * 2**20
 # Raw column types read as they are. Any other is read as text and parsed by landing's validation:
 # a timestamp or date can be out of pandas' or Python's range ('infinity', year 294276), and a
