@@ -273,8 +273,9 @@ def test_many_tenants_of_different_table_shapes_land_in_one_call_chunk_by_chunk(
 
 
 def test_a_statement_reads_at_most_its_share_of_file_bytes_and_tenants(monkeypatch):
-    """A chunk's rows are in memory at once: big first syncs are read a few tenants at a time, a
-    day's small files 200 at a time, and a tenant larger than the budget alone."""
+    """A chunk's rows are in memory at once: big first syncs are read a few tenants at a time,
+    small files TENANTS_PER_STATEMENT tenants at a time, and a tenant larger than the budget
+    alone."""
     from tenantpulse.landing import raw_table_reads
     from tenantpulse.landing.raw_table_reads import RawUnit, same_shape_chunks
 

@@ -60,14 +60,6 @@ _READ_AS_IS = {
 }
 
 
-def _nullable_type(arrow_type: pa.DataType):
-    if pa.types.is_integer(arrow_type):
-        return pd.Int64Dtype()
-    if pa.types.is_boolean(arrow_type):
-        return pd.BooleanDtype()
-    return None  # pyarrow's default
-
-
 RAW_FILE = "raw_file"  # the column naming each row's file, in what is read of raw files
 
 
@@ -241,6 +233,14 @@ def read_new_rows(
             params.append(watermarks[unit.tenant_id])
         parts.append(part)
     return conn.read_frame(" union all ".join(parts), params)
+
+
+def _nullable_type(arrow_type: pa.DataType):
+    if pa.types.is_integer(arrow_type):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(arrow_type):
+        return pd.BooleanDtype()
+    return None  # pyarrow's default
 
 
 def _read_files(conn: Connection, units: list[RawUnit], columns: dict[str, str]) -> pd.DataFrame:
