@@ -1,8 +1,8 @@
 {#
     A table built one group of tenants at a time: the model's query runs once per group of
     `tenants_per_group` tenants (in tenant_id order, from int_tenant_syncs_dated: every tenant with
-    a landed row), each run's rows inserted into the new table, which then replaces the old one as
-    dbt's `table` does. A model whose query joins and aggregates every tenant's rows at once needs
+    a landed row; not set: one group of every tenant), each run's rows inserted into the new table,
+    which then replaces the old one as dbt's `table` does. A model whose query joins and aggregates every tenant's rows at once needs
     memory in proportion to all tenants (unified_customers ran out of DuckDB's 4 GB at 10,000
     tenants); one group at a time it needs memory in proportion to a group.
 
@@ -11,8 +11,8 @@
     query compiles once and no tenant id is ever written into SQL.
 #}
 {% materialization table_per_tenant_group, default %}
-    {%- set tenants_per_group = config.get('tenants_per_group', 1000) -%}
-    {%- if tenants_per_group is not integer or tenants_per_group < 1 -%}
+    {%- set tenants_per_group = config.get('tenants_per_group') -%}
+    {%- if tenants_per_group is not none and (tenants_per_group is not integer or tenants_per_group < 1) -%}
         {{ exceptions.raise_compiler_error('tenants_per_group must be a positive integer, not ' ~ tenants_per_group) }}
     {%- endif -%}
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -36,6 +36,7 @@
         from (select distinct tenant_id from {{ ref('int_tenant_syncs_dated') }}) as tenants
     {%- endcall %}
     {%- set tenant_count = run_query('select count(*) from ' ~ tenants_relation).columns[0].values()[0] -%}
+    {%- set tenants_per_group = tenants_per_group or [tenant_count, 1] | max -%}
     {%- set group_count = [((tenant_count + tenants_per_group - 1) // tenants_per_group) | int, 1] | max -%}
     {% call statement('tenant_group') -%}
         drop table if exists {{ group_relation }}
@@ -54,6 +55,12 @@
             where tenant_index >= {{ group * tenants_per_group }}
                 and tenant_index < {{ (group + 1) * tenants_per_group }}
         {%- endcall %}
+        {%- if target.type == 'postgres' %}
+            {#- Without statistics the planner guesses the group's size, and joins by it. -#}
+            {% call statement('tenant_group') -%}
+                analyze {{ group_relation }}
+            {%- endcall %}
+        {%- endif %}
         {% call statement('main' if loop.last else 'group') -%}
             {%- if loop.first -%}
                 {{ get_create_table_as_sql(False, intermediate_relation, sql) }}
@@ -95,16 +102,20 @@
 {%- endmacro %}
 
 {# In a table_per_tenant_group model: the tenant is in the group being built; elsewhere always true.
-   A group is a range of tenant ids, and the range is what DuckDB applies where it reads the table,
-   before a staging view's columns are computed; the `in` alone is applied after, so every group
-   computed every tenant's staging columns (10 groups at 10,000 tenants: 10 times each view). The
-   `in` keeps the filter exact. #}
+   On DuckDB a group is also a range of tenant ids, and the range is what DuckDB applies where it
+   reads the table, before a staging view's columns are computed; the `in` alone is applied after,
+   so every group computed every tenant's staging columns (10 groups at 10,000 tenants: 10 times
+   each view). The `in` keeps the filter exact. Postgres gets no range: with its bounds unknown
+   when it plans, Postgres takes a range for 0.5% of the rows and chose nested loops that scanned
+   a whole landing table per outer row (docs/decisions.md). #}
 {% macro in_tenant_group(tenant_column) -%}
     {%- if config.get('materialized') == 'table_per_tenant_group' -%}
         {%- set group = tenant_group_relation() -%}
+        {%- if target.type == 'duckdb' -%}
         {{ tenant_column }} between (select min(tenant_id) from {{ group }})
             and (select max(tenant_id) from {{ group }})
-        and {{ tenant_column }} in (select tenant_id from {{ group }})
+        and {% endif -%}
+        {{ tenant_column }} in (select tenant_id from {{ group }})
     {%- else -%}
         true
     {%- endif -%}

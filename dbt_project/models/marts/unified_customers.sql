@@ -1,8 +1,12 @@
 -- One row per tenant and person across Stripe and Shopify, matched on the normalised email
 -- (lower, trimmed). A customer without an email is a person of its own, keyed by its source id.
--- Built a group of tenants at a time (macros/table_per_tenant_group.sql): all 10,000 tenants'
--- people at once ran out of DuckDB's memory limit. The var tenants_per_group sizes the groups.
-{{ config(materialized='table_per_tenant_group', tenants_per_group=var('tenants_per_group', 1000)) }}
+-- Built a group of tenants at a time on DuckDB (macros/table_per_tenant_group.sql): all 10,000
+-- tenants' people at once ran out of its memory limit. The var tenants_per_group sizes the groups.
+-- Postgres spills to disk instead, and reads every row for each group: one group by default.
+{{ config(
+    materialized='table_per_tenant_group',
+    tenants_per_group=var('tenants_per_group', 1000 if target.type == 'duckdb' else none)
+) }}
 -- depends_on: {{ ref('int_tenant_syncs_dated') }}
 with
 
