@@ -9,9 +9,12 @@ import pytest
 from conftest import make_settings
 from flowkit import run_flow_in_process, step_errors
 from tenantpulse import flow
+from tenantpulse.definitions import build_definitions
+from tenantpulse.defs.landing import landing_run_config
 from tenantpulse.flow_runs import dagster_instance, describe_run
-from tenantpulse.landing.history import tenants_with_new_history
+from tenantpulse.landing.history import landed_generations, tenants_with_new_history
 from tenantpulse.simulator.run import run_simulation
+from tenantpulse.sources.contracts import STREAMS_BY_NAME
 from tenantpulse.tenants.registry import add_tenant, get_tenant
 from tenantpulse.warehouse import open_warehouse
 
@@ -96,3 +99,37 @@ def test_new_history_is_a_tenants_first_rows_of_a_stream_or_a_higher_generation(
     after = {"same": 3, "refreshed": 4, "untouched": 1, "first": 0}
     merged = {"same", "refreshed", "first"}
     assert tenants_with_new_history(before, after, merged) == {"refreshed", "first"}
+
+
+def test_a_land_run_for_named_tenants_reads_and_reports_only_their_history(tmp_path, warehouse_url):
+    """A batch of syncs (`new_syncs_sensor` names its tenants) reads the generations of its own
+    tenants only, and still reports a tenant's first rows as new history."""
+    settings = make_settings(tmp_path, warehouse_url)
+    warehouse = open_warehouse(settings.warehouse)
+    with warehouse.connect() as conn:
+        add_tenant(conn, "acme", "Acme", "stripe,github")
+        add_tenant(conn, "newco", "Newco", "stripe,github")
+    _sync(settings, ["acme"])
+    land_job = build_definitions(settings).resolve_job_def(flow.LAND.job)
+    instance = dagster_instance(settings)
+
+    def land(tenant_ids: list[str]) -> str:
+        result = land_job.execute_in_process(
+            instance=instance, run_config=landing_run_config(tenant_ids)
+        )
+        assert result.success
+        return result.dagster_run.tags[flow.HISTORY_TENANTS_TAG]
+
+    assert land(["acme"]) == "acme"
+    _sync(settings, ["newco"])
+    assert land(["newco"]) == "newco"
+    with warehouse.connect() as conn:
+        assert landed_generations(conn, STREAMS_BY_NAME["stripe__charges"], ["newco"]) == {
+            "newco": 0  # the simulator's syncs are generation 0
+        }
+        assert set(landed_generations(conn, STREAMS_BY_NAME["stripe__charges"])) == {
+            "acme",
+            "newco",
+        }
+    _sync(settings, ["acme", "newco"])
+    assert land(["acme", "newco"]) == ""

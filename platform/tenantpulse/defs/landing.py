@@ -215,10 +215,11 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
     reads a catalog that grows with every tenant's tables); land_stream commits as it goes."""
     streams = [c for c in STREAMS if landing_asset_key(c) in context.selected_asset_keys]
     landed, generations_before, history = [], {}, set()
+    named = config.tenants or None  # a batch of syncs: only its tenants' generations are read
 
     def starting(contract: StreamContract, tenants: int) -> None:
         context.log.info(f"landing {contract.name} for {tenants} tenants")
-        generations_before[contract.name] = landed_generations(conn, contract)
+        generations_before[contract.name] = landed_generations(conn, contract, named)
 
     with warehouse.open().connect() as conn:
         try:
@@ -231,7 +232,7 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
                 if merged:
                     history |= tenants_with_new_history(
                         generations_before[stream.contract.name],
-                        landed_generations(conn, stream.contract),
+                        landed_generations(conn, stream.contract, named),
                         merged,
                     )
         except InactiveTenantsError as inactive:

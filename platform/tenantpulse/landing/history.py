@@ -5,6 +5,8 @@ tenants, not only the recent days (tenantpulse.flow.daily_window)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tenantpulse.landing.merge import LANDING_SCHEMA
 from tenantpulse.sources.contracts import StreamContract
 from tenantpulse.warehouse import Connection, qualified
@@ -12,13 +14,21 @@ from tenantpulse.warehouse import Connection, qualified
 NO_GENERATION = -1  # rows whose _airbyte_generation_id is null
 
 
-def landed_generations(conn: Connection, contract: StreamContract) -> dict[str, int]:
-    """Tenant -> the highest generation of its rows in the stream's landing table."""
+def landed_generations(
+    conn: Connection, contract: StreamContract, tenant_ids: Sequence[str] | None = None
+) -> dict[str, int]:
+    """Tenant -> the highest generation of its rows in the stream's landing table, of
+    `tenant_ids` only when given (on Postgres the key's index then reads only their rows: a
+    batch of syncs no longer reads every tenant's rows of every stream twice)."""
     if not conn.table_exists(LANDING_SCHEMA, contract.name):
         return {}
+    where, params = (
+        ("", ()) if tenant_ids is None else ("where tenant_id = any(%s) ", (list(tenant_ids),))
+    )
     rows = conn.fetch_all(
         f"select tenant_id, max(coalesce(_airbyte_generation_id, {NO_GENERATION})) "
-        f"from {qualified(LANDING_SCHEMA, contract.name)} group by tenant_id"
+        f"from {qualified(LANDING_SCHEMA, contract.name)} {where}group by tenant_id",
+        params,
     )
     return {tenant_id: int(generation) for tenant_id, generation in rows}
 
