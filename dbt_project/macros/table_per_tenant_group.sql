@@ -2,9 +2,10 @@
     A table built one group of tenants at a time: the model's query runs once per group of
     `tenants_per_group` tenants (in tenant_id order, from int_tenant_syncs_dated: every tenant with
     a landed row; not set: one group of every tenant), each run's rows inserted into the new table,
-    which then replaces the old one as dbt's `table` does. A model whose query joins and aggregates every tenant's rows at once needs
-    memory in proportion to all tenants (unified_customers ran out of DuckDB's 4 GB at 10,000
-    tenants); one group at a time it needs memory in proportion to a group.
+    which then replaces the old one as dbt's `table` does. A model whose query joins and
+    aggregates every tenant's rows at once needs memory in proportion to all tenants
+    (unified_customers ran out of DuckDB's 4 GB at 10,000 tenants); one group at a time it needs
+    memory in proportion to a group.
 
     The model filters each of its inputs with `in_tenant_group('tenant_id')`; the group being built
     is a row set in the temporary table `<model>__tenant_group`, not text in the query, so the

