@@ -29,7 +29,7 @@ from conftest import copied_warehouse, make_settings, new_warehouse
 from rawdata import sync_time, write_raw
 from tenantpulse.landing.merge import ensure_landing_tables, land_stream
 from tenantpulse.sources.contracts import STREAMS, STREAMS_BY_NAME
-from tenantpulse.transform.dbt_cli import run_dbt, target_path
+from tenantpulse.transform.dbt_cli import run_dbt
 from tenantpulse.transform.tenant_findings import failures_table, read_findings
 from tenantpulse.transform.windows import RunWindow, daily_window, write_run_window
 from tenantpulse.warehouse import open_warehouse
@@ -839,13 +839,10 @@ def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_da
             run_id = f"since-{tests_since.isoformat()}"
             with warehouse.connect() as conn:
                 write_run_window(conn, run_id, RunWindow(tests_since=tests_since))
-        done = run_dbt(settings, ["build", "--select", *select.split()], True, run_id)
+        build = ["build", "--select", *select.split()]
+        done = run_dbt(settings, build, True, run_id, target_dir=settings.home / "dbt")
         assert done.returncode == 0, done.stdout[-6000:]
-        manifest = json.loads(
-            (
-                target_path(settings.warehouse, settings.dbt_project_dir) / "manifest.json"
-            ).read_text()
-        )
+        manifest = json.loads((settings.home / "dbt" / "manifest.json").read_text())
         found = {}
         for name in (
             "not_null_per_tenant_stg_stripe__charges_currency",

@@ -129,3 +129,37 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
             )
     for log in logs:
         assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log
+
+
+def test_dbt_invocations_at_once_each_write_their_own_folder_reusing_the_shared_parse(
+    tmp_path, monkeypatch
+):
+    """The shared target folder holds the parse the code location reads: invocations never write
+    into it, so none reads a manifest another is half-way through writing (a test once read one,
+    and failed on `Extra data`). Each starts from the shared parse, reused."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import make_settings
+
+    shared = tmp_path / "target"
+    monkeypatch.setattr(dbt_cli, "target_path", lambda warehouse, _=None: shared)
+    settings = make_settings(tmp_path, f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    manifest = dbt_cli.prepare_manifest(settings)
+    assert sorted(p.name for p in shared.iterdir()) == ["manifest.json", "partial_parse.msgpack"]
+    parsed = manifest.stat().st_mtime_ns
+
+    parse = ["parse", "--debug", "--target", "duckdb"]
+    with ThreadPoolExecutor(2) as pool:
+        kept, scratch = pool.map(
+            lambda target_dir: dbt_cli.run_dbt(settings, parse, True, target_dir=target_dir),
+            [tmp_path / "kept", None],
+        )
+    for done in (kept, scratch):
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert "Unable to do partial parsing" not in done.stdout
+        assert "Partial parsing enabled" in done.stdout
+    assert json.loads((tmp_path / "kept" / "manifest.json").read_text())["nodes"]
+    # The shared parse untouched, and the folder of the invocation without one removed.
+    assert manifest.stat().st_mtime_ns == parsed
+    assert sorted(p.name for p in shared.iterdir()) == ["manifest.json", "partial_parse.msgpack"]

@@ -395,10 +395,13 @@ def report(tenant_id: str, as_of: str | None) -> None:
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 @_friendly_errors
 def dbt(dbt_args: tuple[str, ...]) -> None:
-    """Run dbt in dbt_project/ on the configured warehouse, e.g. `tenantpulse dbt build -s staging`."""
-    from tenantpulse.transform.dbt_cli import run_dbt
+    """Run dbt in dbt_project/ on the configured warehouse, e.g. `tenantpulse dbt build -s staging`.
+    dbt's files (manifest, run results, docs) go to dbt_project/target/<dialect>/cli/."""
+    from tenantpulse.transform.dbt_cli import run_dbt, target_path
 
-    done = run_dbt(_settings(), list(dbt_args) or ["--help"])
+    settings = _settings()
+    cli_target = target_path(settings.warehouse, settings.dbt_project_dir) / "cli"
+    done = run_dbt(settings, list(dbt_args) or ["--help"], target_dir=cli_target)
     sys.exit(done.returncode)
 
 

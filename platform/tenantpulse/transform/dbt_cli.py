@@ -5,8 +5,11 @@ place to configure the warehouse."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -53,27 +56,56 @@ def target_path(warehouse: WarehouseUrl, project_dir: Path | None = None) -> Pat
     return (project_dir or load_dbt_project_dir()) / "target" / warehouse.dialect
 
 
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
 def dbt_executable() -> str:
     return str(Path(sys.executable).with_name("dbt"))
 
 
+@dataclass(frozen=True)
+class DbtInvocation:
+    returncode: int
+    stdout: str | None  # None unless captured
+    stderr: str | None
+
+
 def run_dbt(
-    settings: Settings, args: list[str], capture: bool = False, run_id: str | None = None
-) -> subprocess.CompletedProcess:
+    settings: Settings,
+    args: list[str],
+    capture: bool = False,
+    run_id: str | None = None,
+    target_dir: Path | None = None,
+) -> DbtInvocation:
     """`dbt <args>` in the project, on the settings' warehouse; the caller checks the return code.
     With `run_id`, the models read that run's window (transform/windows.py, written before);
-    without, none: every date is built and every row tested."""
+    without, none: every date is built and every row tested.
+
+    dbt writes its manifest, results and compiled SQL into `target_dir`, which is kept; without
+    one, into a folder of its own that is removed when dbt exits. Never into the dialect's shared
+    folder, which the code location reads: the project's parse is copied from there first, so dbt
+    reuses it, and no reader sees a manifest half-written by another invocation."""
     project_dir = settings.dbt_project_dir
+    shared_target = target_path(settings.warehouse, project_dir)
+    if target_dir is None:
+        shared_target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="invocation-", dir=shared_target) as scratch:
+            return run_dbt(settings, args, capture, run_id, Path(scratch))
+    target_dir.mkdir(parents=True, exist_ok=True)
+    parse = shared_target / PARTIAL_PARSE
+    if parse.exists():
+        shutil.copy2(parse, target_dir / PARTIAL_PARSE)
     env = {
         **os.environ,
         **dbt_env(settings.warehouse, project_dir),
+        "DBT_TARGET_PATH": str(target_dir),
         "DBT_PROFILES_DIR": str(project_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     env.pop(RUN_ID_ENV, None)  # a Dagster dbt run in this process exported its own
     if run_id is not None:
         env[RUN_ID_ENV] = run_id
-    return subprocess.run(
+    done = subprocess.run(
         [dbt_executable(), *args],
         cwd=project_dir,
         env=env,
@@ -81,6 +113,7 @@ def run_dbt(
         text=True,
         check=False,
     )
+    return DbtInvocation(done.returncode, done.stdout, done.stderr)
 
 
 def manifest_is_stale(settings: Settings) -> bool:
@@ -97,11 +130,17 @@ def manifest_is_stale(settings: Settings) -> bool:
 
 def prepare_manifest(settings: Settings) -> Path:
     """Parse the project (`dbt parse`) when the manifest is missing or older than the project."""
-    manifest = target_path(settings.warehouse, settings.dbt_project_dir) / "manifest.json"
+    shared_target = target_path(settings.warehouse, settings.dbt_project_dir)
     if manifest_is_stale(settings):
         # `--target` as dagster-dbt passes it: dbt reuses a parse only for the same CLI target.
-        target = settings.warehouse.dialect
-        done = run_dbt(settings, ["parse", "--quiet", "--target", target], capture=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"dbt parse failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    return manifest
+        args = ["parse", "--quiet", "--target", settings.warehouse.dialect]
+        shared_target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="parse-", dir=shared_target) as parsed:
+            done = run_dbt(settings, args, capture=True, target_dir=Path(parsed))
+            if done.returncode != 0:
+                raise RuntimeError(f"dbt parse failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+            # Renamed into place: a code location loading meanwhile reads the old files or the
+            # new, never half of one.
+            for name in (PARTIAL_PARSE, "manifest.json"):
+                os.replace(Path(parsed) / name, shared_target / name)
+    return shared_target / "manifest.json"
