@@ -159,6 +159,7 @@ def test_dbt_invocations_at_once_each_write_their_own_folder_reusing_the_shared_
         assert done.returncode == 0, done.stdout[-3000:]
         assert "Unable to do partial parsing" not in done.stdout
         assert "Partial parsing enabled" in done.stdout
+    assert "Partial parsing enabled" in (tmp_path / "kept" / "dbt.log").read_text()
     assert json.loads((tmp_path / "kept" / "manifest.json").read_text())["nodes"]
     # The shared parse untouched, and the folder of the invocation without one removed.
     assert manifest.stat().st_mtime_ns == parsed

@@ -81,7 +81,7 @@ def run_dbt(
     With `run_id`, the models read that run's window (transform/windows.py, written before);
     without, none: every date is built and every row tested.
 
-    dbt writes its manifest, results and compiled SQL into `target_dir`, which is kept; without
+    dbt writes its manifest, results, compiled SQL and log into `target_dir`, which is kept; without
     one, into a folder of its own that is removed when dbt exits. Never into the dialect's shared
     folder, which the code location reads: the project's parse is copied from there first, so dbt
     reuses it, and no reader sees a manifest half-written by another invocation."""
@@ -99,6 +99,7 @@ def run_dbt(
         **os.environ,
         **dbt_env(settings.warehouse, project_dir),
         "DBT_TARGET_PATH": str(target_dir),
+        "DBT_LOG_PATH": str(target_dir),  # dbt.log too, as dagster-dbt's invocations do
         "DBT_PROFILES_DIR": str(project_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
