@@ -149,7 +149,7 @@ def test_dbt_invocations_at_once_each_write_their_own_folder_reusing_the_shared_
     assert sorted(p.name for p in shared.iterdir()) == ["manifest.json", "partial_parse.msgpack"]
     parsed = manifest.stat().st_mtime_ns
 
-    parse = ["parse", "--debug", "--target", "duckdb"]
+    parse = ["parse", "--debug"]
     with ThreadPoolExecutor(2) as pool:
         kept, scratch = pool.map(
             lambda target_dir: dbt_cli.run_dbt(settings, parse, True, target_dir=target_dir),
