@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -63,20 +62,13 @@ def dbt_executable() -> str:
     return str(Path(sys.executable).with_name("dbt"))
 
 
-@dataclass(frozen=True)
-class DbtInvocation:
-    returncode: int
-    stdout: str | None  # None unless captured
-    stderr: str | None
-
-
 def run_dbt(
     settings: Settings,
     args: list[str],
     capture: bool = False,
     run_id: str | None = None,
     target_dir: Path | None = None,
-) -> DbtInvocation:
+) -> subprocess.CompletedProcess:
     """`dbt <args>` in the project, on the settings' warehouse; the caller checks the return code.
     With `run_id`, the models read that run's window (transform/windows.py, written before);
     without, none: every date is built and every row tested.
@@ -109,7 +101,7 @@ def run_dbt(
     env.pop(RUN_ID_ENV, None)  # a Dagster dbt run in this process exported its own
     if run_id is not None:
         env[RUN_ID_ENV] = run_id
-    done = subprocess.run(
+    return subprocess.run(
         [dbt_executable(), *args],
         cwd=project_dir,
         env=env,
@@ -117,7 +109,6 @@ def run_dbt(
         text=True,
         check=False,
     )
-    return DbtInvocation(done.returncode, done.stdout, done.stderr)
 
 
 def manifest_is_stale(settings: Settings) -> bool:
