@@ -871,7 +871,7 @@ def test_an_unreadable_raw_file_fails_its_tenant_by_name_and_lands_once_replaced
 def test_a_file_gone_between_listing_and_reading_fails_its_tenant_and_spares_the_chunk(
     warehouse, monkeypatch
 ):
-    """The read of a chunk (run ahead in a thread) fails; each of its tenants is read again alone."""
+    """The read of a chunk of tenants fails; each of them is read again alone."""
     from tenantpulse.landing import merge
     from tenantpulse.sources.raw_files import list_files, stream_folder
 
@@ -893,37 +893,6 @@ def test_a_file_gone_between_listing_and_reading_fails_its_tenant_and_spares_the
         assert outcomes["t2"].error.startswith("reading raw files user_t2/stripe_charges failed:")
         assert landed(conn, "stripe__charges", "tenant_id, id") == [["t1", "ch_1"], ["t3", "ch_1"]]
         assert list_files(stream_folder(conn.raw_path, "t2", "stripe_charges")) == []
-
-
-@pytest.mark.parametrize("warehouse_url", ["duckdb", "postgres"], indirect=True)
-def test_the_next_chunk_is_read_while_this_one_is_merged_on_duckdb_only(warehouse):
-    import threading
-
-    from tenantpulse.landing.merge import _read_ahead
-
-    started = [threading.Event() for _ in range(3)]
-
-    def reader(i):
-        def read():
-            started[i].set()
-            if i == 1:
-                raise ValueError("chunk 1 is unreadable")
-            return i
-
-        return read
-
-    with warehouse.connect() as conn:
-        on_duckdb = conn.dialect == "duckdb"
-        results = []
-        for i, rows in enumerate(_read_ahead(conn, (reader(i) for i in range(3)))):
-            # While chunk i is being merged, chunk i + 1 is read already (DuckDB) or not yet.
-            if i < 2:
-                assert started[i + 1].wait(timeout=60 if on_duckdb else 0) == on_duckdb
-            try:
-                results.append(rows())
-            except ValueError as error:
-                results.append(str(error))
-    assert results == [0, "chunk 1 is unreadable", 2]
 
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)

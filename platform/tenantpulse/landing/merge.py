@@ -16,9 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -152,41 +150,24 @@ def land_stream(
             ),
         )
 
-    def keep(tenants: list[str], raw: pd.DataFrame) -> None:
+    def read(columns: dict[str, str], chunk: dict[str, RawUnit], tenants: list[str]) -> None:
+        raw = read_new_rows(conn, contract, [chunk[t] for t in tenants], columns, watermarks)
         conn.commit()  # releases the chunk's table locks (see raw_table_reads)
         batch_tenants.extend(tenants)
         if not raw.empty:
             batch.append(raw)
 
-    def read(columns: dict[str, str], chunk: dict[str, RawUnit], tenants: list[str]) -> None:
-        units = [chunk[t] for t in tenants]
-        keep(tenants, read_new_rows(conn, contract, units, columns, watermarks))
-
-    def wanted(columns: dict[str, str]) -> dict[str, str]:
-        return {c: columns[c] for c in expected if c in columns}
-
-    chunks = list(same_shape_chunks(readable))
-    reads = (
-        partial(read_new_rows, conn, contract, units, wanted(columns), watermarks)
-        for columns, units in chunks
-    )
-    with closing(_read_ahead(conn, reads)) as chunk_rows:
-        for (columns, chunk), rows in zip(chunks, chunk_rows, strict=True):
-            if batch_tenants and columns != batch_columns:
-                merge_batch()
-            batch_columns = columns
-            by_tenant = {u.tenant_id: u for u in chunk}
-            try:
-                raw = rows()
-            except Exception:  # noqa: BLE001 - read again tenant by tenant, failing by name
-                conn.rollback()  # on Postgres the failed read aborted the transaction
-                read_alone = partial(read, wanted(columns), by_tenant)
-                for tenant_id in by_tenant:
-                    _isolating(conn, contract, outcomes, [tenant_id], "reading", read_alone)
-            else:
-                keep(list(by_tenant), raw)
-            if sum(map(len, batch)) >= ROWS_PER_MERGE:
-                merge_batch()
+    for columns, chunk in same_shape_chunks(readable):
+        if batch_tenants and columns != batch_columns:
+            merge_batch()
+        batch_columns = columns
+        wanted = {c: columns[c] for c in expected if c in columns}
+        by_tenant = {u.tenant_id: u for u in chunk}
+        _isolating(
+            conn, contract, outcomes, list(by_tenant), "reading", partial(read, wanted, by_tenant)
+        )
+        if sum(map(len, batch)) >= ROWS_PER_MERGE:
+            merge_batch()
     if batch_tenants:
         merge_batch()
     _record_listed_folders(conn, contract, scans, outcomes, units)
@@ -213,30 +194,6 @@ def _record_listed_folders(
     if listed:
         save_landed_files(conn, contract, landed_marks(listed, {}))
         conn.commit()
-
-
-def _read_ahead(
-    conn: Connection, reads: Iterable[Callable[[], pd.DataFrame]]
-) -> Iterator[Callable[[], pd.DataFrame]]:
-    """Each of `reads` as a function that returns its rows or raises what reading raised.
-
-    On DuckDB the next chunk's files are read in a thread, on a cursor of their own, while the
-    caller validates and merges the current chunk's rows: DuckDB lets go of Python's lock while
-    it reads, validation holds it, and landing is most of a first load (bench/results). One chunk
-    is read ahead, so one more chunk's rows are in memory. On Postgres a chunk's tables are read
-    on the connection the merges use, when its function is called."""
-    if conn.dialect != "duckdb":
-        yield from reads
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="land-read-ahead") as pool:
-        pending: Future | None = None
-        for read in reads:
-            submitted = pool.submit(read)
-            if pending is not None:
-                yield pending.result
-            pending = submitted
-        if pending is not None:
-            yield pending.result
 
 
 def _fail(outcome: TenantLanding, error: str) -> None:
