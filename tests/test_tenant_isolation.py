@@ -19,6 +19,7 @@ from tenantpulse.simulator.run import assign_profile, run_simulation
 from tenantpulse.sources.contracts import STREAMS
 from tenantpulse.sources.raw_table_ddl import write_raw_frame
 from tenantpulse.tenants.registry import add_tenant, list_tenants
+from tenantpulse.transform.dbt_cli import target_path
 from tenantpulse.transform.tenant_findings import (
     EXAMPLE_CHARS,
     TenantFinding,
@@ -221,9 +222,15 @@ def test_a_dbt_error_still_fails_the_views_with_dbts_message_after_naming_the_fi
         )
     # A day's partition, as every dbt_job run the flow launches has one (a range).
     day = settings.daily_partitions_end.isoformat()
-    result = run_job(settings, dagster_instance(settings), "dbt_job", partition_key=day)
+    instance = dagster_instance(settings)
+    result = run_job(settings, instance, "dbt_job", partition_key=day)
     assert not result.success
     assert "dbt build" in step_errors(result) and "does not exist" not in step_errors(result)
+    # The failed run's own target folder is kept for whoever looks into it, and its log says where.
+    [kept] = target_path(settings.warehouse).glob(f"dbt_models-{result.run_id[:7]}-*")
+    assert (kept / "dbt.log").exists()
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert f"dbt's files of this run (compiled SQL, logs): {kept}" in messages
     checks = [
         e.event_specific_data
         for e in result.all_events

@@ -91,7 +91,8 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
     import dagster as dg
 
     from tenantpulse import definitions
-    from tenantpulse.defs.dbt import dbt_run_config
+    from tenantpulse.defs import dbt as dbt_defs
+    from tenantpulse.defs.dbt import dbt_run_config, remove_run_folder
     from tenantpulse.landing.merge import ensure_landing_tables
     from tenantpulse.sources.contracts import STREAMS
 
@@ -109,7 +110,14 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
         for key in defs.resolve_asset_graph().get_all_asset_keys()
         if key.path[0] in ("staging", "intermediate")
     ]
-    logs = []
+    logs, removed = [], []
+
+    def read_log_then_remove(folder):  # each successful run's folder is removed at its end
+        logs.append((folder / "dbt.log").read_text())
+        removed.append(folder)
+        remove_run_folder(folder)
+
+    monkeypatch.setattr(dbt_defs, "remove_run_folder", read_log_then_remove)
     for since in ("2026-11-01", "2026-11-02"):
         result = job.execute_in_process(
             instance=instance,
@@ -117,8 +125,9 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
             run_config=dbt_run_config(dt.date.fromisoformat(since), (), None),
         )
         assert result.success
-        [run_folder] = (tmp_path / "target").glob(f"dbt_models-{result.run_id[:7]}-*")
-        logs.append((run_folder / "dbt.log").read_text())
+        assert removed[-1].parent == tmp_path / "target"
+        assert removed[-1].name.startswith(f"dbt_models-{result.run_id[:7]}-")
+        assert not removed[-1].exists()
         with warehouse.connect() as conn:
             assert (
                 conn.fetch_value(

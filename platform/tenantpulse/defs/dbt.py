@@ -10,6 +10,8 @@ docs/orchestration.md) names the tenants in its check's description and metadata
 """
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
@@ -173,6 +175,13 @@ def _use_warehouse(warehouse: WarehouseResource, run_id: str) -> None:
     export_environment({**dbt_env(parse_warehouse_url(warehouse.url)), RUN_ID_ENV: run_id})
 
 
+def remove_run_folder(folder: Path) -> None:
+    """Remove a successful run's own target folder (dagster-dbt's, beside the shared manifest:
+    compiled SQL, run results, dbt.log; several MB), read no more once the run has its events:
+    one a day added up to gigabytes a year. A failed run's is kept for whoever looks into it."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefinition) -> list:
     @dbt_assets(
         manifest=project.manifest_path,
@@ -206,6 +215,10 @@ def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefin
                 for result, table in findings:
                     yield _naming_tenants(context, result, read_findings(conn, *table))
         if not invocation.is_successful():
+            context.log.error(
+                f"dbt's files of this run (compiled SQL, logs): {invocation.target_path}"
+            )
             raise invocation.get_error()
+        remove_run_folder(invocation.target_path)
 
     return [dbt_models]
