@@ -754,6 +754,56 @@ def test_a_sync_time_in_the_future_is_quarantined_and_does_not_move_the_watermar
         ]
 
 
+def test_text_read_through_arrow_is_typed_and_quarantined_as_python_text_is():
+    """Raw files' text comes as pandas' Arrow-backed strings, Postgres's as Python objects: the
+    same values give the same typed rows and the same reasons either way."""
+    from tenantpulse.landing.validate import validate_rows
+
+    contract = STREAMS_BY_NAME["github__pull_requests"]
+    synced = "2026-11-01 06:00:00+00"
+    times = [
+        "2026-10-30 12:00:00.5+00",
+        "2026-10-31T08:15:00Z",
+        None,
+        "infinity",  # Postgres's, as text: not a time pandas holds
+        "294276-01-01 00:00:00+00",  # beyond pandas' range
+        "",
+        "2026-11-09 00:00:00+00",  # days after its sync
+        "2001-01-01 00:00:00+00",  # before GitHub began
+    ]
+    raw = pd.DataFrame(
+        {
+            "id": range(1, len(times) + 1),
+            "title": ["fix", "", None, "naïve ünïcode", "x" * 300, " padded ", "NaN", "None"],
+            "state": ["open"] * len(times),
+            "created_at": times,
+            "_airbyte_raw_id": [f"r{i}" for i in range(len(times))],
+            "_airbyte_extracted_at": [synced] * (len(times) - 1) + [None],
+        }
+    )
+    as_objects = raw.astype({c: object for c in raw.columns if c != "id"})
+    as_arrow = raw.astype({c: "str" for c in raw.columns if c != "id"})
+    assert isinstance(as_arrow["title"].dtype, pd.StringDtype)
+    landed_at = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    from_objects = validate_rows(contract, as_objects, landed_at=landed_at)
+    from_arrow = validate_rows(contract, as_arrow, landed_at=landed_at)
+
+    def plain(frame):
+        return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+    assert plain(from_arrow.valid) == plain(from_objects.valid)
+    assert from_arrow.reasons.to_dict() == from_objects.reasons.to_dict()
+    assert [r["title"] for r in plain(from_arrow.valid)] == ["fix", "", None]
+    assert from_arrow.reasons.to_dict() == {
+        3: "created_at: 'infinity' is not a timestamptz",
+        4: "created_at: '294276-01-01 00:00:00+00' is not a timestamptz",
+        5: "created_at: '' is not a timestamptz",
+        6: "created_at: '2026-11-09 00:00:00+00' is more than 1 day after its sync",
+        7: "created_at: '2001-01-01 00:00:00+00' is before 2007-10-01, when github began; "
+        "_airbyte_extracted_at: missing (required)",
+    }
+
+
 def test_values_staging_casts_are_checked_at_landing(warehouse):
     """What would fail a staging view for every tenant is quarantined for the one that sent it."""
     with warehouse.connect() as conn:

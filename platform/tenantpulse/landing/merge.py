@@ -143,7 +143,7 @@ def land_stream(
             lambda some: _merge_batch(
                 conn,
                 contract,
-                rows[rows["tenant_id"].isin(some)] if len(rows) else rows,
+                rows[rows["tenant_id"].isin(some)] if len(rows) and some != tenants else rows,
                 batch_columns,
                 outcomes,
                 [scans[t] for t in some if t in scans],

@@ -171,7 +171,9 @@ def _convert(values: pd.Series, logical_type: str) -> pd.Series:
         return numbers.where(np.isfinite(numbers) & (numbers.abs() < DECIMAL_LIMIT))
     if logical_type == "varchar":
         if isinstance(values.dtype, pd.StringDtype):
-            return values.astype(object).where(values.notna(), None)
+            # Kept as pandas' Arrow-backed text: a Python object a value cost 8% of a first
+            # load's land run, and DuckDB takes these columns in without one (docs/decisions.md).
+            return values
         return values.astype(object).map(lambda v: None if _is_null(v) else str(v))
     if logical_type == "timestamptz":
         return _to_timestamps(values)
@@ -224,6 +226,8 @@ def _to_timestamps(values: pd.Series) -> pd.Series:
     """UTC timestamps from datetimes or ISO 8601 text; anything else is NaT."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return pd.to_datetime(values, utc=True)
+    if isinstance(values.dtype, pd.StringDtype):  # text or NULL only: parsed as it is
+        return pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
     text = values.astype(object).map(lambda v: v if isinstance(v, str) else None)
     return pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
 
@@ -278,6 +282,8 @@ def _uncastable(values: pd.Series, rule: CastValue) -> pd.Series:
         found = next((v for v in _cast_inputs(value, rule) if not _castable(v, rule)), None)
         if found is not None:
             offender[value] = found
+    if not offender:  # almost always: nothing to look up row by row
+        return pd.Series(None, index=values.index, dtype=object)
     found = [None if _is_null(v) else offender.get(v) for v in values]
     return pd.Series(found, index=values.index, dtype=object)
 
