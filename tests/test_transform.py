@@ -89,6 +89,7 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
     """Each run's window (a row of ops.dbt_run_window, not `--vars`) leaves dbt's saved parse
     valid: a second run with another first test day parses nothing again."""
     import dagster as dg
+    from bench import dbt_times
 
     from tenantpulse import definitions
     from tenantpulse.defs import dbt as dbt_defs
@@ -125,6 +126,10 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
             run_config=dbt_run_config(dt.date.fromisoformat(since), (), None),
         )
         assert result.success
+        # What the run's folder held of dbt's times per model is in the run's events too.
+        models, tests = dbt_times.run_times(instance, result.run_id)
+        assert set(models) == {key.path[-1] for key in views}
+        assert all(seconds >= 0 for seconds in models.values()) and tests >= 0
         assert removed[-1].parent == tmp_path / "target"
         assert removed[-1].name.startswith(f"dbt_models-{result.run_id[:7]}-")
         assert not removed[-1].exists()

@@ -171,8 +171,8 @@ def _convert(values: pd.Series, logical_type: str) -> pd.Series:
         return numbers.where(np.isfinite(numbers) & (numbers.abs() < DECIMAL_LIMIT))
     if logical_type == "varchar":
         if isinstance(values.dtype, pd.StringDtype):
-            # Kept as pandas' Arrow-backed text: a Python object a value cost 8% of a first
-            # load's land run, and DuckDB takes these columns in without one (docs/decisions.md).
+            # Kept as pandas' Arrow-backed text, not made a Python object a value: cheaper here
+            # and in DuckDB's merge (docs/decisions.md, landing keeps raw files' text as Arrow).
             return values
         return values.astype(object).map(lambda v: None if _is_null(v) else str(v))
     if logical_type == "timestamptz":

@@ -1,0 +1,78 @@
+"""dbt's time per model in each dbt_job run of a Dagster instance, from the `Execution Duration`
+dagster-dbt keeps in each materialization's and each test's metadata (a successful run's own
+target folder, with its run_results.json, is removed at its end).
+
+    python -m bench.dbt_times --dagster-home <work-dir>/n10000/duckdb/dagster_home [--models 5]
+
+Prints, per run (oldest first): when it started, its dbt step's seconds, the slowest models and
+the tests' seconds together."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import dagster as dg
+
+DURATION = "Execution Duration"
+
+
+def run_times(instance: dg.DagsterInstance, run_id: str) -> tuple[dict[str, float], float]:
+    """(model name -> seconds, the tests' seconds together) of one dbt_job run."""
+    records = instance.get_records_for_run(
+        run_id,
+        of_type={
+            dg.DagsterEventType.ASSET_MATERIALIZATION,
+            dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+        },
+    ).records
+    models: dict[str, float] = {}
+    tests = 0.0
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        data = event.event_specific_data
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            metadata = data.materialization.metadata
+            seconds = metadata.get(DURATION)
+            if seconds is not None:
+                models[data.materialization.asset_key.path[-1]] = float(seconds.value)
+        elif (seconds := data.metadata.get(DURATION)) is not None:
+            tests += float(seconds.value)
+    return models, tests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dagster-home", type=Path, required=True)
+    parser.add_argument("--models", type=int, default=5, help="the slowest models to list")
+    args = parser.parse_args()
+    if not (args.dagster_home / "dagster.yaml").exists():
+        parser.error(f"no dagster.yaml in {args.dagster_home}")
+    with dg.DagsterInstance.from_config(str(args.dagster_home)) as instance:
+        runs = sorted(
+            instance.get_runs(dg.RunsFilter(job_name="dbt_job")),
+            key=lambda run: instance.get_run_record_by_id(run.run_id).create_timestamp,
+        )
+        if not runs:
+            print(f"no dbt_job run in {args.dagster_home}")
+        for run in runs:
+            stats = {s.step_key: s for s in instance.get_run_step_stats(run.run_id)}
+            step = stats.get("dbt_models")
+            step_seconds = (
+                step.end_time - step.start_time
+                if step and step.end_time and step.start_time
+                else None
+            )
+            models, tests = run_times(instance, run.run_id)
+            slowest = sorted(models.items(), key=lambda item: -item[1])[: args.models]
+            record = instance.get_run_record_by_id(run.run_id)
+            print(
+                f"{record.create_timestamp:%Y-%m-%d %H:%M} {run.run_id[:8]} {run.status.value}: "
+                f"dbt step {step_seconds if step_seconds is None else round(step_seconds, 1)} s; "
+                + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in slowest)
+                + f"; tests {tests:.1f} s"
+            )
+
+
+if __name__ == "__main__":
+    main()
