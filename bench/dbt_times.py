@@ -59,16 +59,16 @@ def main() -> None:
             stats = {s.step_key: s for s in instance.get_run_step_stats(run.run_id)}
             step = stats.get("dbt_models")
             step_seconds = (
-                step.end_time - step.start_time
+                f"{step.end_time - step.start_time:.1f}"
                 if step and step.end_time and step.start_time
-                else None
+                else "-"
             )
             models, tests = run_times(instance, run.run_id)
             slowest = sorted(models.items(), key=lambda item: -item[1])[: args.models]
             record = instance.get_run_record_by_id(run.run_id)
             print(
                 f"{record.create_timestamp:%Y-%m-%d %H:%M} {run.run_id[:8]} {run.status.value}: "
-                f"dbt step {step_seconds if step_seconds is None else round(step_seconds, 1)} s; "
+                f"dbt step {step_seconds} s; "
                 + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in slowest)
                 + f"; tests {tests:.1f} s"
             )
