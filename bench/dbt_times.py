@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from tenantpulse.defs.dbt import DBT_OP
+
 DURATION = "Execution Duration"
 
 
@@ -49,15 +51,16 @@ def main() -> None:
     if not (args.dagster_home / "dagster.yaml").exists():
         parser.error(f"no dagster.yaml in {args.dagster_home}")
     with dg.DagsterInstance.from_config(str(args.dagster_home)) as instance:
-        runs = sorted(
-            instance.get_runs(dg.RunsFilter(job_name="dbt_job")),
-            key=lambda run: instance.get_run_record_by_id(run.run_id).create_timestamp,
+        records = sorted(
+            instance.get_run_records(dg.RunsFilter(job_name="dbt_job")),
+            key=lambda record: record.create_timestamp,
         )
-        if not runs:
+        if not records:
             print(f"no dbt_job run in {args.dagster_home}")
-        for run in runs:
+        for record in records:
+            run = record.dagster_run
             stats = {s.step_key: s for s in instance.get_run_step_stats(run.run_id)}
-            step = stats.get("dbt_models")
+            step = stats.get(DBT_OP)
             step_seconds = (
                 f"{step.end_time - step.start_time:.1f}"
                 if step and step.end_time and step.start_time
@@ -65,7 +68,6 @@ def main() -> None:
             )
             models, tests = run_times(instance, run.run_id)
             slowest = sorted(models.items(), key=lambda item: -item[1])[: args.models]
-            record = instance.get_run_record_by_id(run.run_id)
             print(
                 f"{record.create_timestamp:%Y-%m-%d %H:%M} {run.run_id[:8]} {run.status.value}: "
                 f"dbt step {step_seconds} s; "
