@@ -18,7 +18,13 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from conftest import DAILY_PARTITIONS_END, POSTGRES_ADMIN_URL, SIM_END_DATE, _admin_connection
+from conftest import (
+    DAILY_PARTITIONS_END,
+    POSTGRES_ADMIN_URL,
+    SHORT_HISTORY_START,
+    SIM_END_DATE,
+    _admin_connection,
+)
 from deploy_harness import (
     BIN,
     INSTANCE_QUERY,
@@ -92,7 +98,7 @@ def test_daemon_webserver_and_code_server_run_the_flow_by_themselves(
         TENANTPULSE_SIM_END_DATE=SIM_END_DATE,
         TENANTPULSE_SIM_HISTORY_DAYS="28",
         TENANTPULSE_SIM_VOLUME="0.3",
-        TENANTPULSE_DAILY_PARTITIONS_START="2026-10-04",
+        TENANTPULSE_DAILY_PARTITIONS_START=SHORT_HISTORY_START,
         TENANTPULSE_DAILY_PARTITIONS_END=DAILY_PARTITIONS_END,
     )
     logs = tmp_path / "logs"

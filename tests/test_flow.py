@@ -509,8 +509,13 @@ def test_stopping_the_daemon_waits_for_every_process_of_its_group(tmp_path):
         f"os.rename({str(child_pid)!r} + '.tmp', {str(child_pid)!r})\n"
         "time.sleep(60)\n"
     )
+    # Like dagster-daemon, which sets its own handler, the stand-in ends on SIGTERM whatever it
+    # inherited: dagster's capture_interrupts maps SIGTERM to SIGINT's disposition when it
+    # restores it, so a test process started with SIGINT ignored (in the background) ignores
+    # SIGTERM after an in-process run, and an ignored signal is inherited through exec.
     parent = (
-        "import subprocess, sys, time\n"
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
         f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
         "time.sleep(60)\n"
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_settings
+from conftest import SHORT_HISTORY_START, make_settings
 from flowkit import run_flow_in_process, step_errors
 from tenantpulse import flow
 from tenantpulse.definitions import build_definitions
@@ -44,7 +44,12 @@ def _rows(conn, mart: str, tenant_id: str) -> list[tuple]:
 def test_a_tenant_onboarded_after_the_first_build_gets_every_day_of_its_history(
     tmp_path, warehouse_url
 ):
-    settings = make_settings(tmp_path, warehouse_url)
+    settings = make_settings(
+        tmp_path,
+        warehouse_url,
+        TENANTPULSE_SIM_HISTORY_DAYS="28",
+        TENANTPULSE_DAILY_PARTITIONS_START=SHORT_HISTORY_START,
+    )
     warehouse = open_warehouse(settings.warehouse)
     instance = dagster_instance(settings)
     with warehouse.connect() as conn:
@@ -55,10 +60,10 @@ def test_a_tenant_onboarded_after_the_first_build_gets_every_day_of_its_history(
         acme_before = {mart: _rows(conn, mart, "acme") for mart in DAILY_MARTS}
         add_tenant(conn, "newco", "Newco", "stripe,github")
 
-    _sync(settings, ["newco"])  # its first sync: 60 days of history
+    _sync(settings, ["newco"])  # its first sync: 28 days of history
     land, dbt = _flow(settings, instance)
     assert land.dagster_run.tags[flow.HISTORY_TENANTS_TAG] == "newco"
-    assert dbt.dagster_run.tags[flow.PARTITION_RANGE_START] == "2026-09-01"
+    assert dbt.dagster_run.tags[flow.PARTITION_RANGE_START] == SHORT_HISTORY_START
     assert "every day for newco, the others from 2026-10-29" in describe_run(dbt.dagster_run)
 
     with warehouse.connect() as conn:
@@ -68,7 +73,7 @@ def test_a_tenant_onboarded_after_the_first_build_gets_every_day_of_its_history(
         mart_days = conn.fetch_value(
             "select count(*) from analytics.tenant_daily_metrics where tenant_id = 'newco'"
         )
-        assert spine_days > 50 and mart_days == spine_days
+        assert spine_days >= 28 and mart_days == spine_days
         staged = conn.fetch_all(
             "select lower(currency), sum(amount) from staging.stg_stripe__charges "
             "where tenant_id = 'newco' and status = 'succeeded' group by 1"
