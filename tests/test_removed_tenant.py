@@ -19,6 +19,7 @@ from tenantpulse.tenants.registry import (
     removed_tenant_ids,
 )
 from tenantpulse.warehouse import open_warehouse
+from test_tenant_isolation import PLAYBOOKS as EVERY_TENANT_EVERY_DAY
 
 KEPT, REMOVED = "keptco", "goneco"
 
@@ -54,6 +55,11 @@ def test_a_removed_tenant_is_not_analysed_written_about_sent_to_the_llm_or_acted
     tmp_path, monkeypatch
 ):
     warehouse_url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    # A playbook that fires for every analysed tenant each day, so the second flow would act on
+    # the removed tenant if it were still evaluated (the default playbooks' cooldowns would hold
+    # both tenants back the day after).
+    playbooks = tmp_path / "playbooks.yaml"
+    playbooks.write_text(EVERY_TENANT_EVERY_DAY)
     with OpenAIStandIn(lambda body, n: Reply(content=rewording(body))) as standin:
         monkeypatch.setenv("OPENAI_API_KEY", "test-key")  # the resource reads it (dg.EnvVar)
         settings = make_settings(
@@ -63,18 +69,20 @@ def test_a_removed_tenant_is_not_analysed_written_about_sent_to_the_llm_or_acted
             OPENAI_BASE_URL=standin.base_url,
             TENANTPULSE_LLM_MODEL="standin-model",
             TENANTPULSE_LLM_MAX_RETRIES="0",
+            TENANTPULSE_PLAYBOOKS=str(playbooks),
         )
         warehouse = open_warehouse(settings.warehouse)
         instance = dagster_instance(settings)
         with warehouse.connect() as conn:
             for tenant_id in (KEPT, REMOVED):
                 add_tenant(conn, tenant_id, tenant_id, "stripe")
-                assign_profile(conn, tenant_id, "churning")  # a playbook fires for both
+                assign_profile(conn, tenant_id, "churning")
         with warehouse.connect() as conn:
             tenants = list_tenants(conn)
         run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
-        _flow(settings, instance)
+        first_flow = _flow(settings, instance)
         first_calls = list(standin.requests)
+        assert _acted_on(warehouse, first_flow) == [(REMOVED,), (KEPT,)]  # goneco, keptco
         assert any(REMOVED in json.dumps(body) for body in first_calls)
 
         with warehouse.connect() as conn:
@@ -94,16 +102,22 @@ def test_a_removed_tenant_is_not_analysed_written_about_sent_to_the_llm_or_acted
         for table in ("analysis.health_scores", "analysis.churn_risk", "analysis.insights"):
             rows = _rows_by_tenant(conn, table, days)
             assert rows.get(KEPT, 0) > 0 and REMOVED not in rows, (table, rows)
-        acted = conn.fetch_all(
-            "select distinct tenant_id from ops.action_log where cast(as_of as varchar) >= %s",
-            (first,),
-        )
-        assert (REMOVED,) not in acted
+        assert _acted_on(warehouse, results) == [(KEPT,)]
         # Its data is kept: the landing rows are still there.
         landed = conn.fetch_value(
             "select count(*) from landing.stripe__charges where tenant_id = %s", (REMOVED,)
         )
         assert landed > 0
+
+
+def _acted_on(warehouse, results: list) -> list[tuple]:
+    """The tenants whose actions the flow's act run claimed (to send them)."""
+    act = next(r for r in results if r.dagster_run.job_name == flow.ACT.job)
+    with warehouse.connect() as conn:
+        return conn.fetch_all(
+            "select distinct tenant_id from ops.action_log where claimed_by = %s order by 1",
+            (act.run_id,),
+        )
 
 
 def flow_days(first: str, last: str) -> list[str]:

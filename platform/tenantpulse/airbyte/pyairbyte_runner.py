@@ -14,7 +14,8 @@ from pathlib import Path
 
 
 def main() -> None:
-    # An ignored SIGTERM is inherited through exec (pytest-xdist's workers ignore it): the
+    # An ignored SIGTERM is inherited through exec (Dagster's capture_interrupts leaves SIGTERM
+    # ignored in a process started with SIGINT ignored, e.g. a background test run): the
     # connector's own worker pool stops its workers with SIGTERM, and source-faker's hung for
     # good when they ignored it. The connector starts with the default again.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
