@@ -34,9 +34,14 @@ SIM_END_DATE = "2026-11-01"
 # The daily partitions stop two days after the simulated data instead of today, so the analysis
 # covers the same few days whatever the date the suite runs on.
 DAILY_PARTITIONS_END = "2026-11-03"
-# The first day of the simulator's shortest history (TENANTPULSE_SIM_HISTORY_DAYS=28), for tests
-# whose flows need no more: fewer daily partitions, each with a share of every run's bookkeeping.
+# The simulator's shortest history and daily partitions from its first day, for tests whose flows
+# need no more than that (make_settings(..., **SHORT_HISTORY)): fewer daily partitions, each with a
+# share of every run's bookkeeping.
 SHORT_HISTORY_START = "2026-10-04"
+SHORT_HISTORY = {
+    "TENANTPULSE_SIM_HISTORY_DAYS": "28",
+    "TENANTPULSE_DAILY_PARTITIONS_START": SHORT_HISTORY_START,
+}
 
 
 def pytest_configure(config):

@@ -21,7 +21,7 @@ import pytest
 from conftest import (
     DAILY_PARTITIONS_END,
     POSTGRES_ADMIN_URL,
-    SHORT_HISTORY_START,
+    SHORT_HISTORY,
     SIM_END_DATE,
     _admin_connection,
 )
@@ -96,9 +96,8 @@ def test_daemon_webserver_and_code_server_run_the_flow_by_themselves(
         TENANTPULSE_HOME=str(tmp_path / "home"),
         TENANTPULSE_WAREHOUSE_URL=warehouse_db_url,
         TENANTPULSE_SIM_END_DATE=SIM_END_DATE,
-        TENANTPULSE_SIM_HISTORY_DAYS="28",
         TENANTPULSE_SIM_VOLUME="0.3",
-        TENANTPULSE_DAILY_PARTITIONS_START=SHORT_HISTORY_START,
+        **SHORT_HISTORY,
         TENANTPULSE_DAILY_PARTITIONS_END=DAILY_PARTITIONS_END,
     )
     logs = tmp_path / "logs"

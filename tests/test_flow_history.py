@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SHORT_HISTORY_START, make_settings
+from conftest import SHORT_HISTORY, SHORT_HISTORY_START, make_settings
 from flowkit import run_flow_in_process, step_errors
 from tenantpulse import flow
 from tenantpulse.definitions import build_definitions
@@ -44,12 +44,7 @@ def _rows(conn, mart: str, tenant_id: str) -> list[tuple]:
 def test_a_tenant_onboarded_after_the_first_build_gets_every_day_of_its_history(
     tmp_path, warehouse_url
 ):
-    settings = make_settings(
-        tmp_path,
-        warehouse_url,
-        TENANTPULSE_SIM_HISTORY_DAYS="28",
-        TENANTPULSE_DAILY_PARTITIONS_START=SHORT_HISTORY_START,
-    )
+    settings = make_settings(tmp_path, warehouse_url, **SHORT_HISTORY)
     warehouse = open_warehouse(settings.warehouse)
     instance = dagster_instance(settings)
     with warehouse.connect() as conn:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from conftest import SHORT_HISTORY_START, make_settings, postgres_database
+from conftest import SHORT_HISTORY, make_settings, postgres_database
 from flowkit import failed_checks, run_flow_in_process, run_job, step_errors, tenant_rows
 from rawdata import raw_relation, sync_time
 from tenantpulse.flow_runs import dagster_instance
@@ -102,8 +102,7 @@ def _settings(home, warehouse_url):
         TENANTPULSE_PLAYBOOKS=str(playbooks),
         # The simulator's shortest history and partitions from its first day: four flows run
         # here, and a tenant's isolation does not need the suite's 60 days.
-        TENANTPULSE_SIM_HISTORY_DAYS="28",
-        TENANTPULSE_DAILY_PARTITIONS_START=SHORT_HISTORY_START,
+        **SHORT_HISTORY,
     )
 
 
