@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from filelock import FileLock
 
 from tenantpulse.config import default_raw_path, load_settings, parse_warehouse_url
 from tenantpulse.transform.dbt_cli import prepare_manifest
@@ -44,11 +45,17 @@ SHORT_HISTORY = {
 }
 
 
+# The test run's id, the same in the controller and in every pytest-xdist worker (they inherit
+# the controller's environment): it names the database of the run's shared demo_flow.
+TEST_RUN_ENV = "TENANTPULSE_TEST_RUN"
+
+
 def pytest_configure(config):
-    """Parse the dbt project once before pytest-xdist starts its workers: two workers finding the
-    manifest stale would both run `dbt parse` into the same target folder."""
-    if hasattr(config, "workerinput"):  # an xdist worker: the controller has parsed already
+    """Name the run, and parse the dbt project once before pytest-xdist starts its workers: two
+    workers finding the manifest stale would both run `dbt parse` into the same target folder."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller has done both
         return
+    os.environ[TEST_RUN_ENV] = uuid.uuid4().hex[:12]
     # `dbt parse` connects to neither warehouse: a throwaway home is enough.
     with tempfile.TemporaryDirectory(prefix="tenantpulse-parse-") as home:
         for url in (f"duckdb:///{home}/warehouse.duckdb", POSTGRES_ADMIN_URL):
@@ -60,8 +67,8 @@ def pytest_configure(config):
 # The modules with the longest tests (a full run's --durations), longest first. They run first,
 # each module whole (its module-scoped fixtures are built once), so that the pytest-xdist workers
 # end on short tests and finish together: `--dist worksteal` gives an idle worker tests from the
-# end of another's queue. test_dbt_demo_parity and test_web_dashboard share a session fixture
-# (demo_flow), so they are next to each other.
+# end of another's queue. test_dbt_demo_parity builds the run's demo_flow; test_web_dashboard,
+# which copies it, is not among them, so that it comes later and finds it built.
 SLOW_MODULES = (
     "test_deployment_processes.py",
     "test_cli.py",
@@ -70,7 +77,6 @@ SLOW_MODULES = (
     "test_fuzz_flow.py",
     "test_tenant_isolation.py",
     "test_dbt_demo_parity.py",
-    "test_web_dashboard.py",
     "test_flow_history.py",
     "test_removed_tenant.py",
     "test_connect_demo.py",
@@ -78,6 +84,16 @@ SLOW_MODULES = (
     "test_dbt_marts.py",
     "test_airbyte.py",
 )
+
+
+def pytest_unconfigure(config):
+    """The controller drops the run's demo_flow database, which outlives the worker that built
+    it (the other workers read it)."""
+    if hasattr(config, "workerinput") or TEST_RUN_ENV not in os.environ:
+        return
+    with contextlib.suppress(psycopg.OperationalError):
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f'drop database if exists "{_demo_flow_database()}" with (force)')
 
 
 def pytest_collection_modifyitems(config, items):
@@ -96,17 +112,23 @@ def _admin_connection():
         pytest.skip(message)
 
 
-@contextlib.contextmanager
-def postgres_database(template: str | None = None):
-    """The URL of a fresh database, dropped afterwards (for a test needing a second one); with
-    `template`, a copy of that database (which must have no open connection)."""
-    name = f"tenantpulse_test_{uuid.uuid4().hex[:12]}"
+def _create_database(name: str, template: str | None = None) -> str:
+    """The URL of a new database `name` (a copy of `template`, which must have no open connection,
+    when given)."""
     with _admin_connection() as admin:
         copy_of = f' template "{template}"' if template else ""
         admin.execute(f'create database "{name}"{copy_of}')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+@contextlib.contextmanager
+def postgres_database(template: str | None = None):
+    """The URL of a fresh database, dropped afterwards (for a test needing a second one); with
+    `template`, a copy of that database."""
+    name = f"tenantpulse_test_{uuid.uuid4().hex[:12]}"
+    url = _create_database(name, template)
     try:
-        yield f"{base}/{name}"
+        yield url
     finally:
         with _admin_connection() as admin:
             admin.execute(f'drop database if exists "{name}" with (force)')
@@ -208,23 +230,43 @@ def _run_demo_flow(settings):
     return settings
 
 
+def _demo_flow_database() -> str:
+    return f"tenantpulse_test_demo_flow_{os.environ[TEST_RUN_ENV]}"
+
+
 @pytest.fixture(scope="session")
 def demo_flow(tmp_path_factory):
-    """`demo_flow(kind)`: the settings of a warehouse of `kind` ("duckdb" or "postgres") where
-    DEMO_FLOW_TENANTS went through the whole flow twice (_run_demo_flow), built on first use and
-    kept for the session (a pytest-xdist worker's). Tests only read it; one that changes it works
-    on a copied_warehouse."""
-    built = {}
-    with contextlib.ExitStack() as stack:
+    """`with demo_flow(kind) as settings:` the settings of a warehouse of `kind` ("duckdb" or
+    "postgres") where DEMO_FLOW_TENANTS went through the whole flow twice (_run_demo_flow). It is
+    built once per test run, by the first test of any pytest-xdist worker that asks for it (the
+    others wait for it), in the run's shared temporary folder, and kept until the run ends. Its
+    lock is held inside the `with`: tests only read it or copy it (copied_warehouse), and a
+    Postgres database cannot be copied while another worker is connected to it."""
+    base = tmp_path_factory.getbasetemp()
+    # Under pytest-xdist each worker's folder is in the run's own: that is what they share.
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
-        def get(kind: str):
-            if kind not in built:
-                directory = tmp_path_factory.mktemp(f"demo_flow_{kind}")
-                url = stack.enter_context(new_warehouse(kind, directory))
-                built[kind] = _run_demo_flow(make_settings(directory, url))
-            return built[kind]
+    @contextlib.contextmanager
+    def use(kind: str):
+        directory = shared / f"demo_flow_{kind}"
+        built = directory / "warehouse_url"
+        with FileLock(shared / f"demo_flow_{kind}.lock"):
+            if built.exists():
+                url = built.read_text()
+            else:  # not built yet, or a build that failed part-way: from the start
+                shutil.rmtree(directory, ignore_errors=True)
+                directory.mkdir()
+                if kind == "duckdb":
+                    url = f"duckdb:///{directory / 'warehouse.duckdb'}"
+                else:
+                    with _admin_connection() as admin:
+                        admin.execute(f'drop database if exists "{_demo_flow_database()}"')
+                    url = _create_database(_demo_flow_database())
+                _run_demo_flow(make_settings(directory, url))
+                built.write_text(url)
+            yield make_settings(directory, url)
 
-        yield get
+    return use
 
 
 @pytest.fixture

@@ -43,8 +43,10 @@ def _marts(settings):
 
 @pytest.mark.postgres
 def test_demo_marts_are_identical_on_duckdb_and_postgres(demo_flow):
-    on_duckdb, tenants_by_mart = _marts(demo_flow("duckdb"))
-    on_postgres, _ = _marts(demo_flow("postgres"))
+    with demo_flow("duckdb") as settings:
+        on_duckdb, tenants_by_mart = _marts(settings)
+    with demo_flow("postgres") as settings:
+        on_postgres, _ = _marts(settings)
     # Every mart has rows for every tenant that has its source.
     with_source = {
         source: {t for t, _, sources, _ in DEMO_FLOW_TENANTS if source in sources}

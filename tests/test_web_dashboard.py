@@ -61,7 +61,9 @@ def built(request, demo_flow, tmp_path_factory):
     """A copy of the shared whole-flow build: setup-roles, the tokens and a test's dbt rebuild
     change it."""
     tmp = tmp_path_factory.mktemp(request.param)
-    with copied_warehouse(demo_flow(request.param).warehouse.url, tmp) as url:
+    with contextlib.ExitStack() as copy:
+        with demo_flow(request.param) as source:
+            url = copy.enter_context(copied_warehouse(source.warehouse.url, tmp))
         yield _build(tmp, url)
 
 
