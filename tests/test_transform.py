@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 
+from conftest import make_settings
 from tenantpulse.config import load_dbt_project_dir, parse_warehouse_url
 from tenantpulse.transform import dbt_cli
 from tenantpulse.transform.dbt_cli import dbt_env
@@ -87,7 +88,9 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
     settings, warehouse, tmp_path, monkeypatch
 ):
     """Each run's window (a row of ops.dbt_run_window, not `--vars`) leaves dbt's saved parse
-    valid: a second run with another first test day parses nothing again."""
+    valid: a second run with another first test day parses nothing again. The shared parse was
+    made for another warehouse (as the image's is, at build time): the first run parses in full,
+    and keeps its parse for this warehouse's next runs."""
     import dagster as dg
     from bench import dbt_times
 
@@ -97,9 +100,11 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
     from tenantpulse.landing.merge import ensure_landing_tables
     from tenantpulse.sources.contracts import STREAMS
 
-    # A target folder of this test's own: the shared one is parsed by other tests' warehouses.
+    # A shared target folder of this test's own, parsed for another warehouse.
     monkeypatch.setattr(dbt_cli, "target_path", lambda warehouse, _=None: tmp_path / "target")
     monkeypatch.setattr(definitions, "target_path", dbt_cli.target_path)
+    dbt_cli.prepare_manifest(make_settings(tmp_path / "other", f"duckdb:///{tmp_path}/o.duckdb"))
+    assert not dbt_cli.saved_parse(settings).exists()
     with warehouse.connect() as conn:
         for contract in STREAMS:
             ensure_landing_tables(conn, contract)
@@ -141,8 +146,10 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
                 )
                 == since
             )
-    for log in logs:
-        assert "Unable to do partial parsing" not in log and "Partial parsing enabled" in log
+    first, second = logs
+    assert "Unable to do partial parsing because profile has changed" in first
+    assert dbt_cli.saved_parse(settings).exists()
+    assert "Unable to do partial parsing" not in second and "Partial parsing enabled" in second
 
 
 def test_dbt_invocations_at_once_each_write_their_own_folder_reusing_the_shared_parse(
@@ -150,11 +157,9 @@ def test_dbt_invocations_at_once_each_write_their_own_folder_reusing_the_shared_
 ):
     """The shared target folder holds the parse the code location reads: invocations never write
     into it, so none reads a manifest another is half-way through writing (a test once read one,
-    and failed on `Extra data`). Each starts from the shared parse, reused."""
+    and failed on `Extra data`). Each starts from the parse saved for its warehouse, reused."""
     import json
     from concurrent.futures import ThreadPoolExecutor
-
-    from conftest import make_settings
 
     shared = tmp_path / "target"
     monkeypatch.setattr(dbt_cli, "target_path", lambda warehouse, _=None: shared)
@@ -178,3 +183,19 @@ def test_dbt_invocations_at_once_each_write_their_own_folder_reusing_the_shared_
     # The shared parse untouched, and the folder of the invocation without one removed.
     assert manifest.stat().st_mtime_ns == parsed
     assert sorted(p.name for p in shared.iterdir()) == ["manifest.json", "partial_parse.msgpack"]
+
+
+def test_each_warehouse_keeps_its_own_parse_in_the_home(tmp_path):
+    """dbt reuses a parse only for the profile it was made with: one saved parse per warehouse."""
+
+    def saved(url):
+        return dbt_cli.saved_parse(make_settings(tmp_path, url))
+
+    duckdb_a = saved("duckdb:////data/a/warehouse.duckdb")
+    postgres_1 = saved("postgresql://tp@db.internal:5432/tenantpulse")
+    assert duckdb_a == saved("duckdb:////data/a/warehouse.duckdb")
+    assert duckdb_a != saved("duckdb:////data/b/warehouse.duckdb")
+    assert postgres_1 != saved("postgresql://tp@db.internal:5432/other")
+    assert postgres_1 != saved("postgresql://tp@db.internal:5433/tenantpulse")
+    assert duckdb_a.parent == postgres_1.parent == tmp_path / "home" / "dbt"
+    assert duckdb_a.name.startswith("duckdb-") and postgres_1.name.startswith("postgres-")

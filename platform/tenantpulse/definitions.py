@@ -47,7 +47,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         target_path=target_path(settings.warehouse),
     )
     days = daily_partitions(settings)
-    dbt_assets = build_dbt_assets(dbt_project, days)
+    dbt_assets = build_dbt_assets(dbt_project, days, settings)
     analysis = build_analysis_assets(days)
     churn_model, churn_model_job, churn_model_schedule = build_churn_model_defs()
     insights = build_insights_asset(days, settings.llm)

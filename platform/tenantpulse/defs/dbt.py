@@ -11,6 +11,7 @@ docs/orchestration.md) names the tenants in its check's description and metadata
 
 import datetime as dt
 import shutil
+import uuid
 from pathlib import Path
 
 from dagster import (
@@ -30,12 +31,12 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from tenantpulse.config import export_environment, parse_warehouse_url
+from tenantpulse.config import Settings, export_environment, parse_warehouse_url
 from tenantpulse.defs.resources import WarehouseResource
 from tenantpulse.flow import parse_day
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.transform.dbt_args import build_args
-from tenantpulse.transform.dbt_cli import dbt_env
+from tenantpulse.transform.dbt_cli import dbt_env, save_parse, seed_parse
 from tenantpulse.transform.tenant_findings import (
     TenantFinding,
     describe,
@@ -182,7 +183,9 @@ def remove_run_folder(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefinition) -> list:
+def build_dbt_assets(
+    project: DbtProject, daily_partitions: DailyPartitionsDefinition, settings: Settings
+) -> list:
     @dbt_assets(
         manifest=project.manifest_path,
         project=project,
@@ -200,7 +203,14 @@ def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefin
         with warehouse.open().connect() as conn:
             write_run_window(conn, context.run.run_id, window)
         _use_warehouse(warehouse, context.run.run_id)
-        invocation = dbt.cli(build_args(), context=context, raise_on_error=False)
+        # The run's own folder, as dagster-dbt names it, started from this warehouse's parse.
+        run_folder = Path(project.project_dir, project.target_path) / (
+            f"{DBT_OP}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+        )
+        seed_parse(settings, run_folder)
+        invocation = dbt.cli(
+            build_args(), context=context, raise_on_error=False, target_path=run_folder
+        )
         # Failed tests about one tenant's data, named once dbt has exited (on DuckDB the
         # warehouse cannot be opened while it runs).
         findings: list[tuple[AssetCheckResult, tuple[str, str]]] = []
@@ -210,6 +220,7 @@ def build_dbt_assets(project: DbtProject, daily_partitions: DailyPartitionsDefin
                 findings.append((event, table))
             else:
                 yield event
+        save_parse(settings, run_folder)
         if findings:
             with warehouse.open().connect() as conn:
                 for result, table in findings:
