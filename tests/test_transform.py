@@ -152,7 +152,7 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
     assert "Unable to do partial parsing" not in second and "Partial parsing enabled" in second
 
 
-def test_dbt_invocations_at_once_each_write_their_own_folder_reusing_the_shared_parse(
+def test_dbt_invocations_at_once_each_write_their_own_folder_reusing_their_warehouses_parse(
     tmp_path, monkeypatch
 ):
     """The shared target folder holds the parse the code location reads: invocations never write
