@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import astuple
+from dataclasses import astuple, replace
 from decimal import Decimal
 
 import pytest
@@ -31,7 +31,14 @@ from tenantpulse.landing.merge import ensure_landing_tables, land_stream
 from tenantpulse.sources.contracts import STREAMS, STREAMS_BY_NAME
 from tenantpulse.transform.dbt_cli import run_dbt
 from tenantpulse.transform.tenant_findings import failures_table, read_findings
-from tenantpulse.transform.windows import RunWindow, daily_window, write_run_window
+from tenantpulse.transform.windows import (
+    RunWindow,
+    daily_window,
+    finish_run_window,
+    mark_for_build,
+    run_tenants,
+    write_run_window,
+)
 from tenantpulse.warehouse import open_warehouse
 
 TENANTS = ["hand", "yen"]
@@ -44,6 +51,12 @@ INCREMENTAL_MARTS = {
 }
 # Incremental over the months of the run's window: keyed by month, not partitioned by day.
 MONTHLY_MARTS = {"developer_activity_monthly": "tenant_id, month"}
+# Rebuilt whole, or for the tenants of a run over the tenants that changed.
+TABLE_MARTS = {
+    "unified_customers": "tenant_id, customer_key",
+    "revenue_analytics": "tenant_id, month, currency",
+    "user_dashboard_summary": "tenant_id",
+}
 
 
 def at(text: str) -> dt.datetime:
@@ -755,6 +768,126 @@ def test_a_day_of_one_tenants_new_rows_built_incrementally_equals_a_full_build(h
 
     dbt(settings, "run", "--full-refresh", "--select", *marts)
     assert incremental == mart_rows()
+
+
+def test_a_run_over_the_tenants_that_changed_equals_a_full_build(hand_copy):
+    """Two batches of syncs, each landed with its tenants marked for a build (as a land run of a
+    batch does), then built by a run over the tenants that changed:
+    1. Nov 7 noon: yen's sync sends its customer again. The run rebuilds yen alone; yen's day
+       spine (from its charge on Nov 2) still ends on Nov 6, the newest day of any tenant.
+    2. Nov 8: hand's sync (pull request 3 merged on Nov 7, a commit by a new author on Nov 7)
+       makes Nov 7 the newest day of any tenant. yen, which synced on Nov 7, now has its spine
+       to Nov 7 (the days after a tenant's newest sync are unknown, up to it they are zeros):
+       yen joins the run as it runs, beside hand.
+    Every mart, the mart tables included, then equals a full refresh."""
+    settings, warehouse = hand_copy
+    marts = INCREMENTAL_MARTS | MONTHLY_MARTS | TABLE_MARTS
+    spine = (
+        "select tenant_id, cast(min(date) as varchar), cast(max(date) as varchar)"
+        " from intermediate.int_tenant_days_spined group by tenant_id order by tenant_id"
+    )
+    assert rows(warehouse, spine) == [
+        ("hand", "2026-10-01", "2026-11-06"),
+        ("yen", "2026-11-02", "2026-11-06"),
+    ]
+
+    def build_batch(run_id: str, tenant_id: str, writes: list[tuple[str, dict]], at: dt.datetime):
+        with warehouse.connect() as conn:
+            mark_for_build(conn, [tenant_id])
+            for stream, record in writes:
+                write_raw(conn, tenant_id, stream, [as_airbyte_writes(record)], at)
+                land_stream(conn, STREAMS_BY_NAME[stream], TENANTS)
+            window = daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 8), True)
+            write_run_window(conn, run_id, replace(window, changed_tenants_only=True))
+        done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, run_id)
+        assert done.returncode == 0, done.stdout[-6000:]
+        with warehouse.connect() as conn:
+            rebuilt = run_tenants(conn, run_id)
+            finish_run_window(conn, run_id)
+        return rebuilt
+
+    yen_again = customer("cus_y", "yu@example.jp", "2026-11-02 00:00", "jpy")
+    noon = dt.datetime(2026, 11, 7, 12, tzinfo=dt.UTC)
+    assert build_batch("batch-1", "yen", [("stripe__customers", yen_again)], noon) == ["yen"]
+    assert rows(warehouse, spine)[1] == ("yen", "2026-11-02", "2026-11-06")
+
+    merged = pull_request(103, 3, "ann", "2026-11-05 08:00", "2026-11-07 08:00", "2026-11-07 08:00")
+    new_commit = commit("c3", "2026-11-07 10:00", "cy@example.com", login="cy")
+    writes = [("github__pull_requests", merged), ("github__commits", new_commit)]
+    assert build_batch("batch-2", "hand", writes, sync_time(8)) == ["hand", "yen"]
+    assert rows(warehouse, spine) == [
+        ("hand", "2026-10-01", "2026-11-07"),
+        ("yen", "2026-11-02", "2026-11-07"),
+    ]
+    assert rows(warehouse, "select count(*) from ops.dbt_pending_tenants") == [(0,)]
+
+    built = {
+        m: rows(warehouse, f"select * from analytics.{m} order by {k}") for m, k in marts.items()
+    }
+    dbt(settings, "run", "--full-refresh", "--exclude", "path:models/staging")
+    for mart, key in marts.items():
+        assert rows(warehouse, f"select * from analytics.{mart} order by {key}") == built[mart], (
+            mart
+        )
+
+
+def test_a_run_over_the_tenants_that_changed_leaves_the_others_rows(hand_copy):
+    """With only hand marked and nothing new, a run over the tenants that changed rebuilds hand's
+    rows of the mart tables and of the window's days, and not yen's: a value planted in each
+    tenant's rows is gone for hand and still there for yen. The run then clears the mark it
+    took, not one made after it took them, and a run over every tenant rebuilds yen."""
+    settings, warehouse = hand_copy
+    planted = {
+        "unified_customers": "email",
+        "revenue_analytics": "currency",
+        "user_dashboard_summary": "currency",
+    }
+    plant = {
+        mart: f"update analytics.{mart} set {column} = 'planted'"
+        for mart, column in planted.items()
+    }
+    plant["tenant_daily_metrics"] = (
+        "update analytics.tenant_daily_metrics set sessions = -1 where date = '2026-11-06'"
+    )
+
+    def planted_tenants() -> dict[str, list[str]]:
+        found = {
+            mart: f"select distinct tenant_id from analytics.{mart} where {column} = 'planted'"
+            for mart, column in planted.items()
+        }
+        found["tenant_daily_metrics"] = (
+            "select distinct tenant_id from analytics.tenant_daily_metrics where sessions = -1"
+        )
+        return {
+            mart: sorted(t for (t,) in rows(warehouse, sql + " order by 1"))
+            for mart, sql in found.items()
+        }
+
+    with warehouse.connect() as conn:
+        for sql in plant.values():
+            conn.execute(sql)
+        mark_for_build(conn, ["hand"])
+        window = daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 7), True)
+        write_run_window(conn, "changed-7", replace(window, changed_tenants_only=True))
+        conn.commit()
+        mark_for_build(conn, ["hand"])  # a land run that ends after the dbt run took the marks
+    done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, "changed-7")
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert planted_tenants() == dict.fromkeys(planted | {"tenant_daily_metrics": ""}, ["yen"])
+
+    pending = "select tenant_id from ops.dbt_pending_tenants order by tenant_id"
+    assert rows(warehouse, pending) == [("hand",), ("hand",)]
+    with warehouse.connect() as conn:
+        finish_run_window(conn, "changed-7")
+        assert run_tenants(conn, "changed-7") == []  # its scope is cleared with the marks
+    assert rows(warehouse, pending) == [("hand",)]  # the mark made after the run took them
+
+    with warehouse.connect() as conn:  # a land of every tenant: the next run covers them all
+        mark_for_build(conn, None)
+        write_run_window(conn, "changed-all", replace(window, changed_tenants_only=True))
+    done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, "changed-all")
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert planted_tenants() == dict.fromkeys(planted | {"tenant_daily_metrics": ""}, [])
 
 
 def test_unified_customers_built_one_tenant_at_a_time_equals_its_build_in_one_group(hand_copy):

@@ -280,9 +280,11 @@ DAILY_MART = dg.AssetKey(["analytics", "revenue_daily"])
 RECOMMENDATIONS = dg.AssetKey(["analysis", "recommendations"])
 
 
-def _finished(job: str, **tags) -> dg.DagsterRun:
+def _finished(job: str, run_config: dict | None = None, **tags) -> dg.DagsterRun:
     base = {flow.FLOW_TAG: "f1", flow.TRIGGER_TAG: "cli", flow.LOOKBACK_TAG: "3"}
-    return dg.DagsterRun(job_name=job, run_id=f"run-{job}", tags=base | tags)
+    return dg.DagsterRun(
+        job_name=job, run_id=f"run-{job}", tags=base | tags, run_config=run_config or {}
+    )
 
 
 def _next(instance, run):
@@ -309,9 +311,25 @@ def test_the_next_stage_covers_every_day_on_the_first_build_then_the_days_around
             "2026-10-30",
             "2026-11-03",
         )
+        assert later.run_config == {}  # after a land of every tenant: every tenant rebuilt
         analyse = _next(instance, _finished("dbt_job", **{flow.NEWEST_LANDED_TAG: "2026-11-02"}))
         assert analyse.job_name == "analyse_job"
         assert analyse.tags[flow.PARTITION_RANGE_START] == "2026-10-30"
+
+
+def test_after_a_land_of_some_tenants_only_the_tenants_that_changed_are_rebuilt():
+    from tenantpulse.defs.dbt import dbt_run_config_of
+    from tenantpulse.defs.landing import landing_run_config
+
+    batch = landing_run_config(["acme", "globex"])
+    with dg.instance_for_test() as instance:
+        landed = _finished("land_job", batch, **{flow.NEWEST_LANDED_TAG: "2026-11-02"})
+        first = _next(instance, landed)  # the first build: every tenant, every day
+        assert not dbt_run_config_of(first.run_config).changed_tenants_only
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(DAILY_MART, partition="2026-10-05")
+        )
+        assert dbt_run_config_of(_next(instance, landed).run_config).changed_tenants_only
 
 
 def test_the_flow_acts_on_the_newest_analysed_day_with_data_and_ends_after_acting():
@@ -467,11 +485,14 @@ def test_the_cli_and_the_daemon_run_the_same_chain_of_runs_to_fresh_actions(sett
     ]
     # The staging tests passed in the first flow: now only the rows synced in the window.
     assert followed[1].partitions == (
-        "job dbt_job (2026-10-30..2026-11-03; tests: rows synced since 2026-10-30)"
+        "job dbt_job (2026-10-30..2026-11-03; tests: rows synced since 2026-10-30;"
+        " the tenants landed since their last build)"
     )
     assert followed[3].partitions == "job act_job (2026-11-02)"  # the new day's data
     with warehouse.connect() as conn:
         newest = conn.fetch_value("select max(as_of) from analysis.health_scores")
+        # Both land runs marked their tenants for a build, and both dbt runs cleared the marks.
+        assert conn.fetch_value("select count(*) from ops.dbt_pending_tenants") == 0
     assert str(newest)[:10] == "2026-11-03"
 
 

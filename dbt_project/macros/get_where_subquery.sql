@@ -2,14 +2,21 @@
    an incremental run can test only new rows: with `tests_since` in the run's window
    (macros/run_window.sql; set by the flow once a run of these tests has passed), the tests of the
    staging views check the rows synced on or after that day; older rows were checked when they
-   landed. Without it (the first build, `tenantpulse dbt build`) every row is checked. The other
-   side of a relationship test is never filtered. #}
+   landed. Without it (the first build, `tenantpulse dbt build`) every row is checked. In a run
+   over the tenants that changed (macros/run_tenants.sql), the tests of the intermediate tables
+   and the marts check those tenants' rows: the others' did not change. The other side of a
+   relationship test is never filtered. #}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- set window = run_window() if relation.schema == 'staging' else none -%}
     {%- if window and window.tests_since -%}
         {%- set recent = "synced_at >= cast('" ~ window.tests_since ~ " 00:00:00+00' as timestamp with time zone)" -%}
         {%- set where = "(" ~ where ~ ") and " ~ recent if where else recent -%}
+    {%- endif -%}
+    {%- set tenants = run_tenants_query() if relation.schema in ('intermediate', 'analytics') else none -%}
+    {%- if tenants -%}
+        {%- set rebuilt = "tenant_id in (" ~ tenants ~ ")" -%}
+        {%- set where = "(" ~ where ~ ") and " ~ rebuilt if where else rebuilt -%}
     {%- endif -%}
     {%- if where -%}
         {%- do return("(select * from " ~ relation ~ " where " ~ where ~ ") dbt_subquery") -%}

@@ -74,6 +74,7 @@
     landed), only those tenants' rows are kept before `recent_from`; `tenant_column` names the
     tenant of `date_expression`'s row. With `monthly`, `date_expression` is a month (its first
     day) and the window's months are kept: those of its days.
+    In a run over the tenants that changed (macros/run_tenants.sql), only theirs.
 #}
 {% macro marts_in_window(date_expression, tenant_column='tenant_id', monthly=false) -%}
     {%- set window = marts_window() -%}
@@ -86,7 +87,8 @@
               or {{ tenant_column }} in (
                   {%- for tenant_id in history %}'{{ tenant_id }}'{{ ", " if not loop.last }}{% endfor -%}
               ))
-        {%- endif -%})
+        {%- endif %}
+         and {{ in_run_tenants(tenant_column) }})
     {%- else -%}
         ({{ date_expression }} is not null)
     {%- endif -%}

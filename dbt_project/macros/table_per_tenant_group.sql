@@ -7,9 +7,14 @@
     (unified_customers ran out of DuckDB's 4 GB at 10,000 tenants); one group at a time it needs
     memory in proportion to a group.
 
-    The model filters each of its inputs with `in_tenant_group('tenant_id')`; the group being built
-    is a row set in the temporary table `<model>__tenant_group`, not text in the query, so the
-    query compiles once and no tenant id is ever written into SQL.
+    In a run over the tenants that changed (macros/run_tenants.sql), the groups are those tenants,
+    and their rows replace theirs in the table in place; every other tenant's rows stay. A model
+    whose columns changed since its table was built is rebuilt for every tenant instead.
+
+    The model filters each of its inputs with `in_tenant_group('tenant_id')`, and its rows are
+    kept to the group's tenants; the group being built is a row set in the temporary table
+    `<model>__tenant_group`, not text in the query, so the query compiles once and no tenant id is
+    ever written into SQL.
 #}
 {% materialization table_per_tenant_group, default %}
     {%- set tenants_per_group = config.get('tenants_per_group') -%}
@@ -20,21 +25,72 @@
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
     {%- set backup_relation = make_backup_relation(target_relation, 'table' if existing_relation is none else existing_relation.type) -%}
-    {%- set group_relation = tenant_group_relation() -%}
+    {%- set every_tenant = 'select distinct tenant_id from ' ~ ref('int_tenant_syncs_dated') -%}
+    {%- set run_tenants = run_tenants_query() -%}
+    {%- set in_place = run_tenants is not none and existing_relation is not none and existing_relation.type == 'table' -%}
     {{ drop_relation_if_exists(load_cached_relation(intermediate_relation)) }}
     {{ drop_relation_if_exists(load_cached_relation(backup_relation)) }}
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
-    {#- Every tenant numbered once, in tenant_id order; each group is a range of the numbers. -#}
+    {{ tenant_groups_build(sql, intermediate_relation, run_tenants if in_place else every_tenant, tenants_per_group) }}
+    {%- if in_place -%}
+        {%- set built = adapter.get_columns_in_relation(intermediate_relation) | map(attribute='name') | list -%}
+        {%- set kept = adapter.get_columns_in_relation(existing_relation) | map(attribute='name') | list -%}
+        {%- if built != kept -%}
+            {{ log(this ~ ': its columns changed, every tenant is rebuilt', info=true) }}
+            {{ drop_relation_if_exists(intermediate_relation) }}
+            {{ tenant_groups_build(sql, intermediate_relation, every_tenant, tenants_per_group) }}
+            {%- set in_place = false -%}
+        {%- endif -%}
+    {%- endif -%}
+
+    {%- if in_place %}
+        {%- set columns = adapter.get_columns_in_relation(existing_relation) | map(attribute='quoted') | join(', ') -%}
+        {% call statement('tenant_group') -%}
+            delete from {{ existing_relation }}
+            where tenant_id in (select tenant_id from {{ tenant_group_relation('__tenants') }})
+        {%- endcall %}
+        {% call statement('tenant_group') -%}
+            insert into {{ existing_relation }} ({{ columns }})
+            select {{ columns }} from {{ intermediate_relation }}
+        {%- endcall %}
+        {{ drop_relation_if_exists(intermediate_relation) }}
+    {%- else %}
+        {% do create_indexes(intermediate_relation) %}
+        {% if existing_relation is not none %}
+            {{ adapter.rename_relation(existing_relation, backup_relation) }}
+        {% endif %}
+        {{ adapter.rename_relation(intermediate_relation, target_relation) }}
+    {%- endif %}
+    {% call statement('tenant_group') -%}
+        drop table {{ tenant_group_relation() }}
+    {%- endcall %}
+    {% call statement('tenant_group') -%}
+        drop table {{ tenant_group_relation('__tenants') }}
+    {%- endcall %}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {% do persist_docs(target_relation, model) %}
+    {{ adapter.commit() }}
+    {{ drop_relation_if_exists(backup_relation) }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+{# The rows of the model's query `sql` for the tenants `tenants_query` returns (one column, tenant_id), built into
+   `relation` a group of `tenants_per_group` at a time (none: one group). The tenants stay in the
+   temporary table `<model>__tenants`. #}
+{% macro tenant_groups_build(sql, relation, tenants_query, tenants_per_group) -%}
+    {%- set group_relation = tenant_group_relation() -%}
     {%- set tenants_relation = tenant_group_relation('__tenants') -%}
+    {#- Every tenant numbered once, in tenant_id order; each group is a range of the numbers. -#}
     {% call statement('tenant_group') -%}
         drop table if exists {{ tenants_relation }}
     {%- endcall %}
     {% call statement('tenant_group') -%}
         create temporary table {{ tenants_relation }} as
         select tenant_id, row_number() over (order by tenant_id) - 1 as tenant_index
-        from (select distinct tenant_id from {{ ref('int_tenant_syncs_dated') }}) as tenants
+        from (select distinct tenant_id from ({{ tenants_query }}) as chosen) as tenants
     {%- endcall %}
     {%- set tenant_count = run_query('select count(*) from ' ~ tenants_relation).columns[0].values()[0] -%}
     {%- set tenants_per_group = tenants_per_group or [tenant_count, 1] | max -%}
@@ -45,6 +101,13 @@
     {% call statement('tenant_group') -%}
         create temporary table {{ group_relation }} (tenant_id varchar)
     {%- endcall %}
+    {#- The model's rows of the group's tenants only, whatever its inputs' filters let through. -#}
+    {%- set group_sql -%}
+        select * from (
+            {{ sql }}
+        ) as model_rows
+        where tenant_id in (select tenant_id from {{ group_relation }})
+    {%- endset -%}
 
     {%- for group in range(group_count) %}
         {% call statement('tenant_group') -%}
@@ -64,37 +127,21 @@
         {%- endif %}
         {% call statement('main' if loop.last else 'group') -%}
             {%- if loop.first -%}
-                {{ get_create_table_as_sql(False, intermediate_relation, sql) }}
+                {{ get_create_table_as_sql(False, relation, group_sql) }}
             {%- else -%}
-                {%- set columns = adapter.get_columns_in_relation(intermediate_relation) | map(attribute='quoted') | join(', ') -%}
-                insert into {{ intermediate_relation }} ({{ columns }})
+                {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='quoted') | join(', ') -%}
+                insert into {{ relation }} ({{ columns }})
                 select {{ columns }} from (
-                    {{ sql }}
+                    {{ group_sql }}
                 ) as group_rows
             {%- endif -%}
         {%- endcall %}
-        {#- The new table is not the model's until renamed: each group's rows are committed, so no
-            transaction holds every tenant's uncommitted rows (DuckDB keeps them in memory). -#}
+        {#- The new rows are not the model's until renamed or moved: each group's rows are
+            committed, so no transaction holds every tenant's uncommitted rows (DuckDB keeps them
+            in memory). -#}
         {% do adapter.commit() %}
     {%- endfor %}
-
-    {% if existing_relation is not none %}
-        {{ adapter.rename_relation(existing_relation, backup_relation) }}
-    {% endif %}
-    {{ adapter.rename_relation(intermediate_relation, target_relation) }}
-    {% call statement('tenant_group') -%}
-        drop table {{ group_relation }}
-    {%- endcall %}
-    {% call statement('tenant_group') -%}
-        drop table {{ tenants_relation }}
-    {%- endcall %}
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-    {% do persist_docs(target_relation, model) %}
-    {{ adapter.commit() }}
-    {{ drop_relation_if_exists(backup_relation) }}
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
-    {{ return({'relations': [target_relation]}) }}
-{% endmaterialization %}
+{%- endmacro %}
 
 {# A temporary table of the model's build: by default `<model>__tenant_group`, the tenants of
    the group being built. #}
@@ -102,7 +149,8 @@
     {{ return(api.Relation.create(identifier=this.identifier ~ suffix, type='table')) }}
 {%- endmacro %}
 
-{# In a table_per_tenant_group model: the tenant is in the group being built; elsewhere always true.
+{# In a table_per_tenant_group model: the tenant is in the group being built; elsewhere, and when
+   the one group is every tenant (no `tenants_per_group`, a run over every tenant), always true.
    On DuckDB a group is also a range of tenant ids, and the range is what DuckDB applies where it
    reads the table, before a staging view's columns are computed; the `in` alone is applied after,
    so every group computed every tenant's staging columns (10 groups at 10,000 tenants: 10 times
@@ -110,7 +158,8 @@
    when it plans, Postgres takes a range for 0.5% of the rows and chose nested loops that scanned
    a whole landing table per outer row (docs/decisions.md). #}
 {% macro in_tenant_group(tenant_column) -%}
-    {%- if config.get('materialized') == 'table_per_tenant_group' -%}
+    {%- if config.get('materialized') == 'table_per_tenant_group'
+            and (config.get('tenants_per_group') or run_tenants_query()) -%}
         {%- set group = tenant_group_relation() -%}
         {%- if target.type == 'duckdb' -%}
         {{ tenant_column }} between (select min(tenant_id) from {{ group }})

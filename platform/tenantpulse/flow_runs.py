@@ -368,6 +368,8 @@ def describe_run(run: dg.DagsterRun) -> str:
                 f"every day for {', '.join(config.history_tenants)}, "
                 f"the others from {config.recent_from}"
             )
+        if config.changed_tenants_only:
+            what.append("the tenants landed since their last build")
     return f"job {run.job_name} ({'; '.join(what) or 'unpartitioned'})"
 
 

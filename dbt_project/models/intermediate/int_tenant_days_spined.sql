@@ -9,6 +9,9 @@
 -- a sync brought that day's data. Landing quarantines rows dated more than a day after their sync,
 -- so no tenant can push it into the future. (A dbt var would make every run of the views re-parse
 -- the whole project.)
+-- Rebuilt for every tenant in every run; in a run over the tenants that changed, the tenants whose
+-- spine moved join the run's tenants (macros/run_tenants.sql).
+{{ config(pre_hook="{{ run_spines_before() }}", post_hook="{{ run_spines_moved() }}") }}
 with recursive
 
 stripe_activity as (

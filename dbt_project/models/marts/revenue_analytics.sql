@@ -1,6 +1,11 @@
 -- Monthly revenue per tenant and currency: MRR at the month's end and its movements (ChartMogul's
 -- definitions, per customer between consecutive month ends), churn, ARPA, LTV, and the month's
--- charges, refunds and Shopify sales.
+-- charges, refunds and Shopify sales. Built as unified_customers is (macros/table_per_tenant_group.sql),
+-- in one group: a day's run over the tenants that changed rebuilds only their rows.
+{{ config(
+    materialized='table_per_tenant_group'
+) }}
+-- depends_on: {{ ref('int_tenant_syncs_dated') }}
 with
 
 months as (
@@ -8,7 +13,7 @@ months as (
     -- snapshot_date: the month's last day, or the tenant's last day for the month still running.
     select tenant_id, month, date as snapshot_date
     from {{ ref('int_tenant_days_spined') }}
-    where is_month_snapshot
+    where is_month_snapshot and {{ in_tenant_group('tenant_id') }}
 
 ),
 
@@ -41,6 +46,7 @@ subscriptions as (
             as first_paying_date
 
     from {{ ref('int_subscriptions_activated') }}
+    where {{ in_tenant_group('tenant_id') }}
 
 ),
 
@@ -163,6 +169,7 @@ revenue_per_month as (
         sum(shopify_orders) as shopify_orders
 
     from {{ ref('revenue_daily') }}
+    where {{ in_tenant_group('tenant_id') }}
     group by 1, 2, 3
 
 ),
@@ -180,6 +187,7 @@ shopify_orders as (
     from {{ ref('stg_shopify__orders') }}
     where not coalesce(is_test, false)
         and not coalesce(is_cancelled, false)
+        and {{ in_tenant_group('tenant_id') }}
 
 ),
 

@@ -1,4 +1,8 @@
-{{ config(indexes=marts_postgres_indexes([{'columns': ['tenant_id']}])) }}
+{{ config(
+    materialized='table_per_tenant_group',
+    indexes=marts_postgres_indexes([{'columns': ['tenant_id']}])
+) }}
+-- depends_on: {{ ref('int_tenant_syncs_dated') }}
 
 -- One row per tenant with the headline numbers as of the tenant's last day in
 -- tenant_daily_metrics (the day analysed, or its newest sync's day when older): a table, so the dashboard reads one row instead of aggregating the
@@ -8,6 +12,7 @@ with
 daily as (
 
     select * from {{ ref('tenant_daily_metrics') }}
+    where {{ in_tenant_group('tenant_id') }}
 
 ),
 
@@ -85,6 +90,7 @@ merge_times_30d as (
     inner join latest
         on pull_requests.tenant_id = latest.tenant_id
     where pull_requests.is_merged
+        and {{ in_tenant_group('pull_requests.tenant_id') }}
         and pull_requests.merged_date > cast(latest.as_of_date - 30 as date)
         and pull_requests.merged_date <= latest.as_of_date
     group by pull_requests.tenant_id
@@ -101,6 +107,7 @@ customers_per_month as (
         sum(churned_customers) as churned_customers
 
     from {{ ref('revenue_analytics') }}
+    where {{ in_tenant_group('tenant_id') }}
     group by tenant_id, month
 
 ),

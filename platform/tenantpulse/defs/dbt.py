@@ -47,6 +47,8 @@ from tenantpulse.transform.windows import (
     RUN_ID_ENV,
     RunWindow,
     daily_window,
+    finish_run_window,
+    run_tenants,
     write_run_window,
 )
 
@@ -89,19 +91,28 @@ class DbtConfig(Config):
     # tenant over the whole range.
     history_tenants: list[str] = []
     recent_from: str = ""
+    # Rebuild only the tenants landed since their marts were last built (ops.dbt_pending_tenants,
+    # transform/windows.py); false: every tenant.
+    changed_tenants_only: bool = False
 
 
 def dbt_run_config(
-    tests_since: dt.date | None, history_tenants: tuple[str, ...], recent_from: str | None
+    tests_since: dt.date | None,
+    history_tenants: tuple[str, ...],
+    recent_from: str | None,
+    changed_tenants_only: bool = False,
 ) -> dict:
     """Run config of `dbt_job`: the staging tests check only the rows synced on or after
     `tests_since` when it is given; the daily marts rebuild `history_tenants` over the whole
-    range and the others from `recent_from` on."""
+    range and the others from `recent_from` on; with `changed_tenants_only`, only the tenants
+    landed since their last build are rebuilt."""
     config: dict = {}
     if tests_since:
         config["test_rows_synced_since"] = tests_since.isoformat()
     if history_tenants:
         config |= {"history_tenants": list(history_tenants), "recent_from": recent_from}
+    if changed_tenants_only:
+        config["changed_tenants_only"] = True
     return {"ops": {DBT_OP: {"config": config}}} if config else {}
 
 
@@ -124,7 +135,8 @@ def run_window(
     context: AssetExecutionContext, daily_partitions: DailyPartitionsDefinition, config: DbtConfig
 ) -> RunWindow:
     """What this run rebuilds and tests: its range of daily partitions (none when it selects no
-    daily mart: every date), with the config's history tenants and first day of tests."""
+    daily mart: every date), with the config's history tenants, first day of tests and choice
+    of tenants."""
     since = parse_day(config.test_rows_synced_since)  # rejects anything but a day
     if not context.has_partition_key_range:
         return RunWindow(tests_since=since)
@@ -132,7 +144,13 @@ def run_window(
     reaches_newest = context.partition_key_range.end == daily_partitions.get_last_partition_key()
     history = [validate_tenant_id(t) for t in config.history_tenants]
     return daily_window(
-        window.start, window.end, reaches_newest, history, parse_day(config.recent_from), since
+        window.start,
+        window.end,
+        reaches_newest,
+        history,
+        parse_day(config.recent_from),
+        since,
+        config.changed_tenants_only,
     )
 
 
@@ -231,5 +249,15 @@ def build_dbt_assets(
             )
             raise invocation.get_error()
         remove_run_folder(invocation.target_path)
+        with warehouse.open().connect() as conn:
+            rebuilt = run_tenants(conn, context.run.run_id)
+            # A run of some of the models has not rebuilt the marked tenants' other models.
+            if context.selected_asset_keys == context.assets_def.keys:
+                finish_run_window(conn, context.run.run_id)
+        context.log.info(
+            "rebuilt every tenant"
+            if rebuilt is None
+            else f"rebuilt the {len(rebuilt)} tenants changed since their last build"
+        )
 
     return [dbt_models]

@@ -244,7 +244,10 @@ def next_request(
         carried |= {flow.PARTITION_RANGE_START: window.first, flow.PARTITION_RANGE_END: window.last}
     if stage is flow.DBT:
         since = flow.tests_since(last_success_day(instance, stage.job), newest, lookback)
-        run_config = dbt_run_config(since, window.history_tenants, window.recent_from)
+        # After a land of some tenants (a batch of syncs), only the tenants landed since their
+        # last build are rebuilt; after a land of every tenant, or on the first build, all.
+        changed_only = not first_build and bool(landing_run_tenants(run.run_config))
+        run_config = dbt_run_config(since, window.history_tenants, window.recent_from, changed_only)
     if stage is flow.ACT:
         # Actions are for the present: the newest analysed day with data. The act run itself
         # decides what fires and what is done already (ops.action_log).

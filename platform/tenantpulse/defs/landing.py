@@ -50,6 +50,7 @@ from tenantpulse.landing.merge import (
 )
 from tenantpulse.landing.run import InactiveTenantsError, failure_summary, land_streams
 from tenantpulse.sources.contracts import STREAMS, StreamContract
+from tenantpulse.transform.windows import mark_for_build
 
 SCHEMA_DRIFT_CHECK = "no_schema_drift"
 QUARANTINE_CHECK = "no_quarantined_rows"
@@ -222,6 +223,10 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
         generations_before[contract.name] = landed_generations(conn, contract, named)
 
     with warehouse.open().connect() as conn:
+        # Marked before (a run that stops half-way leaves its tenants marked) and after (a dbt
+        # run that took the marks while this one landed does not clear the need to rebuild).
+        mark_for_build(conn, named)
+        conn.commit()
         try:
             for stream in land_streams(
                 conn, streams, config.tenants, on_stream=starting, read_all=config.full_read
@@ -238,6 +243,7 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
         except InactiveTenantsError as inactive:
             raise Failure(str(inactive)) from None
         newest = newest_landed_day(conn)
+        mark_for_build(conn, named)
     if history:
         context.log.info(f"new history, every day rebuilt: {', '.join(sorted(history))}")
     # What the flow sensor needs to choose the next stage's window, without opening the warehouse.

@@ -1,0 +1,65 @@
+{#
+    A run over the tenants whose landing tables changed (`changed_tenants_only` in its window,
+    platform/tenantpulse/transform/windows.py): its tenants are the rows of ops.dbt_run_tenants
+    for the run, read where a model runs (a subquery, never tenant ids written into SQL). Every
+    other run covers every tenant.
+#}
+{% macro run_scope() -%}
+    {%- set window = run_window() -%}
+    {{ return(window.run_id if window and window.changed_tenants_only else none) }}
+{%- endmacro %}
+
+{# The run's tenants as a query of one column, tenant_id; none in a run over every tenant. #}
+{% macro run_tenants_query() -%}
+    {%- set run_id = run_scope() -%}
+    {{ return("select tenant_id from ops.dbt_run_tenants where run_id = '" ~ run_id ~ "'" if run_id else none) }}
+{%- endmacro %}
+
+{# True for a row of one of the run's tenants; always true in a run over every tenant. #}
+{% macro in_run_tenants(tenant_column='tenant_id') -%}
+    {%- set tenants = run_tenants_query() -%}
+    {%- if tenants -%}
+        {{ tenant_column }} in ({{ tenants }})
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    Hooks of int_tenant_days_spined in a run over some tenants. A tenant's spine runs to the newest
+    day of any tenant when it synced since (int_tenant_days_spined.sql), so a tenant outside the
+    run can see its spine grow when another tenant's data reaches a new day. Before the rebuild,
+    each tenant's first and last day are kept; after it, every tenant whose first or last day
+    moved joins the run's tenants, so each later model rebuilds it too.
+#}
+{% macro run_spines_before() -%}
+    {%- set run_id = run_scope() -%}
+    {%- if run_id and load_cached_relation(this) is not none -%}
+        insert into ops.dbt_run_spines (run_id, tenant_id, first_date, through_date)
+        select '{{ run_id }}', tenant_id, min(date), max(date)
+        from {{ this }}
+        group by tenant_id
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro run_spines_moved() -%}
+    {%- set run_id = run_scope() -%}
+    {%- if run_id -%}
+        insert into ops.dbt_run_tenants (run_id, tenant_id)
+        select '{{ run_id }}', coalesce(after.tenant_id, before.tenant_id)
+        from (
+            select tenant_id, min(date) as first_date, max(date) as through_date
+            from {{ this }}
+            group by tenant_id
+        ) as after
+        full outer join (
+            select tenant_id, first_date, through_date
+            from ops.dbt_run_spines
+            where run_id = '{{ run_id }}'
+        ) as before
+            on after.tenant_id = before.tenant_id
+        where (after.first_date is distinct from before.first_date
+                or after.through_date is distinct from before.through_date)
+            and coalesce(after.tenant_id, before.tenant_id) not in ({{ run_tenants_query() }})
+    {%- endif -%}
+{%- endmacro %}
