@@ -2,10 +2,10 @@
 `tenantpulse run` runs; the runs go through the Dagster instance and its daemon).
 
 - **normal day**: syncs spread over the day as Airbyte schedules them. The tenants are split into
-  BATCHES_PER_DAY batches; each batch's next sync is simulated, and the daemon's
-  `new_syncs_sensor` lands it (under `TENANTPULSE_FLOW_AFTER_SYNCS=daily` its runs stop after
-  land). After the last batch, the day's flow over every tenant (what `daily_flow_schedule`
-  starts): land (what is left), dbt, analyse, act.
+  BATCHES_PER_DAY batches; each batch's next sync is simulated, and the daemon carries it as a
+  deployment does with `TENANTPULSE_FLOW_AFTER_SYNCS=each`: `new_syncs_sensor` lands the batch,
+  and its flow rebuilds the tenants landed since their last build (dbt), analyses and acts. The
+  last batch's dbt, analyse and act are the day's flow after the last sync.
 - **worst day**: every tenant's next sync finishes at once, then the whole flow over every tenant.
 
 Every record has the peak resident memory of the bench's process tree (the daemon, its runs and
@@ -23,9 +23,9 @@ import dagster as dg
 from bench import flow as bench_flow
 from bench.memory import TreePeak
 from tenantpulse import flow
-from tenantpulse.config import Settings
+from tenantpulse.config import FLOW_AFTER_EACH_SYNC, Settings, load_settings
 from tenantpulse.defs.landing import landing_run_tenants
-from tenantpulse.flow_runs import TERMINAL, StageRun, dagster_instance, run_failure, running_daemon
+from tenantpulse.flow_runs import StageRun, dagster_instance, follow_flow, running_daemon
 
 BATCHES_PER_DAY = 24
 NORMAL_DAY, WORST_DAY = "normal day", "worst day"
@@ -56,34 +56,53 @@ def time_normal_day(
     simulate: Callable[[list[str]], dict],
     keep: Callable[[dict], None],
 ) -> None:
-    """Each batch's syncs simulated (`simulate(batch)` returns its record), then landed by the
-    land runs `new_syncs_sensor` starts for them (the bench's settings have
-    TENANTPULSE_FLOW_AFTER_SYNCS=daily, so they stop after land), then the day's flow;
+    """Each batch's syncs simulated (`simulate(batch)` returns its record), then the flows
+    `new_syncs_sensor` starts for them, to their end (`TENANTPULSE_FLOW_AFTER_SYNCS=each`);
     `keep(record)` gets every record as it is measured. One daemon serves the whole day."""
-    instance = dagster_instance(settings)
-    with running_daemon(settings, instance, echo=lambda line: None):
-        for number, batch in enumerate(batches(tenant_ids), start=1):
-            stage = f"batch {number} of {BATCHES_PER_DAY}"
+    each = load_settings(
+        dict(settings.source_variables) | {"TENANTPULSE_FLOW_AFTER_SYNCS": FLOW_AFTER_EACH_SYNC}
+    )
+    instance = dagster_instance(each)
+    groups = batches(tenant_ids)
+    with running_daemon(each, instance, echo=lambda line: None):
+        for number, batch in enumerate(groups, start=1):
+            stage = f"batch {number} of {len(groups)}"
             synced_after = time.time()
             keep({"phase": NORMAL_DAY, **simulate(batch), "stage": f"simulate {stage}"})
             with TreePeak() as peak:
-                landed = _sensor_land_runs(instance, batch, synced_after)
-            record = bench_flow.stage_record(settings, instance, NORMAL_DAY, landed)
-            keep(record | peak.record() | {"stage": f"land {stage}", "tenants": len(batch)})
-        for record in _measured(
-            lambda: bench_flow.follow_flow(
-                settings, DAY_FLOW, lambda record: None, lookback_days=bench_flow.LOOKBACK_DAYS
-            )
-        ):
-            keep(record)
+                runs = _sensor_flows(instance, batch, synced_after)
+            for name in (s.name for s in flow.STAGES):
+                of_stage = [run for run in runs if run.stage == name]
+                if not of_stage:
+                    continue
+                record = bench_flow.stage_record(
+                    each, instance, NORMAL_DAY, _together(name, of_stage)
+                )
+                if number == len(groups) and name != flow.LAND.name:
+                    record |= {"phase": DAY_FLOW}
+                else:
+                    record |= {"stage": f"{name} {stage}"}
+                keep(record | peak.record() | {"tenants": len(batch)})
 
 
-def _sensor_land_runs(
+def _together(name: str, runs: list[StageRun]) -> StageRun:
+    """The runs of one stage of a batch's flows as one stage: their seconds added up."""
+    return StageRun(
+        name,
+        tuple(run_id for run in runs for run_id in run.run_ids),
+        all(run.success for run in runs),
+        "; ".join(run.error for run in runs if run.error) or None,
+        sum(run.seconds for run in runs),
+        runs[0].partitions,
+    )
+
+
+def _sensor_flows(
     instance: dg.DagsterInstance, batch: list[str], created_after: float
-) -> StageRun:
-    """The land runs new_syncs_sensor started after `created_after` for the batch's tenants,
-    once every tenant of the batch is in one and they have all ended (a batch whose syncs two
-    sensor ticks saw is landed by two runs); their seconds are the runs' own, added up."""
+) -> list[StageRun]:
+    """The runs of the flows new_syncs_sensor started after `created_after` for the batch's
+    tenants (a batch whose syncs two sensor ticks saw has two), once every tenant of the batch
+    is in one of their land runs and each flow has ended."""
     deadline = time.monotonic() + bench_flow.STAGE_TIMEOUT_SECONDS
     wanted = set(batch)
     while time.monotonic() < deadline:
@@ -95,17 +114,13 @@ def _sensor_land_runs(
             )
         )
         covered = {t for r in records for t in landing_run_tenants(r.dagster_run.run_config)}
-        ended = all(r.dagster_run.status in TERMINAL for r in records)
-        if records and wanted <= covered and ended:
-            failed = [r for r in records if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]
-            return StageRun(
-                flow.LAND.name,
-                tuple(r.dagster_run.run_id for r in records),
-                not failed,
-                "; ".join(run_failure(instance, r.dagster_run.run_id) for r in failed) or None,
-                sum((r.end_time or 0.0) - (r.start_time or 0.0) for r in records),
-                f"tenants: {len(covered)}",
-            )
+        if records and wanted <= covered:
+            flow_ids = sorted({r.dagster_run.tags[flow.FLOW_TAG] for r in records})
+            return [
+                run
+                for flow_id in flow_ids
+                for run in follow_flow(instance, flow_id, bench_flow.STAGE_TIMEOUT_SECONDS)
+            ]
         time.sleep(1.0)
     raise TimeoutError(f"new_syncs_sensor did not land {len(batch)} tenants' syncs in time")
 

@@ -227,12 +227,15 @@ def time_observe(settings: Settings, instance: dg.DagsterInstance) -> StageRun:
 def stage_record(settings: Settings, instance, phase: str, stage: StageRun) -> dict:
     step_seconds = sum(_step_seconds(instance, run_id) for run_id in stage.run_ids)
     metadata = _materialization_metadata(instance, stage.run_ids)
-    first_day = None
+    first_day = rebuilt = None
     if stage.run_ids:
         run = instance.get_run_by_id(stage.run_ids[0])
         first_day = run.tags.get(flow.PARTITION_RANGE_START) if run else None
+        rebuilt = run.tags.get(flow.TENANTS_REBUILT_TAG) if run else None
     with open_warehouse(settings.warehouse).connect() as conn:
         rows, unit = stage_rows(conn, stage.stage, metadata, first_day)
+    if rebuilt and rebuilt != flow.ALL_TENANTS:
+        unit += f"; {rebuilt} tenants rebuilt"
     return {
         "phase": phase,
         "stage": stage.stage,

@@ -118,11 +118,11 @@ def test_demo_runs_every_demo_tenant_through_the_flow_and_finds_the_planted_sign
     assert "fired now" not in second.output  # the next day: the 30-day cooldown holds them back
     assert "churn_rescue/offer_discount" in second.output and "fired earlier" in second.output
     assert "[simulate] 18 syncs" in second.output
-    # The second sync is dated Nov 2: the marts are rebuilt from Oct 30, and the staging tests
-    # check the rows synced since then.
+    # The second sync is dated Nov 2: the marts are rebuilt from Oct 30 for the demo's tenants,
+    # the ones its land run named, and the staging tests check the rows synced since then.
     assert (
-        "[dbt] job dbt_job (2026-10-30..2026-11-03; tests: rows synced since 2026-10-30)"
-        in second.output
+        "[dbt] job dbt_job (2026-10-30..2026-11-03; tests: rows synced since 2026-10-30;"
+        f" the {len(DEMO_TENANTS)} tenants landed since their last build)" in second.output
     )
     assert "[analyse] job analyse_job (2026-10-30..2026-11-03)" in second.output
 

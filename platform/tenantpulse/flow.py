@@ -25,6 +25,8 @@ HISTORY_TENANTS_NAMED = 100  # more tenants with new history than this: rebuild 
 # landing: the tenant streams that could not be landed (`<tenant>/<stream>`, the first few)
 LANDING_FAILED_TAG = "tenantpulse/landing_failed"
 FAILED_NAMED = 10
+# dbt: how many tenants the run rebuilt, or ALL_TENANTS (set by the run on itself)
+TENANTS_REBUILT_TAG = "tenantpulse/tenants_rebuilt"
 NEXT_TAG = "tenantpulse/next"  # the sensor: the run it launched next, or "end: <why>"
 END = "end: "
 PROPAGATED_TAGS = (

@@ -369,7 +369,12 @@ def describe_run(run: dg.DagsterRun) -> str:
                 f"the others from {config.recent_from}"
             )
         if config.changed_tenants_only:
-            what.append("the tenants landed since their last build")
+            rebuilt = tags.get(flow.TENANTS_REBUILT_TAG)
+            what.append(
+                "every tenant (a land of every tenant came before)"
+                if rebuilt == flow.ALL_TENANTS
+                else f"the {rebuilt or 'some'} tenants landed since their last build"
+            )
     return f"job {run.job_name} ({'; '.join(what) or 'unpartitioned'})"
 
 

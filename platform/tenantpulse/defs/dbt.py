@@ -33,7 +33,7 @@ from dagster_dbt import (
 
 from tenantpulse.config import Settings, export_environment, parse_warehouse_url
 from tenantpulse.defs.resources import WarehouseResource
-from tenantpulse.flow import parse_day
+from tenantpulse.flow import ALL_TENANTS, TENANTS_REBUILT_TAG, parse_day
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.transform.dbt_args import build_args
 from tenantpulse.transform.dbt_cli import dbt_env, save_parse, seed_parse
@@ -258,6 +258,10 @@ def build_dbt_assets(
             "rebuilt every tenant"
             if rebuilt is None
             else f"rebuilt the {len(rebuilt)} tenants changed since their last build"
+        )
+        context.instance.add_run_tags(
+            context.run.run_id,
+            {TENANTS_REBUILT_TAG: ALL_TENANTS if rebuilt is None else str(len(rebuilt))},
         )
 
     return [dbt_models]
