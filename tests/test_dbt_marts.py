@@ -890,6 +890,28 @@ def test_a_run_over_the_tenants_that_changed_leaves_the_others_rows(hand_copy):
     assert planted_tenants() == dict.fromkeys(planted | {"tenant_daily_metrics": ""}, [])
 
 
+def test_a_run_over_the_tenants_that_changed_writes_only_tenant_ids_into_its_sql(hand_copy):
+    """The run's tenants reach the daily marts' SQL as literals; a row of the run's scope that is
+    not a tenant id (written past mark_for_build, which refuses it) stops the run at compile
+    time, before any statement runs, and the mart keeps its rows."""
+    settings, warehouse = hand_copy
+    daily = "select count(*) from analytics.revenue_daily"
+    before = rows(warehouse, daily)
+    with warehouse.connect() as conn:
+        with pytest.raises(ValueError, match="tenant id"):
+            mark_for_build(conn, ["x'); drop table analytics.revenue_daily; --"])
+        window = daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 7), True)
+        write_run_window(conn, "hostile", replace(window, changed_tenants_only=True))
+        conn.execute(
+            "insert into ops.dbt_run_tenants (run_id, tenant_id) values (%s, %s)",
+            ("hostile", "x'); drop table analytics.revenue_daily; --"),
+        )
+    done = run_dbt(settings, ["run", "--select", "revenue_daily"], True, "hostile")
+    assert done.returncode != 0
+    assert "not a tenant id: x'); drop table" in done.stdout
+    assert rows(warehouse, daily) == before != [(0,)]
+
+
 def test_unified_customers_built_one_tenant_at_a_time_equals_its_build_in_one_group(hand_copy):
     """unified_customers is built a group of tenants at a time (1,000 by default: hand and yen are
     one group). With a group per tenant, the build runs twice (the second group inserted into the

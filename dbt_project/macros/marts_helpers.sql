@@ -79,7 +79,7 @@
 {% macro marts_in_window(date_expression, tenant_column='tenant_id', monthly=false) -%}
     {%- set window = marts_window() -%}
     {%- if window -%}
-        {%- set history = marts_history_tenants(window.history_tenants) -%}
+        {%- set history = marts_tenant_ids(window.history_tenants) -%}
         ({{ date_expression }} >= cast('{{ marts_window_bound(window.start_date, monthly) }}' as date)
          and {{ date_expression }} < cast('{{ window.end_date }}' as date)
         {%- if history %}
@@ -101,12 +101,12 @@
     {{ return((first.replace(day=1) if monthly else first).isoformat()) }}
 {%- endmacro %}
 
-{# The window's history tenants, each checked to be a tenant id (tenantpulse.tenants.ids) before
-   it is written into SQL as a literal. #}
-{% macro marts_history_tenants(tenant_ids) -%}
+{# Tenant ids (the window's history tenants, a run's tenants), each checked to be a tenant id
+   (tenantpulse.tenants.ids) before it is written into SQL as a literal. #}
+{% macro marts_tenant_ids(tenant_ids) -%}
     {%- for tenant_id in tenant_ids -%}
         {%- if not (tenant_id is string and modules.re.fullmatch('[a-z0-9][a-z0-9_]{0,47}', tenant_id)) -%}
-            {{ exceptions.raise_compiler_error('history_tenants: not a tenant id: ' ~ tenant_id) }}
+            {{ exceptions.raise_compiler_error('not a tenant id: ' ~ tenant_id) }}
         {%- endif -%}
     {%- endfor -%}
     {{ return(tenant_ids) }}

@@ -1,8 +1,8 @@
 {#
     A run over the tenants whose landing tables changed (`changed_tenants_only` in its window,
     platform/tenantpulse/transform/windows.py): its tenants are the rows of ops.dbt_run_tenants
-    for the run, read where a model runs (a subquery, never tenant ids written into SQL). Every
-    other run covers every tenant.
+    for the run, read where a model runs, as a subquery or as literals checked to be tenant ids.
+    Every other run covers every tenant.
 #}
 {% macro run_scope() -%}
     {%- set window = run_window() -%}
@@ -15,11 +15,19 @@
     {{ return("select tenant_id from ops.dbt_run_tenants where run_id = '" ~ run_id ~ "'" if run_id else none) }}
 {%- endmacro %}
 
-{# True for a row of one of the run's tenants; always true in a run over every tenant. #}
+{# True for a row of one of the run's tenants; always true in a run over every tenant. The tenants
+   are read when the model compiles, just before it runs (so those whose spine moved are in), and
+   written as a list of literals, each checked to be a tenant id: a list is a filter DuckDB applies
+   where it reads a table, a subquery a join after it has computed every row. #}
 {% macro in_run_tenants(tenant_column='tenant_id') -%}
     {%- set tenants = run_tenants_query() -%}
     {%- if tenants -%}
-        {{ tenant_column }} in ({{ tenants }})
+        {%- set tenant_ids = marts_tenant_ids(run_query(tenants).columns[0].values() | unique | list) -%}
+        {%- if tenant_ids -%}
+            {{ tenant_column }} in ({%- for tenant_id in tenant_ids %}'{{ tenant_id }}'{{ ", " if not loop.last }}{% endfor -%})
+        {%- else -%}
+            false
+        {%- endif -%}
     {%- else -%}
         true
     {%- endif -%}
