@@ -90,8 +90,11 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
     """Each run's window (a row of ops.dbt_run_window, not `--vars`) leaves dbt's saved parse
     valid: a second run with another first test day parses nothing again. The shared parse was
     made for another warehouse (as the image's is, at build time): the first run parses in full,
-    and keeps its parse for this warehouse's next runs."""
+    and keeps its parse for this warehouse's next runs. Before each dbt command the step neither
+    asks dbt its version in a subprocess nor builds a dbt adapter (TenantpulseDbtCliResource)."""
     import dagster as dg
+    import dagster_dbt.core.resource
+    import dbt.adapters.factory
     from bench import dbt_times
 
     from tenantpulse import definitions
@@ -124,6 +127,14 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
         remove_run_folder(folder)
 
     monkeypatch.setattr(dbt_defs, "remove_run_folder", read_log_then_remove)
+    # dagster-dbt's own DbtCliResource would call both before each dbt command.
+    version_asked, adapters_built = [], []
+    monkeypatch.setattr(
+        dagster_dbt.core.resource,
+        "check_output",
+        lambda command, **_: version_asked.append(command) or b"no version",
+    )
+    monkeypatch.setattr(dbt.adapters.factory, "get_adapter", adapters_built.append)
     for since in ("2026-11-01", "2026-11-02"):
         result = job.execute_in_process(
             instance=instance,
@@ -146,6 +157,7 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
                 )
                 == since
             )
+    assert version_asked == [] and adapters_built == []
     first, second = logs
     assert "Unable to do partial parsing because profile has changed" in first
     assert dbt_cli.saved_parse(settings).exists()

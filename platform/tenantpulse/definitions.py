@@ -3,7 +3,7 @@
 import datetime as dt
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt import DbtProject
 from dagster_openai import OpenAIResource
 
 from tenantpulse.actions.playbooks import with_checked_playbooks
@@ -11,7 +11,11 @@ from tenantpulse.config import Settings, load_settings
 from tenantpulse.defs.actions import build_actions_defs
 from tenantpulse.defs.analysis import build_analysis_assets, build_churn_model_defs
 from tenantpulse.defs.connect import build_connect_sensors
-from tenantpulse.defs.dbt import build_dbt_assets, daily_dbt_asset_keys
+from tenantpulse.defs.dbt import (
+    TenantpulseDbtCliResource,
+    build_dbt_assets,
+    daily_dbt_asset_keys,
+)
 from tenantpulse.defs.flow import build_flow_jobs, build_flow_sensors
 from tenantpulse.defs.insights import build_insights_asset
 from tenantpulse.defs.landing import land
@@ -91,7 +95,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 url=settings.warehouse.url,
                 raw_path=str(settings.warehouse.raw_path) if settings.warehouse.raw_path else None,
             ),
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+            "dbt": TenantpulseDbtCliResource(
+                project_dir=dbt_project, dbt_executable=dbt_executable()
+            ),
         }
         | _llm_resources(settings)
         | airbyte["resources"],

@@ -10,8 +10,11 @@ docs/orchestration.md) names the tenants in its check's description and metadata
 """
 
 import datetime as dt
+import importlib.metadata
 import shutil
 import uuid
+from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 from dagster import (
@@ -30,6 +33,7 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from packaging import version
 
 from tenantpulse.config import Settings, export_environment, parse_warehouse_url
 from tenantpulse.defs.resources import WarehouseResource
@@ -53,6 +57,23 @@ from tenantpulse.transform.windows import (
 )
 
 DBT_OP = "dbt_models"
+
+
+class TenantpulseDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource without two things its `cli()` does before every dbt command and no
+    step here uses, together about 4 s of every dbt run (docs/decisions.md, 2026-12-06): asking
+    the dbt executable its version in a subprocess (`dbt --version`: 1.7 s), and building a dbt
+    adapter in the step's process (2.3 s), which only `fetch_column_metadata` and
+    `fetch_row_counts` use. The executable is the one of this environment (`dbt_executable()`),
+    so its version is the installed dbt-core's. Both are private methods of the pinned
+    dagster-dbt; tests/test_transform.py fails if an upgrade renames them."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None
 
 
 class TenantpulseDbtTranslator(DagsterDbtTranslator):
