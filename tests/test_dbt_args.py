@@ -14,8 +14,8 @@ from tenantpulse.transform.windows import (
 )
 
 
-def test_the_dbt_stage_is_one_build_without_vars():
-    assert build_args() == ["build"]
+def test_the_dbt_stage_is_one_build_without_vars_or_unit_tests():
+    assert build_args() == ["build", "--exclude-resource-type", "unit_test"]
 
 
 def test_a_window_covers_start_inclusive_end_exclusive():
