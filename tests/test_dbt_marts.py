@@ -57,6 +57,12 @@ TABLE_MARTS = {
     "revenue_analytics": "tenant_id, month, currency",
     "user_dashboard_summary": "tenant_id",
 }
+# The intermediate tables built per tenant, as the mart tables are.
+TABLE_INTERMEDIATES = {
+    "int_pull_requests_reviewed": "tenant_id, pull_request_id",
+    "int_subscriptions_activated": "tenant_id, subscription_id",
+    "int_tenant_currencies_ranked": "tenant_id, currency",
+}
 
 
 def at(text: str) -> dt.datetime:
@@ -779,9 +785,13 @@ def test_a_run_over_the_tenants_that_changed_equals_a_full_build(hand_copy):
        makes Nov 7 the newest day of any tenant. yen, which synced on Nov 7, now has its spine
        to Nov 7 (the days after a tenant's newest sync are unknown, up to it they are zeros):
        yen joins the run as it runs, beside hand.
-    Every mart, the mart tables included, then equals a full refresh."""
+    Every mart, the mart tables included, and every intermediate table built per tenant then
+    equals a full refresh."""
     settings, warehouse = hand_copy
-    marts = INCREMENTAL_MARTS | MONTHLY_MARTS | TABLE_MARTS
+    tables = {
+        f"analytics.{mart}": key
+        for mart, key in (INCREMENTAL_MARTS | MONTHLY_MARTS | TABLE_MARTS).items()
+    } | {f"intermediate.{table}": key for table, key in TABLE_INTERMEDIATES.items()}
     spine = (
         "select tenant_id, cast(min(date) as varchar), cast(max(date) as varchar)"
         " from intermediate.int_tenant_days_spined group by tenant_id order by tenant_id"
@@ -821,59 +831,62 @@ def test_a_run_over_the_tenants_that_changed_equals_a_full_build(hand_copy):
     ]
     assert rows(warehouse, "select count(*) from ops.dbt_pending_tenants") == [(0,)]
 
-    built = {
-        m: rows(warehouse, f"select * from analytics.{m} order by {k}") for m, k in marts.items()
-    }
+    built = {t: rows(warehouse, f"select * from {t} order by {k}") for t, k in tables.items()}
     dbt(settings, "run", "--full-refresh", "--exclude", "path:models/staging")
-    for mart, key in marts.items():
-        assert rows(warehouse, f"select * from analytics.{mart} order by {key}") == built[mart], (
-            mart
-        )
+    for table, key in tables.items():
+        assert rows(warehouse, f"select * from {table} order by {key}") == built[table], table
 
 
 def test_a_run_over_the_tenants_that_changed_leaves_the_others_rows(hand_copy):
     """With only hand marked and nothing new, a run over the tenants that changed rebuilds hand's
-    rows of the mart tables and of the window's days, and not yen's: a value planted in each
-    tenant's rows is gone for hand and still there for yen. The run then clears the mark it
-    took, not one made after it took them, and a run over every tenant rebuilds yen."""
+    rows of the intermediate tables built per tenant, the mart tables and the window's days, and
+    not yen's: a value planted in each tenant's rows is gone for hand and still there for yen.
+    The run then clears the mark it took, not one made after it took them, and a run over every
+    tenant rebuilds yen."""
     settings, warehouse = hand_copy
     planted = {
-        "unified_customers": "email",
-        "revenue_analytics": "currency",
-        "user_dashboard_summary": "currency",
+        "analytics.unified_customers": "email = 'planted'",
+        "analytics.revenue_analytics": "currency = 'planted'",
+        "analytics.user_dashboard_summary": "currency = 'planted'",
+        "analytics.tenant_daily_metrics": "sessions = -1",
+        "intermediate.int_tenant_currencies_ranked": "currency = 'planted'",
+        "intermediate.int_subscriptions_activated": "status = 'planted'",
+        "intermediate.int_pull_requests_reviewed": "state = 'planted'",
     }
-    plant = {
-        mart: f"update analytics.{mart} set {column} = 'planted'"
-        for mart, column in planted.items()
-    }
-    plant["tenant_daily_metrics"] = (
-        "update analytics.tenant_daily_metrics set sessions = -1 where date = '2026-11-06'"
-    )
+    plant = [
+        f"update {relation} set {condition}"
+        + (" where date = '2026-11-06'" if relation == "analytics.tenant_daily_metrics" else "")
+        for relation, condition in planted.items()
+    ]
 
     def planted_tenants() -> dict[str, list[str]]:
-        found = {
-            mart: f"select distinct tenant_id from analytics.{mart} where {column} = 'planted'"
-            for mart, column in planted.items()
-        }
-        found["tenant_daily_metrics"] = (
-            "select distinct tenant_id from analytics.tenant_daily_metrics where sessions = -1"
-        )
         return {
-            mart: sorted(t for (t,) in rows(warehouse, sql + " order by 1"))
-            for mart, sql in found.items()
+            relation: [
+                t
+                for (t,) in rows(
+                    warehouse,
+                    f"select distinct tenant_id from {relation} where {condition} order by 1",
+                )
+            ]
+            for relation, condition in planted.items()
         }
 
     with warehouse.connect() as conn:
-        for sql in plant.values():
+        for sql in plant:
             conn.execute(sql)
         mark_for_build(conn, ["hand"])
         window = daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 7), True)
         write_run_window(conn, "changed-7", replace(window, changed_tenants_only=True))
         conn.commit()
         mark_for_build(conn, ["hand"])  # a land run that ends after the dbt run took the marks
+    before = planted_tenants()
+    assert all("hand" in tenants for tenants in before.values()), before
+    assert sum("yen" in tenants for tenants in before.values()) >= 5, before
     done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, "changed-7")
     assert done.returncode == 0, done.stdout[-6000:]
-    assert planted_tenants() == dict.fromkeys(planted | {"tenant_daily_metrics": ""}, ["yen"])
+    assert planted_tenants() == {
+        relation: [t for t in tenants if t != "hand"] for relation, tenants in before.items()
+    }
 
     pending = "select tenant_id from ops.dbt_pending_tenants order by tenant_id"
     assert rows(warehouse, pending) == [("hand",), ("hand",)]
@@ -887,7 +900,7 @@ def test_a_run_over_the_tenants_that_changed_leaves_the_others_rows(hand_copy):
         write_run_window(conn, "changed-all", replace(window, changed_tenants_only=True))
     done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, "changed-all")
     assert done.returncode == 0, done.stdout[-6000:]
-    assert planted_tenants() == dict.fromkeys(planted | {"tenant_daily_metrics": ""}, [])
+    assert planted_tenants() == dict.fromkeys(planted, [])
 
 
 def test_a_run_over_the_tenants_that_changed_writes_only_tenant_ids_into_its_sql(hand_copy):

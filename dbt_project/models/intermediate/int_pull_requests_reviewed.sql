@@ -1,17 +1,22 @@
 -- Each pull request with what its reviews tell: when the first review came and whether any review
 -- approved it. Reviews point at their pull request by repository and number.
+-- Built in one group of every tenant (macros/table_per_tenant_group.sql): a run over the tenants
+-- that changed rebuilds only their rows.
+{{ config(materialized='table_per_tenant_group') }}
+-- depends_on: {{ ref('int_tenant_syncs_dated') }}
 with
 
 pull_requests as (
 
     select * from {{ ref('stg_github__pull_requests') }}
+    where {{ in_tenant_group('tenant_id') }}
 
 ),
 
 reviews as (
 
     select * from {{ ref('stg_github__reviews') }}
-    where submitted_at is not null
+    where submitted_at is not null and {{ in_tenant_group('tenant_id') }}
 
 ),
 

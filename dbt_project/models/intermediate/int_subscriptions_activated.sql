@@ -1,11 +1,16 @@
 -- Each paid Stripe subscription's active period, rebuilt from its latest state: it counts towards
 -- MRR from the day its trial (if any) ended to the day it ended. Landing keeps one version per
 -- subscription, so a past period carries the subscription's current price and quantity.
+-- Built in one group of every tenant (macros/table_per_tenant_group.sql): a run over the tenants
+-- that changed rebuilds only their rows.
+{{ config(materialized='table_per_tenant_group') }}
+-- depends_on: {{ ref('int_tenant_syncs_dated') }}
 with
 
 subscriptions as (
 
     select * from {{ ref('stg_stripe__subscriptions') }}
+    where {{ in_tenant_group('tenant_id') }}
 
 ),
 

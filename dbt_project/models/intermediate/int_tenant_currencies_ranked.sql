@@ -1,13 +1,17 @@
 -- Every currency a tenant uses, ranked by all-time gross (Stripe gross charged + Shopify gross
 -- sales); rank 1 is the tenant's primary currency. No FX source exists, so money in the other
 -- currencies is reported beside it, never converted into it.
+-- Built in one group of every tenant (macros/table_per_tenant_group.sql): a run over the tenants
+-- that changed rebuilds only their rows.
+{{ config(materialized='table_per_tenant_group') }}
+-- depends_on: {{ ref('int_tenant_syncs_dated') }}
 with
 
 stripe_gross as (
 
     select tenant_id, lower(currency) as currency, amount as gross
     from {{ ref('stg_stripe__charges') }}
-    where status = 'succeeded'
+    where status = 'succeeded' and {{ in_tenant_group('tenant_id') }}
 
 ),
 
@@ -17,6 +21,7 @@ shopify_gross as (
     from {{ ref('stg_shopify__orders') }}
     where not coalesce(is_test, false)
         and not coalesce(is_cancelled, false)
+        and {{ in_tenant_group('tenant_id') }}
 
 ),
 
@@ -25,6 +30,7 @@ subscription_currencies as (
 
     select tenant_id, lower(currency) as currency, 0 as gross
     from {{ ref('stg_stripe__subscriptions') }}
+    where {{ in_tenant_group('tenant_id') }}
 
 ),
 
