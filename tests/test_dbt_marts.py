@@ -777,14 +777,17 @@ def test_a_day_of_one_tenants_new_rows_built_incrementally_equals_a_full_build(h
 
 
 def test_a_run_over_the_tenants_that_changed_equals_a_full_build(hand_copy):
-    """Two batches of syncs, each landed with its tenants marked for a build (as a land run of a
-    batch does), then built by a run over the tenants that changed:
+    """Three batches of syncs, each landed with its tenants marked for a build (as a land run of a
+    batch does), then built by a run over the tenants that changed. Beside hand and yen, two quiet
+    tenants, calm_a and calm_b, each with one charge on Nov 1 and a sync on Nov 6, so their spines
+    end on Nov 6 (the days after a tenant's newest sync are unknown, up to it they are zeros).
     1. Nov 7 noon: yen's sync sends its customer again. The run rebuilds yen alone; yen's day
        spine (from its charge on Nov 2) still ends on Nov 6, the newest day of any tenant.
     2. Nov 8: hand's sync (pull request 3 merged on Nov 7, a commit by a new author on Nov 7)
        makes Nov 7 the newest day of any tenant. yen, which synced on Nov 7, now has its spine
-       to Nov 7 (the days after a tenant's newest sync are unknown, up to it they are zeros):
-       yen joins the run as it runs, beside hand.
+       to Nov 7: yen joins the run as it runs, beside hand (2 of 4 tenants).
+    3. Nov 9: calm_a and calm_b send their customers again, and hand a commit on Nov 8: 3 of the
+       4 tenants, more than half, so the run covers every tenant from the spine on.
     Every mart, the mart tables included, and every intermediate table built per tenant then
     equals a full refresh."""
     settings, warehouse = hand_copy
@@ -796,17 +799,38 @@ def test_a_run_over_the_tenants_that_changed_equals_a_full_build(hand_copy):
         "select tenant_id, cast(min(date) as varchar), cast(max(date) as varchar)"
         " from intermediate.int_tenant_days_spined group by tenant_id order by tenant_id"
     )
+    calm = ["calm_a", "calm_b"]
+    calm_synced = dt.datetime(2026, 11, 6, 12, tzinfo=dt.UTC)
+
+    def calm_customer(tenant_id: str) -> dict:
+        return customer(f"cus_{tenant_id}", f"{tenant_id}@example.com", "2026-10-20 00:00")
+
+    with warehouse.connect() as conn:
+        for tenant_id in calm:
+            charge_row = charge(
+                f"ch_{tenant_id}", f"cus_{tenant_id}", 900, "succeeded", "2026-11-01 10:00"
+            )
+            for stream, record in (
+                ("stripe__customers", calm_customer(tenant_id)),
+                ("stripe__charges", charge_row),
+            ):
+                write_raw(conn, tenant_id, stream, [as_airbyte_writes(record)], calm_synced)
+        for stream in ("stripe__customers", "stripe__charges"):
+            land_stream(conn, STREAMS_BY_NAME[stream], calm)
+    dbt(settings, "run", "--exclude", "path:models/staging")
     assert rows(warehouse, spine) == [
+        ("calm_a", "2026-11-01", "2026-11-06"),
+        ("calm_b", "2026-11-01", "2026-11-06"),
         ("hand", "2026-10-01", "2026-11-06"),
         ("yen", "2026-11-02", "2026-11-06"),
     ]
 
-    def build_batch(run_id: str, tenant_id: str, writes: list[tuple[str, dict]], at: dt.datetime):
+    def build_batch(run_id: str, syncs: list[tuple[str, str, dict]], at: dt.datetime):
         with warehouse.connect() as conn:
-            mark_for_build(conn, [tenant_id])
-            for stream, record in writes:
+            mark_for_build(conn, sorted({tenant_id for tenant_id, _, _ in syncs}))
+            for tenant_id, stream, record in syncs:
                 write_raw(conn, tenant_id, stream, [as_airbyte_writes(record)], at)
-                land_stream(conn, STREAMS_BY_NAME[stream], TENANTS)
+                land_stream(conn, STREAMS_BY_NAME[stream], [tenant_id])
             window = daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 8), True)
             write_run_window(conn, run_id, replace(window, changed_tenants_only=True))
         done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, run_id)
@@ -818,15 +842,27 @@ def test_a_run_over_the_tenants_that_changed_equals_a_full_build(hand_copy):
 
     yen_again = customer("cus_y", "yu@example.jp", "2026-11-02 00:00", "jpy")
     noon = dt.datetime(2026, 11, 7, 12, tzinfo=dt.UTC)
-    assert build_batch("batch-1", "yen", [("stripe__customers", yen_again)], noon) == ["yen"]
-    assert rows(warehouse, spine)[1] == ("yen", "2026-11-02", "2026-11-06")
+    assert build_batch("batch-1", [("yen", "stripe__customers", yen_again)], noon) == ["yen"]
+    assert rows(warehouse, spine)[3] == ("yen", "2026-11-02", "2026-11-06")
 
     merged = pull_request(103, 3, "ann", "2026-11-05 08:00", "2026-11-07 08:00", "2026-11-07 08:00")
     new_commit = commit("c3", "2026-11-07 10:00", "cy@example.com", login="cy")
-    writes = [("github__pull_requests", merged), ("github__commits", new_commit)]
-    assert build_batch("batch-2", "hand", writes, sync_time(8)) == ["hand", "yen"]
+    syncs = [("hand", "github__pull_requests", merged), ("hand", "github__commits", new_commit)]
+    assert build_batch("batch-2", syncs, sync_time(8)) == ["hand", "yen"]
     assert rows(warehouse, spine) == [
+        ("calm_a", "2026-11-01", "2026-11-06"),
+        ("calm_b", "2026-11-01", "2026-11-06"),
         ("hand", "2026-10-01", "2026-11-07"),
+        ("yen", "2026-11-02", "2026-11-07"),
+    ]
+
+    syncs = [(t, "stripe__customers", calm_customer(t)) for t in calm]
+    syncs.append(("hand", "github__commits", commit("c4", "2026-11-08 10:00", "cy@example.com")))
+    assert build_batch("batch-3", syncs, sync_time(9)) is None  # every tenant
+    assert rows(warehouse, spine) == [
+        ("calm_a", "2026-11-01", "2026-11-08"),
+        ("calm_b", "2026-11-01", "2026-11-08"),
+        ("hand", "2026-10-01", "2026-11-08"),
         ("yen", "2026-11-02", "2026-11-07"),
     ]
     assert rows(warehouse, "select count(*) from ops.dbt_pending_tenants") == [(0,)]

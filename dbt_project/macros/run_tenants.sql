@@ -71,3 +71,23 @@
             and coalesce(after.tenant_id, before.tenant_id) not in ({{ run_tenants_query() }})
     {%- endif -%}
 {%- endmacro %}
+
+{#
+    Post-hook of int_tenant_days_spined, after run_spines_moved: when the run's tenants are now
+    more than half of the tenants with a spine (the day's first batch, whose new day moves every
+    tenant's spine), the rest of the run covers every tenant. For most tenants, rebuilding their
+    rows in place costs more than rebuilding the tables, and a list of their ids as literals more
+    than no filter (1,000 tenants, all in the scope: revenue_analytics 5.5 s in place against
+    2.2 s whole, developer_activity_monthly 3.7 s against 0.6-1.0 s); both are correct for any
+    superset of the scope. The models run before kept to the scope: their rows do not depend on
+    the spine.
+#}
+{% macro run_scope_widened() -%}
+    {%- set run_id = run_scope() -%}
+    {%- if run_id -%}
+        update ops.dbt_run_window set changed_tenants_only = false
+        where run_id = '{{ run_id }}'
+            and 2 * (select count(distinct tenant_id) from ops.dbt_run_tenants where run_id = '{{ run_id }}')
+                > (select count(distinct tenant_id) from {{ this }})
+    {%- endif -%}
+{%- endmacro %}

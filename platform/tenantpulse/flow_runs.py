@@ -371,7 +371,7 @@ def describe_run(run: dg.DagsterRun) -> str:
         if config.changed_tenants_only:
             rebuilt = tags.get(flow.TENANTS_REBUILT_TAG)
             what.append(
-                "every tenant (a land of every tenant came before)"
+                "every tenant (a land of every tenant came before, or most tenants changed)"
                 if rebuilt == flow.ALL_TENANTS
                 else f"the {rebuilt or 'some'} tenants landed since their last build"
             )

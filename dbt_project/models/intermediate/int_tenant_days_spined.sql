@@ -10,8 +10,12 @@
 -- so no tenant can push it into the future. (A dbt var would make every run of the views re-parse
 -- the whole project.)
 -- Rebuilt for every tenant in every run; in a run over the tenants that changed, the tenants whose
--- spine moved join the run's tenants (macros/run_tenants.sql).
-{{ config(pre_hook="{{ run_spines_before() }}", post_hook="{{ run_spines_moved() }}") }}
+-- spine moved join the run's tenants, and when they are then most tenants the rest of the run
+-- covers every tenant (macros/run_tenants.sql).
+{{ config(
+    pre_hook="{{ run_spines_before() }}",
+    post_hook=["{{ run_spines_moved() }}", "{{ run_scope_widened() }}"],
+) }}
 with recursive
 
 stripe_activity as (

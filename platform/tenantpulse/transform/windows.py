@@ -10,7 +10,9 @@ built: the land runs mark the tenants they land in `ops.dbt_pending_tenants`, a 
 `changed_tenants_only` takes the marked tenants as its scope (`ops.dbt_run_tenants`, read by
 macros/run_tenants.sql), and clears the marks it took once it has succeeded. Every model's rows of
 a tenant are built from that tenant's rows alone, except a tenant's day spine, which reaches the
-newest day of any tenant: the tenants whose spine moved join the scope as it runs."""
+newest day of any tenant: the tenants whose spine moved join the scope as it runs, and once the
+scope is most tenants the rest of the run covers every tenant (its `changed_tenants_only` is
+turned off)."""
 
 from __future__ import annotations
 
