@@ -105,17 +105,28 @@ def daily_window(
     """The daily partitions to rebuild: all of them on the first build; else from `lookback_days`
     before the newest sync's day (late updates: refunds, Google Analytics' revised days) to the
     newest partition, whose run also covers any later-dated rows. Tenants whose history was just
-    landed (their first sync, a new source, a connector's refresh) get every day, from the first
-    partition; ALL_TENANTS among them rebuilds every tenant's days."""
+    landed (their first sync, a new source, a connector's refresh, the syncs of days before the
+    recent ones) get every day, from the first partition; ALL_TENANTS among them rebuilds every
+    tenant's days."""
     if not day_keys:
         raise ValueError("no daily partitions: check TENANTPULSE_DAILY_PARTITIONS_START/_END")
     if first_build or newest_sync is None or ALL_TENANTS in history_tenants:
         return DailyWindow(day_keys[0], day_keys[-1])
-    start = (newest_sync - dt.timedelta(days=lookback_days)).isoformat()
+    start = recent_start(newest_sync, lookback_days).isoformat()
     recent = next((key for key in day_keys if key >= start), day_keys[-1])
     if history_tenants and recent != day_keys[0]:
         return DailyWindow(day_keys[0], day_keys[-1], tuple(sorted(history_tenants)), recent)
     return DailyWindow(recent, day_keys[-1])
+
+
+def lookback_days(tags: dict) -> int:
+    """The flow's lookback (its run tag, else the default)."""
+    return int(tags.get(LOOKBACK_TAG, DEFAULT_LOOKBACK_DAYS))
+
+
+def recent_start(newest_sync: dt.date, lookback_days: int) -> dt.date:
+    """The first day a run after a land rebuilds for every tenant (daily_window)."""
+    return newest_sync - dt.timedelta(days=lookback_days)
 
 
 def history_tag(tenant_ids: set[str]) -> str:

@@ -225,7 +225,7 @@ def next_request(
         and tags.get(flow.ROWS_LANDED_TAG) == "0"
     ):
         return "nothing new was landed"
-    lookback = int(tags.get(flow.LOOKBACK_TAG, flow.DEFAULT_LOOKBACK_DAYS))
+    lookback = flow.lookback_days(tags)
     newest = flow.parse_day(tags.get(flow.NEWEST_LANDED_TAG))
     carried = {k: tags[k] for k in flow.PROPAGATED_TAGS if k in tags}
     run_key = f"{tags[flow.FLOW_TAG]}:{run.run_id}:{stage.job}"

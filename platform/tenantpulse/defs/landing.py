@@ -38,8 +38,15 @@ from tenantpulse.flow import (
     ROWS_LANDED_TAG,
     failed_tag,
     history_tag,
+    lookback_days,
+    recent_start,
 )
-from tenantpulse.landing.history import landed_generations, tenants_with_new_history
+from tenantpulse.landing.history import (
+    landed_generations,
+    last_synced,
+    tenants_back_after_a_gap,
+    tenants_with_new_history,
+)
 from tenantpulse.landing.merge import (
     FAILED,
     LANDING_SCHEMA,
@@ -215,7 +222,7 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
     """One op for every selected stream: one warehouse connection (on DuckDB, opening the file
     reads a catalog that grows with every tenant's tables); land_stream commits as it goes."""
     streams = [c for c in STREAMS if landing_asset_key(c) in context.selected_asset_keys]
-    landed, generations_before, history = [], {}, set()
+    landed, generations_before, history, merged_sources = [], {}, set(), set()
     named = config.tenants or None  # a batch of syncs: only its tenants' generations are read
 
     def starting(contract: StreamContract, tenants: int) -> None:
@@ -227,6 +234,7 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
         # run that took the marks while this one landed does not clear the need to rebuild).
         mark_for_build(conn, named)
         conn.commit()
+        synced_before = last_synced(conn, named)
         try:
             for stream in land_streams(
                 conn, streams, config.tenants, on_stream=starting, read_all=config.full_read
@@ -240,10 +248,14 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
                         landed_generations(conn, stream.contract, named),
                         merged,
                     )
+                    merged_sources |= {(t, stream.contract.source) for t in merged}
         except InactiveTenantsError as inactive:
             raise Failure(str(inactive)) from None
         newest = newest_landed_day(conn)
         mark_for_build(conn, named)
+    if newest:
+        recent = recent_start(newest, lookback_days(context.run.tags))
+        history |= tenants_back_after_a_gap(synced_before, merged_sources, recent)
     if history:
         context.log.info(f"new history, every day rebuilt: {', '.join(sorted(history))}")
     # What the flow sensor needs to choose the next stage's window, without opening the warehouse.

@@ -1,10 +1,13 @@
 """Which tenants a land run brought history for: their first rows of a stream (a tenant onboarded,
-a source connected), or a new generation of it (an Airbyte refresh or reset sends every record
-again under a higher `_airbyte_generation_id`). The daily marts rebuild every day of those
-tenants, not only the recent days (tenantpulse.flow.daily_window)."""
+a source connected), a new generation of it (an Airbyte refresh or reset sends every record
+again under a higher `_airbyte_generation_id`), or rows of a source whose last sync landed before
+the recent days (its syncs failed or were paused: the next one brings what happened since, dated
+before the days a run rebuilds). The daily marts rebuild every day of those tenants, not only the
+recent days (tenantpulse.flow.daily_window)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from tenantpulse.landing.merge import LANDING_SCHEMA
@@ -40,3 +43,38 @@ def tenants_with_new_history(
     """Of the tenants with rows merged, those the stream had no rows of before, or whose rows are
     now of a higher generation."""
     return {t for t in merged if t not in before or after.get(t, NO_GENERATION) > before[t]}
+
+
+def last_synced(
+    conn: Connection, tenant_ids: Sequence[str] | None = None
+) -> dict[tuple[str, str], dt.datetime]:
+    """(tenant, source) -> the newest sync landed of any of the source's streams (their
+    watermarks), of `tenant_ids` only when given."""
+    if not conn.table_exists(LANDING_SCHEMA, "watermarks"):
+        return {}
+    where, params = (
+        ("", ()) if tenant_ids is None else (" where tenant_id = any(%s)", (list(tenant_ids),))
+    )
+    newest: dict[tuple[str, str], dt.datetime] = {}
+    for tenant_id, stream, watermark in conn.fetch_all(
+        f"select tenant_id, stream, watermark from {qualified(LANDING_SCHEMA, 'watermarks')}{where}",
+        params,
+    ):
+        key = (tenant_id, stream.split("__")[0])
+        newest[key] = max(watermark, newest.get(key, watermark))
+    return newest
+
+
+def tenants_back_after_a_gap(
+    synced_before: dict[tuple[str, str], dt.datetime],
+    merged: set[tuple[str, str]],
+    recent_start: dt.date,
+) -> set[str]:
+    """Of the (tenant, source) pairs with rows merged, the tenants whose source last synced
+    before `recent_start`: its new rows are of the days since, some before the recent days."""
+    return {
+        tenant_id
+        for tenant_id, source in merged
+        if (tenant_id, source) in synced_before
+        and synced_before[tenant_id, source].astimezone(dt.UTC).date() < recent_start
+    }
