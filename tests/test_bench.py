@@ -5,6 +5,7 @@ import importlib
 import json
 
 from bench import flow
+from bench.day import batches
 from bench.direct import time_direct
 from bench.queries import percentiles, union_view_probe
 from bench.report import Results, incremental_day_seconds
@@ -29,6 +30,17 @@ def test_bench_tenants_cycle_through_the_demo_mix():
         "steady_growth",
     ]
     assert tenants[5].sources == ("stripe",)
+
+
+def test_a_normal_days_batches_interleave_the_tenants():
+    tenant_ids = [f"t{n:02}" for n in range(10)]
+    assert batches(tenant_ids, 4) == [
+        ["t00", "t04", "t08"],
+        ["t01", "t05", "t09"],
+        ["t02", "t06"],
+        ["t03", "t07"],
+    ]
+    assert batches(tenant_ids[:2], 4) == [["t00"], ["t01"]]
 
 
 def test_percentiles_are_in_milliseconds():
