@@ -53,16 +53,14 @@ def last_synced(
     if not conn.table_exists(LANDING_SCHEMA, "watermarks"):
         return {}
     where, params = (
-        ("", ()) if tenant_ids is None else (" where tenant_id = any(%s)", (list(tenant_ids),))
+        ("", ()) if tenant_ids is None else ("where tenant_id = any(%s) ", (list(tenant_ids),))
     )
-    newest: dict[tuple[str, str], dt.datetime] = {}
-    for tenant_id, stream, watermark in conn.fetch_all(
-        f"select tenant_id, stream, watermark from {qualified(LANDING_SCHEMA, 'watermarks')}{where}",
+    rows = conn.fetch_all(
+        "select tenant_id, split_part(stream, '__', 1), max(watermark) "
+        f"from {qualified(LANDING_SCHEMA, 'watermarks')} {where}group by 1, 2",
         params,
-    ):
-        key = (tenant_id, stream.split("__")[0])
-        newest[key] = max(watermark, newest.get(key, watermark))
-    return newest
+    )
+    return {(tenant_id, source): synced_at for tenant_id, source, synced_at in rows}
 
 
 def tenants_back_after_a_gap(
