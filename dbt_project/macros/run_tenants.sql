@@ -87,7 +87,9 @@
     {%- if run_id -%}
         update ops.dbt_run_window set changed_tenants_only = false
         where run_id = '{{ run_id }}'
-            and 2 * (select count(distinct tenant_id) from ops.dbt_run_tenants where run_id = '{{ run_id }}')
-                > (select count(distinct tenant_id) from {{ this }})
+            and 2 * (
+                select count(distinct tenant_id) from ops.dbt_run_tenants
+                where run_id = '{{ run_id }}'
+            ) > (select count(distinct tenant_id) from {{ this }})
     {%- endif -%}
 {%- endmacro %}
