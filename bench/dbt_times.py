@@ -3,9 +3,10 @@ dagster-dbt keeps in each materialization's and each test's metadata (a successf
 target folder, with its run_results.json, is removed at its end).
 
     python -m bench.dbt_times --dagster-home <work-dir>/n10000/duckdb/dagster_home [--models 5]
+        [--tests 0]
 
-Prints, per run (oldest first): when it started, its dbt step's seconds, the slowest models and
-the tests' seconds together."""
+Prints, per run (oldest first): when it started, its dbt step's seconds, the slowest models, the
+tests' seconds together and, with --tests, the slowest tests."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from tenantpulse.defs.dbt import DBT_OP
 DURATION = "Execution Duration"
 
 
-def run_times(instance: dg.DagsterInstance, run_id: str) -> tuple[dict[str, float], float]:
-    """(model name -> seconds, the tests' seconds together) of one dbt_job run."""
+def run_times(
+    instance: dg.DagsterInstance, run_id: str
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(model name -> seconds, test name -> seconds) of one dbt_job run."""
     records = instance.get_records_for_run(
         run_id,
         of_type={
@@ -29,7 +32,7 @@ def run_times(instance: dg.DagsterInstance, run_id: str) -> tuple[dict[str, floa
         },
     ).records
     models: dict[str, float] = {}
-    tests = 0.0
+    tests: dict[str, float] = {}
     for record in records:
         event = record.event_log_entry.dagster_event
         data = event.event_specific_data
@@ -39,7 +42,7 @@ def run_times(instance: dg.DagsterInstance, run_id: str) -> tuple[dict[str, floa
             if seconds is not None:
                 models[data.materialization.asset_key.path[-1]] = float(seconds.value)
         elif (seconds := data.metadata.get(DURATION)) is not None:
-            tests += float(seconds.value)
+            tests[f"{data.asset_key.path[-1]}: {data.check_name}"] = float(seconds.value)
     return models, tests
 
 
@@ -47,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dagster-home", type=Path, required=True)
     parser.add_argument("--models", type=int, default=5, help="the slowest models to list")
+    parser.add_argument("--tests", type=int, default=0, help="the slowest tests to list")
     args = parser.parse_args()
     if not (args.dagster_home / "dagster.yaml").exists():
         parser.error(f"no dagster.yaml in {args.dagster_home}")
@@ -67,13 +71,18 @@ def main() -> None:
                 else "-"
             )
             models, tests = run_times(instance, run.run_id)
-            slowest = sorted(models.items(), key=lambda item: -item[1])[: args.models]
             print(
                 f"{record.create_timestamp:%Y-%m-%d %H:%M} {run.run_id[:8]} {run.status.value}: "
                 f"dbt step {step_seconds} s; "
-                + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in slowest)
-                + f"; tests {tests:.1f} s"
+                + _slowest(models, args.models)
+                + f"; {len(tests)} tests {sum(tests.values()):.1f} s"
+                + (f", the slowest: {_slowest(tests, args.tests)}" if args.tests else "")
             )
+
+
+def _slowest(seconds_by_name: dict[str, float], count: int) -> str:
+    slowest = sorted(seconds_by_name.items(), key=lambda item: -item[1])[:count]
+    return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in slowest)
 
 
 if __name__ == "__main__":
