@@ -145,7 +145,7 @@ def test_dagster_dbt_runs_over_different_windows_reuse_the_parse_of_the_project(
         # What the run's folder held of dbt's times per model is in the run's events too.
         models, tests = dbt_times.run_times(instance, result.run_id)
         assert set(models) == {key.path[-1] for key in views}
-        assert all(seconds >= 0 for seconds in models.values()) and tests >= 0
+        assert all(seconds >= 0 for seconds in [*models.values(), *tests.values()])
         assert removed[-1].parent == tmp_path / "target"
         assert removed[-1].name.startswith(f"dbt_models-{result.run_id[:7]}-")
         assert not removed[-1].exists()
