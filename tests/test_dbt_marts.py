@@ -1014,7 +1014,8 @@ def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_da
 ):
     """Tenant findings (charges without a currency, a refund of a charge the tenant does not
     have) are reported per tenant, and with `test_synced_since` only about the rows synced since
-    that day; the other side of a relationship is read whole."""
+    that day; in a run over the tenants that changed, only about those tenants' rows. The other
+    side of a relationship is read whole."""
     load_hand_made_data(warehouse)  # synced Nov 7
 
     def insert(table: str, row: dict, synced: dt.datetime) -> None:
@@ -1027,26 +1028,33 @@ def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_da
                 tuple(row.values()),
             )
 
-    def charge_without_currency(charge_id: str, synced: dt.datetime) -> None:
-        insert("stripe__charges", {"id": charge_id, "amount": 100, "status": "succeeded"}, synced)
+    def charge_without_currency(charge_id: str, synced: dt.datetime, tenant_id="hand") -> None:
+        row = {"tenant_id": tenant_id, "id": charge_id, "amount": 100, "status": "succeeded"}
+        insert("stripe__charges", row, synced)
 
     def refund_of(refund_id: str, charge_id: str, synced: dt.datetime) -> None:
         insert("stripe__refunds", {"id": refund_id, "charge": charge_id, "amount": 1}, synced)
 
     def staging(
-        tests_since: dt.date | None = None, select: str = "staging"
+        tests_since: dt.date | None = None, select: str = "staging", tenants: tuple[str, ...] = ()
     ) -> dict[str, list[tuple]]:
         """The two tests' findings: (tenant, offending rows, example), after a build of `select`
         (its views and their tests), with the run's window testing the rows synced since
-        `tests_since` when it is given. A finding does not fail the run."""
+        `tests_since` when it is given, and, with `tenants`, a run over those tenants (marked for
+        a build, as a land run marks them). A finding does not fail the run."""
         run_id = None
-        if tests_since:
-            run_id = f"since-{tests_since.isoformat()}"
+        if tests_since or tenants:
+            run_id = f"since-{tests_since}-{'-'.join(tenants)}"
+            window = RunWindow(tests_since=tests_since, changed_tenants_only=bool(tenants))
             with warehouse.connect() as conn:
-                write_run_window(conn, run_id, RunWindow(tests_since=tests_since))
+                mark_for_build(conn, tenants)
+                write_run_window(conn, run_id, window)
         build = ["build", "--select", *select.split()]
         done = run_dbt(settings, build, True, run_id, target_dir=settings.home / "dbt")
         assert done.returncode == 0, done.stdout[-6000:]
+        if run_id:
+            with warehouse.connect() as conn:
+                finish_run_window(conn, run_id)
         manifest = json.loads((settings.home / "dbt" / "manifest.json").read_text())
         found = {}
         for name in (
@@ -1084,6 +1092,23 @@ def test_incremental_staging_tests_check_only_the_rows_synced_since_the_given_da
     assert staging(select=stripe) == {
         "not_null_per_tenant": [("hand", 2, None)],
         "relationships_within_tenant": [("hand", 2, "ch_gone")],  # the least of the two
+    }
+
+    # yen's charge without a currency, synced with hand's new rows: a run over hand does not see
+    # it (yen's rows did not change for that run), a run over yen does, and one over both both.
+    charge_without_currency("ch_yen_bad", sync_time(9), tenant_id="yen")
+    hands_new_rows = {
+        "not_null_per_tenant": [("hand", 1, None)],
+        "relationships_within_tenant": [("hand", 1, "ch_missing")],
+    }
+    assert staging(since_nov_8, stripe, ("hand",)) == hands_new_rows
+    assert staging(since_nov_8, stripe, ("yen",)) == {
+        "not_null_per_tenant": [("yen", 1, None)],
+        "relationships_within_tenant": [],
+    }
+    assert staging(None, stripe, ("hand", "yen")) == {
+        "not_null_per_tenant": [("hand", 2, None), ("yen", 1, None)],
+        "relationships_within_tenant": [("hand", 2, "ch_gone")],
     }
 
 
