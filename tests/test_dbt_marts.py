@@ -57,11 +57,13 @@ TABLE_MARTS = {
     "revenue_analytics": "tenant_id, month, currency",
     "user_dashboard_summary": "tenant_id",
 }
-# The intermediate tables built per tenant, as the mart tables are.
+# The intermediate tables a run over the tenants that changed rebuilds for those tenants alone.
 TABLE_INTERMEDIATES = {
     "int_pull_requests_reviewed": "tenant_id, pull_request_id",
     "int_subscriptions_activated": "tenant_id, subscription_id",
     "int_tenant_currencies_ranked": "tenant_id, currency",
+    "int_tenant_days_spined": "tenant_id, date",
+    "int_tenant_syncs_dated": "tenant_id, synced_date",
 }
 
 
@@ -888,6 +890,9 @@ def test_a_run_over_the_tenants_that_changed_leaves_the_others_rows(hand_copy):
         "intermediate.int_tenant_currencies_ranked": "currency = 'planted'",
         "intermediate.int_subscriptions_activated": "status = 'planted'",
         "intermediate.int_pull_requests_reviewed": "state = 'planted'",
+        "intermediate.int_tenant_days_spined": "first_github_date = cast('1999-01-01' as date)",
+        "intermediate.int_tenant_syncs_dated": "last_synced_at"
+        " = cast('2001-01-01 00:00:00+00' as timestamp with time zone)",
     }
     plant = [
         f"update {relation} set {condition}"
@@ -937,6 +942,44 @@ def test_a_run_over_the_tenants_that_changed_leaves_the_others_rows(hand_copy):
     done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, "changed-all")
     assert done.returncode == 0, done.stdout[-6000:]
     assert planted_tenants() == dict.fromkeys(planted, [])
+
+
+def test_a_run_over_the_tenants_that_changed_rebuilds_every_tenant_of_a_table_whose_columns_changed(
+    hand_copy,
+):
+    """A run over hand alone replaces hand's rows of user_dashboard_summary in place, reading its
+    inputs for hand alone: on DuckDB, hand is written into the SQL as a literal. When the table's
+    columns are not the model's (an upgrade changed the model since the table was built), the
+    run rebuilds every tenant instead, with no tenant literal in the way: yen's rows, deleted
+    here, come back from yen's inputs, and the table equals the full build."""
+    settings, warehouse = hand_copy
+    table = "analytics.user_dashboard_summary"
+    select = f"select * from {table} order by tenant_id"
+    full = rows(warehouse, select)
+    assert [row[0] for row in full] == ["hand", "yen"]
+    window = daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 7), True)
+
+    def run_over_hand(run_id: str) -> str:
+        with warehouse.connect() as conn:
+            mark_for_build(conn, ["hand"])
+            write_run_window(conn, run_id, replace(window, changed_tenants_only=True))
+        build = ["run", "--debug", "--select", "user_dashboard_summary"]
+        done = run_dbt(settings, build, True, run_id)
+        assert done.returncode == 0, done.stdout[-6000:]
+        with warehouse.connect() as conn:
+            finish_run_window(conn, run_id)
+        return done.stdout
+
+    in_place = run_over_hand("hand-in-place")
+    assert ("tenant_id in ('hand')" in in_place) == (warehouse.dialect == "duckdb")
+    assert "every tenant is rebuilt" not in in_place
+    assert rows(warehouse, select) == full
+
+    with warehouse.connect() as conn:
+        conn.execute(f"delete from {table} where tenant_id = 'yen'")
+        conn.execute(f"alter table {table} add column stale integer")
+    assert "every tenant is rebuilt" in run_over_hand("hand-columns-changed")
+    assert rows(warehouse, select) == full
 
 
 def test_a_run_over_the_tenants_that_changed_writes_only_tenant_ids_into_its_sql(hand_copy):

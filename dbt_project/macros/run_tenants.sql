@@ -15,21 +15,32 @@
     {{ return("select tenant_id from ops.dbt_run_tenants where run_id = '" ~ run_id ~ "'" if run_id else none) }}
 {%- endmacro %}
 
+{# The run's tenants as SQL literals ('a', 'b', in tenant_id order), each checked to be a tenant
+   id; '' when the run has none, none in a run over every tenant. #}
+{% macro run_tenants_literals() -%}
+    {%- set tenants = run_tenants_query() -%}
+    {%- if not tenants -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set quoted = [] -%}
+    {%- for tenant_id in marts_tenant_ids(run_query(tenants).columns[0].values() | unique | sort) -%}
+        {%- do quoted.append("'" ~ tenant_id ~ "'") -%}
+    {%- endfor -%}
+    {{ return(quoted | join(', ')) }}
+{%- endmacro %}
+
 {# True for a row of one of the run's tenants; always true in a run over every tenant. The tenants
    are read when the model compiles, just before it runs (so those whose spine moved are in), and
-   written as a list of literals, each checked to be a tenant id: a list is a filter DuckDB applies
-   where it reads a table, a subquery a join after it has computed every row. #}
+   written as a list of literals: a list is a filter DuckDB applies where it reads a table, a
+   subquery a join after it has computed every row. #}
 {% macro in_run_tenants(tenant_column='tenant_id') -%}
-    {%- set tenants = run_tenants_query() -%}
-    {%- if tenants -%}
-        {%- set tenant_ids = marts_tenant_ids(run_query(tenants).columns[0].values() | unique | list) -%}
-        {%- if tenant_ids -%}
-            {{ tenant_column }} in ({%- for tenant_id in tenant_ids %}'{{ tenant_id }}'{{ ", " if not loop.last }}{% endfor -%})
-        {%- else -%}
-            false
-        {%- endif -%}
-    {%- else -%}
+    {%- set literals = run_tenants_literals() -%}
+    {%- if literals is none -%}
         true
+    {%- elif literals -%}
+        {{ tenant_column }} in ({{ literals }})
+    {%- else -%}
+        false
     {%- endif -%}
 {%- endmacro %}
 
@@ -92,4 +103,27 @@
                 where run_id = '{{ run_id }}'
             ) > (select count(distinct tenant_id) from {{ this }})
     {%- endif -%}
+{%- endmacro %}
+
+{#
+    The model's own table, whose rows of the tenants outside the run it keeps, in a run over the
+    tenants that changed: those tenants' inputs did not change since the table was built (a
+    tenant stays marked until a run over it succeeds). None in any other run, on a full refresh,
+    or when the table is missing or lacks one of `columns` (the model changed since): every
+    tenant is then built from its inputs. For the models rebuilt whole in every run otherwise
+    (the day spine, the days with a sync), so that a batch reads the batch's inputs only.
+#}
+{% macro kept_outside_run(columns) -%}
+    {%- if not execute or flags.FULL_REFRESH or not run_scope() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set existing = load_cached_relation(this) -%}
+    {%- if existing is none or existing.type != 'table' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set present = adapter.get_columns_in_relation(existing) | map(attribute='name') | map('lower') | list -%}
+    {%- for column in columns if column not in present -%}
+        {{ return(none) }}
+    {%- endfor -%}
+    {{ return(existing) }}
 {%- endmacro %}

@@ -9,13 +9,21 @@
 -- a sync brought that day's data. Landing quarantines rows dated more than a day after their sync,
 -- so no tenant can push it into the future. (A dbt var would make every run of the views re-parse
 -- the whole project.)
--- Rebuilt for every tenant in every run; in a run over the tenants that changed, the tenants whose
--- spine moved join the run's tenants, and when they are then most tenants the rest of the run
--- covers every tenant (macros/run_tenants.sql).
+-- In a run over the tenants that changed, only their activity is read: every other tenant's first
+-- and last days are kept from the table (macros/run_tenants.sql, kept_outside_run), and each
+-- tenant's days are then laid out again to the newest day of any tenant. The tenants whose spine
+-- moved join the run's tenants, and when they are then most tenants the rest of the run covers
+-- every tenant.
 {{ config(
     pre_hook="{{ run_spines_before() }}",
     post_hook=["{{ run_spines_moved() }}", "{{ run_scope_widened() }}"],
 ) }}
+{% set bounds = [
+    'tenant_id', 'first_date', 'last_date', 'first_stripe_date', 'first_github_date',
+    'first_shopify_date', 'first_google_analytics_date',
+] %}
+{% set kept = kept_outside_run(bounds) %}
+{% set rebuilt = in_run_tenants() if kept else 'true' %}
 with recursive
 
 stripe_activity as (
@@ -92,8 +100,14 @@ tenant_bounds as (
             as first_google_analytics_date
 
     from activity
-    where activity_date is not null
+    where activity_date is not null and {{ rebuilt }}
     group by tenant_id
+    {% if kept %}
+    union all
+    select distinct {{ bounds | join(', ') }}
+    from {{ kept }}
+    where not ({{ rebuilt }})
+    {% endif %}
 
 ),
 

@@ -3,7 +3,8 @@
 -- nothing of its own. A sync is known from the rows it landed (`_airbyte_extracted_at`, staging's
 -- synced_at) and from ops.airbyte_sync_history, where a sync that found nothing new still leaves
 -- its row. The history table appears with the first recorded sync: until then the landed rows are
--- the only record.
+-- the only record. In a run over the tenants that changed, only their syncs are read; every
+-- other tenant's days are kept from the table (macros/run_tenants.sql, kept_outside_run).
 {% set staged = [
     'stg_stripe__customers', 'stg_stripe__charges', 'stg_stripe__subscriptions',
     'stg_stripe__invoices', 'stg_stripe__refunds',
@@ -16,6 +17,8 @@
 {% set sync_history = adapter.get_relation(
     database=target.database, schema='ops', identifier='airbyte_sync_history'
 ) if execute else none %}
+{% set kept = kept_outside_run(['tenant_id', 'synced_date', 'last_synced_at']) %}
+{% set rebuilt = in_run_tenants() if kept else 'true' %}
 with
 
 sync_times as (
@@ -41,5 +44,11 @@ select
     max(synced_at) as last_synced_at
 
 from sync_times
-where tenant_id is not null and synced_at is not null
+where tenant_id is not null and synced_at is not null and {{ rebuilt }}
 group by tenant_id, {{ marts_day("synced_at - interval '1 microsecond'") }}
+{% if kept %}
+union all
+select tenant_id, synced_date, last_synced_at
+from {{ kept }}
+where not ({{ rebuilt }})
+{% endif %}

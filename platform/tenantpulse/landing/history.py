@@ -26,9 +26,7 @@ def landed_generations(
     2.9-4.8 s, twice a run)."""
     if not conn.table_exists(LANDING_SCHEMA, contract.name):
         return {}
-    where, params = (
-        ("", ()) if tenant_ids is None else ("where tenant_id = any(%s) ", (list(tenant_ids),))
-    )
+    where, params = _of_tenants(tenant_ids)
     rows = conn.fetch_all(
         f"select tenant_id, max(coalesce(_airbyte_generation_id, {NO_GENERATION})) "
         f"from {qualified(LANDING_SCHEMA, contract.name)} {where}group by tenant_id",
@@ -52,9 +50,7 @@ def last_synced(
     watermarks), of `tenant_ids` only when given."""
     if not conn.table_exists(LANDING_SCHEMA, "watermarks"):
         return {}
-    where, params = (
-        ("", ()) if tenant_ids is None else ("where tenant_id = any(%s) ", (list(tenant_ids),))
-    )
+    where, params = _of_tenants(tenant_ids)
     rows = conn.fetch_all(
         "select tenant_id, split_part(stream, '__', 1), max(watermark) "
         f"from {qualified(LANDING_SCHEMA, 'watermarks')} {where}group by 1, 2",
@@ -76,3 +72,10 @@ def tenants_back_after_a_gap(
         if (tenant_id, source) in synced_before
         and synced_before[tenant_id, source].astimezone(dt.UTC).date() < recent_start
     }
+
+
+def _of_tenants(tenant_ids: Sequence[str] | None) -> tuple[str, tuple]:
+    """A where clause (and its parameter) keeping `tenant_ids`' rows; none for every tenant."""
+    if tenant_ids is None:
+        return "", ()
+    return "where tenant_id = any(%s) ", (list(tenant_ids),)
