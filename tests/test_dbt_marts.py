@@ -778,6 +778,43 @@ def test_a_day_of_one_tenants_new_rows_built_incrementally_equals_a_full_build(h
     assert incremental == mart_rows()
 
 
+def build_batch_of_syncs(
+    settings, warehouse, run_id: str, syncs: list[tuple[str, str, dict]], at: dt.datetime
+) -> list[str] | None:
+    """As the flow does for a batch of syncs finished at `at`: their (tenant, stream, record)
+    written and landed with the tenants marked, then a run over the tenants that changed; the
+    tenants it rebuilt (None: every tenant)."""
+    with warehouse.connect() as conn:
+        mark_for_build(conn, sorted({tenant_id for tenant_id, _, _ in syncs}))
+        for tenant_id, stream, record in syncs:
+            write_raw(conn, tenant_id, stream, [as_airbyte_writes(record)], at)
+            land_stream(conn, STREAMS_BY_NAME[stream], [tenant_id])
+        window = daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 8), True)
+        write_run_window(conn, run_id, replace(window, changed_tenants_only=True))
+    done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, run_id)
+    assert done.returncode == 0, done.stdout[-6000:]
+    with warehouse.connect() as conn:
+        rebuilt = run_tenants(conn, run_id)
+        finish_run_window(conn, run_id)
+    return rebuilt
+
+
+# yen sends its customer again at noon on Nov 7; hand's sync on Nov 8 brings a pull request merged
+# and a commit by a new author, both on Nov 7.
+NOON_ON_NOV_7 = dt.datetime(2026, 11, 7, 12, tzinfo=dt.UTC)
+YEN_AT_NOON_ON_NOV_7 = [
+    ("yen", "stripe__customers", customer("cus_y", "yu@example.jp", "2026-11-02 00:00", "jpy"))
+]
+HAND_ON_NOV_7 = [
+    (
+        "hand",
+        "github__pull_requests",
+        pull_request(103, 3, "ann", "2026-11-05 08:00", "2026-11-07 08:00", "2026-11-07 08:00"),
+    ),
+    ("hand", "github__commits", commit("c3", "2026-11-07 10:00", "cy@example.com", login="cy")),
+]
+
+
 def test_a_run_over_the_tenants_that_changed_equals_a_full_build(hand_copy):
     """Three batches of syncs, each landed with its tenants marked for a build (as a land run of a
     batch does), then built by a run over the tenants that changed. Beside hand and yen, two quiet
@@ -828,29 +865,12 @@ def test_a_run_over_the_tenants_that_changed_equals_a_full_build(hand_copy):
     ]
 
     def build_batch(run_id: str, syncs: list[tuple[str, str, dict]], at: dt.datetime):
-        with warehouse.connect() as conn:
-            mark_for_build(conn, sorted({tenant_id for tenant_id, _, _ in syncs}))
-            for tenant_id, stream, record in syncs:
-                write_raw(conn, tenant_id, stream, [as_airbyte_writes(record)], at)
-                land_stream(conn, STREAMS_BY_NAME[stream], [tenant_id])
-            window = daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 8), True)
-            write_run_window(conn, run_id, replace(window, changed_tenants_only=True))
-        done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, run_id)
-        assert done.returncode == 0, done.stdout[-6000:]
-        with warehouse.connect() as conn:
-            rebuilt = run_tenants(conn, run_id)
-            finish_run_window(conn, run_id)
-        return rebuilt
+        return build_batch_of_syncs(settings, warehouse, run_id, syncs, at)
 
-    yen_again = customer("cus_y", "yu@example.jp", "2026-11-02 00:00", "jpy")
-    noon = dt.datetime(2026, 11, 7, 12, tzinfo=dt.UTC)
-    assert build_batch("batch-1", [("yen", "stripe__customers", yen_again)], noon) == ["yen"]
+    assert build_batch("batch-1", YEN_AT_NOON_ON_NOV_7, NOON_ON_NOV_7) == ["yen"]
     assert rows(warehouse, spine)[3] == ("yen", "2026-11-02", "2026-11-06")
 
-    merged = pull_request(103, 3, "ann", "2026-11-05 08:00", "2026-11-07 08:00", "2026-11-07 08:00")
-    new_commit = commit("c3", "2026-11-07 10:00", "cy@example.com", login="cy")
-    syncs = [("hand", "github__pull_requests", merged), ("hand", "github__commits", new_commit)]
-    assert build_batch("batch-2", syncs, sync_time(8)) == ["hand", "yen"]
+    assert build_batch("batch-2", HAND_ON_NOV_7, sync_time(8)) == ["hand", "yen"]
     assert rows(warehouse, spine) == [
         ("calm_a", "2026-11-01", "2026-11-06"),
         ("calm_b", "2026-11-01", "2026-11-06"),
@@ -942,6 +962,43 @@ def test_a_run_over_the_tenants_that_changed_leaves_the_others_rows(hand_copy):
     done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, "changed-all")
     assert done.returncode == 0, done.stdout[-6000:]
     assert planted_tenants() == dict.fromkeys(planted, [])
+
+
+def test_a_run_widened_to_every_tenant_keeps_the_people_of_the_tenants_that_did_not_change(
+    hand_copy,
+):
+    """unified_customers follows each tenant's own inputs only. yen's sync at noon on Nov 7 is
+    built alone (its spine still ends on Nov 6); hand's sync then makes Nov 7 the newest day, so
+    yen's spine moves to Nov 7, yen joins the run, and with both tenants in it the run widens to
+    every tenant. A value planted in yen's people stays (yen's inputs did not change), while yen's
+    rows of user_dashboard_summary, which follow the day analysed, are rebuilt; hand's people are
+    rebuilt, and both tenants' people equal a full build (yen's as before the planting)."""
+    settings, warehouse = hand_copy
+    people = (
+        "select * from analytics.unified_customers where tenant_id = '{}' order by customer_key"
+    )
+    planted = {
+        "analytics.unified_customers": "email = 'planted'",
+        "analytics.user_dashboard_summary": "currency = 'planted'",
+    }
+    build = build_batch_of_syncs(settings, warehouse, "noon", YEN_AT_NOON_ON_NOV_7, NOON_ON_NOV_7)
+    assert build == ["yen"]
+    yen_people = rows(warehouse, people.format("yen"))
+    with warehouse.connect() as conn:
+        for relation, condition in planted.items():
+            conn.execute(f"update {relation} set {condition}")
+    assert build_batch_of_syncs(settings, warehouse, "next", HAND_ON_NOV_7, sync_time(8)) is None
+    assert {
+        relation: [
+            t for (t,) in rows(warehouse, f"select distinct tenant_id from {relation} where {cond}")
+        ]
+        for relation, cond in planted.items()
+    } == {"analytics.unified_customers": ["yen"], "analytics.user_dashboard_summary": []}
+
+    hand_people = rows(warehouse, people.format("hand"))
+    dbt(settings, "run", "--full-refresh", "--select", "unified_customers")
+    assert rows(warehouse, people.format("hand")) == hand_people != []
+    assert rows(warehouse, people.format("yen")) == yen_people != []
 
 
 def test_a_run_over_the_tenants_that_changed_rebuilds_every_tenant_of_a_table_whose_columns_changed(

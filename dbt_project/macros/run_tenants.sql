@@ -3,16 +3,33 @@
     platform/tenantpulse/transform/windows.py): its tenants are the rows of ops.dbt_run_tenants
     for the run, read where a model runs, as a subquery or as literals checked to be tenant ids.
     Every other run covers every tenant.
+
+    A model configured with `follows_day_analysed=false` says that its rows of a tenant follow
+    that tenant's own inputs only (its own first and last day of activity, not the day analysed,
+    the newest day of any tenant): its tenants are the marked ones alone, without those whose day
+    spine moved, and it stays in place when the run widens to every tenant (run_scope_widened).
 #}
 {% macro run_scope() -%}
     {%- set window = run_window() -%}
-    {{ return(window.run_id if window and window.changed_tenants_only else none) }}
+    {%- if not window or not window.changed_tenants_only -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(window.run_id if own_inputs_only() or not window.widened else none) }}
+{%- endmacro %}
+
+{# True in a model configured with follows_day_analysed=false (above). #}
+{% macro own_inputs_only() -%}
+    {{ return(model.resource_type == 'model' and config.get('follows_day_analysed', true) is false) }}
 {%- endmacro %}
 
 {# The run's tenants as a query of one column, tenant_id; none in a run over every tenant. #}
 {% macro run_tenants_query() -%}
     {%- set run_id = run_scope() -%}
-    {{ return("select tenant_id from ops.dbt_run_tenants where run_id = '" ~ run_id ~ "'" if run_id else none) }}
+    {%- if not run_id -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set marked = ' and marked_at is not null' if own_inputs_only() else '' -%}
+    {{ return("select tenant_id from ops.dbt_run_tenants where run_id = '" ~ run_id ~ "'" ~ marked) }}
 {%- endmacro %}
 
 {# The run's tenants as SQL literals ('a', 'b', in tenant_id order), each checked to be a tenant
@@ -86,7 +103,8 @@
 {#
     Post-hook of int_tenant_days_spined, after run_spines_moved: when the run's tenants are now
     more than half of the tenants with a spine (the day's first batch, whose new day moves every
-    tenant's spine), the rest of the run covers every tenant. For most tenants, rebuilding their
+    tenant's spine), the rest of the run covers every tenant (but for the models whose rows follow
+    their tenant's own inputs only, which keep to the marked tenants). For most tenants, rebuilding their
     rows in place costs more than rebuilding the tables, and a list of their ids as literals more
     than no filter (1,000 tenants, all in the scope: revenue_analytics 5.5 s in place against
     2.2 s whole, developer_activity_monthly 3.7 s against 0.6-1.0 s); both are correct for any
@@ -96,7 +114,7 @@
 {% macro run_scope_widened() -%}
     {%- set run_id = run_scope() -%}
     {%- if run_id -%}
-        update ops.dbt_run_window set changed_tenants_only = false
+        update ops.dbt_run_window set widened = true
         where run_id = '{{ run_id }}'
             and 2 * (
                 select count(distinct tenant_id) from ops.dbt_run_tenants

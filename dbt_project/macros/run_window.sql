@@ -20,7 +20,7 @@
     {%- endif -%}
     {%- set found = run_query(
         "select cast(start_date as varchar), cast(end_date as varchar), history_tenants,"
-        ~ " cast(recent_from as varchar), cast(tests_since as varchar), changed_tenants_only"
+        ~ " cast(recent_from as varchar), cast(tests_since as varchar), changed_tenants_only, widened"
         ~ " from ops.dbt_run_window where run_id = '" ~ run_id ~ "'"
     ) -%}
     {%- if found.rows | length != 1 -%}
@@ -34,6 +34,7 @@
         'recent_from': marts_iso_day(row[3]),
         'tests_since': marts_iso_day(row[4]),
         'changed_tenants_only': row[5] is true,
+        'widened': row[6] is true,
         'run_id': run_id,
     }) }}
 {%- endmacro %}

@@ -3,9 +3,13 @@
 -- Built a group of tenants at a time on DuckDB (macros/table_per_tenant_group.sql): all 10,000
 -- tenants' people at once ran out of its memory limit. The var tenants_per_group sizes the groups.
 -- Postgres spills to disk instead, and reads every row for each group: one group by default.
+-- A tenant's people follow its own inputs only (its own last day of activity, not the day
+-- analysed): a run over the tenants that changed rebuilds the marked tenants alone, not those
+-- whose day spine moved (macros/run_tenants.sql).
 {{ config(
     materialized='table_per_tenant_group',
-    tenants_per_group=var('tenants_per_group', 1000 if target.type == 'duckdb' else none)
+    tenants_per_group=var('tenants_per_group', 1000 if target.type == 'duckdb' else none),
+    follows_day_analysed=false
 ) }}
 -- depends_on: {{ ref('int_tenant_syncs_dated') }}
 with

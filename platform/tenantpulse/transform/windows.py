@@ -11,8 +11,9 @@ built: the land runs mark the tenants they land in `ops.dbt_pending_tenants`, a 
 macros/run_tenants.sql), and clears the marks it took once it has succeeded. Every model's rows of
 a tenant are built from that tenant's rows alone, except a tenant's day spine, which reaches the
 newest day of any tenant: the tenants whose spine moved join the scope as it runs, and once the
-scope is most tenants the rest of the run covers every tenant (its `changed_tenants_only` is
-turned off)."""
+scope is most tenants the rest of the run covers every tenant (its row is marked `widened`), but
+for the models whose rows follow their tenant's own inputs only (`follows_day_analysed=false`),
+which keep to the marked tenants."""
 
 from __future__ import annotations
 
@@ -99,10 +100,10 @@ def ensure_run_window_table(conn: Connection) -> None:
         " recent_from date,"
         " tests_since date)"
     )
-    # Added after the table: a warehouse made before has it without.
-    conn.execute(
-        "alter table ops.dbt_run_window add column if not exists changed_tenants_only boolean"
-    )
+    # Added after the table: a warehouse made before has them without. `widened`: set by the run
+    # when its tenants became most tenants (macros/run_tenants.sql, run_scope_widened).
+    for column in ("changed_tenants_only", "widened"):
+        conn.execute(f"alter table ops.dbt_run_window add column if not exists {column} boolean")
     # A tenant (or ALL_TENANTS) whose landing tables a land run changed, once per mark: its
     # marts are rebuilt by the next run with changed_tenants_only (or any run over every tenant).
     conn.execute(
@@ -162,8 +163,8 @@ def write_run_window(conn: Connection, run_id: str, window: RunWindow) -> None:
     )
     conn.execute(
         "insert into ops.dbt_run_window (run_id, written_at, start_date, end_date,"
-        " history_tenants, recent_from, tests_since, changed_tenants_only)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s)",
+        " history_tenants, recent_from, tests_since, changed_tenants_only, widened)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, false)",
         (
             run_id,
             dt.datetime.now(dt.UTC),
@@ -180,7 +181,8 @@ def write_run_window(conn: Connection, run_id: str, window: RunWindow) -> None:
 def run_tenants(conn: Connection, run_id: str) -> list[str] | None:
     """The tenants the run rebuilt: its scope (None: a run over every tenant)."""
     scoped = conn.fetch_value(
-        "select changed_tenants_only from ops.dbt_run_window where run_id = %s", (run_id,)
+        "select changed_tenants_only and not widened from ops.dbt_run_window where run_id = %s",
+        (run_id,),
     )
     if not scoped:
         return None
