@@ -779,11 +779,17 @@ def test_a_day_of_one_tenants_new_rows_built_incrementally_equals_a_full_build(h
 
 
 def build_batch_of_syncs(
-    settings, warehouse, run_id: str, syncs: list[tuple[str, str, dict]], at: dt.datetime
+    settings,
+    warehouse,
+    run_id: str,
+    syncs: list[tuple[str, str, dict]],
+    at: dt.datetime,
+    models: tuple[str, ...] = ("--exclude", "path:models/staging"),
 ) -> list[str] | None:
     """As the flow does for a batch of syncs finished at `at`: their (tenant, stream, record)
-    written and landed with the tenants marked, then a run over the tenants that changed; the
-    tenants it rebuilt (None: every tenant)."""
+    written and landed with the tenants marked, then a run of `models` over the tenants that
+    changed, whose marks are cleared if it ran every model after staging; the tenants it rebuilt
+    (None: every tenant)."""
     with warehouse.connect() as conn:
         mark_for_build(conn, sorted({tenant_id for tenant_id, _, _ in syncs}))
         for tenant_id, stream, record in syncs:
@@ -791,11 +797,12 @@ def build_batch_of_syncs(
             land_stream(conn, STREAMS_BY_NAME[stream], [tenant_id])
         window = daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 8), True)
         write_run_window(conn, run_id, replace(window, changed_tenants_only=True))
-    done = run_dbt(settings, ["run", "--exclude", "path:models/staging"], True, run_id)
+    done = run_dbt(settings, ["run", *models], True, run_id)
     assert done.returncode == 0, done.stdout[-6000:]
     with warehouse.connect() as conn:
         rebuilt = run_tenants(conn, run_id)
-        finish_run_window(conn, run_id)
+        if models == ("--exclude", "path:models/staging"):
+            finish_run_window(conn, run_id)
     return rebuilt
 
 
@@ -813,13 +820,59 @@ HAND_ON_NOV_7 = [
     ),
     ("hand", "github__commits", commit("c3", "2026-11-07 10:00", "cy@example.com", login="cy")),
 ]
+CALM = ["calm_a", "calm_b"]
+SPINES = (
+    "select tenant_id, cast(min(date) as varchar), cast(max(date) as varchar)"
+    " from intermediate.int_tenant_days_spined group by tenant_id order by tenant_id"
+)
+# Every table a run over the tenants that changed builds (not the staging views), by its key.
+BUILT_TABLES = {
+    f"analytics.{mart}": key
+    for mart, key in (INCREMENTAL_MARTS | MONTHLY_MARTS | TABLE_MARTS).items()
+} | {f"intermediate.{table}": key for table, key in TABLE_INTERMEDIATES.items()}
+
+
+def calm_customer(tenant_id: str) -> dict:
+    return customer(f"cus_{tenant_id}", f"{tenant_id}@example.com", "2026-10-20 00:00")
+
+
+def add_calm_tenants(settings, warehouse) -> None:
+    """Beside hand and yen, two quiet tenants, calm_a and calm_b, each with one charge on Nov 1
+    and a sync on Nov 6, so their spines end on Nov 6 (the days after a tenant's newest sync are
+    unknown, up to it they are zeros); then every model after staging built."""
+    calm_synced = dt.datetime(2026, 11, 6, 12, tzinfo=dt.UTC)
+    with warehouse.connect() as conn:
+        for tenant_id in CALM:
+            charge_row = charge(
+                f"ch_{tenant_id}", f"cus_{tenant_id}", 900, "succeeded", "2026-11-01 10:00"
+            )
+            for stream, record in (
+                ("stripe__customers", calm_customer(tenant_id)),
+                ("stripe__charges", charge_row),
+            ):
+                write_raw(conn, tenant_id, stream, [as_airbyte_writes(record)], calm_synced)
+        for stream in ("stripe__customers", "stripe__charges"):
+            land_stream(conn, STREAMS_BY_NAME[stream], CALM)
+    dbt(settings, "run", "--exclude", "path:models/staging")
+    assert rows(warehouse, SPINES) == [
+        ("calm_a", "2026-11-01", "2026-11-06"),
+        ("calm_b", "2026-11-01", "2026-11-06"),
+        ("hand", "2026-10-01", "2026-11-06"),
+        ("yen", "2026-11-02", "2026-11-06"),
+    ]
+
+
+def assert_built_tables_equal_a_full_build(settings, warehouse) -> None:
+    built = {t: rows(warehouse, f"select * from {t} order by {k}") for t, k in BUILT_TABLES.items()}
+    dbt(settings, "run", "--full-refresh", "--exclude", "path:models/staging")
+    for table, key in BUILT_TABLES.items():
+        assert rows(warehouse, f"select * from {table} order by {key}") == built[table], table
 
 
 def test_a_run_over_the_tenants_that_changed_equals_a_full_build(hand_copy):
     """Three batches of syncs, each landed with its tenants marked for a build (as a land run of a
-    batch does), then built by a run over the tenants that changed. Beside hand and yen, two quiet
-    tenants, calm_a and calm_b, each with one charge on Nov 1 and a sync on Nov 6, so their spines
-    end on Nov 6 (the days after a tenant's newest sync are unknown, up to it they are zeros).
+    batch does), then built by a run over the tenants that changed, beside hand, yen and two quiet
+    tenants (add_calm_tenants).
     1. Nov 7 noon: yen's sync sends its customer again. The run rebuilds yen alone; yen's day
        spine (from its charge on Nov 2) still ends on Nov 6, the newest day of any tenant.
     2. Nov 8: hand's sync (pull request 3 merged on Nov 7, a commit by a new author on Nov 7)
@@ -830,69 +883,64 @@ def test_a_run_over_the_tenants_that_changed_equals_a_full_build(hand_copy):
     Every mart, the mart tables included, and every intermediate table built per tenant then
     equals a full refresh."""
     settings, warehouse = hand_copy
-    tables = {
-        f"analytics.{mart}": key
-        for mart, key in (INCREMENTAL_MARTS | MONTHLY_MARTS | TABLE_MARTS).items()
-    } | {f"intermediate.{table}": key for table, key in TABLE_INTERMEDIATES.items()}
-    spine = (
-        "select tenant_id, cast(min(date) as varchar), cast(max(date) as varchar)"
-        " from intermediate.int_tenant_days_spined group by tenant_id order by tenant_id"
-    )
-    calm = ["calm_a", "calm_b"]
-    calm_synced = dt.datetime(2026, 11, 6, 12, tzinfo=dt.UTC)
-
-    def calm_customer(tenant_id: str) -> dict:
-        return customer(f"cus_{tenant_id}", f"{tenant_id}@example.com", "2026-10-20 00:00")
-
-    with warehouse.connect() as conn:
-        for tenant_id in calm:
-            charge_row = charge(
-                f"ch_{tenant_id}", f"cus_{tenant_id}", 900, "succeeded", "2026-11-01 10:00"
-            )
-            for stream, record in (
-                ("stripe__customers", calm_customer(tenant_id)),
-                ("stripe__charges", charge_row),
-            ):
-                write_raw(conn, tenant_id, stream, [as_airbyte_writes(record)], calm_synced)
-        for stream in ("stripe__customers", "stripe__charges"):
-            land_stream(conn, STREAMS_BY_NAME[stream], calm)
-    dbt(settings, "run", "--exclude", "path:models/staging")
-    assert rows(warehouse, spine) == [
-        ("calm_a", "2026-11-01", "2026-11-06"),
-        ("calm_b", "2026-11-01", "2026-11-06"),
-        ("hand", "2026-10-01", "2026-11-06"),
-        ("yen", "2026-11-02", "2026-11-06"),
-    ]
+    add_calm_tenants(settings, warehouse)
 
     def build_batch(run_id: str, syncs: list[tuple[str, str, dict]], at: dt.datetime):
         return build_batch_of_syncs(settings, warehouse, run_id, syncs, at)
 
     assert build_batch("batch-1", YEN_AT_NOON_ON_NOV_7, NOON_ON_NOV_7) == ["yen"]
-    assert rows(warehouse, spine)[3] == ("yen", "2026-11-02", "2026-11-06")
+    assert rows(warehouse, SPINES)[3] == ("yen", "2026-11-02", "2026-11-06")
 
     assert build_batch("batch-2", HAND_ON_NOV_7, sync_time(8)) == ["hand", "yen"]
-    assert rows(warehouse, spine) == [
+    assert rows(warehouse, SPINES) == [
         ("calm_a", "2026-11-01", "2026-11-06"),
         ("calm_b", "2026-11-01", "2026-11-06"),
         ("hand", "2026-10-01", "2026-11-07"),
         ("yen", "2026-11-02", "2026-11-07"),
     ]
 
-    syncs = [(t, "stripe__customers", calm_customer(t)) for t in calm]
+    syncs = [(t, "stripe__customers", calm_customer(t)) for t in CALM]
     syncs.append(("hand", "github__commits", commit("c4", "2026-11-08 10:00", "cy@example.com")))
     assert build_batch("batch-3", syncs, sync_time(9)) is None  # every tenant
-    assert rows(warehouse, spine) == [
+    assert rows(warehouse, SPINES) == [
         ("calm_a", "2026-11-01", "2026-11-08"),
         ("calm_b", "2026-11-01", "2026-11-08"),
         ("hand", "2026-10-01", "2026-11-08"),
         ("yen", "2026-11-02", "2026-11-07"),
     ]
     assert rows(warehouse, "select count(*) from ops.dbt_pending_tenants") == [(0,)]
+    assert_built_tables_equal_a_full_build(settings, warehouse)
 
-    built = {t: rows(warehouse, f"select * from {t} order by {k}") for t, k in tables.items()}
-    dbt(settings, "run", "--full-refresh", "--exclude", "path:models/staging")
-    for table, key in tables.items():
-        assert rows(warehouse, f"select * from {table} order by {key}") == built[table], table
+
+def test_a_run_that_stops_after_the_spine_leaves_the_tenants_whose_spine_moved_to_the_next(
+    hand_copy,
+):
+    """The first two batches above, but the second run stops after the intermediate models (a
+    model after them failed, or the run covered those only), so its marks stay. yen's spine moved
+    to Nov 7 in it: yen is marked beside hand. The next run over the tenants that changed, with no
+    new sync, sees no spine move (yen's has moved already) and rebuilds both all the same; every
+    table then equals a full refresh, and no mark is left."""
+    settings, warehouse = hand_copy
+    add_calm_tenants(settings, warehouse)
+    assert build_batch_of_syncs(
+        settings, warehouse, "noon", YEN_AT_NOON_ON_NOV_7, NOON_ON_NOV_7
+    ) == ["yen"]
+    stopped = build_batch_of_syncs(
+        settings,
+        warehouse,
+        "stopped",
+        HAND_ON_NOV_7,
+        sync_time(8),
+        ("-s", "path:models/intermediate"),
+    )
+    assert stopped == ["hand", "yen"]
+    assert rows(warehouse, SPINES)[3] == ("yen", "2026-11-02", "2026-11-07")
+    pending = "select distinct tenant_id from ops.dbt_pending_tenants order by tenant_id"
+    assert rows(warehouse, pending) == [("hand",), ("yen",)]
+
+    assert build_batch_of_syncs(settings, warehouse, "next", [], sync_time(8)) == ["hand", "yen"]
+    assert rows(warehouse, pending) == []
+    assert_built_tables_equal_a_full_build(settings, warehouse)
 
 
 def test_a_run_over_the_tenants_that_changed_leaves_the_others_rows(hand_copy):

@@ -28,7 +28,7 @@
     {%- if not run_id -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set marked = ' and marked_at is not null' if own_inputs_only() else '' -%}
+    {%- set marked = ' and spine_moved is not true' if own_inputs_only() else '' -%}
     {{ return("select tenant_id from ops.dbt_run_tenants where run_id = '" ~ run_id ~ "'" ~ marked) }}
 {%- endmacro %}
 
@@ -66,7 +66,10 @@
     day of any tenant when it synced since (int_tenant_days_spined.sql), so a tenant outside the
     run can see its spine grow when another tenant's data reaches a new day. Before the rebuild,
     each tenant's first and last day are kept; after it, every tenant whose first or last day
-    moved joins the run's tenants, so each later model rebuilds it too.
+    moved joins the run's tenants (`spine_moved`), so each later model rebuilds it too, and is
+    marked for a build as a land run marks a tenant (run_spines_marked): if the run stops before
+    its last model, or covers some models only, the next run still rebuilds it (the spine it
+    compares with has moved already). A run that succeeds clears the marks it made.
 #}
 {% macro run_spines_before() -%}
     {%- set run_id = run_scope() -%}
@@ -81,8 +84,8 @@
 {% macro run_spines_moved() -%}
     {%- set run_id = run_scope() -%}
     {%- if run_id -%}
-        insert into ops.dbt_run_tenants (run_id, tenant_id)
-        select '{{ run_id }}', coalesce(after.tenant_id, before.tenant_id)
+        insert into ops.dbt_run_tenants (run_id, tenant_id, marked_at, spine_moved)
+        select '{{ run_id }}', coalesce(after.tenant_id, before.tenant_id), current_timestamp, true
         from (
             select tenant_id, min(date) as first_date, max(date) as through_date
             from {{ this }}
@@ -97,6 +100,16 @@
         where (after.first_date is distinct from before.first_date
                 or after.through_date is distinct from before.through_date)
             and coalesce(after.tenant_id, before.tenant_id) not in ({{ run_tenants_query() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro run_spines_marked() -%}
+    {%- set run_id = run_scope() -%}
+    {%- if run_id -%}
+        insert into ops.dbt_pending_tenants (tenant_id, marked_at)
+        select tenant_id, marked_at
+        from ops.dbt_run_tenants
+        where run_id = '{{ run_id }}' and spine_moved
     {%- endif -%}
 {%- endmacro %}
 

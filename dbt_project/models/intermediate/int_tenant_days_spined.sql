@@ -16,7 +16,7 @@
 -- every tenant.
 {{ config(
     pre_hook="{{ run_spines_before() }}",
-    post_hook=["{{ run_spines_moved() }}", "{{ run_scope_widened() }}"],
+    post_hook=["{{ run_spines_moved() }}", "{{ run_spines_marked() }}", "{{ run_scope_widened() }}"],
 ) }}
 {% set bounds = [
     'tenant_id', 'first_date', 'last_date', 'first_stripe_date', 'first_github_date',

@@ -111,13 +111,15 @@ def ensure_run_window_table(conn: Connection) -> None:
         " tenant_id varchar not null,"
         " marked_at timestamptz not null)"
     )
-    # A run's scope: the marks it took (marked_at), and the tenants whose spine moved (no mark).
+    # A run's scope: the marks it took, and the tenants whose spine moved as it ran (spine_moved,
+    # marked by the run itself: macros/run_tenants.sql).
     conn.execute(
         "create table if not exists ops.dbt_run_tenants ("
         " run_id varchar not null,"
         " tenant_id varchar not null,"
         " marked_at timestamptz)"
     )
+    conn.execute("alter table ops.dbt_run_tenants add column if not exists spine_moved boolean")
     # Each tenant's day spine before the run rebuilt it (macros/run_tenants.sql).
     conn.execute(
         "create table if not exists ops.dbt_run_spines ("
