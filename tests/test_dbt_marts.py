@@ -778,13 +778,16 @@ def test_a_day_of_one_tenants_new_rows_built_incrementally_equals_a_full_build(h
     assert incremental == mart_rows()
 
 
+AFTER_STAGING = ("--exclude", "path:models/staging")  # every model a batch's run builds
+
+
 def build_batch_of_syncs(
     settings,
     warehouse,
     run_id: str,
     syncs: list[tuple[str, str, dict]],
     at: dt.datetime,
-    models: tuple[str, ...] = ("--exclude", "path:models/staging"),
+    models: tuple[str, ...] = AFTER_STAGING,
 ) -> list[str] | None:
     """As the flow does for a batch of syncs finished at `at`: their (tenant, stream, record)
     written and landed with the tenants marked, then a run of `models` over the tenants that
@@ -801,7 +804,7 @@ def build_batch_of_syncs(
     assert done.returncode == 0, done.stdout[-6000:]
     with warehouse.connect() as conn:
         rebuilt = run_tenants(conn, run_id)
-        if models == ("--exclude", "path:models/staging"):
+        if models == AFTER_STAGING:
             finish_run_window(conn, run_id)
     return rebuilt
 
