@@ -104,8 +104,9 @@ def ensure_run_window_table(conn: Connection) -> None:
     # when its tenants became most tenants (macros/run_tenants.sql, run_scope_widened).
     for column in ("changed_tenants_only", "widened"):
         conn.execute(f"alter table ops.dbt_run_window add column if not exists {column} boolean")
-    # A tenant (or ALL_TENANTS) whose landing tables a land run changed, once per mark: its
-    # marts are rebuilt by the next run with changed_tenants_only (or any run over every tenant).
+    # A tenant (or ALL_TENANTS) whose landing tables a land run changed, or whose day spine a dbt
+    # run moved, once per mark: its marts are rebuilt by the next run with changed_tenants_only
+    # (or any run over every tenant).
     conn.execute(
         "create table if not exists ops.dbt_pending_tenants ("
         " tenant_id varchar not null,"
