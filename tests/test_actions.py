@@ -33,7 +33,7 @@ from tenantpulse.actions.playbooks import load_playbooks
 from tenantpulse.config import DEFAULT_PLAYBOOKS
 from tenantpulse.definitions import build_definitions
 from tenantpulse.sources.sync_history import SyncRecord, record_sync
-from tenantpulse.tenants.registry import remove_tenant
+from tenantpulse.tenants.registry import add_tenant, remove_tenant
 
 DAY = dt.date(2026, 11, 1)
 NEXT_DAY = DAY + dt.timedelta(days=1)
@@ -263,6 +263,49 @@ def test_stale_data_alert_is_sent_once_per_tenant_and_day(warehouse):
     with warehouse.connect() as conn:
         [alert] = actions_on(conn, now.date())
     assert (alert.key.playbook, alert.status, alert.attempts) == (STALE_DATA, DONE, 1)
+
+
+def test_simulated_tenants_are_stale_against_the_simulations_clock(warehouse):
+    """A simulation dated a month back is not stale at the wall clock; a simulated tenant 60 hours
+    behind the newest simulated sync is, and so is an Airbyte tenant whose sync is that old."""
+    now = dt.datetime(2026, 12, 6, 12, tzinfo=dt.UTC)
+    simulation = dt.datetime(2026, 11, 5, 12, tzinfo=dt.UTC)
+    tenants = {
+        "acme_growth": ("sim:acme_growth:stripe", simulation, "succeeded"),
+        "globex_churn": (
+            "sim:globex_churn:stripe",
+            simulation - dt.timedelta(hours=60),
+            "succeeded",
+        ),
+        "initech_weekly": ("sim:initech_weekly:stripe", simulation, "failed"),
+        "hooli_eng": ("8c2f0d4e-airbyte-connection", simulation, "succeeded"),
+    }
+    with warehouse.connect() as conn:
+        for tenant, (connection, finished, status) in tenants.items():
+            add_tenant(conn, tenant, tenant, ["stripe"])
+            record_sync(
+                conn, SyncRecord(tenant, connection, "stripe", "1", finished, finished, 5, status)
+            )
+        # initech's newest successful sync is 60 hours behind its failed one, the newest.
+        record_sync(
+            conn,
+            SyncRecord(
+                "initech_weekly",
+                "sim:initech_weekly:stripe",
+                "stripe",
+                "0",
+                simulation - dt.timedelta(hours=60),
+                simulation - dt.timedelta(hours=60),
+                5,
+                "succeeded",
+            ),
+        )
+        stale = stale_tenants(conn, now, 48)
+    assert sorted((t, n.astimezone(dt.UTC)) for t, n in stale) == [
+        ("globex_churn", simulation - dt.timedelta(hours=60)),
+        ("hooli_eng", simulation),
+        ("initech_weekly", simulation - dt.timedelta(hours=60)),
+    ]
 
 
 def load_playbooks_default():

@@ -101,6 +101,16 @@ def test_each_run_is_the_next_day_with_new_and_updated_records(settings, warehou
         assert repeated > 0
         state = conn.fetch_one("select sync_number, extracted_at from ops.simulator_state")
         assert state == (2, first_sync + dt.timedelta(days=1))
+        # Recorded in simulated time, as Airbyte records a job: finished when its data was extracted
+        # (the wall clock would claim days the data does not cover, zeros in the day spine).
+        recorded = conn.fetch_all(
+            "select started_at, finished_at from ops.airbyte_sync_history order by finished_at"
+        )
+    assert [finished for _, finished in recorded] == [
+        first_sync,
+        first_sync + dt.timedelta(days=1),
+    ]
+    assert all(started <= finished for started, finished in recorded)
 
 
 def test_same_seed_gives_the_same_raw_data(tmp_path, settings, warehouse):

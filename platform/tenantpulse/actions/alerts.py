@@ -15,7 +15,11 @@ from tenantpulse.actions.action_log import (
 from tenantpulse.actions.execute import deliver
 from tenantpulse.actions.handlers import Handler
 from tenantpulse.actions.playbooks import AlertRule
-from tenantpulse.sources.sync_history import SUCCEEDED, ensure_sync_history
+from tenantpulse.sources.sync_history import (
+    SIMULATED_CONNECTIONS,
+    SUCCEEDED,
+    ensure_sync_history,
+)
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import Connection, Warehouse
 
@@ -27,21 +31,32 @@ def stale_tenants(
     conn: Connection, now: dt.datetime, max_age_hours: float
 ) -> list[tuple[str, dt.datetime | None]]:
     """(tenant, newest successful sync or None) for the active tenants with no successful sync in
-    the last `max_age_hours` (a tenant registered more recently than that is not stale yet)."""
+    the last `max_age_hours` (a tenant registered more recently than that is not stale yet).
+
+    A simulated tenant lives in the simulation's time, whose clock is the newest simulated sync
+    (a simulation may be dated in the past): it is stale when its own syncs fall that far behind.
+    Every other tenant is measured against `now`."""
     ensure_sync_history(conn)
-    cutoff = now - dt.timedelta(hours=max_age_hours)
-    newest = dict(
-        conn.fetch_all(
-            "select tenant_id, max(finished_at) from ops.airbyte_sync_history "
-            "where status = %s group by tenant_id",
-            (SUCCEEDED,),
+    age = dt.timedelta(hours=max_age_hours)
+    synced = {
+        tenant_id: (newest, simulated)
+        for tenant_id, newest, simulated in conn.fetch_all(
+            "select tenant_id, max(finished_at) filter (where status = %s),"
+            " bool_and(connection_id like %s) from ops.airbyte_sync_history group by tenant_id",
+            (SUCCEEDED, SIMULATED_CONNECTIONS),
         )
+    }
+    [simulation_clock] = conn.fetch_one(
+        "select max(finished_at) from ops.airbyte_sync_history where connection_id like %s",
+        (SIMULATED_CONNECTIONS,),
     )
-    return [
-        (t.tenant_id, newest.get(t.tenant_id))
-        for t in list_tenants(conn)
-        if (newest.get(t.tenant_id) or t.created_at) < cutoff
-    ]
+    stale = []
+    for tenant in list_tenants(conn):
+        newest, simulated = synced.get(tenant.tenant_id, (None, False))
+        clock = simulation_clock if simulated else now
+        if (newest or tenant.created_at) < clock - age:
+            stale.append((tenant.tenant_id, newest))
+    return stale
 
 
 def send_alert(

@@ -397,13 +397,16 @@ def _fail(
 
 
 def _record(result: SimulatedSync, started: dt.datetime) -> SyncRecord:
+    """The sync's record in simulated time: it finished when its data was extracted, as an Airbyte
+    job does (a catching-up sync recorded at the wall clock would claim days its data lacks)."""
+    took = dt.datetime.now(dt.UTC) - started
     return SyncRecord(
         tenant_id=result.tenant_id,
         connection_id=f"sim:{result.tenant_id}:{result.source}",
         source=result.source,
         job_id=f"sim-{result.sync_number}" + ("-failed" if result.error else ""),
-        started_at=started,
-        finished_at=dt.datetime.now(dt.UTC),
+        started_at=result.extracted_at - took,
+        finished_at=result.extracted_at,
         records=result.records,
         status=FAILED if result.error else SUCCEEDED,
         error=result.error,

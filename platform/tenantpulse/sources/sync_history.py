@@ -9,6 +9,7 @@ from tenantpulse.warehouse import Connection
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+SIMULATED_CONNECTIONS = "sim:%"  # a like pattern: the simulator's connection ids
 
 
 @dataclass(frozen=True)
