@@ -118,7 +118,7 @@ def time_direct(
         first, last = window.first, window.last
         days = [dt.date.fromisoformat(k) for k in day_keys if first <= k <= last]
         started = time.perf_counter()
-        analyse_days(warehouse, days)
+        analysed = analyse_days(warehouse, days)
         between = time.perf_counter()
         written = write_days(warehouse, days, settings.llm)
         state["analysed"] = [d.isoformat() for d in days]
@@ -126,7 +126,8 @@ def time_direct(
             "analysis": round(between - started, 3),
             "insights": round(time.perf_counter() - between, 3),
         }
-        return [{"tenant_days": len(written.frame)}], f"{first}..{last}", parts
+        metadata = {"tenant_days": len(written.frame), "history_rows_read": analysed.history_rows}
+        return [metadata], f"{first}..{last}", parts
 
     def act():
         day = day_to_act_on(state["analysed"], state["newest"])

@@ -283,7 +283,9 @@ def stage_rows(
         tables = sum(count_rows(conn, "analytics", m) for m in MART_TABLES)
         return daily + tables, "mart rows built (daily marts in the window, mart tables)"
     if stage == flow.ANALYSE.name:
-        return count_rows(conn, "analytics", "tenant_daily_metrics"), "daily metric rows read"
+        # Each analysis table's materialization repeats the run's count.
+        read = max((m.get("history_rows_read", 0) or 0 for m in metadata), default=0)
+        return int(read), "daily metric rows read"
     if stage == flow.ACT.name:
         return total("tenants_evaluated"), "tenant documents evaluated"
     return 0, ""

@@ -7,7 +7,8 @@ day itself, the churn model and this code, and of nothing else (no other tenant)
 those (`ops.analysed_inputs`) says whether a stored tenant-day is still current. A run
 recomputes only the tenant-days whose hash changed (new or revised rows, a new sync, a new model,
 new code) or that were never analysed (every tenant on a new day: its calendar day moved, so
-freshness and every window did); the others keep their stored rows untouched."""
+freshness and every window did); the others keep their stored rows untouched. The hashes are made
+in the warehouse, and only the recomputed tenants' rows are read out."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -36,9 +38,12 @@ from tenantpulse.analysis.tables import (
 )
 from tenantpulse.tenants.registry import removed_tenant_ids
 from tenantpulse.warehouse import Connection, Warehouse
+from tenantpulse.warehouse.identifiers import qualified
 
 HISTORY_TABLE = "analytics.tenant_daily_metrics"
 WORKFLOW_SCHEMA, WORKFLOW_TABLE = "ops", "ai_workflow_analysis"
+# A 64-bit hash of a whole row `m` of the daily history, per dialect (input_hashes).
+_ROW_HASH = {"duckdb": "hash(m)", "postgres": "hashtextextended(m::text, 0)"}
 
 # The churn model trains on the tenants' own history plus a SYNTHETIC population
 # (synthetic_tenants.synthetic_training_history says what it is) until the real labelled history
@@ -132,9 +137,22 @@ def retrain_churn_model(warehouse: Warehouse) -> SavedModel:
     return train_saved_model(warehouse, history)
 
 
-def read_history(conn: Connection) -> pd.DataFrame:
-    """The daily history of every tenant but the removed ones, normalised."""
-    history = normalise_history(conn.read_frame(f"select * from {HISTORY_TABLE}"))
+def read_history(conn: Connection, tenants: Collection[str] | None = None) -> pd.DataFrame:
+    """The daily history of `tenants` (default: every tenant) but the removed ones, normalised."""
+    if tenants is None:
+        history = conn.read_frame(f"select * from {HISTORY_TABLE}")
+    else:
+        chosen = qualified(conn.temp_schema, "analysed_tenants")
+        conn.execute(f"drop table if exists {chosen}")
+        conn.execute("create temp table analysed_tenants (tenant_id varchar)")
+        conn.write_frame(
+            conn.temp_schema, "analysed_tenants", pd.DataFrame({"tenant_id": sorted(tenants)})
+        )
+        history = conn.read_frame(
+            f"select * from {HISTORY_TABLE} where tenant_id in (select tenant_id from {chosen})"
+        )
+        conn.execute(f"drop table {chosen}")
+    history = normalise_history(history)
     return history[~history["tenant_id"].isin(removed_tenant_ids(conn))].reset_index(drop=True)
 
 
@@ -151,10 +169,12 @@ def analyse_days(
     on the labels known by its first day (not saved). Connections are opened for reading and
     writing only: none is held while the analysis runs."""
     now = now or dt.datetime.now(dt.UTC)
+    history = None  # every tenant's when a model is trained, else the analysed tenants'
     with warehouse.connect() as conn:
-        history = read_history(conn)
         saved = load_model(conn)
         stored = stored_input_hashes(conn, days)
+        if saved is None or saved.is_due(now) or days[0] < saved.known_until:
+            history = read_history(conn)
     source = "saved"
     if saved is None or saved.is_due(now):
         saved, source = train_saved_model(warehouse, history, now), "trained and saved"
@@ -163,7 +183,8 @@ def analyse_days(
     else:
         model = train_churn_model(history, known_until=days[0])
         model_id, source = model_id_of(model), f"trained for the range from {days[0]}"
-    current = input_hashes(history, days, model_id)
+    with warehouse.connect() as conn:
+        current = input_hashes(conn, days, model_id)
     tasks, hashes, replaced, unchanged = [], [], {}, 0
     for day in days:
         today = current[current["as_of"] == day]
@@ -177,6 +198,12 @@ def analyse_days(
             hashes.append(today[today["tenant_id"].isin(changed)])
             # None: every stored tenant of the day is replaced (one delete of the whole day).
             replaced[day] = None if set(before.index) <= changed | gone else changed | gone
+    if history is None:
+        analysed_tenants = set().union(*(changed for _, changed in tasks))
+        with warehouse.connect() as conn:
+            # A first run analyses every tenant: the table is read whole, not by name.
+            everyone = analysed_tenants >= set(current["tenant_id"])
+            history = read_history(conn, None if everyone else analysed_tenants)
     results = analyse_tenant_days(history, tasks, model)
     written = dict.fromkeys(ANALYSIS_COLUMNS, 0)
     if results:
@@ -249,42 +276,38 @@ def _analyse_tasks(work) -> list[DayAnalysis]:
     ]
 
 
-def input_hashes(history: pd.DataFrame, days: list[dt.date], model_id: str) -> pd.DataFrame:
-    """(tenant_id, as_of, input_hash) for every tenant with rows up to each day: a hash of its
-    rows dated on or before the day, the day, the model and the analysis code. `history` is
-    sorted by tenant and date (normalise_history)."""
-    columns = ["tenant_id", "as_of", "input_hash"]
-    if history.empty:
-        return pd.DataFrame(columns=columns)
-    tenants = history["tenant_id"].to_numpy()
-    dates = history["date"].to_numpy()
-    # XOR of row hashes: a tenant's rows up to a day are a prefix of its block (sorted by date),
-    # so each day's combination is two lookups in the running XOR.
-    running = np.bitwise_xor.accumulate(
-        pd.util.hash_pandas_object(history, index=False).to_numpy(np.uint64)
+def input_hashes(conn: Connection, days: list[dt.date], model_id: str) -> pd.DataFrame:
+    """(tenant_id, as_of, input_hash) for every tenant but the removed ones with rows up to each
+    day: a hash of its rows dated on or before the day (the warehouse XORs a 64-bit hash of each
+    whole row, so no row is read out), the day, the model and the analysis code."""
+    per_day = ", ".join(
+        "bit_xor(row_hash) filter (where date <= %s), count(*) filter (where date <= %s)"
+        for _ in days
     )
-    starts = np.flatnonzero(np.r_[True, tenants[1:] != tenants[:-1]])
-    before = np.where(starts > 0, running[np.maximum(starts - 1, 0)], np.uint64(0))
-    frames = []
-    for day in days:
-        counts = np.add.reduceat((dates <= np.datetime64(day)).astype(np.int64), starts)
-        has = counts > 0
-        combined = running[(starts + counts - 1)[has]] ^ before[has]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "tenant_id": tenants[starts[has]],
-                    "as_of": day,
-                    "input_hash": [
-                        hashlib.sha256(
-                            f"{_ANALYSIS_CODE}:{model_id}:{day}:{value}:{count}".encode()
-                        ).hexdigest()[:32]
-                        for value, count in zip(combined, counts[has], strict=True)
-                    ],
-                }
+    rows = conn.fetch_all(
+        f"select tenant_id, {per_day} from (select tenant_id, date, {_ROW_HASH[conn.dialect]}"
+        f" as row_hash from {HISTORY_TABLE} m) hashed group by tenant_id order by tenant_id",
+        [day for day in days for _ in range(2)],
+    )
+    removed = removed_tenant_ids(conn)
+    return pd.DataFrame(
+        [
+            (
+                tenant_id,
+                day,
+                hashlib.sha256(
+                    f"{_ANALYSIS_CODE}:{model_id}:{day}:{combined}:{count}".encode()
+                ).hexdigest()[:32],
             )
-        )
-    return pd.concat(frames, ignore_index=True)
+            for tenant_id, *combined_counts in rows
+            if tenant_id not in removed
+            for day, combined, count in zip(
+                days, combined_counts[::2], combined_counts[1::2], strict=True
+            )
+            if count
+        ],
+        columns=["tenant_id", "as_of", "input_hash"],
+    )
 
 
 def combine_days(results: list[DayAnalysis]) -> DayAnalysis:

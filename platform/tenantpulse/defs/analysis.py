@@ -188,6 +188,7 @@ def build_analysis_assets(daily_partitions: DailyPartitionsDefinition):
             "days": len(days),
             "tenant_days_analysed": analysed.tenant_days_analysed,
             "tenant_days_unchanged": analysed.tenant_days_unchanged,
+            "history_rows_read": analysed.history_rows,
         }
         for name, (tables, _) in ANALYSIS_ASSETS.items():
             metadata = {f"rows_{t}": analysed.rows_written[t] for t in tables} | counts
