@@ -735,7 +735,7 @@ def test_two_runs_for_two_days_at_once_fire_one_of_them(tmp_path, postgres_url, 
 
     def run(day):
         if day == NEXT_DAY:
-            first_read.wait(timeout=10)
+            first_read.wait(timeout=120)  # a bound, not a pace: the first run reads first
         reports[day] = act_on_day(warehouse, playbooks, webhook(), day)
 
     with WebhookReceiver(SECRET) as receiver:
