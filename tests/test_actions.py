@@ -267,7 +267,8 @@ def test_stale_data_alert_is_sent_once_per_tenant_and_day(warehouse):
 
 def test_simulated_tenants_are_stale_against_the_simulations_clock(warehouse):
     """A simulation dated a month back is not stale at the wall clock; a simulated tenant 60 hours
-    behind the newest simulated sync is, and so is an Airbyte tenant whose sync is that old."""
+    behind the newest simulated sync is, and so is an Airbyte tenant whose sync is that old and a
+    simulated tenant whose only sync, 60 hours behind, failed."""
     now = dt.datetime(2026, 12, 6, 12, tzinfo=dt.UTC)
     simulation = dt.datetime(2026, 11, 5, 12, tzinfo=dt.UTC)
     tenants = {
@@ -279,6 +280,12 @@ def test_simulated_tenants_are_stale_against_the_simulations_clock(warehouse):
         ),
         "initech_weekly": ("sim:initech_weekly:stripe", simulation, "failed"),
         "hooli_eng": ("8c2f0d4e-airbyte-connection", simulation, "succeeded"),
+        # Never a success, its only sync 60 hours behind: stale from its first sync on.
+        "umbrella_spikes": (
+            "sim:umbrella_spikes:stripe",
+            simulation - dt.timedelta(hours=60),
+            "failed",
+        ),
     }
     with warehouse.connect() as conn:
         for tenant, (connection, finished, status) in tenants.items():
@@ -301,10 +308,11 @@ def test_simulated_tenants_are_stale_against_the_simulations_clock(warehouse):
             ),
         )
         stale = stale_tenants(conn, now, 48)
-    assert sorted((t, n.astimezone(dt.UTC)) for t, n in stale) == [
+    assert sorted((t, n and n.astimezone(dt.UTC)) for t, n in stale) == [
         ("globex_churn", simulation - dt.timedelta(hours=60)),
         ("hooli_eng", simulation),
         ("initech_weekly", simulation - dt.timedelta(hours=60)),
+        ("umbrella_spikes", None),
     ]
 
 

@@ -34,15 +34,17 @@ def stale_tenants(
     the last `max_age_hours` (a tenant registered more recently than that is not stale yet).
 
     A simulated tenant lives in the simulation's time, whose clock is the newest simulated sync
-    (a simulation may be dated in the past): it is stale when its own syncs fall that far behind.
-    Every other tenant is measured against `now`."""
+    (a simulation may be dated in the past): it is stale when its own successful syncs, or its
+    first sync when none succeeded, fall that far behind. Every other tenant is measured against
+    `now`."""
     ensure_sync_history(conn)
     age = dt.timedelta(hours=max_age_hours)
     synced = {
-        tenant_id: (newest, simulated)
-        for tenant_id, newest, simulated in conn.fetch_all(
+        tenant_id: (newest, simulated, first)
+        for tenant_id, newest, simulated, first in conn.fetch_all(
             "select tenant_id, max(finished_at) filter (where status = %s),"
-            " bool_and(connection_id like %s) from ops.airbyte_sync_history group by tenant_id",
+            " bool_and(connection_id like %s), min(finished_at)"
+            " from ops.airbyte_sync_history group by tenant_id",
             (SUCCEEDED, SIMULATED_CONNECTIONS),
         )
     }
@@ -52,9 +54,9 @@ def stale_tenants(
     )
     stale = []
     for tenant in list_tenants(conn):
-        newest, simulated = synced.get(tenant.tenant_id, (None, False))
-        clock = simulation_clock if simulated else now
-        if (newest or tenant.created_at) < clock - age:
+        newest, simulated, first = synced.get(tenant.tenant_id, (None, False, None))
+        since, clock = (first, simulation_clock) if simulated else (tenant.created_at, now)
+        if (newest or since) < clock - age:
             stale.append((tenant.tenant_id, newest))
     return stale
 
