@@ -106,10 +106,15 @@ DAY_TARGETS_AT_10000 = {
     "first_load": 1800,  # land, dbt, analyse, act of the first syncs
     "land_batch": 20,  # each batch of syncs (a 24th of the tenants)
     "day_flow": 60,  # dbt, analyse, act after the day's last sync
+    "day_flow_wall_clock": 60,  # the same, from the land run's end to the act run's end
     "worst_day": 300,  # every tenant's sync at once: land, dbt, analyse, act
 }
 MEMORY_TARGET_MIB = 8192
+DAY_FLOW = "normal day, flow after the last sync"
 DAY_FLOW_STAGES = ("dbt", "analyse", "act")
+# The same flow as a user waits for it (bench/day.py): the runs' launches and the sensor's ticks
+# between them included, which the stages' own seconds leave out.
+DAY_FLOW_WALL_CLOCK = "land's end to act's end (wall clock, sensor ticks and run launches included)"
 
 
 def day_measures(section: dict) -> dict[str, float | None]:
@@ -132,7 +137,8 @@ def day_measures(section: dict) -> dict[str, float | None]:
         "simulate": simulated[0] if simulated else None,
         "first_load": of("first load"),
         "land_batch": max(batches) if batches else None,
-        "day_flow": of("normal day, flow after the last sync", DAY_FLOW_STAGES),
+        "day_flow": of(DAY_FLOW, DAY_FLOW_STAGES),
+        "day_flow_wall_clock": of(DAY_FLOW, (DAY_FLOW_WALL_CLOCK,)),
         "worst_day": of("worst day"),
     }
 
@@ -157,6 +163,7 @@ def day_targets_markdown(data: dict) -> list[str]:
         "first_load": "first load: land + dbt + analyse + act, s",
         "land_batch": "normal day: the slowest batch of syncs (a 24th of the tenants) landed, s",
         "day_flow": "normal day: dbt + analyse + act after the last sync, s",
+        "day_flow_wall_clock": "normal day: the same, land's end to act's end (wall clock), s",
         "worst_day": "worst day: every sync at once, land + dbt + analyse + act, s",
     }
     measures = {k: day_measures(sections[k]) for k in kinds}
