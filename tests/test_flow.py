@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from conftest import SHORT_HISTORY, SHORT_HISTORY_START, make_settings
 from flowkit import land, run_job, step_errors
 from rawdata import raw_name, raw_relation, sync_time, write_raw, write_raw_rows
 from tenantpulse import flow
@@ -17,6 +18,7 @@ from tenantpulse.defs.partitions import partition_ranges
 from tenantpulse.defs.tenants import sync_tenant_partitions
 from tenantpulse.flow_runs import _stop, dagster_instance, describe_run, run_flow
 from tenantpulse.tenants.registry import add_tenant, list_tenants, remove_tenant
+from tenantpulse.warehouse import open_warehouse
 
 
 def test_partition_ranges_cover_the_selection_with_fewest_runs():
@@ -403,9 +405,7 @@ def test_new_syncs_are_landed_once_whoever_landed_them(settings, warehouse):
 def test_with_a_daily_flow_new_syncs_are_only_landed(tmp_path, warehouse_url):
     import datetime as dt
 
-    from conftest import make_settings
     from tenantpulse.sources.sync_history import SyncRecord, record_sync
-    from tenantpulse.warehouse import open_warehouse
 
     settings = make_settings(tmp_path, warehouse_url, TENANTPULSE_FLOW_AFTER_SYNCS="daily")
     with open_warehouse(settings.warehouse).connect() as conn:
@@ -435,12 +435,17 @@ def test_with_a_daily_flow_new_syncs_are_only_landed(tmp_path, warehouse_url):
 # On Postgres the same chain runs in tests/test_deployment_processes.py, with the code server,
 # daemon and webserver as separate processes.
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
-def test_the_cli_and_the_daemon_run_the_same_chain_of_runs_to_fresh_actions(settings, warehouse):
+def test_the_cli_and_the_daemon_run_the_same_chain_of_runs_to_fresh_actions(
+    tmp_path, warehouse_url
+):
     """`run` launches a flow into the instance and a daemon carries it to the actions; then a
     new sync alone, with no command, leads the daemon through the same runs again."""
     from tenantpulse.flow_runs import follow_flow, running_daemon
     from tenantpulse.simulator.run import assign_profile, run_simulation
 
+    # The simulator's shortest history: fewer daily partitions for the first build's bookkeeping.
+    settings = make_settings(tmp_path, warehouse_url, **SHORT_HISTORY)
+    warehouse = open_warehouse(settings.warehouse)
     with warehouse.connect() as conn:
         add_tenant(conn, "acme", "Acme", "stripe,github")
         add_tenant(conn, "globex", "Globex", "stripe")
@@ -456,8 +461,9 @@ def test_the_cli_and_the_daemon_run_the_same_chain_of_runs_to_fresh_actions(sett
         ("analyse", True),
         ("act", True),
     ], printed
+    # The first build: every day.
     assert stages[1].partitions == (
-        "job dbt_job (2026-09-01..2026-11-03; tests: every row)"  # the first build: every day
+        f"job dbt_job ({SHORT_HISTORY_START}..2026-11-03; tests: every row)"
     )
     assert stages[3].partitions == "job act_job (2026-11-01)"  # the newest day with data
     cli_runs = [r for r in instance.get_runs() if r.tags.get(flow.TRIGGER_TAG) == "cli"]
