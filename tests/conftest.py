@@ -4,20 +4,21 @@ Postgres tests create their own database and drop it. Without a reachable server
 under CI=true, where a missing Postgres is a failure. The server is taken from
 TENANTPULSE_TEST_POSTGRES_URL (default: postgresql://postgres@127.0.0.1:5432/postgres).
 
-A warehouse that is expensive to build (landed, dbt-built) is built once by a module- or
-session-scoped fixture and read by the tests that only read it; a test that changes it works on a
-`copied_warehouse` (a copy of the DuckDB file and its raw files, or a Postgres database created
-from it as a template).
+A warehouse that is expensive to build (landed, dbt-built) is built once per test run
+(`built_once`, shared by the pytest-xdist workers) and read by the tests that only read it; a test
+that changes it works on a `copied_warehouse` (a copy of the DuckDB file and its raw files, or a
+Postgres database created from it as a template).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -46,7 +47,7 @@ SHORT_HISTORY = {
 
 
 # The test run's id, the same in the controller and in every pytest-xdist worker (they inherit
-# the controller's environment): it names the database of the run's shared demo_flow.
+# the controller's environment): it names the databases of the run's `built_once` warehouses.
 TEST_RUN_ENV = "TENANTPULSE_TEST_RUN"
 
 
@@ -87,13 +88,16 @@ SLOW_MODULES = (
 
 
 def pytest_unconfigure(config):
-    """The controller drops the run's demo_flow database, which outlives the worker that built
-    it (the other workers read it)."""
+    """The controller drops the run's `built_once` databases, which outlive the workers that
+    built them (the other workers read them)."""
     if hasattr(config, "workerinput") or TEST_RUN_ENV not in os.environ:
         return
+    suffix = _shared_database("")[len(SHARED_DATABASE_PREFIX) :]
     with contextlib.suppress(psycopg.OperationalError):
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3) as admin:
-            admin.execute(f'drop database if exists "{_demo_flow_database()}" with (force)')
+            for (name,) in admin.execute("select datname from pg_database").fetchall():
+                if name.startswith(SHARED_DATABASE_PREFIX) and name.endswith(suffix):
+                    admin.execute(f'drop database if exists "{name}" with (force)')
 
 
 def pytest_collection_modifyitems(config, items):
@@ -132,17 +136,6 @@ def postgres_database(template: str | None = None):
     finally:
         with _admin_connection() as admin:
             admin.execute(f'drop database if exists "{name}" with (force)')
-
-
-@contextlib.contextmanager
-def new_warehouse(kind: str, directory: Path) -> Iterator[str]:
-    """The URL of an empty warehouse of `kind` ("duckdb": a file in `directory`; "postgres": a
-    fresh database, dropped afterwards), for a module- or session-scoped fixture."""
-    if kind == "duckdb":
-        yield f"duckdb:///{directory / 'warehouse.duckdb'}"
-        return
-    with postgres_database() as url:
-        yield url
 
 
 @contextlib.contextmanager
@@ -205,8 +198,7 @@ DEMO_FLOW_TENANTS = [
 def _run_demo_flow(settings):
     """DEMO_FLOW_TENANTS simulated and run through the whole flow twice in this process: a first
     build, then an incremental day."""
-    from flowkit import run_flow_in_process, step_errors
-    from tenantpulse.flow_runs import dagster_instance
+    from flowkit import memory_instance, run_flow_in_process, step_errors
     from tenantpulse.simulator.run import assign_profile, run_simulation
     from tenantpulse.tenants.registry import add_tenant, list_tenants
 
@@ -216,7 +208,7 @@ def _run_demo_flow(settings):
             add_tenant(conn, tenant_id, name, sources)
             assign_profile(conn, tenant_id, profile)
         tenants = list_tenants(conn)
-    instance = dagster_instance(settings)
+    instance = memory_instance()
     for _ in range(2):
         run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
         results = run_flow_in_process(settings, instance)
@@ -230,27 +222,30 @@ def _run_demo_flow(settings):
     return settings
 
 
-def _demo_flow_database() -> str:
-    return f"tenantpulse_test_demo_flow_{os.environ[TEST_RUN_ENV]}"
+SHARED_DATABASE_PREFIX = "tenantpulse_test_shared_"
+
+
+def _shared_database(name: str) -> str:
+    return f"{SHARED_DATABASE_PREFIX}{name}_{os.environ[TEST_RUN_ENV]}"
 
 
 @pytest.fixture(scope="session")
-def demo_flow(tmp_path_factory):
-    """`with demo_flow(kind) as settings:` the settings of a warehouse of `kind` ("duckdb" or
-    "postgres") where DEMO_FLOW_TENANTS went through the whole flow twice (_run_demo_flow). It is
-    built once per test run, by the first test of any pytest-xdist worker that asks for it (the
-    others wait for it), in the run's shared temporary folder, and kept until the run ends. Its
-    lock is held inside the `with`: tests only read it or copy it (copied_warehouse), and a
-    Postgres database cannot be copied while another worker is connected to it."""
+def built_once(tmp_path_factory):
+    """`with built_once(name, kind, build) as settings:` the settings of a warehouse of `kind`
+    ("duckdb" or "postgres") that `build(settings)` filled. It is built once per test run, by the
+    first test of any pytest-xdist worker that asks for it (the others wait for it), in the run's
+    shared temporary folder, and kept until the run ends. Its lock is held inside the `with`:
+    tests only read it or copy it (copied_warehouse), and a Postgres database cannot be copied
+    while another worker is connected to it."""
     base = tmp_path_factory.getbasetemp()
     # Under pytest-xdist each worker's folder is in the run's own: that is what they share.
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
     @contextlib.contextmanager
-    def use(kind: str):
-        directory = shared / f"demo_flow_{kind}"
+    def use(name: str, kind: str, build: Callable) -> Iterator:
+        directory = shared / f"{name}_{kind}"
         built = directory / "warehouse_url"
-        with FileLock(shared / f"demo_flow_{kind}.lock"):
+        with FileLock(shared / f"{name}_{kind}.lock"):
             if built.exists():
                 url = built.read_text()
             else:  # not built yet, or a build that failed part-way: from the start
@@ -260,13 +255,20 @@ def demo_flow(tmp_path_factory):
                     url = f"duckdb:///{directory / 'warehouse.duckdb'}"
                 else:
                     with _admin_connection() as admin:
-                        admin.execute(f'drop database if exists "{_demo_flow_database()}"')
-                    url = _create_database(_demo_flow_database())
-                _run_demo_flow(make_settings(directory, url))
+                        admin.execute(f'drop database if exists "{_shared_database(name)}"')
+                    url = _create_database(_shared_database(name))
+                build(make_settings(directory, url))
                 built.write_text(url)
             yield make_settings(directory, url)
 
     return use
+
+
+@pytest.fixture(scope="session")
+def demo_flow(built_once):
+    """`with demo_flow(kind) as settings:` a warehouse where DEMO_FLOW_TENANTS went through the
+    whole flow twice (_run_demo_flow), built once per test run (built_once)."""
+    return functools.partial(built_once, "demo_flow", build=_run_demo_flow)
 
 
 @pytest.fixture

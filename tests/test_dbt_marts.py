@@ -18,6 +18,7 @@ The data set (tenant `hand`, usd; tenant `yen`, jpy), with the numbers it must g
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from dataclasses import astuple, replace
@@ -25,7 +26,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import copied_warehouse, make_settings, new_warehouse
+from conftest import copied_warehouse, make_settings
 from rawdata import sync_time, write_raw
 from tenantpulse.landing.merge import ensure_landing_tables, land_stream
 from tenantpulse.sources.contracts import STREAMS, STREAMS_BY_NAME
@@ -403,26 +404,29 @@ def D(text: str) -> Decimal:  # noqa: N802 - reads like a literal
     return Decimal(text)
 
 
-@pytest.fixture(
-    scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def hand_built(request, tmp_path_factory):
-    """The hand-made data landed and every model built and tested (its first build: every date),
-    once per warehouse: read by the test of the hand-computed numbers, copied by the tests that
-    change it."""
-    tmp = tmp_path_factory.mktemp(f"hand_{request.param}")
-    with new_warehouse(request.param, tmp) as url:
-        settings = make_settings(tmp, url)
-        warehouse = open_warehouse(settings.warehouse)
-        load_hand_made_data(warehouse)
-        dbt(settings, "build", "--exclude", "test_type:unit")
-        yield settings, warehouse
+WAREHOUSES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture
-def hand_copy(hand_built, tmp_path):
-    """A copy of `hand_built` for one test to change."""
-    with copied_warehouse(hand_built[0].warehouse.url, tmp_path) as url:
+def build_hand_made(settings) -> None:
+    """The hand-made data landed and every model built and tested (its first build: every date)."""
+    load_hand_made_data(open_warehouse(settings.warehouse))
+    dbt(settings, "build", "--exclude", "test_type:unit")
+
+
+@pytest.fixture(params=WAREHOUSES)
+def hand_built(request, built_once):
+    """The hand-made build, once per test run and warehouse (conftest built_once), for a test
+    that only reads it."""
+    with built_once("hand", request.param, build_hand_made) as settings:
+        yield settings, open_warehouse(settings.warehouse)
+
+
+@pytest.fixture(params=WAREHOUSES)
+def hand_copy(request, built_once, tmp_path):
+    """A copy of the hand-made build for one test to change."""
+    with contextlib.ExitStack() as copy:
+        with built_once("hand", request.param, build_hand_made) as source:
+            url = copy.enter_context(copied_warehouse(source.warehouse.url, tmp_path))
         settings = make_settings(tmp_path, url)
         yield settings, open_warehouse(settings.warehouse)
 

@@ -9,12 +9,12 @@ import datetime as dt
 import pytest
 
 from conftest import SHORT_HISTORY, SHORT_HISTORY_START, make_settings
-from flowkit import run_flow_in_process, step_errors
+from flowkit import memory_instance, run_flow_in_process, step_errors
 from rawdata import write_raw
 from tenantpulse import flow
 from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.landing import landing_run_config
-from tenantpulse.flow_runs import dagster_instance, describe_run
+from tenantpulse.flow_runs import describe_run
 from tenantpulse.landing.history import (
     landed_generations,
     tenants_back_after_a_gap,
@@ -53,7 +53,7 @@ def test_a_tenant_onboarded_after_the_first_build_gets_every_day_of_its_history(
 ):
     settings = make_settings(tmp_path, warehouse_url, **SHORT_HISTORY)
     warehouse = open_warehouse(settings.warehouse)
-    instance = dagster_instance(settings)
+    instance = memory_instance()
     with warehouse.connect() as conn:
         add_tenant(conn, "acme", "Acme", "stripe,github")
     _sync(settings, ["acme"])
@@ -132,7 +132,7 @@ def test_a_tenant_whose_syncs_paused_gets_every_day_of_the_days_it_missed(tmp_pa
         tmp_path, warehouse_url, **SHORT_HISTORY, TENANTPULSE_DAILY_PARTITIONS_END="2026-11-12"
     )
     warehouse = open_warehouse(settings.warehouse)
-    instance = dagster_instance(settings)
+    instance = memory_instance()
 
     def charge(charge_id: str, day: int) -> dict:
         created = int(dt.datetime(2026, 11, day, 10, tzinfo=dt.UTC).timestamp())
@@ -192,7 +192,7 @@ def test_a_land_run_for_named_tenants_reads_and_reports_only_their_history(tmp_p
         add_tenant(conn, "newco", "Newco", "stripe,github")
     _sync(settings, ["acme"])
     land_job = build_definitions(settings).resolve_job_def(flow.LAND.job)
-    instance = dagster_instance(settings)
+    instance = memory_instance()
 
     def land(tenant_ids: list[str]) -> str:
         result = land_job.execute_in_process(

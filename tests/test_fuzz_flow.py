@@ -13,10 +13,9 @@ from __future__ import annotations
 import dagster as dg
 
 from conftest import make_settings
-from flowkit import failed_checks, run_flow_in_process, step_errors, tenant_rows
+from flowkit import failed_checks, memory_instance, run_flow_in_process, step_errors, tenant_rows
 from fuzz_raw import FAILING_TABLES, TENANTS, raw_tables, write_raw_tables
 from tenantpulse import flow
-from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.sources.contracts import SOURCES
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
@@ -47,7 +46,7 @@ def _settings(home):
 
 def _flows(settings, tenants) -> tuple[list, dg.DagsterInstance]:
     warehouse = open_warehouse(settings.warehouse)
-    instance = dagster_instance(settings)
+    instance = memory_instance()
     with warehouse.connect() as conn:
         for tenant in tenants:
             add_tenant(conn, tenant.tenant_id, tenant.tenant_id, ",".join(SOURCES))

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 
-from conftest import make_settings
-from flowkit import run_flow_in_process, step_errors
+from conftest import SHORT_HISTORY, make_settings
+from flowkit import memory_instance, run_flow_in_process, step_errors
 from openai_standin import OpenAIStandIn, Reply, rewording
 from tenantpulse import flow
-from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator.run import assign_profile, run_simulation
 from tenantpulse.tenants.registry import (
     add_tenant,
@@ -70,9 +69,10 @@ def test_a_removed_tenant_is_not_analysed_written_about_sent_to_the_llm_or_acted
             TENANTPULSE_LLM_MODEL="standin-model",
             TENANTPULSE_LLM_MAX_RETRIES="0",
             TENANTPULSE_PLAYBOOKS=str(playbooks),
+            **SHORT_HISTORY,
         )
         warehouse = open_warehouse(settings.warehouse)
-        instance = dagster_instance(settings)
+        instance = memory_instance()
         with warehouse.connect() as conn:
             for tenant_id in (KEPT, REMOVED):
                 add_tenant(conn, tenant_id, tenant_id, "stripe")

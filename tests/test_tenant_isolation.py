@@ -12,9 +12,15 @@ import dagster as dg
 import pytest
 
 from conftest import SHORT_HISTORY, make_settings, postgres_database
-from flowkit import failed_checks, run_flow_in_process, run_job, step_errors, tenant_rows
+from flowkit import (
+    failed_checks,
+    memory_instance,
+    run_flow_in_process,
+    run_job,
+    step_errors,
+    tenant_rows,
+)
 from rawdata import raw_relation, sync_time
-from tenantpulse.flow_runs import dagster_instance
 from tenantpulse.simulator.run import assign_profile, run_simulation
 from tenantpulse.sources.contracts import STREAMS
 from tenantpulse.sources.raw_table_ddl import write_raw_frame
@@ -117,7 +123,7 @@ def _flow(settings, tenants: list[str]):
     if BROKEN in tenants:
         with warehouse.connect() as conn:
             _break_streams(conn)
-    instance = dagster_instance(settings)
+    instance = memory_instance()
     results = run_flow_in_process(settings, instance)
     assert all(r.success for r in results), [step_errors(r) for r in results]
     assert [r.job_def.name for r in results] == ["land_job", "dbt_job", "analyse_job", "act_job"]
@@ -229,7 +235,7 @@ def test_a_dbt_error_still_fails_the_views_with_dbts_message_after_naming_the_fi
         )
     # A day's partition, as every dbt_job run the flow launches has one (a range).
     day = settings.daily_partitions_end.isoformat()
-    instance = dagster_instance(settings)
+    instance = memory_instance()
     result = run_job(settings, instance, "dbt_job", partition_key=day)
     assert not result.success
     assert "dbt build" in step_errors(result) and "does not exist" not in step_errors(result)
