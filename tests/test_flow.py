@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from conftest import SHORT_HISTORY, SHORT_HISTORY_START, make_settings
-from flowkit import land, run_job, step_errors
+from flowkit import land, memory_instance, run_job, step_errors
 from rawdata import raw_name, raw_relation, sync_time, write_raw, write_raw_rows
 from tenantpulse import flow
 from tenantpulse.definitions import build_definitions
@@ -59,7 +59,7 @@ def test_flow_observes_and_lands_two_tenants_in_one_run(settings, warehouse):
             sync_time(1),
         )
         write_raw(conn, "globex", "github__pull_requests", [{"id": 11, "number": 1}], sync_time(1))
-    instance = dagster_instance(settings)
+    instance = memory_instance()
     with warehouse.connect() as conn:
         sync_tenant_partitions(instance, [t.tenant_id for t in list_tenants(conn)])
     assert run_job(settings, instance, "observe_raw_job").success
@@ -126,7 +126,7 @@ def test_a_tenant_whose_raw_table_breaks_the_contract_is_named_and_the_flow_goes
             [(5, "raw-1", sync_time(1))],
         )
         broken = raw_name(conn, "broken", "stripe_refunds")
-    instance = dagster_instance(settings)
+    instance = memory_instance()
     result = land(settings, instance)
     assert result.success, step_errors(result)  # the others' flow goes on
     run = instance.get_run_by_id(result.run_id)
@@ -173,7 +173,7 @@ def test_a_land_run_where_no_tenant_could_be_landed_fails_naming_them(settings, 
             [(5, "raw-1", sync_time(1))],
         )
         broken = raw_name(conn, "broken", "stripe_refunds")
-    result = land(settings, dagster_instance(settings))
+    result = land(settings, memory_instance())
     assert not result.success
     assert (
         f"1 tenant stream(s) could not be landed: broken/stripe__refunds: {broken} has no column id"
@@ -191,7 +191,7 @@ def test_simulated_tenants_land_one_row_per_key_across_two_syncs(settings, wareh
         add_tenant(conn, "globex", "Globex", "stripe,shopify")
         assign_profile(conn, "globex", "churning")
         tenants = list_tenants(conn)
-    instance = dagster_instance(settings)
+    instance = memory_instance()
     for _ in range(2):
         run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
         assert land(settings, instance).success
@@ -230,7 +230,7 @@ def test_landing_a_selection_of_tenants_leaves_the_others_for_the_next_run(setti
                 [{"id": "ch_1", "amount": amount, "updated": 1_761_955_200}],
                 sync_time(1),
             )
-    instance = dagster_instance(settings)
+    instance = memory_instance()
     query = "select tenant_id, amount from landing.stripe__charges order by 1"
 
     assert land(settings, instance, ["globex"]).success
