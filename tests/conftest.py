@@ -92,7 +92,7 @@ def pytest_unconfigure(config):
     built them (the other workers read them)."""
     if hasattr(config, "workerinput") or TEST_RUN_ENV not in os.environ:
         return
-    suffix = _shared_database("")[len(SHARED_DATABASE_PREFIX) :]
+    suffix = f"_{os.environ[TEST_RUN_ENV]}"
     with contextlib.suppress(psycopg.OperationalError):
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3) as admin:
             for (name,) in admin.execute("select datname from pg_database").fetchall():
@@ -262,6 +262,16 @@ def built_once(tmp_path_factory):
             yield make_settings(directory, url)
 
     return use
+
+
+@contextlib.contextmanager
+def copied_once_built(shared: contextlib.AbstractContextManager, directory: Path) -> Iterator[str]:
+    """The URL of a copy of a `built_once` warehouse (`shared`: its `with`), whose lock is held
+    while it is copied, not after."""
+    with contextlib.ExitStack() as copy:
+        with shared as source:
+            url = copy.enter_context(copied_warehouse(source.warehouse.url, directory))
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ The data set (tenant `hand`, usd; tenant `yen`, jpy), with the numbers it must g
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 from dataclasses import astuple, replace
@@ -26,7 +25,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import copied_warehouse, make_settings
+from conftest import copied_once_built, make_settings
 from rawdata import sync_time, write_raw
 from tenantpulse.landing.merge import ensure_landing_tables, land_stream
 from tenantpulse.sources.contracts import STREAMS, STREAMS_BY_NAME
@@ -424,9 +423,7 @@ def hand_built(request, built_once):
 @pytest.fixture(params=WAREHOUSES)
 def hand_copy(request, built_once, tmp_path):
     """A copy of the hand-made build for one test to change."""
-    with contextlib.ExitStack() as copy:
-        with built_once("hand", request.param, build_hand_made) as source:
-            url = copy.enter_context(copied_warehouse(source.warehouse.url, tmp_path))
+    with copied_once_built(built_once("hand", request.param, build_hand_made), tmp_path) as url:
         settings = make_settings(tmp_path, url)
         yield settings, open_warehouse(settings.warehouse)
 

@@ -3,22 +3,19 @@ movements, time to merge), which the flow's runs leave out (transform/dbt_args.p
 warehouses. They need the models' parents to exist: they run on a copy of the suite's shared
 whole-flow warehouse (tests/conftest.py demo_flow)."""
 
-import contextlib
 import json
 import re
 
 import pytest
 
-from conftest import copied_warehouse, make_settings
+from conftest import copied_once_built, make_settings
 from tenantpulse.transform.dbt_cli import run_dbt
 
 
 @pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_every_dbt_unit_test_passes_on_the_warehouse(demo_flow, kind, tmp_path):
     target = tmp_path / "dbt"
-    with contextlib.ExitStack() as copy:
-        with demo_flow(kind) as built:  # its lock is held while it is copied, not after
-            url = copy.enter_context(copied_warehouse(built.warehouse.url, tmp_path))
+    with copied_once_built(demo_flow(kind), tmp_path) as url:
         settings = make_settings(tmp_path, url)
         done = run_dbt(settings, ["test", "--select", "test_type:unit"], True, target_dir=target)
     assert done.returncode == 0, done.stdout[-3000:]

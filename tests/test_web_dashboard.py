@@ -24,7 +24,7 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from browserkit import CHROMIUM, browser_or_skip
-from conftest import DEMO_FLOW_TENANTS, copied_warehouse, make_settings
+from conftest import DEMO_FLOW_TENANTS, copied_once_built, make_settings
 from tenantpulse.analysis.document import DOCUMENT_TABLES, analysis_document
 from tenantpulse.analysis.tables import read_days
 from tenantpulse.warehouse import open_warehouse
@@ -61,9 +61,7 @@ def built(request, demo_flow, tmp_path_factory):
     """A copy of the shared whole-flow build: setup-roles, the tokens and a test's dbt rebuild
     change it."""
     tmp = tmp_path_factory.mktemp(request.param)
-    with contextlib.ExitStack() as copy:
-        with demo_flow(request.param) as source:
-            url = copy.enter_context(copied_warehouse(source.warehouse.url, tmp))
+    with copied_once_built(demo_flow(request.param), tmp) as url:
         yield _build(tmp, url)
 
 
