@@ -165,7 +165,11 @@ def postgres_url():
         yield url
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+# The warehouses a test runs on, as pytest parameters: Postgres's marked, to deselect it.
+WAREHOUSES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=WAREHOUSES)
 def warehouse_url(request, tmp_path):
     if request.param == "duckdb":
         return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"

@@ -25,7 +25,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import copied_once_built, make_settings
+from conftest import WAREHOUSES, copied_once_built, make_settings
 from rawdata import sync_time, write_raw
 from tenantpulse.landing.merge import ensure_landing_tables, land_stream
 from tenantpulse.sources.contracts import STREAMS, STREAMS_BY_NAME
@@ -401,9 +401,6 @@ def mart_indexes(warehouse) -> set[tuple[str, str]]:
 
 def D(text: str) -> Decimal:  # noqa: N802 - reads like a literal
     return Decimal(text)
-
-
-WAREHOUSES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def build_hand_made(settings) -> None:

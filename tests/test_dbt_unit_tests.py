@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from conftest import copied_once_built, make_settings
+from conftest import WAREHOUSES, copied_once_built, make_settings
 from tenantpulse.transform.dbt_cli import run_dbt
 
 
-@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("kind", WAREHOUSES)
 def test_every_dbt_unit_test_passes_on_the_warehouse(demo_flow, kind, tmp_path):
     target = tmp_path / "dbt"
     with copied_once_built(demo_flow(kind), tmp_path) as url:

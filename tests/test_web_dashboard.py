@@ -24,7 +24,7 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from browserkit import CHROMIUM, browser_or_skip
-from conftest import DEMO_FLOW_TENANTS, copied_once_built, make_settings
+from conftest import DEMO_FLOW_TENANTS, WAREHOUSES, copied_once_built, make_settings
 from tenantpulse.analysis.document import DOCUMENT_TABLES, analysis_document
 from tenantpulse.analysis.tables import read_days
 from tenantpulse.warehouse import open_warehouse
@@ -54,9 +54,7 @@ def _build(tmp, url):
     return settings, tokens
 
 
-@pytest.fixture(
-    scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=WAREHOUSES)
 def built(request, demo_flow, tmp_path_factory):
     """A copy of the shared whole-flow build: setup-roles, the tokens and a test's dbt rebuild
     change it."""
