@@ -142,6 +142,29 @@ def test_workspace_code_location_loads_as_dagster_dev_loads_it(tmp_path):
     assert "Validation successful for code location tenantpulse" in done.stdout + done.stderr
 
 
+def test_the_code_location_imports_openai_only_when_the_llm_writes(tmp_path):
+    """Every process that loads the code location (the code server, each run) would spend about
+    0.5 s importing the openai package; without OPENAI_API_KEY nothing calls it."""
+    import os
+    import subprocess
+    import sys
+
+    show_openai = (
+        "import sys, tenantpulse.definitions as d; d.defs(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openai', 'dagster_openai')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env |= {
+        "TENANTPULSE_HOME": str(tmp_path),
+        "TENANTPULSE_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", show_openai], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
 def test_every_dbt_model_is_in_the_dbt_job_and_daily_marts_read_no_mart_table(settings):
     """One run builds the views, then the daily marts over its days, then the mart tables: the
     daily marts may read views and each other only, never a mart table built after them."""

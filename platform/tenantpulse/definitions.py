@@ -4,7 +4,6 @@ import datetime as dt
 
 import dagster as dg
 from dagster_dbt import DbtProject
-from dagster_openai import OpenAIResource
 
 from tenantpulse.actions.playbooks import with_checked_playbooks
 from tenantpulse.config import Settings, load_settings
@@ -117,6 +116,10 @@ def _airbyte_defs(settings: Settings) -> dict:
 def _llm_resources(settings: Settings) -> dict:
     if not settings.llm.enabled:
         return {}
+    # Imported only here: the openai package takes about 0.5 s to import, in every process that
+    # loads the code location (code server, each run), and most deployments write with templates.
+    from dagster_openai import OpenAIResource
+
     # EnvVar: the key is read when a run starts and never shown in the UI's resource config.
     return {
         "openai": OpenAIResource(

@@ -2,8 +2,8 @@
 recommendation wording, grounded in its facts (insights/), daily partitioned like the analysis."""
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
-import openai
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
@@ -20,6 +20,9 @@ from tenantpulse.defs.partitions import partition_days
 from tenantpulse.defs.schemas import column_schema, table_schema
 from tenantpulse.insights.daily import write_days
 from tenantpulse.insights.store import INSIGHTS_COLUMNS, INSIGHTS_TABLE
+
+if TYPE_CHECKING:  # imported with the client, when the LLM writes (definitions.py)
+    import openai
 
 ANALYSIS_INPUTS = [
     AssetKey(["analysis", name])
@@ -68,7 +71,7 @@ def build_insights_asset(daily_partitions: DailyPartitionsDefinition, llm: LlmSe
     return insights
 
 
-def _openai_client(context: AssetExecutionContext) -> openai.OpenAI:
+def _openai_client(context: AssetExecutionContext) -> "openai.OpenAI":
     # The resource makes the client (key, base_url); the timeout and retries are the settings'.
     with context.resources.openai.get_client(context) as client:
         return client

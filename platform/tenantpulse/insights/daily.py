@@ -10,8 +10,8 @@ import datetime as dt
 import itertools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import openai
 import pandas as pd
 
 from tenantpulse.analysis.tables import ANALYSIS_SCHEMA, INPUTS_SCHEMA, replace_tenant_days
@@ -40,6 +40,9 @@ from tenantpulse.insights.store import (
 )
 from tenantpulse.tenants.registry import removed_tenant_ids
 from tenantpulse.warehouse import Connection, Warehouse
+
+if TYPE_CHECKING:  # imported with the client, when the LLM writes
+    import openai
 
 PROGRESS_STEPS = 10  # progress lines per run
 

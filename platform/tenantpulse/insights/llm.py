@@ -21,10 +21,12 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import openai
+from typing import TYPE_CHECKING
 
 from tenantpulse.insights.compose import WritingRequest, Written
+
+if TYPE_CHECKING:
+    import openai
 
 PROMPT_VERSION = "insights-v2"
 MAX_TENANT_TEXT = 120  # characters kept of each tenant-written string
@@ -181,6 +183,10 @@ class LlmWriter:
         cached = self.cache.get(key)
         if cached is not None:
             return Written(cached["texts"], self.model, from_cache=True, input_hash=key)
+        # Here, not at the top: the package takes about 0.5 s to import, in every process that loads
+        # the code location, and it is loaded already when there is a client to call.
+        import openai
+
         prompt_tokens = completion_tokens = 0
         try:
             response = self.client.chat.completions.create(
