@@ -16,9 +16,11 @@ CHROMIUM := /usr/bin/chromium
 demo: $(INSTALLED)  ## simulated tenants through the whole flow, on DuckDB
 	$(BIN)/tenantpulse demo
 
-# One pytest worker per core (pytest-xdist); the longest tests are stolen first by idle workers.
+# pytest-xdist workers (default: one per core); each starts on its share of the longest tests
+# (tests/conftest.py, SLOW_MODULES) and idle workers take short ones from the others.
+TEST_WORKERS ?= auto
 test: $(INSTALLED) $(PYAIRBYTE) $(CHROMIUM)  ## the test suite (Postgres tests skip when no server is reachable, except under CI=true)
-	$(BIN)/pytest -n auto --dist worksteal
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 dev: $(INSTALLED)  ## the Dagster UI and daemon on http://127.0.0.1:3000
 	$(BIN)/tenantpulse dev

@@ -65,26 +65,28 @@ def pytest_configure(config):
             )
 
 
-# The modules with the longest tests (a full run's --durations), longest first. They run first,
-# each module whole (its module-scoped fixtures are built once), so that the pytest-xdist workers
-# end on short tests and finish together: `--dist worksteal` gives an idle worker tests from the
-# end of another's queue. test_dbt_demo_parity builds the run's demo_flow; test_web_dashboard,
-# which copies it, is not among them, so that it comes later and finds it built.
-SLOW_MODULES = (
-    "test_deployment_processes.py",
-    "test_cli.py",
-    "test_dagster_ui.py",
-    "test_flow.py",
-    "test_fuzz_flow.py",
-    "test_tenant_isolation.py",
-    "test_dbt_demo_parity.py",
-    "test_flow_history.py",
-    "test_removed_tenant.py",
-    "test_connect_demo.py",
-    "test_pyairbyte.py",
-    "test_dbt_marts.py",
-    "test_airbyte.py",
-)
+# The modules with the longest tests, with their seconds in a full run (--durations, clean-clone
+# CI, 2026-12-06). `--dist worksteal` gives each pytest-xdist worker an equal run of the collected
+# tests and lets an idle worker take tests from the end of another's, so each worker's run starts
+# with its share of these modules (each whole: its module-scoped fixtures are built once; each to
+# the worker with the fewest seconds so far) and ends on short tests, and the workers finish
+# together. test_dbt_demo_parity builds the run's demo_flow (its seconds are the build's);
+# test_web_dashboard, which copies it, is not among them, so that it comes later and finds it built.
+SLOW_MODULES = {
+    "test_dbt_marts.py": 560,
+    "test_cli.py": 270,
+    "test_flow.py": 240,
+    "test_flow_history.py": 230,
+    "test_dagster_ui.py": 185,
+    "test_deployment_processes.py": 180,
+    "test_tenant_isolation.py": 155,
+    "test_connect_demo.py": 150,
+    "test_dbt_demo_parity.py": 100,
+    "test_fuzz_flow.py": 100,
+    "test_pyairbyte.py": 75,
+    "test_removed_tenant.py": 50,
+    "test_airbyte.py": 50,
+}
 
 
 def pytest_unconfigure(config):
@@ -101,9 +103,24 @@ def pytest_unconfigure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The SLOW_MODULES' tests first, in that order; the others after them, as collected."""
-    rank = {name: i for i, name in enumerate(SLOW_MODULES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    """Each worker's run of tests (as worksteal deals them out: equal runs in collection order)
+    starts with its share of the SLOW_MODULES, longest first; the other tests fill the runs up, as
+    collected. Without pytest-xdist, one run: the SLOW_MODULES first."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    runs: list[list] = [[] for _ in range(workers)]
+    seconds = [0] * workers
+    for module in sorted(SLOW_MODULES, key=SLOW_MODULES.get, reverse=True):
+        worker = seconds.index(min(seconds))
+        runs[worker] += [item for item in items if item.path.name == module]
+        seconds[worker] += SLOW_MODULES[module]
+    others = [item for item in items if item.path.name not in SLOW_MODULES]
+    left = len(items)
+    for i, run in enumerate(runs):
+        size = left // (workers - i)  # the length of the run worksteal gives worker i
+        left -= size
+        while len(run) < size and others:
+            run.append(others.pop(0))
+    items[:] = [item for run in runs for item in run] + others
 
 
 def _admin_connection():
