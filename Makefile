@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # PyAirbyte (embedded mode, docs/airbyte.md) pins pandas<3 and duckdb 1.4: its own environment.
 PYAIRBYTE := .venv-pyairbyte/.installed
-# Debian's chromium, which tests/test_dagster_ui.py drives through Playwright (never `playwright
+# Debian's chromium, which tests/test_demo.py drives through Playwright (never `playwright
 # install`: it downloads a browser from outside the package registry). Nothing to do when it is
 # installed already; without apt-get the test skips (and fails under CI=true).
 # Defined before the rules: make expands a rule's prerequisites as it reads it.

@@ -66,26 +66,27 @@ def pytest_configure(config):
 
 
 # The modules with the longest tests, with their seconds in a full run (--durations, clean-clone
-# CI, 2026-12-06). `--dist worksteal` gives each pytest-xdist worker an equal run of the collected
-# tests and lets an idle worker take tests from the end of another's, so each worker's run starts
-# with its share of these modules (each whole: its module-scoped fixtures are built once; each to
-# the worker with the fewest seconds so far) and ends on short tests, and the workers finish
-# together. test_dbt_demo_parity builds the run's demo_flow (its seconds are the build's);
-# test_web_dashboard, which copies it, is not among them, so that it comes later and finds it built.
+# CI, 2026-12-07, a slow machine; test_demo.py and test_deployment_processes.py estimated from
+# the tests they took in). `--dist worksteal` gives each pytest-xdist worker an equal run of the
+# collected tests and lets an idle worker take tests from the end of another's, so each worker's
+# run starts with its share of these modules (each whole: its module-scoped fixtures are built
+# once; each to the worker with the fewest seconds so far) and ends on short tests, and the
+# workers finish together. test_dbt_demo_parity builds the run's demo_flow (its seconds are the
+# build's); test_web_dashboard, which copies it, is not among them, so that it comes later and
+# finds it built.
 SLOW_MODULES = {
-    "test_dbt_marts.py": 560,
-    "test_cli.py": 270,
-    "test_flow.py": 240,
-    "test_flow_history.py": 230,
-    "test_dagster_ui.py": 185,
-    "test_deployment_processes.py": 180,
-    "test_tenant_isolation.py": 155,
-    "test_connect_demo.py": 150,
-    "test_dbt_demo_parity.py": 100,
-    "test_fuzz_flow.py": 100,
-    "test_pyairbyte.py": 75,
-    "test_removed_tenant.py": 50,
-    "test_airbyte.py": 50,
+    "test_dbt_marts.py": 760,
+    "test_demo.py": 390,
+    "test_flow_history.py": 345,
+    "test_deployment_processes.py": 310,
+    "test_tenant_isolation.py": 235,
+    "test_connect_demo.py": 230,
+    "test_fuzz_flow.py": 160,
+    "test_dbt_demo_parity.py": 150,
+    "test_pyairbyte.py": 90,
+    "test_transform.py": 75,
+    "test_removed_tenant.py": 70,
+    "test_airbyte.py": 65,
 }
 
 

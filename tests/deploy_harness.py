@@ -241,6 +241,7 @@ query Runs($limit: Int) {
         creationTime
         startTime
         endTime
+        runConfig
         tags { key value }
       }
     }
@@ -258,6 +259,7 @@ class RunRecord:
     created: float
     ended: float | None
     tags: dict[str, str]
+    run_config: dict
 
     def describe(self) -> str:
         flow = self.tags.get("tenantpulse/flow", "-")
@@ -280,6 +282,7 @@ def runs_via_webserver(port: int, limit: int = 200) -> list[RunRecord]:
                 created=r["creationTime"],
                 ended=r["endTime"],
                 tags={t["key"]: t["value"] for t in r["tags"]},
+                run_config=r["runConfig"] or {},
             )
             for r in data["results"]
         ),

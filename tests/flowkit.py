@@ -1,5 +1,6 @@
 """Running one of the flow's jobs in the test's process, for tests about what a stage does rather
-than how the instance chains the stages (tests/test_flow.py follows real flows through a daemon)."""
+than how the instance chains the stages (tests/test_demo.py and
+tests/test_deployment_processes.py follow real flows through a daemon)."""
 
 from __future__ import annotations
 

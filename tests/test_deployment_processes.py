@@ -22,6 +22,7 @@ from conftest import (
     DAILY_PARTITIONS_END,
     POSTGRES_ADMIN_URL,
     SHORT_HISTORY,
+    SHORT_HISTORY_START,
     SIM_END_DATE,
     _admin_connection,
 )
@@ -43,6 +44,7 @@ from deploy_harness import (
     write_dagster_home,
 )
 from tenantpulse import flow
+from tenantpulse.defs.dbt import dbt_run_config_of
 
 pytestmark = pytest.mark.postgres
 
@@ -189,21 +191,27 @@ def test_daemon_webserver_and_code_server_run_the_flow_by_themselves(
         run_cli(["simulate"], env, tmp_path)
 
         # The rest is the daemon's: new_syncs_sensor -> land_job -> flow_sensor -> each stage.
-        # (A second sync's flow is the same chain again: tests/test_flow.py follows one through a
-        # daemon on DuckDB.)
-        first = wait_for(
-            "the first flow to reach act_job by itself",
-            lambda: _flow_done(web_port),
-            timeout=FLOW_TIMEOUT,
-            interval=2,
-            on_timeout=diagnostics,
-            alive=processes.check_alive,
-        )
+        def flow_by_itself(name: str, seen: set[str]) -> list[RunRecord]:
+            runs = wait_for(
+                f"the {name} flow to reach act_job by itself",
+                lambda: _flow_done(web_port, seen),
+                timeout=FLOW_TIMEOUT,
+                interval=2,
+                on_timeout=diagnostics,
+                alive=processes.check_alive,
+            )
+            assert [r.job for r in runs] == FLOW_JOBS, [r.describe() for r in runs]
+            assert all(r.status == "SUCCESS" for r in runs), [r.describe() for r in runs]
+            assert {r.tags[flow.TRIGGER_TAG] for r in runs} == {"new_syncs"}
+            return runs
+
+        first = flow_by_itself("first", set())
         sync_to_act = time.monotonic() - synced
         first_flow = first[-1].tags[FLOW_TAG]
         assert (FLOW_JOBS[0], FLOW_JOBS[-1]) == ("land_job", "act_job"), FLOW_JOBS
-        assert [r.job for r in first] == FLOW_JOBS, [r.describe() for r in first]
-        assert all(r.status == "SUCCESS" for r in first), [r.describe() for r in first]
+        # The first build: every day, every row tested; the actions on the newest day with data.
+        assert _dbt_window(first[1]) == (SHORT_HISTORY_START, DAILY_PARTITIONS_END, None)
+        assert first[-1].tags["dagster/partition"] == SIM_END_DATE
 
         with psycopg.connect(warehouse_db_url) as conn:
             for table in (
@@ -232,6 +240,18 @@ def test_daemon_webserver_and_code_server_run_the_flow_by_themselves(
         ]
         assert unhealthy == [], f"daemons not healthy: {unhealthy}"
 
+        # The next simulated day: its sync alone leads the daemon through the same runs, now over
+        # the days around the new sync (Nov 2), its staging tests over the rows synced since.
+        run_cli(["simulate"], env, tmp_path)
+        second = flow_by_itself("second", {first_flow})
+        assert _dbt_window(second[1]) == ("2026-10-30", DAILY_PARTITIONS_END, "2026-10-30")
+        assert second[-1].tags["dagster/partition"] == "2026-11-02"
+        with psycopg.connect(warehouse_db_url) as conn:
+            # Both land runs marked their tenants for a build, and both dbt runs cleared them.
+            assert conn.execute("select count(*) from ops.dbt_pending_tenants").fetchone() == (0,)
+            newest = conn.execute("select max(as_of) from analysis.health_scores").fetchone()[0]
+            assert str(newest)[:10] == DAILY_PARTITIONS_END
+
         print(
             f"\ndeployment processes: first sync to act_job success {sync_to_act:.1f} s "
             f"(flow {first_flow}: "
@@ -242,10 +262,15 @@ def test_daemon_webserver_and_code_server_run_the_flow_by_themselves(
         processes.stop()
 
 
-def _flow_done(web_port: int) -> list[RunRecord] | None:
-    """The flow's runs once its act_job run has succeeded, in creation order; raise at once if a
-    run failed or the flow ended early (the sensor's tenantpulse/next tag says why)."""
-    runs = [r for r in runs_via_webserver(web_port) if FLOW_TAG in r.tags]
+def _flow_done(web_port: int, seen: set[str]) -> list[RunRecord] | None:
+    """The runs of a flow not in `seen` (flow ids) once its act_job run has succeeded, in creation
+    order; raise at once if a run failed or the flow ended early (the sensor's tenantpulse/next
+    tag says why)."""
+    runs = [
+        r
+        for r in runs_via_webserver(web_port)
+        if FLOW_TAG in r.tags and r.tags[FLOW_TAG] not in seen
+    ]
     for run in runs:
         if run.status in ("FAILURE", "CANCELED"):
             raise AssertionError(f"a flow run did not succeed: {run.describe()}")
@@ -255,3 +280,14 @@ def _flow_done(web_port: int) -> list[RunRecord] | None:
         flow = [r for r in runs if r.tags[FLOW_TAG] == act.tags[FLOW_TAG]]
         return flow
     return None
+
+
+def _dbt_window(run: RunRecord) -> tuple[str, str, str | None]:
+    """A dbt_job run's days (its partition range) and the first sync day its staging tests
+    checked (None: every row)."""
+    since = dbt_run_config_of(run.run_config).test_rows_synced_since
+    return (
+        run.tags[flow.PARTITION_RANGE_START],
+        run.tags[flow.PARTITION_RANGE_END],
+        since or None,
+    )

@@ -1,5 +1,7 @@
 """The flow through Dagster: raw observed and landed for several tenants in one run, and the
-chain of runs the instance launches (a real daemon follows a flow started by the CLI)."""
+chain of runs the instance launches. Real daemons follow whole flows in tests/test_demo.py (started
+by the CLI, on DuckDB) and tests/test_deployment_processes.py (started by syncs alone, on
+Postgres)."""
 
 import subprocess
 import sys
@@ -9,14 +11,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from conftest import SHORT_HISTORY, SHORT_HISTORY_START, make_settings
+from conftest import make_settings
 from flowkit import land, memory_instance, run_job, step_errors
 from rawdata import raw_name, raw_relation, sync_time, write_raw, write_raw_rows
 from tenantpulse import flow
 from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.partitions import partition_ranges
 from tenantpulse.defs.tenants import sync_tenant_partitions
-from tenantpulse.flow_runs import _stop, dagster_instance, describe_run, run_flow
+from tenantpulse.flow_runs import _stop, dagster_instance, describe_run
 from tenantpulse.tenants.registry import add_tenant, list_tenants, remove_tenant
 from tenantpulse.warehouse import open_warehouse
 
@@ -430,86 +432,6 @@ def test_with_a_daily_flow_new_syncs_are_only_landed(tmp_path, warehouse_url):
         )
         [daily] = tick.run_requests
         assert flow.UNTIL_TAG not in daily.tags
-
-
-# On Postgres the same chain runs in tests/test_deployment_processes.py, with the code server,
-# daemon and webserver as separate processes.
-@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
-def test_the_cli_and_the_daemon_run_the_same_chain_of_runs_to_fresh_actions(
-    tmp_path, warehouse_url
-):
-    """`run` launches a flow into the instance and a daemon carries it to the actions; then a
-    new sync alone, with no command, leads the daemon through the same runs again."""
-    from tenantpulse.flow_runs import follow_flow, running_daemon
-    from tenantpulse.simulator.run import assign_profile, run_simulation
-
-    # The simulator's shortest history: fewer daily partitions for the first build's bookkeeping.
-    settings = make_settings(tmp_path, warehouse_url, **SHORT_HISTORY)
-    warehouse = open_warehouse(settings.warehouse)
-    with warehouse.connect() as conn:
-        add_tenant(conn, "acme", "Acme", "stripe,github")
-        add_tenant(conn, "globex", "Globex", "stripe")
-        assign_profile(conn, "globex", "churning")
-        tenants = list_tenants(conn)
-    run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
-    instance = dagster_instance(settings)
-    printed = []
-    stages = run_flow(settings, instance, echo=printed.append)
-    assert [(s.stage, s.success) for s in stages] == [
-        ("land", True),
-        ("dbt", True),
-        ("analyse", True),
-        ("act", True),
-    ], printed
-    # The first build: every day.
-    assert stages[1].partitions == (
-        f"job dbt_job ({SHORT_HISTORY_START}..2026-11-03; tests: every row)"
-    )
-    assert stages[3].partitions == "job act_job (2026-11-01)"  # the newest day with data
-    cli_runs = [r for r in instance.get_runs() if r.tags.get(flow.TRIGGER_TAG) == "cli"]
-    assert sorted(r.job_name for r in cli_runs) == sorted(s.job for s in flow.STAGES)
-    for run in cli_runs:  # launched from the code location, as the UI's job pages list them
-        assert run.remote_job_origin.location_name == "tenantpulse"
-        assert run.tags[flow.NEXT_TAG] in {s.job for s in flow.STAGES} or run.tags[
-            flow.NEXT_TAG
-        ].startswith(flow.END)
-    with warehouse.connect() as conn:
-        assert conn.fetch_all(
-            "select tenant_id, count(*) from analysis.health_scores group by 1 order by 1"
-        ) == [("acme", 6), ("globex", 6)]  # 2026-10-29..2026-11-03: 3 days before the sync on
-
-    # The next simulated day: only the daemon, no command.
-    run_simulation(warehouse, tenants, settings.simulator, show_progress=False)
-    with running_daemon(settings, instance, echo=printed.append):
-        flow_id = _wait_for_flow_started_by(instance, "new_syncs")
-        followed = list(follow_flow(instance, flow_id, stage_timeout_seconds=300))
-    assert [(s.stage, s.success) for s in followed] == [
-        ("land", True),
-        ("dbt", True),
-        ("analyse", True),
-        ("act", True),
-    ]
-    # The staging tests passed in the first flow: now only the rows synced in the window.
-    assert followed[1].partitions == (
-        "job dbt_job (2026-10-30..2026-11-03; tests: rows synced since 2026-10-30;"
-        " every tenant (a land of every tenant came before, or most tenants changed))"
-    )
-    assert followed[3].partitions == "job act_job (2026-11-02)"  # the new day's data
-    with warehouse.connect() as conn:
-        newest = conn.fetch_value("select max(as_of) from analysis.health_scores")
-        # Both land runs marked their tenants for a build, and both dbt runs cleared the marks.
-        assert conn.fetch_value("select count(*) from ops.dbt_pending_tenants") == 0
-    assert str(newest)[:10] == "2026-11-03"
-
-
-def _wait_for_flow_started_by(instance, trigger: str, timeout: float = 120.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = instance.get_runs(dg.RunsFilter(tags={flow.TRIGGER_TAG: trigger}))
-        if runs:
-            return runs[0].tags[flow.FLOW_TAG]
-        time.sleep(0.5)
-    raise AssertionError(f"no flow started by {trigger} in {timeout:.0f}s")
 
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)

@@ -1,14 +1,17 @@
-"""What a new user sees in the Dagster UI after `tenantpulse demo`, in a real browser: Playwright
-driving Debian's chromium (`make test` installs it) against `dagster-webserver` on 127.0.0.1.
+"""`tenantpulse demo` as a new user runs it, in one test, in order: the demo (every demo tenant
+through the flow, the planted signals found), the demo again (the next simulated day), a land run
+with nothing new; the reports; a backfill of the analysis; then the Dagster UI in a real browser:
+Playwright driving Debian's chromium (`make test` installs it) against `dagster-webserver` on
+127.0.0.1. One demo for both: each flow through a daemon costs minutes of the suite.
 
-One test, in order: the demo and a second, no-op land run; then the UI. Screenshots are saved in
-tests/artifacts/ (not committed) as evidence of what was asserted. No request may leave
-127.0.0.1: the browser's others are aborted and listed.
+Screenshots are saved in tests/artifacts/ (not committed) as evidence of what was asserted. No
+request may leave 127.0.0.1: the browser's others are aborted and listed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import math
 import os
@@ -22,13 +25,17 @@ import urllib.request
 from pathlib import Path
 
 import dagster as dg
+from click.testing import CliRunner
 
 from browserkit import CHROMIUM, browser_or_skip
-from conftest import SIM_END_DATE, make_settings
+from conftest import DAILY_PARTITIONS_END, SIM_END_DATE
+from tenantpulse import flow
 from tenantpulse.analysis.checks import CHECKS
-from tenantpulse.config import child_environment
-from tenantpulse.definitions import daily_partitions
+from tenantpulse.cli import main
+from tenantpulse.config import child_environment, load_settings
+from tenantpulse.definitions import build_definitions, daily_partitions
 from tenantpulse.flow_runs import dagster_instance, workspace_file
+from tenantpulse.simulator import DEMO_TENANTS, planted_anomaly_dates
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # the tests run as root
@@ -49,14 +56,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _cli(env: dict, *args: str) -> str:
-    done = subprocess.run(
-        [str(BIN / "tenantpulse"), *args], env=env, capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, f"tenantpulse {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
 
 
 @contextlib.contextmanager
@@ -119,17 +118,24 @@ def _wait_until_loaded(base: str, server: subprocess.Popen, log: Path) -> None:
     )
 
 
-def test_a_new_user_sees_the_demo_flow_in_the_dagster_ui(tmp_path):
-    sync_playwright = browser_or_skip()
-    settings = make_settings(
-        tmp_path,
-        f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
-        TENANTPULSE_SIM_HISTORY_DAYS="28",  # the smallest history the simulator allows
-        TENANTPULSE_SIM_VOLUME="0.1",
-        TENANTPULSE_DAILY_PARTITIONS_START="",  # local mode's default: the simulated history
-        TENANTPULSE_DAILY_PARTITIONS_END=SIM_END_DATE,
-    )
-    env = child_environment(settings)
+def test_a_new_user_runs_the_demo_and_sees_it_in_the_reports_and_the_dagster_ui(
+    tmp_path, monkeypatch
+):
+    home = {
+        "TENANTPULSE_HOME": str(tmp_path / "home"),
+        "TENANTPULSE_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
+        "TENANTPULSE_SIM_END_DATE": SIM_END_DATE,
+        # The simulator's default volume and history enough for the planted signals.
+        "TENANTPULSE_SIM_HISTORY_DAYS": "120",
+        "TENANTPULSE_SIM_VOLUME": "1.0",
+        "TENANTPULSE_DAILY_PARTITIONS_START": "2026-07-01",
+        "TENANTPULSE_DAILY_PARTITIONS_END": DAILY_PARTITIONS_END,
+    }
+    for name, value in home.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the deterministic writer
+    settings = load_settings()
     dagster_instance(settings)  # dagster.yaml, so the webserver can start alongside the demo
     log = tmp_path / "webserver.log"
     timings, started = {}, time.monotonic()
@@ -137,13 +143,21 @@ def test_a_new_user_sees_the_demo_flow_in_the_dagster_ui(tmp_path):
     def lap(name: str) -> None:
         timings[name] = round(time.monotonic() - started - sum(timings.values()), 1)
 
+    def run_cli(*args: str):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
     ARTIFACTS.mkdir(exist_ok=True)
-    with _webserver(settings, env, log) as (base, server):
-        _cli(env, "demo")
-        lap("demo")
+    with _webserver(settings, child_environment(settings), log) as (base, server):
+        _first_and_second_demo(run_cli)
+        lap("two demos")
         # The flow again with no new syncs: a land run that merges nothing.
-        assert "[land]" in _cli(env, "run", "--until", "land")
+        no_op = run_cli("run", "--until", "land")
+        assert no_op.exit_code == 0 and "[land]" in no_op.output, no_op.output
         lap("no-op land")
+        _reports_find_the_planted_signals(run_cli)
+        _backfill_of_the_analysis_is_one_run(settings)
+        lap("reports and backfill")
+        sync_playwright = browser_or_skip()  # after the demo's own checks, which need none
         _wait_until_loaded(base, server, log)
         lap("webserver loaded")
         expected = _expectations(settings)
@@ -154,8 +168,111 @@ def test_a_new_user_sees_the_demo_flow_in_the_dagster_ui(tmp_path):
         with sync_playwright() as playwright:
             _look_at_the_ui(playwright, base, expected)
         lap("browser")
-    # Where the test's time goes (the demo's dbt run, mostly), kept with the screenshots.
-    (ARTIFACTS / "ui_timings.json").write_text(json.dumps(timings, indent=2))
+    # Where the test's time goes (the demos' flows, mostly), kept with the screenshots.
+    (ARTIFACTS / "demo_timings.json").write_text(json.dumps(timings, indent=2))
+
+
+def _first_and_second_demo(run_cli) -> None:
+    first = run_cli("demo")
+    assert first.exit_code == 0, first.output
+    assert "[dbt] job dbt_job (2026-07-01..2026-11-03; tests: every row)" in first.output
+    for tenant in DEMO_TENANTS:
+        row = next(
+            line for line in first.output.splitlines() if line.startswith(tenant.tenant_id + " ")
+        )
+        synced, landed, quarantined = (int(v.replace(",", "")) for v in row.split()[3:6])
+        assert synced > 0 and landed == synced and quarantined == 0, row
+        mrr = row.split()[6]  # from analytics.user_dashboard_summary: every demo tenant has Stripe
+        assert float(mrr.replace(",", "")) > 0, row
+    # The demo acts on the newest day with data: the churning tenant's call and discount, once.
+    fired = [line for line in first.output.splitlines() if "fired now" in line]
+    assert [line.split()[2] for line in fired] == [
+        "churn_rescue/offer_discount",
+        "churn_rescue/schedule_customer_call",
+    ]
+    assert all(line.split()[:2] == ["2026-11-01", "globex_churn"] for line in fired)
+    # Each of the demo's runs was launched from the code location, as the UI's job pages list
+    # them, and says which stage came next (or why the flow ended).
+    with dg.DagsterInstance.from_config(str(load_settings().dagster_home)) as instance:
+        runs = instance.get_runs()
+    assert sorted(r.job_name for r in runs) == sorted(FLOW_JOBS)
+    for run in runs:
+        assert run.tags[flow.TRIGGER_TAG] == "cli"
+        assert run.remote_job_origin.location_name == "tenantpulse"
+        assert run.tags[flow.NEXT_TAG] in FLOW_JOBS or run.tags[flow.NEXT_TAG].startswith(flow.END)
+
+    second = run_cli("demo")
+    assert second.exit_code == 0, second.output
+    assert "fired now" not in second.output  # the next day: the 30-day cooldown holds them back
+    assert "churn_rescue/offer_discount" in second.output and "fired earlier" in second.output
+    assert "[simulate] 18 syncs" in second.output
+    # The second sync is dated Nov 2: the marts are rebuilt from Oct 30 for the demo's tenants,
+    # the ones its land run named (all of them: more than half, so the run covers every tenant),
+    # and the staging tests check the rows synced since then.
+    assert (
+        "[dbt] job dbt_job (2026-10-30..2026-11-03; tests: rows synced since 2026-10-30;"
+        " every tenant (a land of every tenant came before, or most tenants changed))"
+        in second.output
+    )
+    assert "[analyse] job analyse_job (2026-10-30..2026-11-03)" in second.output
+
+
+def _reports_find_the_planted_signals(run_cli) -> None:
+    def report(tenant_id):
+        result = run_cli("report", tenant_id, "--date", "2026-11-01")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    churning, growing = report("globex_churn"), report("acme_growth")
+    assert churning["churn_risk"] == "high" and churning["health_score"] < growing["health_score"]
+    assert growing["churn_risk"] == "low"
+    assert growing["patterns"]["revenue_trend"]["direction"] == "up"
+    seasonal = report("initech_weekly")["patterns"]["seasonality"]
+    assert seasonal == {"weekly": True, "peak_day": "Tue"}
+    found = [
+        dt.date.fromisoformat(a["date"])
+        for a in report("umbrella_spikes")["patterns"]["anomalies"]
+        if a["metric"] == "revenue"
+    ]
+    history_start = dt.date(2026, 11, 1) - dt.timedelta(days=120)
+    for planted, _ in planted_anomaly_dates(history_start, dt.date(2026, 11, 1)):
+        assert any(abs((day - planted).days) <= 1 for day in found), (planted, found)
+    slowing = report("hooli_eng")["recommendations"]
+    assert any("PR" in r["action"] for r in slowing), slowing
+    # Every tenant's document has grounded insights and recommendation wording.
+    for tenant in DEMO_TENANTS:
+        document = report(tenant.tenant_id)
+        assert document["generated_by"] == "deterministic"
+        assert document["grounding"]["sentences_dropped"] == 0, document["grounding"]
+        assert document["insights"]["strengths"] or document["insights"]["improvements"]
+        assert all(r["impact"] for r in document["recommendations"]), document
+    assert any(
+        s.startswith("Average daily revenue over the last 30 days is up ")
+        for s in growing["insights"]["strengths"]
+    )
+    assert any(
+        s.startswith("Churn risk is high (probability ")
+        for s in churning["insights"]["improvements"]
+    )
+    missing = run_cli("report", "acme_growth", "--date", "2026-01-01")
+    assert missing.exit_code != 0 and "no analysis of acme_growth for 2026-01-01" in missing.output
+
+
+def _backfill_of_the_analysis_is_one_run(settings) -> None:
+    """A backfill of 30 days of analysis is one run."""
+    job = build_definitions(settings).resolve_job_def("analyse_job")
+    result = job.execute_in_process(
+        instance=dagster_instance(settings),
+        tags={
+            "dagster/asset_partition_range_start": "2026-10-01",
+            "dagster/asset_partition_range_end": "2026-10-30",
+        },
+    )
+    assert result.success
+    materialized = dagster_instance(settings).get_materialized_partitions(
+        dg.AssetKey(["analysis", "health_scores"])
+    )
+    assert {f"2026-10-{d:02d}" for d in range(1, 31)} <= materialized
 
 
 def _expectations(settings) -> dict:
@@ -165,7 +282,7 @@ def _expectations(settings) -> dict:
         analysed = instance.get_materialized_partitions(dg.AssetKey(["analysis", "health_scores"]))
         runs = {job: instance.get_runs(dg.RunsFilter(job_name=job)) for job in FLOW_JOBS}
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for rs in runs.values() for r in rs)
-    assert [len(runs[job]) for job in FLOW_JOBS] == [2, 1, 1, 1]
+    assert [len(runs[job]) for job in FLOW_JOBS] == [3, 2, 3, 2]  # the backfill: one more
     assert 0 < len(analysed) <= len(keys)
     return {"filled": f"{math.floor(len(analysed) / len(keys) * 100)}% filled"}
 
