@@ -9,13 +9,13 @@
    test is never filtered. #}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
-    {%- set window = run_window() if relation.schema == 'staging' else none -%}
-    {%- if window and window.tests_since -%}
+    {%- set window = run_window() -%}
+    {%- if window and window.tests_since and relation.schema == 'staging' -%}
         {%- set recent = "synced_at >= cast('" ~ window.tests_since ~ " 00:00:00+00' as timestamp with time zone)" -%}
         {%- set where = "(" ~ where ~ ") and " ~ recent if where else recent -%}
     {%- endif -%}
-    {%- if run_scope() -%}
-        {%- set rebuilt = in_run_tenants() -%}
+    {%- if run_scope(window) -%}
+        {%- set rebuilt = in_run_tenants(window=window) -%}
         {%- set where = "(" ~ where ~ ") and " ~ rebuilt if where else rebuilt -%}
     {%- endif -%}
     {%- if where -%}

@@ -9,8 +9,9 @@
     the newest day of any tenant): its tenants are the marked ones alone, without those whose day
     spine moved, and it stays in place when the run widens to every tenant (run_scope_widened).
 #}
-{% macro run_scope() -%}
-    {%- set window = run_window() -%}
+{% macro run_scope(window=none) -%}
+    {#- `window`: the run's window when the caller has read it already (one query less). -#}
+    {%- set window = window or run_window() -%}
     {%- if not window or not window.changed_tenants_only -%}
         {{ return(none) }}
     {%- endif -%}
@@ -23,8 +24,8 @@
 {%- endmacro %}
 
 {# The run's tenants as a query of one column, tenant_id; none in a run over every tenant. #}
-{% macro run_tenants_query() -%}
-    {%- set run_id = run_scope() -%}
+{% macro run_tenants_query(window=none) -%}
+    {%- set run_id = run_scope(window) -%}
     {%- if not run_id -%}
         {{ return(none) }}
     {%- endif -%}
@@ -34,8 +35,8 @@
 
 {# The run's tenants as SQL literals ('a', 'b', in tenant_id order), each checked to be a tenant
    id; '' when the run has none, none in a run over every tenant. #}
-{% macro run_tenants_literals() -%}
-    {%- set tenants = run_tenants_query() -%}
+{% macro run_tenants_literals(window=none) -%}
+    {%- set tenants = run_tenants_query(window) -%}
     {%- if not tenants -%}
         {{ return(none) }}
     {%- endif -%}
@@ -50,8 +51,8 @@
    are read when the model compiles, just before it runs (so those whose spine moved are in), and
    written as a list of literals: a list is a filter DuckDB applies where it reads a table, a
    subquery a join after it has computed every row. #}
-{% macro in_run_tenants(tenant_column='tenant_id') -%}
-    {%- set literals = run_tenants_literals() -%}
+{% macro in_run_tenants(tenant_column='tenant_id', window=none) -%}
+    {%- set literals = run_tenants_literals(window) -%}
     {%- if literals is none -%}
         true
     {%- elif literals -%}
