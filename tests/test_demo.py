@@ -2,7 +2,8 @@
 through the flow, the planted signals found), the demo again (the next simulated day), a land run
 with nothing new; the reports; a backfill of the analysis; then the Dagster UI in a real browser:
 Playwright driving Debian's chromium (`make test` installs it) against `dagster-webserver` on
-127.0.0.1. One demo for both: each flow through a daemon costs minutes of the suite.
+127.0.0.1. One demo serves the CLI's checks and the UI's: each flow through a daemon costs minutes
+of the suite.
 
 Screenshots are saved in tests/artifacts/ (not committed) as evidence of what was asserted. No
 request may leave 127.0.0.1: the browser's others are aborted and listed.
@@ -148,7 +149,7 @@ def test_a_new_user_runs_the_demo_and_sees_it_in_the_reports_and_the_dagster_ui(
 
     ARTIFACTS.mkdir(exist_ok=True)
     with _webserver(settings, child_environment(settings), log) as (base, server):
-        _first_and_second_demo(run_cli)
+        _first_and_second_demo(run_cli, settings)
         lap("two demos")
         # The flow again with no new syncs: a land run that merges nothing.
         no_op = run_cli("run", "--until", "land")
@@ -172,7 +173,7 @@ def test_a_new_user_runs_the_demo_and_sees_it_in_the_reports_and_the_dagster_ui(
     (ARTIFACTS / "demo_timings.json").write_text(json.dumps(timings, indent=2))
 
 
-def _first_and_second_demo(run_cli) -> None:
+def _first_and_second_demo(run_cli, settings) -> None:
     first = run_cli("demo")
     assert first.exit_code == 0, first.output
     assert "[dbt] job dbt_job (2026-07-01..2026-11-03; tests: every row)" in first.output
@@ -193,8 +194,7 @@ def _first_and_second_demo(run_cli) -> None:
     assert all(line.split()[:2] == ["2026-11-01", "globex_churn"] for line in fired)
     # Each of the demo's runs was launched from the code location, as the UI's job pages list
     # them, and says which stage came next (or why the flow ended).
-    with dg.DagsterInstance.from_config(str(load_settings().dagster_home)) as instance:
-        runs = instance.get_runs()
+    runs = dagster_instance(settings).get_runs()
     assert sorted(r.job_name for r in runs) == sorted(FLOW_JOBS)
     for run in runs:
         assert run.tags[flow.TRIGGER_TAG] == "cli"
@@ -261,17 +261,16 @@ def _reports_find_the_planted_signals(run_cli) -> None:
 def _backfill_of_the_analysis_is_one_run(settings) -> None:
     """A backfill of 30 days of analysis is one run."""
     job = build_definitions(settings).resolve_job_def("analyse_job")
+    instance = dagster_instance(settings)
     result = job.execute_in_process(
-        instance=dagster_instance(settings),
+        instance=instance,
         tags={
             "dagster/asset_partition_range_start": "2026-10-01",
             "dagster/asset_partition_range_end": "2026-10-30",
         },
     )
     assert result.success
-    materialized = dagster_instance(settings).get_materialized_partitions(
-        dg.AssetKey(["analysis", "health_scores"])
-    )
+    materialized = instance.get_materialized_partitions(dg.AssetKey(["analysis", "health_scores"]))
     assert {f"2026-10-{d:02d}" for d in range(1, 31)} <= materialized
 
 
