@@ -25,7 +25,9 @@ import psycopg
 import pytest
 from filelock import FileLock
 
+import dbt_forkserver
 from tenantpulse.config import default_raw_path, load_settings, parse_warehouse_url
+from tenantpulse.transform import dbt_cli
 from tenantpulse.transform.dbt_cli import prepare_manifest
 from tenantpulse.warehouse import open_warehouse
 
@@ -63,6 +65,15 @@ def pytest_configure(config):
             prepare_manifest(
                 load_settings({"TENANTPULSE_HOME": home, "TENANTPULSE_WAREHOUSE_URL": url})
             )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_forked_from_a_preloaded_process():
+    """Each dbt the tests run through dbt_cli.run_dbt forked from a process that imported dbt
+    (tests/dbt_forkserver.py). dbt inside Dagster runs (dagster-dbt) still starts anew."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dbt_cli, "launch_dbt", dbt_forkserver.launch_dbt)
+        yield
 
 
 # The modules with the longest tests, with their seconds in a full run (--durations, clean-clone
