@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -155,10 +156,10 @@ def _create_database(name: str, template: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def postgres_database(template: str | None = None):
+def postgres_database(template: str | None = None, name: str | None = None):
     """The URL of a fresh database, dropped afterwards (for a test needing a second one); with
-    `template`, a copy of that database."""
-    name = f"tenantpulse_test_{uuid.uuid4().hex[:12]}"
+    `template`, a copy of that database; with `name`, under that name (else a new one)."""
+    name = name or f"tenantpulse_test_{uuid.uuid4().hex[:12]}"
     url = _create_database(name, template)
     try:
         yield url
@@ -168,10 +169,11 @@ def postgres_database(template: str | None = None):
 
 
 @contextlib.contextmanager
-def copied_warehouse(url: str, directory: Path) -> Iterator[str]:
+def copied_warehouse(url: str, directory: Path, database: str | None = None) -> Iterator[str]:
     """The URL of a copy of the warehouse at `url`, for a test that changes what a shared fixture
     built: the DuckDB file and its raw files' folder copied into `directory`, or a Postgres
-    database created from it as a template (dropped afterwards). Nothing may hold the source open."""
+    database created from it as a template (named `database`, else anew; dropped afterwards).
+    Nothing may hold the source open."""
     source = parse_warehouse_url(url)
     if source.dialect == "duckdb":
         target = directory / "warehouse.duckdb"
@@ -183,7 +185,8 @@ def copied_warehouse(url: str, directory: Path) -> Iterator[str]:
             shutil.copytree(source.raw_path, default_raw_path(target))
         yield f"duckdb:///{target}"
         return
-    with postgres_database(template=source.postgres_dsn.rsplit("/", 1)[1]) as copy:
+    template = source.postgres_dsn.rsplit("/", 1)[1]
+    with postgres_database(template=template, name=database) as copy:
         yield copy
 
 
@@ -298,13 +301,42 @@ def built_once(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def copied_once_built(shared: contextlib.AbstractContextManager, directory: Path) -> Iterator[str]:
+def copied_once_built(
+    shared: contextlib.AbstractContextManager, directory: Path, database: str | None = None
+) -> Iterator[str]:
     """The URL of a copy of a `built_once` warehouse (`shared`: its `with`), whose lock is held
-    while it is copied, not after."""
+    while it is copied, not after (`directory`, `database`: copied_warehouse's)."""
     with contextlib.ExitStack() as copy:
         with shared as source:
-            url = copy.enter_context(copied_warehouse(source.warehouse.url, directory))
+            url = copy.enter_context(copied_warehouse(source.warehouse.url, directory, database))
         yield url
+
+
+@dataclass(frozen=True)
+class CopyPlace:
+    folder: Path  # the DuckDB copy's folder and TENANTPULSE_HOME's parent
+    database: str  # the Postgres copy's name
+
+
+@pytest.fixture
+def copy_place(tmp_path_factory) -> CopyPlace:
+    """Where this worker's tests copy a shared warehouse, the same for each (one after another):
+    the same DuckDB path or Postgres database and the same TENANTPULSE_HOME, emptied but for the
+    parse of the dbt project that the last dbt invocation saved there. dbt reuses a parse only
+    for the same warehouse path or database (dbt_cli.saved_parse): in a new place each test's
+    first dbt run parsed the whole project again, about 6.5 s of CPU."""
+    folder = tmp_path_factory.getbasetemp() / "copy"  # each pytest-xdist worker has its own
+    folder.mkdir(exist_ok=True)
+    home = folder / "home"
+    for entry in [*folder.iterdir(), *(home.iterdir() if home.exists() else [])]:
+        if entry in (home, home / "dbt"):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return CopyPlace(folder, f"tenantpulse_test_copy_{worker}_{os.environ[TEST_RUN_ENV]}")
 
 
 @pytest.fixture(scope="session")

@@ -418,10 +418,11 @@ def hand_built(request, built_once):
 
 
 @pytest.fixture(params=WAREHOUSES)
-def hand_copy(request, built_once, tmp_path):
+def hand_copy(request, built_once, copy_place):
     """A copy of the hand-made build for one test to change."""
-    with copied_once_built(built_once("hand", request.param, build_hand_made), tmp_path) as url:
-        settings = make_settings(tmp_path, url)
+    shared = built_once("hand", request.param, build_hand_made)
+    with copied_once_built(shared, copy_place.folder, copy_place.database) as url:
+        settings = make_settings(copy_place.folder, url)
         yield settings, open_warehouse(settings.warehouse)
 
 

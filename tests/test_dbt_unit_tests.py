@@ -13,10 +13,10 @@ from tenantpulse.transform.dbt_cli import run_dbt
 
 
 @pytest.mark.parametrize("kind", WAREHOUSES)
-def test_every_dbt_unit_test_passes_on_the_warehouse(demo_flow, kind, tmp_path):
+def test_every_dbt_unit_test_passes_on_the_warehouse(demo_flow, kind, copy_place, tmp_path):
     target = tmp_path / "dbt"
-    with copied_once_built(demo_flow(kind), tmp_path) as url:
-        settings = make_settings(tmp_path, url)
+    with copied_once_built(demo_flow(kind), copy_place.folder, copy_place.database) as url:
+        settings = make_settings(copy_place.folder, url)
         done = run_dbt(settings, ["test", "--select", "test_type:unit"], True, target_dir=target)
     assert done.returncode == 0, done.stdout[-3000:]
     unit_tests = [
