@@ -1,6 +1,6 @@
 """dbt for the test suite, forked from a process that has imported it instead of started anew:
 importing dbt and its adapters is about 3.5 s of CPU, a third of a dbt run over a test's few
-rows, and the suite runs dbt hundreds of times. conftest puts `launch_dbt` in the place of
+rows, and the suite runs dbt many times over. conftest puts `launch_dbt` in the place of
 tenantpulse.transform.dbt_cli.launch_dbt.
 
 The process is multiprocessing's forkserver (one per pytest-xdist worker, started on first use):
