@@ -29,7 +29,6 @@ from filelock import FileLock
 import dbt_forkserver
 from tenantpulse.config import default_raw_path, load_settings, parse_warehouse_url
 from tenantpulse.transform import dbt_cli
-from tenantpulse.transform.dbt_cli import prepare_manifest
 from tenantpulse.warehouse import open_warehouse
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -63,7 +62,7 @@ def pytest_configure(config):
     # `dbt parse` connects to neither warehouse: a throwaway home is enough.
     with tempfile.TemporaryDirectory(prefix="tenantpulse-parse-") as home:
         for url in (f"duckdb:///{home}/warehouse.duckdb", POSTGRES_ADMIN_URL):
-            prepare_manifest(
+            dbt_cli.prepare_manifest(
                 load_settings({"TENANTPULSE_HOME": home, "TENANTPULSE_WAREHOUSE_URL": url})
             )
 
