@@ -1,15 +1,19 @@
 """The tenantpulse command as a user types it: clear one-line errors, a flow stopped where asked,
 failed runs told by their cause (the demo end to end: tests/test_demo.py)."""
 
+import json
+from pathlib import Path
+
 import dagster as dg
 import pytest
 from click.testing import CliRunner
 
 from conftest import DAILY_PARTITIONS_END
+from tenantpulse import flow_runs
 from tenantpulse.cli import main
 from tenantpulse.config import load_settings
 from tenantpulse.defs.landing import landing_run_config
-from tenantpulse.flow_runs import describe_run, run_failure
+from tenantpulse.flow_runs import dagster_instance, describe_run, run_failure
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
 
@@ -91,11 +95,32 @@ def test_run_stops_after_the_named_stage_and_rejects_an_unknown_one(run_cli):
     result = run_cli("run", "--until", "land", "--lookback-days", "2")
     assert result.exit_code == 0, result.output
     assert "[land] job land_job (all tenants)" in result.output and "[dbt]" not in result.output
+    # `dagster job launch` created the run, and the daemon launched it, through the one code
+    # server the command started, on a socket that is gone with it.
+    [land] = dagster_instance(load_settings()).get_runs()
+    origin = land.remote_job_origin.repository_origin.code_location_origin
+    assert origin.location_name == "tenantpulse" and origin.socket.endswith("/grpc.sock")
+    assert json.loads(land.tags[".dagster/grpc_info"])["socket"] == origin.socket  # the launcher's
+    assert not Path(origin.socket).exists()
+    [log] = (load_settings().home / "logs").glob("code-server-*.log")
+    assert "Shutting down Dagster code server" in log.read_text()  # asked to, not killed
     unknown = run_cli("run", "--until", "publish")
     assert (
         unknown.exit_code != 0
         and "unknown stage 'publish'; stages: land, dbt, analyse, act" in unknown.output
     )
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_a_code_server_that_cannot_load_the_code_location_stops_the_run_with_its_error(
+    run_cli, monkeypatch
+):
+    monkeypatch.setattr(flow_runs, "CODE_LOCATION_MODULE", "tenantpulse.no_such_module")
+    run_cli("tenants", "add", "acme", "--sources", "stripe")
+    result = run_cli("run")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "Error: the code server exited (log: " in result.output
+    assert "No module named 'tenantpulse.no_such_module'" in result.output
 
 
 class _BrokenWarehouse(dg.ConfigurableResource):

@@ -15,18 +15,27 @@ import click
 
 from tenantpulse.actions.playbooks import with_checked_playbooks
 from tenantpulse.config import Settings, SettingsError, load_settings
+from tenantpulse.flow import FlowError
 from tenantpulse.tenants.ids import TenantIdError
 from tenantpulse.warehouse import WarehouseError, open_warehouse
 
 
 def _friendly_errors(command: Callable) -> Callable:
-    """Expected errors (bad settings, ids, sources, a busy warehouse) become one clear line."""
+    """Expected errors (bad settings, ids, sources, a busy warehouse, a flow that could not be
+    started or followed) become one clear line."""
 
     @wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (SettingsError, TenantIdError, WarehouseError, ValueError, LookupError) as error:
+        except (
+            SettingsError,
+            TenantIdError,
+            WarehouseError,
+            ValueError,
+            LookupError,
+            FlowError,
+        ) as error:
             raise click.ClickException(str(error)) from error
 
     return wrapper

@@ -43,6 +43,11 @@ PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 DEFAULT_LOOKBACK_DAYS = 3
 
 
+class FlowError(RuntimeError):
+    """The flow could not be started or followed (not: a stage failed, which is a StageRun of
+    flow_runs.py)."""
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str  # what the CLI prints and `--until` takes

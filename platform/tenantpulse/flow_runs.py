@@ -4,7 +4,9 @@
 The CLI launches the flow's first run with `dagster job launch` (into the instance's run queue)
 and the daemon does the rest, as it does for a sync it notices by itself: it dequeues the run,
 and `flow_sensor` launches each next stage when one succeeds (defs/flow.py). With no daemon
-running for this DAGSTER_HOME (no `make dev`), the CLI starts one for the flow's duration.
+running for this DAGSTER_HOME (no `make dev`), the CLI starts one for the flow's duration. Both
+reach the code location through one code server the CLI starts for the flow (`dagster api grpc`),
+not each through one of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tenantpulse import flow
 from tenantpulse.config import Settings, child_environment
@@ -31,13 +36,18 @@ from tenantpulse.defs.flow import flow_tags
 from tenantpulse.defs.landing import landing_run_config, landing_run_tenants
 from tenantpulse.defs.partitions import partition_ranges, tenant_partitions
 from tenantpulse.defs.tenants import sync_tenant_partitions
+from tenantpulse.flow import FlowError
 from tenantpulse.tenants.ids import validate_tenant_id
 from tenantpulse.tenants.registry import list_tenants
 from tenantpulse.warehouse import open_warehouse
 
 LOCATION_NAME = "tenantpulse"
-# Stopping a daemon the CLI started: then what is left of its process group is killed.
+CODE_LOCATION_MODULE = "tenantpulse.definitions"
+# Stopping a daemon or code server the CLI started: then what is left of its process group is
+# killed.
 STOP_TIMEOUT_SECONDS = 30
+# Loading the code location takes seconds; minutes on a machine busy with other work.
+CODE_SERVER_START_TIMEOUT_SECONDS = 300
 DAGSTER_YAML = """\
 # Written by tenantpulse on first use; edit freely, it is not overwritten.
 # One run at a time: the local DuckDB warehouse allows one writing process per file.
@@ -62,7 +72,7 @@ WORKSPACE_YAML = f"""\
 # Written by tenantpulse: the code location `make dev`, the daemon and the CLI all load.
 load_from:
   - python_module:
-      module_name: tenantpulse.definitions
+      module_name: {CODE_LOCATION_MODULE}
       location_name: {LOCATION_NAME}
 """
 DAEMON_HEARTBEAT_FRESH = dt.timedelta(seconds=60)  # daemons beat every 30 s
@@ -72,10 +82,6 @@ TERMINAL = {
     dg.DagsterRunStatus.FAILURE,
     dg.DagsterRunStatus.CANCELED,
 }
-
-
-class FlowError(RuntimeError):
-    """The flow could not be started or followed (not: a stage failed, which is a StageRun)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,72 @@ def workspace_file(settings: Settings) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def code_server(settings: Settings) -> Iterator[Path]:
+    """A code server for the Dagster processes of one CLI command (`dagster job launch`, the
+    daemon it starts), stopped on the way out; yields a workspace file that points at it. With
+    the home's workspace each of them would start a code server of its own and import the code
+    location in it (about 4 s each). The location keeps its name, so the runs are the same
+    location's in the UI and in a daemon of `make dev`."""
+    with tempfile.TemporaryDirectory(prefix="tenantpulse-code-server-") as folder:
+        socket = Path(folder, "grpc.sock")  # a short path: a socket's is at most 107 bytes
+        workspace = Path(folder, "workspace.yaml")
+        workspace.write_text(
+            "load_from:\n  - grpc_server:\n"
+            f"      socket: {socket}\n      location_name: {LOCATION_NAME}\n"
+        )
+        log_path = _new_log(settings, "code-server")
+        with log_path.open("w") as log:
+            server = subprocess.Popen(
+                [dagster_command("dagster"), "api", "grpc", "--module-name"]
+                + [CODE_LOCATION_MODULE, "--socket", str(socket)],
+                env=child_environment(settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # the runs it starts stop with it
+            )
+        try:
+            _wait_until_serving(server, socket, log_path)
+            yield workspace
+        finally:
+            # It does not stop on a signal, but when asked through its API (as Dagster's own
+            # processes stop the code servers they start).
+            with contextlib.suppress(grpc.RpcError), _channel(socket) as channel:
+                channel.unary_unary("/api.DagsterApi/ShutdownServer")(b"", timeout=15)
+            _stop(server)
+
+
+def _channel(socket: Path) -> grpc.Channel:
+    return grpc.insecure_channel(f"unix:{socket}")
+
+
+def _wait_until_serving(server: subprocess.Popen, socket: Path, log_path: Path) -> None:
+    """Until the code server answers gRPC's standard health check, which it does once it has
+    loaded the code location."""
+    deadline = time.monotonic() + CODE_SERVER_START_TIMEOUT_SECONDS
+    request = health_pb2.HealthCheckRequest(service="DagsterApi")
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            lines = log_path.read_text(errors="replace").strip().splitlines() or ["(no output)"]
+            raise FlowError(f"the code server exited (log: {log_path}): {lines[-1][:2000]}")
+        if socket.exists():
+            with contextlib.suppress(grpc.RpcError), _channel(socket) as channel:
+                status = health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+        time.sleep(0.2)
+    raise FlowError(
+        f"the code server did not serve within {CODE_SERVER_START_TIMEOUT_SECONDS} s "
+        f"(log: {log_path})"
+    )
+
+
+def _new_log(settings: Settings, process: str) -> Path:
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs / f"{process}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.log"
+
+
 def dagster_command(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
@@ -124,21 +196,23 @@ def daemon_is_running(instance: dg.DagsterInstance) -> bool:
 
 @contextlib.contextmanager
 def running_daemon(
-    settings: Settings, instance: dg.DagsterInstance, echo: Callable[[str], None]
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    echo: Callable[[str], None],
+    workspace: Path | None = None,
 ) -> Iterator[None]:
-    """The instance's daemon: the one already running (`make dev`), else one started here and
-    stopped on the way out."""
+    """The instance's daemon: the one already running (`make dev`), else one started here on
+    `workspace` (default: the home's) and stopped on the way out."""
     if daemon_is_running(instance):
         echo("dagster daemon: using the one running for this DAGSTER_HOME")
         yield
         return
-    logs = settings.home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"daemon-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.log"
+    log_path = _new_log(settings, "daemon")
     echo(f"dagster daemon: starting one for this flow (log: {log_path})")
     with log_path.open("w") as log:
         daemon = subprocess.Popen(
-            [dagster_command("dagster-daemon"), "run", "-w", str(workspace_file(settings))],
+            [dagster_command("dagster-daemon"), "run", "-w"]
+            + [str(workspace or workspace_file(settings))],
             env=child_environment(settings),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -154,8 +228,9 @@ def running_daemon(
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """Stop the daemon and every process of its group (its code server and runs), not only the
-    daemon: its code server was seen still shutting down after the daemon had exited."""
+    """Stop a daemon or code server and every process of its group (a daemon's code server and
+    runs), not only it: a daemon's code server was seen still shutting down after the daemon had
+    exited."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
@@ -185,7 +260,7 @@ def _group_alive(group_id: int) -> bool:
     return False
 
 
-def launch_job(settings: Settings, job: str, run_config: dict, tags: dict) -> None:
+def launch_job(settings: Settings, workspace: Path, job: str, run_config: dict, tags: dict) -> None:
     """Submit one run of `job` to the instance's queue, as `dagster job launch` does."""
     done = subprocess.run(
         [
@@ -193,7 +268,7 @@ def launch_job(settings: Settings, job: str, run_config: dict, tags: dict) -> No
             "job",
             "launch",
             "-w",
-            str(workspace_file(settings)),
+            str(workspace),
             "-l",
             LOCATION_NAME,
             "-j",
@@ -247,20 +322,29 @@ def run_flow(
         if on_stage is not None:
             on_stage(stage_run)
 
-    if settings.airbyte is None:
-        # Queued before the daemon starts: new_syncs_sensor then finds the syncs covered by it.
-        launch_job(settings, flow.LAND.job, landing_run_config(tenant_ids), tags)
-    with running_daemon(settings, instance, echo):
-        if settings.airbyte is not None:
-            # A failed sync fails its tenants; the others still land.
-            report(_sync(settings, instance, tenant_ids or registered, tags, stage_timeout_seconds))
-            launch_job(settings, flow.LAND.job, landing_run_config(tenant_ids), tags)
-        for stage_run in follow_flow(instance, tags[flow.FLOW_TAG], stage_timeout_seconds):
-            report(stage_run)
+    with code_server(settings) as workspace:
+        if settings.airbyte is None:
+            # Queued before the daemon starts: new_syncs_sensor then finds the syncs covered by it.
+            launch_job(settings, workspace, flow.LAND.job, landing_run_config(tenant_ids), tags)
+        with running_daemon(settings, instance, echo, workspace):
+            if settings.airbyte is not None:
+                # A failed sync fails its tenants; the others still land.
+                synced = _sync(
+                    settings,
+                    workspace,
+                    instance,
+                    tenant_ids or registered,
+                    tags,
+                    stage_timeout_seconds,
+                )
+                report(synced)
+                launch_job(settings, workspace, flow.LAND.job, landing_run_config(tenant_ids), tags)
+            for stage_run in follow_flow(instance, tags[flow.FLOW_TAG], stage_timeout_seconds):
+                report(stage_run)
     return results
 
 
-def _sync(settings, instance, tenant_ids, tags, timeout) -> StageRun:
+def _sync(settings, workspace, instance, tenant_ids, tags, timeout) -> StageRun:
     from tenantpulse.defs.airbyte import SYNC_JOB
 
     ordered = list(instance.get_dynamic_partitions(tenant_partitions.name))
@@ -268,6 +352,7 @@ def _sync(settings, instance, tenant_ids, tags, timeout) -> StageRun:
     for first, last in partition_ranges(ordered, tenant_ids):
         launch_job(
             settings,
+            workspace,
             SYNC_JOB,
             {},
             sync_tags | {flow.PARTITION_RANGE_START: first, flow.PARTITION_RANGE_END: last},
