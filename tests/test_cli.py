@@ -2,6 +2,11 @@
 failed runs told by their cause (the demo end to end: tests/test_demo.py)."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -121,6 +126,47 @@ def test_a_code_server_that_cannot_load_the_code_location_stops_the_run_with_its
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "Error: the code server exited (log: " in result.output
     assert "No module named 'tenantpulse.no_such_module'" in result.output
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_a_run_ended_by_sigterm_stops_the_daemon_and_the_code_server_it_started(run_cli):
+    run_cli("tenants", "add", "acme", "--sources", "stripe")
+    assert run_cli("simulate").exit_code == 0
+    home = os.environ["TENANTPULSE_HOME"]
+    command = subprocess.Popen(
+        [str(Path(sys.executable).with_name("tenantpulse")), "run"],
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = []
+    for line in command.stdout:
+        output.append(line)
+        if "dagster daemon: starting one" in line:
+            break
+    # Once the daemon runs (a SIGTERM while it is being started may still leave it).
+    daemon_log = Path(output[-1].split("(log: ")[1].rstrip(")\n"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if daemon_log.exists() and "Instance is configured" in daemon_log.read_text():
+            break
+        time.sleep(0.2)
+    command.send_signal(signal.SIGTERM)
+    assert command.wait(timeout=120) == 128 + signal.SIGTERM, "".join(output)
+    assert _processes_of(home) == [], "".join(output)
+
+
+def _processes_of(home: str) -> list[str]:
+    """The command lines of the running processes whose TENANTPULSE_HOME is `home`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if f"TENANTPULSE_HOME={home}\0".encode() in (proc / "environ").read_bytes():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
 
 
 class _BrokenWarehouse(dg.ConfigurableResource):

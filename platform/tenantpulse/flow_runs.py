@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -322,7 +323,7 @@ def run_flow(
         if on_stage is not None:
             on_stage(stage_run)
 
-    with code_server(settings) as workspace:
+    with _stopped_on_sigterm(), code_server(settings) as workspace:
         if settings.airbyte is None:
             # Queued before the daemon starts: new_syncs_sensor then finds the syncs covered by it.
             launch_job(settings, workspace, flow.LAND.job, landing_run_config(tenant_ids), tags)
@@ -342,6 +343,26 @@ def run_flow(
             for stage_run in follow_flow(instance, tags[flow.FLOW_TAG], stage_timeout_seconds):
                 report(stage_run)
     return results
+
+
+@contextlib.contextmanager
+def _stopped_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the command as an exit, through the `finally` blocks that stop the daemon and
+    the code server it started; Python's default ends the process without them, and the next
+    command took the dead daemon's heartbeats for a live one. Only the main thread sets
+    handlers; the previous one comes back on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_on_sigterm(signum: int, _frame) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sync(settings, workspace, instance, tenant_ids, tags, timeout) -> StageRun:
