@@ -362,7 +362,8 @@ def _stopped_on_sigterm() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # None: a handler not set from Python, which cannot be put back; the default instead.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _sync(settings, workspace, instance, tenant_ids, tags, timeout) -> StageRun:
