@@ -787,11 +787,12 @@ def build_batch_of_syncs(
     syncs: list[tuple[str, str, dict]],
     at: dt.datetime,
     models: tuple[str, ...] = AFTER_STAGING,
+    statements: list[str] | None = None,
 ) -> list[str] | None:
     """As the flow does for a batch of syncs finished at `at`: their (tenant, stream, record)
     written and landed with the tenants marked, then a run of `models` over the tenants that
     changed, whose marks are cleared if it ran every model after staging; the tenants it rebuilt
-    (None: every tenant)."""
+    (None: every tenant). Given `statements`, the run logs its SQL (--debug) there."""
     with warehouse.connect() as conn:
         mark_for_build(conn, sorted({tenant_id for tenant_id, _, _ in syncs}))
         for tenant_id, stream, record in syncs:
@@ -799,8 +800,11 @@ def build_batch_of_syncs(
             land_stream(conn, STREAMS_BY_NAME[stream], [tenant_id])
         window = daily_window(dt.date(2026, 11, 6), dt.date(2026, 11, 8), True)
         write_run_window(conn, run_id, replace(window, changed_tenants_only=True))
-    done = run_dbt(settings, ["run", *models], True, run_id)
+    debug = ["--debug"] if statements is not None else []
+    done = run_dbt(settings, ["run", *debug, *models], True, run_id)
     assert done.returncode == 0, done.stdout[-6000:]
+    if statements is not None:
+        statements.append(done.stdout)
     with warehouse.connect() as conn:
         rebuilt = run_tenants(conn, run_id)
         if models == AFTER_STAGING:
@@ -1049,6 +1053,43 @@ def test_a_run_widened_to_every_tenant_keeps_the_people_of_the_tenants_that_did_
     dbt(settings, "run", "--full-refresh", "--select", "unified_customers")
     assert rows(warehouse, people.format("hand")) == hand_people != []
     assert rows(warehouse, people.format("yen")) == yen_people != []
+
+
+def test_a_run_over_every_tenant_of_a_table_built_per_tenant_replaces_it_instead_of_copying_rows(
+    hand_copy,
+):
+    """unified_customers is rebuilt in place for the tenants that changed: yen's sync alone
+    replaces yen's people in the table (their rows deleted, the new ones inserted), hand's
+    planted value staying. When the run's tenants are every tenant of the table (every sync
+    finished at once), the new table replaces the old one (renamed into its place) instead of
+    each row being deleted and copied in again: nothing planted left, and the same people as a
+    full build."""
+    settings, warehouse = hand_copy
+    people = "select * from analytics.unified_customers order by tenant_id, customer_key"
+    planted = "select distinct tenant_id from analytics.unified_customers where email = 'planted'"
+    renamed = 'rename to "unified_customers"'
+    deleted = 'where tenant_id in (select tenant_id from "unified_customers__tenants")'
+    with warehouse.connect() as conn:
+        conn.execute("update analytics.unified_customers set email = 'planted'")
+
+    yen_only: list[str] = []
+    assert build_batch_of_syncs(
+        settings, warehouse, "yen", YEN_AT_NOON_ON_NOV_7, NOON_ON_NOV_7, statements=yen_only
+    ) == ["yen"]
+    assert renamed not in yen_only[0] and deleted in yen_only[0]
+    assert rows(warehouse, planted) == [("hand",)]
+
+    both: list[str] = []
+    syncs = YEN_AT_NOON_ON_NOV_7 + HAND_ON_NOV_7
+    assert (
+        build_batch_of_syncs(settings, warehouse, "both", syncs, sync_time(8), statements=both)
+        is None
+    )  # both tenants marked: the run widens to every tenant
+    assert renamed in both[0] and deleted not in both[0]
+    assert rows(warehouse, planted) == []
+    built = rows(warehouse, people)
+    dbt(settings, "run", "--full-refresh", "--select", "unified_customers")
+    assert rows(warehouse, people) == built
 
 
 def test_a_run_over_the_tenants_that_changed_rebuilds_every_tenant_of_a_table_whose_columns_changed(

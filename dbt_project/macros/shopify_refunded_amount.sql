@@ -8,13 +8,15 @@
     {{ return(adapter.dispatch('shopify_refunded_amount')(refunds_column)) }}
 {%- endmacro %}
 
+{# Most orders have no refund: their '[]' is not parsed. #}
 {% macro duckdb__shopify_refunded_amount(refunds_column) -%}
+    case when cast({{ refunds_column }} as varchar) = '[]' then cast(0 as numeric(38, 4)) else
     cast(coalesce(list_sum([
         cast(json_extract_string(refund_transaction, '$.amount') as numeric(38, 4))
         for refund_transaction in json_extract({{ refunds_column }}, '$[*].transactions[*]')
         if coalesce(json_extract_string(refund_transaction, '$.kind'), 'refund') = 'refund'
             and coalesce(json_extract_string(refund_transaction, '$.status'), 'success') = 'success'
-    ]), 0) as numeric(38, 4))
+    ]), 0) as numeric(38, 4)) end
 {%- endmacro %}
 
 {% macro postgres__shopify_refunded_amount(refunds_column) -%}

@@ -8,7 +8,8 @@
     memory in proportion to a group.
 
     In a run over the tenants that changed (macros/run_tenants.sql), the groups are those tenants,
-    and their rows replace theirs in the table in place; every other tenant's rows stay. A model
+    and their rows replace theirs in the table in place; every other tenant's rows stay. When
+    they are every tenant of the table, the new table replaces it instead. A model
     whose columns changed since its table was built is rebuilt for every tenant instead.
 
     The model filters each of its inputs with `in_tenant_group('tenant_id')`, and its rows are
@@ -50,6 +51,12 @@
             {{ tenant_groups_build(every_tenant_sql, intermediate_relation, every_tenant, tenants_per_group) }}
             {%- set in_place = false -%}
         {%- endif -%}
+    {%- endif -%}
+    {%- if in_place and not tenant_rows_kept(existing_relation) -%}
+        {#- The run rebuilt every tenant of the table (every sync finished at once): the new
+            table replaces the old one, as in a full build, instead of each row being deleted
+            and copied in again. -#}
+        {%- set in_place = false -%}
     {%- endif -%}
 
     {%- if in_place %}
@@ -148,6 +155,19 @@
             in memory). -#}
         {% do adapter.commit() %}
     {%- endfor %}
+{%- endmacro %}
+
+{# True when `relation` holds a row of a tenant the run did not rebuild (not in `<model>__tenants`). #}
+{% macro tenant_rows_kept(relation) -%}
+    {%- set kept -%}
+        select 1 from {{ relation }} as existing
+        where not exists (
+            select 1 from {{ tenant_group_relation('__tenants') }} as rebuilt
+            where rebuilt.tenant_id = existing.tenant_id
+        )
+        limit 1
+    {%- endset -%}
+    {{ return(run_query(kept).rows | length > 0) }}
 {%- endmacro %}
 
 {# A temporary table of the model's build: by default `<model>__tenant_group`, the tenants of

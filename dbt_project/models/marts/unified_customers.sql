@@ -49,7 +49,7 @@ shopify_customers as (
 
     select
         tenant_id,
-        cast(customer_id as varchar) as customer_id,
+        customer_id,
         coalesce(email, 'shopify:' || cast(customer_id as varchar)) as customer_key,
         email,
         created_at
@@ -199,7 +199,7 @@ orders_per_customer as (
     from {{ ref('stg_shopify__orders') }} as orders
     left join shopify_customers
         on orders.tenant_id = shopify_customers.tenant_id
-        and cast(orders.customer_id as varchar) = shopify_customers.customer_id
+        and orders.customer_id = shopify_customers.customer_id
     left join primary_currencies
         on orders.tenant_id = primary_currencies.tenant_id
     where not coalesce(orders.is_test, false)
@@ -216,7 +216,7 @@ shopify_people as (
         tenant_id,
         customer_key,
         min(email) as email,
-        min(customer_id) as shopify_customer_id,
+        min(cast(customer_id as varchar)) as shopify_customer_id,
         min(created_at) as first_seen_at,
         max(created_at) as last_created_at
 
