@@ -19,7 +19,7 @@ from tenantpulse.analysis.daily import analyse_days
 from tenantpulse.config import Settings
 from tenantpulse.definitions import daily_partitions
 from tenantpulse.insights.daily import write_days
-from tenantpulse.landing.merge import newest_landed_day
+from tenantpulse.landing.merge import newest_landed_day, oldest_synced_day
 from tenantpulse.landing.run import failure_summary, land_streams
 from tenantpulse.sources.contracts import STREAMS
 from tenantpulse.transform.dbt_args import build_args
@@ -82,6 +82,8 @@ def time_direct(
         with warehouse.connect() as conn:
             landed = list(land_streams(conn, STREAMS))
             state["newest"] = newest_landed_day(conn)
+        oldest = oldest_synced_day(o for s in landed for o in s.outcomes)
+        state["oldest_synced"] = oldest.isoformat() if oldest else ""
         failures = {name: error for s in landed for name, error in s.failures.items()}
         if failures:
             raise RuntimeError(failure_summary(failures))
@@ -92,8 +94,8 @@ def time_direct(
         window = flow.daily_window(day_keys, first_build, newest, LOOKBACK_DAYS)
         first, last = window.first, window.last
         state["window_start"] = first
-        today = dt.datetime.now(dt.UTC).date()
-        since = None if first_build else flow.tests_since(today, newest, LOOKBACK_DAYS)
+        # The previous phase's dbt passed (else the bench stopped), and this land came after it.
+        since = None if first_build else flow.tests_since([state["oldest_synced"]], newest)
         end = dt.date.fromisoformat(last) + dt.timedelta(days=1)
         run_id = f"bench-{uuid.uuid4().hex}"
         with warehouse.connect() as conn:

@@ -208,9 +208,9 @@ def _first_and_second_demo(run_cli, settings) -> None:
     assert "[simulate] 18 syncs" in second.output
     # The second sync is dated Nov 2: the marts are rebuilt from Oct 30 for the demo's tenants,
     # the ones its land run named (all of them: more than half, so the run covers every tenant),
-    # and the staging tests check the rows synced since then.
+    # and the staging tests check the rows of that sync, the only one landed since they passed.
     assert (
-        "[dbt] job dbt_job (2026-10-30..2026-11-03; tests: rows synced since 2026-10-30;"
+        "[dbt] job dbt_job (2026-10-30..2026-11-03; tests: rows synced since 2026-11-02;"
         " every tenant (a land of every tenant came before, or most tenants changed))"
         in second.output
     )

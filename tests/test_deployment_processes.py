@@ -241,10 +241,10 @@ def test_daemon_webserver_and_code_server_run_the_flow_by_themselves(
         assert unhealthy == [], f"daemons not healthy: {unhealthy}"
 
         # The next simulated day: its sync alone leads the daemon through the same runs, now over
-        # the days around the new sync (Nov 2), its staging tests over the rows synced since.
+        # the days around the new sync (Nov 2), its staging tests over that sync's rows alone.
         run_cli(["simulate"], env, tmp_path)
         second = flow_by_itself("second", {first_flow})
-        assert _dbt_window(second[1]) == ("2026-10-30", DAILY_PARTITIONS_END, "2026-10-30")
+        assert _dbt_window(second[1]) == ("2026-10-30", DAILY_PARTITIONS_END, "2026-11-02")
         assert second[-1].tags["dagster/partition"] == "2026-11-02"
         with psycopg.connect(warehouse_db_url) as conn:
             # Both land runs marked their tenants for a build, and both dbt runs cleared them.

@@ -336,6 +336,59 @@ def test_after_a_land_of_some_tenants_only_the_tenants_that_changed_are_rebuilt(
         assert dbt_run_config_of(_next(instance, landed).run_config).changed_tenants_only
 
 
+def test_the_staging_tests_check_the_syncs_landed_since_the_last_passing_dbt_run():
+    """The first sync day the dbt run's staging tests check is the oldest of those whose rows
+    the land runs merged since the latest dbt_job run started, when that run succeeded: a sync
+    landed late by another land run, or by one that ended as the dbt run went, is inside; rows
+    of a land run that ended before it started are not (its tests saw them)."""
+    from tenantpulse.defs.dbt import dbt_run_config_of
+
+    t0 = time.time() - 1000
+
+    def ran(job: str, start: float, end: float, passed: bool = True, assets=None, **tags) -> None:
+        run = _finished(job, **tags)._replace(run_id=f"{job}-{start}", asset_selection=assets)
+        instance.add_run(run)
+        for moment, event in ((start, "PIPELINE_START"), (end, "PIPELINE_SUCCESS")):
+            if event == "PIPELINE_SUCCESS" and not passed:
+                event = "PIPELINE_FAILURE"
+            instance.report_dagster_event(
+                dg.DagsterEvent(event_type_value=event, job_name=job),
+                run.run_id,
+                timestamp=t0 + moment,
+            )
+
+    def tested_since() -> str:
+        landed = _finished("land_job", **{flow.NEWEST_LANDED_TAG: "2026-11-02"})
+        return dbt_run_config_of(_next(instance, landed).run_config).test_rows_synced_since
+
+    oldest = flow.OLDEST_SYNC_LANDED_TAG
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(DAILY_MART, partition="2026-10-05")
+        )
+        ran("land_job", 0, 10, **{oldest: "2026-10-20"})
+        assert tested_since() == ""  # no dbt run yet: every row
+        ran("land_job", 11, 15, **{oldest: "2026-10-25"})  # ended before the dbt run started
+        ran("dbt_job", 20, 60)
+        ran("land_job", 30, 70, **{oldest: "2026-11-01"})  # ended as the dbt run went
+        ran("land_job", 80, 90, **{oldest: "2026-11-02"})
+        ran("land_job", 91, 92, **{oldest: ""})  # merged nothing
+        assert tested_since() == "2026-11-01"
+        ran("land_job", 95, 100, passed=False)  # stopped before it said what it merged
+        assert tested_since() == ""
+        ran("dbt_job", 110, 150)
+        assert tested_since() == "2026-11-02"  # nothing landed since: the newest day
+        ran("land_job", 160, 170, **{oldest: "2026-10-31"})  # a late sync
+        assert tested_since() == "2026-10-31"
+        # A landing asset materialized from the UI: a run of Dagster's own asset job.
+        picked = {dg.AssetKey(["landing", "stripe__charges"])}
+        ran("__ASSET_JOB", 171, 172, assets=picked, **{oldest: "2026-10-29"})
+        ran("__ASSET_JOB", 173, 174, assets={DAILY_MART})  # not a landing
+        assert tested_since() == "2026-10-29"
+        ran("dbt_job", 180, 200, passed=False)
+        assert tested_since() == ""  # the last run of the tests failed: every row
+
+
 def test_the_flow_acts_on_the_newest_analysed_day_with_data_and_ends_after_acting():
     with dg.instance_for_test() as instance:
         analysed = _finished("analyse_job", **{flow.NEWEST_LANDED_TAG: "2026-11-02"})

@@ -6,7 +6,14 @@ import pytest
 
 from conftest import make_settings
 from rawdata import raw_name, sync_time, write_raw, write_raw_rows
-from tenantpulse.landing.merge import FAILED, MERGED, NO_RAW_TABLE, UP_TO_DATE, land_stream
+from tenantpulse.landing.merge import (
+    FAILED,
+    MERGED,
+    NO_RAW_TABLE,
+    UP_TO_DATE,
+    land_stream,
+    oldest_synced_day,
+)
 from tenantpulse.landing.raw_table_reads import raw_table_columns
 from tenantpulse.sources.contracts import STREAMS_BY_NAME
 from tenantpulse.warehouse import open_warehouse
@@ -172,6 +179,61 @@ def test_rows_that_break_the_contract_are_quarantined_with_the_reason(warehouse)
         land_stream(conn, CHARGES, ["acme"])
         assert conn.fetch_value("select count(*) from landing.quarantine") == 2
         assert conn.fetch_value("select count(*) from landing.stripe__charges") == 1
+
+
+def test_a_landing_says_the_oldest_sync_whose_rows_it_merged(warehouse):
+    """What the staging tests of the next dbt run check from (flow.tests_since): the oldest
+    sync of the rows merged, a late one included; not of a quarantined row, nor of what an
+    earlier landing merged."""
+    with warehouse.connect() as conn:
+        write_raw(conn, "acme", "stripe__charges", [charge("ch_1", "succeeded", 100)], sync_time(5))
+        [first] = land_stream(conn, CHARGES, ["acme"])
+        assert (first.oldest_synced, oldest_synced_day([first])) == (
+            sync_time(5),
+            sync_time(5).date(),
+        )
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [charge("ch_2", "succeeded", 200)],
+            sync_time(7),
+            sync_id=2,
+        )
+        # A sync older than another one landed with it.
+        write_raw(
+            conn,
+            "acme",
+            "stripe__charges",
+            [charge("ch_3", "succeeded", 300)],
+            sync_time(6),
+            sync_id=3,
+        )
+        write_raw(
+            conn, "globex", "stripe__charges", [charge("ch_1", "succeeded", 100)], sync_time(7)
+        )
+        write_raw_rows(
+            conn,
+            "initech",
+            "stripe_charges",
+            "id varchar, amount varchar, currency varchar, status varchar, updated bigint, "
+            "_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz, _airbyte_meta varchar, "
+            "_airbyte_generation_id bigint",
+            [
+                ("ch_bad", "12.50 USD", "usd", "succeeded", T0, "raw-1", sync_time(2), "{}", 0),
+                ("ch_ok", "1250", "usd", "succeeded", T0, "raw-2", sync_time(8), "{}", 0),
+            ],
+        )
+        outcomes = land_stream(conn, CHARGES, ["acme", "globex", "initech"])
+        oldest = {o.tenant_id: (o.rows_landed, o.oldest_synced) for o in outcomes}
+        assert oldest == {
+            "acme": (2, sync_time(6)),
+            "globex": (1, sync_time(7)),
+            "initech": (1, sync_time(8)),  # its row synced Nov 2 was quarantined
+        }
+        assert oldest_synced_day(outcomes) == sync_time(6).date()
+        assert [o.oldest_synced for o in land_stream(conn, CHARGES, ["acme"])] == [None]
+        assert oldest_synced_day([]) is None
 
 
 def raw_table_without_its_key(conn, tenant_id: str, table: str) -> None:

@@ -69,18 +69,19 @@ def test_daily_window_gives_tenants_with_new_history_every_day_and_the_others_th
     assert history_tag({f"t{i}" for i in range(101)}) == ALL_TENANTS
 
 
-def test_staging_tests_check_every_row_until_a_run_passed_then_the_recent_syncs():
+def test_staging_tests_check_every_row_until_a_run_passed_then_the_syncs_landed_since():
     from tenantpulse.flow import tests_since
 
     def nov(day: int) -> dt.date:
         return dt.date(2026, 11, day)
 
-    assert tests_since(None, nov(20), lookback_days=3) is None  # never passed, or last one failed
-    assert tests_since(nov(19), None, lookback_days=3) is None  # nothing landed
-    assert tests_since(nov(20), nov(20), lookback_days=3) == nov(17)
-    # Syncs landed after the last passing run, or late, are still inside the window.
-    assert tests_since(nov(12), nov(20), lookback_days=3) == nov(9)
-    assert tests_since(nov(29), nov(2), lookback_days=3) == nov(1) - dt.timedelta(days=2)
+    assert tests_since(None, nov(20)) is None  # never passed, or the last run failed
+    assert tests_since(["2026-11-20", None], nov(20)) is None  # a land run that did not say
+    assert tests_since(["2026-11-20"], nov(20)) == nov(20)
+    # A sync landed late (rows synced Nov 12), by another land run since: inside the window.
+    assert tests_since(["2026-11-20", "2026-11-12", ""], nov(20)) == nov(12)
+    assert tests_since(["", ""], nov(20)) == nov(20)  # nothing merged since: the newest day
+    assert tests_since([], None) is None  # nothing landed ever
 
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)

@@ -8,6 +8,7 @@ holds another copy of the order or the windows.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Run tags every run of one flow carries; the sensor copies them from each run to the next.
@@ -17,6 +18,8 @@ UNTIL_TAG = "tenantpulse/until"  # the flow ends after this stage (CLI `--until`
 LOOKBACK_TAG = "tenantpulse/lookback_days"
 # Set by a run on itself, or by the sensor on a finished run.
 NEWEST_LANDED_TAG = "tenantpulse/newest_landed_day"  # landing: the day of the newest data landed
+# landing: the day of the oldest sync whose rows the run merged (empty: it merged none)
+OLDEST_SYNC_LANDED_TAG = "tenantpulse/oldest_sync_landed_day"
 ROWS_LANDED_TAG = "tenantpulse/rows_landed"  # landing: rows merged or quarantined by the run
 # landing: the tenants whose history the run brought (comma-separated, or ALL_TENANTS)
 HISTORY_TENANTS_TAG = "tenantpulse/history_tenants"
@@ -79,14 +82,19 @@ def next_stage(finished_job: str) -> Stage | None:
 
 
 def tests_since(
-    last_success: dt.date | None, newest_sync: dt.date | None, lookback_days: int
+    landed_since: Sequence[str | None] | None, newest_sync: dt.date | None
 ) -> dt.date | None:
-    """The first sync day whose rows the staging tests check: None (every row) until a run of
-    them has passed, or while its last run failed; then `lookback_days` before the earlier of
-    that run's day and the newest sync, so rows landed after it, or late, are still checked."""
-    if last_success is None or newest_sync is None:
+    """The first sync day whose rows the staging tests check. `landed_since`: the
+    OLDEST_SYNC_LANDED_TAG of each land run that ended after the last run of the tests started
+    (None for a run without it), or None when no run of them has passed, or its last
+    run failed. Every row (None) then, and when a land run does not say what it merged (a run
+    stopped before it could); else the day of the oldest sync whose rows were landed since: rows
+    that arrived late, or through several land runs between two test runs, are inside it, and
+    rows tested before are not. When nothing was landed since, the newest sync's day."""
+    if landed_since is None or None in landed_since:
         return None
-    return min(last_success, newest_sync) - dt.timedelta(days=lookback_days)
+    days = [parse_day(day) for day in landed_since if day]
+    return min(days, default=newest_sync)
 
 
 @dataclass(frozen=True)

@@ -245,7 +245,7 @@ def next_request(
         )
         carried |= {flow.PARTITION_RANGE_START: window.first, flow.PARTITION_RANGE_END: window.last}
     if stage is flow.DBT:
-        since = flow.tests_since(last_success_day(instance, stage.job), newest, lookback)
+        since = flow.tests_since(landed_since_tests_passed(instance), newest)
         # After a land of some tenants (a batch of syncs), only the tenants landed since their
         # last build are rebuilt; after a land of every tenant, or on the first build, all.
         changed_only = not first_build and bool(landing_run_tenants(run.run_config))
@@ -262,9 +262,39 @@ def next_request(
     return dg.RunRequest(run_key=run_key, job_name=stage.job, run_config=run_config, tags=carried)
 
 
-def last_success_day(instance: dg.DagsterInstance, job_name: str) -> dt.date | None:
-    """The UTC day the job's latest run was created, if that run succeeded; else None."""
-    records = instance.get_run_records(dg.RunsFilter(job_name=job_name), limit=1)
-    if not records or records[0].dagster_run.status != dg.DagsterRunStatus.SUCCESS:
+# Run times come from the clocks of the machines that ran them: a land run that ended this close
+# before a dbt_job run started counts as after it.
+CLOCK_MARGIN_SECONDS = 1.0
+
+
+def landed_since_tests_passed(instance: dg.DagsterInstance) -> list[str | None] | None:
+    """What the land runs that ended after the latest dbt_job run started say they merged
+    (flow.tests_since); None when that run did not succeed, or there is none. Rows a land run
+    merged before then were there for that run's tests. A land run still going is left to the
+    next dbt_job run, which starts after it ends."""
+    latest = instance.get_run_records(dg.RunsFilter(job_name=flow.DBT.job), limit=1)
+    if not latest or latest[0].dagster_run.status != dg.DagsterRunStatus.SUCCESS:
         return None
-    return records[0].create_timestamp.astimezone(dt.UTC).date()
+    tested_from = (latest[0].start_time or 0.0) - CLOCK_MARGIN_SECONDS
+    finished = instance.get_run_records(
+        dg.RunsFilter(
+            statuses=[
+                dg.DagsterRunStatus.SUCCESS,
+                dg.DagsterRunStatus.FAILURE,
+                dg.DagsterRunStatus.CANCELED,
+            ],
+            # Kept to the second in the run storage; the end time below is exact.
+            updated_after=dt.datetime.fromtimestamp(tested_from - 60, dt.UTC),
+        )
+    )
+    return [
+        r.dagster_run.tags.get(flow.OLDEST_SYNC_LANDED_TAG)
+        for r in finished
+        if _lands(r.dagster_run) and (r.end_time is None or r.end_time > tested_from)
+    ]
+
+
+def _lands(run: dg.DagsterRun) -> bool:
+    """A run of land_job, or of landing assets picked in the UI."""
+    selected = run.asset_selection or ()
+    return run.job_name == flow.LAND.job or any(key.path[0] == "landing" for key in selected)

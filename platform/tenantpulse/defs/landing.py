@@ -35,6 +35,7 @@ from tenantpulse.flow import (
     HISTORY_TENANTS_TAG,
     LANDING_FAILED_TAG,
     NEWEST_LANDED_TAG,
+    OLDEST_SYNC_LANDED_TAG,
     ROWS_LANDED_TAG,
     failed_tag,
     history_tag,
@@ -54,6 +55,7 @@ from tenantpulse.landing.merge import (
     UP_TO_DATE,
     TenantLanding,
     newest_landed_day,
+    oldest_synced_day,
 )
 from tenantpulse.landing.run import InactiveTenantsError, failure_summary, land_streams
 from tenantpulse.sources.contracts import STREAMS, StreamContract
@@ -258,12 +260,14 @@ def land(context: AssetExecutionContext, config: LandingConfig, warehouse: Wareh
         history |= tenants_back_after_a_gap(synced_before, merged_sources, recent)
     if history:
         context.log.info(f"new history, every day rebuilt: {', '.join(sorted(history))}")
+    oldest = oldest_synced_day(o for s in landed for o in s.outcomes)
     # What the flow sensor needs to choose the next stage's window, without opening the warehouse.
     context.instance.add_run_tags(
         context.run.run_id,
         {
             ROWS_LANDED_TAG: str(sum(s.rows_changed for s in landed)),
             NEWEST_LANDED_TAG: newest.isoformat() if newest else "",
+            OLDEST_SYNC_LANDED_TAG: oldest.isoformat() if oldest else "",
             HISTORY_TENANTS_TAG: history_tag(history),
         },
     )
