@@ -338,19 +338,20 @@ def test_after_a_land_of_some_tenants_only_the_tenants_that_changed_are_rebuilt(
 
 def test_the_staging_tests_check_the_syncs_landed_since_the_last_passing_dbt_run():
     """The first sync day the dbt run's staging tests check is the oldest of those whose rows
-    the land runs merged since the latest dbt_job run started, when that run succeeded: a sync
+    the land runs merged since the latest finished dbt_job run started, when it succeeded: a sync
     landed late by another land run, or by one that ended as the dbt run went, is inside; rows
     of a land run that ended before it started are not (its tests saw them)."""
     from tenantpulse.defs.dbt import dbt_run_config_of
 
     t0 = time.time() - 1000
 
-    def ran(job: str, start: float, end: float, passed: bool = True, assets=None, **tags) -> None:
+    def ran(job: str, start: float, end: float | None, passed=True, assets=None, **tags) -> None:
         run = _finished(job, **tags)._replace(run_id=f"{job}-{start}", asset_selection=assets)
         instance.add_run(run)
-        for moment, event in ((start, "PIPELINE_START"), (end, "PIPELINE_SUCCESS")):
-            if event == "PIPELINE_SUCCESS" and not passed:
-                event = "PIPELINE_FAILURE"
+        events = [(start, "PIPELINE_START")]
+        if end is not None:
+            events.append((end, "PIPELINE_SUCCESS" if passed else "PIPELINE_FAILURE"))
+        for moment, event in events:
             instance.report_dagster_event(
                 dg.DagsterEvent(event_type_value=event, job_name=job),
                 run.run_id,
@@ -378,6 +379,8 @@ def test_the_staging_tests_check_the_syncs_landed_since_the_last_passing_dbt_run
         assert tested_since() == ""
         ran("dbt_job", 110, 150)
         assert tested_since() == "2026-11-02"  # nothing landed since: the newest day
+        ran("dbt_job", 155, None)  # another flow's, still going: its tests have not passed
+        assert tested_since() == "2026-11-02"
         ran("land_job", 160, 170, **{oldest: "2026-10-31"})  # a late sync
         assert tested_since() == "2026-10-31"
         # A landing asset materialized from the UI: a run of Dagster's own asset job.

@@ -265,24 +265,24 @@ def next_request(
 # Run times come from the clocks of the machines that ran them: a land run that ended this close
 # before a dbt_job run started counts as after it.
 CLOCK_MARGIN_SECONDS = 1.0
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
 def landed_since_tests_passed(instance: dg.DagsterInstance) -> list[str | None] | None:
-    """What the land runs that ended after the latest dbt_job run started say they merged
-    (flow.tests_since); None when that run did not succeed, or there is none. Rows a land run
-    merged before then were there for that run's tests. A land run still going is left to the
-    next dbt_job run, which starts after it ends."""
-    latest = instance.get_run_records(dg.RunsFilter(job_name=flow.DBT.job), limit=1)
+    """What the land runs that ended after the latest finished dbt_job run started say they
+    merged (flow.tests_since); None when that run did not succeed, or there is none. Rows a land
+    run merged before then were there for that run's tests. A land run still going is left to
+    the next dbt_job run, which starts after it ends; a dbt_job run queued or going (another
+    flow's) is not one whose tests passed yet."""
+    latest = instance.get_run_records(
+        dg.RunsFilter(job_name=flow.DBT.job, statuses=FINISHED), limit=1
+    )
     if not latest or latest[0].dagster_run.status != dg.DagsterRunStatus.SUCCESS:
         return None
     tested_from = (latest[0].start_time or 0.0) - CLOCK_MARGIN_SECONDS
     finished = instance.get_run_records(
         dg.RunsFilter(
-            statuses=[
-                dg.DagsterRunStatus.SUCCESS,
-                dg.DagsterRunStatus.FAILURE,
-                dg.DagsterRunStatus.CANCELED,
-            ],
+            statuses=FINISHED,
             # Kept to the second in the run storage; the end time below is exact.
             updated_after=dt.datetime.fromtimestamp(tested_from - 60, dt.UTC),
         )
