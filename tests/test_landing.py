@@ -36,6 +36,14 @@ def charge(charge_id, status, updated, amount=1000):
     }
 
 
+# A raw charges table whose `amount` arrived as text (a type change upstream).
+TEXT_AMOUNT_CHARGES = (
+    "id varchar, amount varchar, currency varchar, status varchar, updated bigint, "
+    "_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz, _airbyte_meta varchar, "
+    "_airbyte_generation_id bigint"
+)
+
+
 def landed(conn, stream, columns):
     """Landed rows as plain Python lists, ordered by tenant and the second column."""
     rows = conn.fetch_all(f"select {columns} from landing.{stream} order by tenant_id, 2")
@@ -145,14 +153,12 @@ def test_schema_drift_is_reported_and_does_not_break_landing(warehouse):
 
 def test_rows_that_break_the_contract_are_quarantined_with_the_reason(warehouse):
     with warehouse.connect() as conn:
-        # A raw table whose `amount` arrived as text (a type change upstream) and a row without its key.
+        # `amount` as text, and a row without its key.
         write_raw_rows(
             conn,
             "acme",
             "stripe_charges",
-            "id varchar, amount varchar, currency varchar, status varchar, updated bigint, "
-            "_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz, _airbyte_meta varchar, "
-            "_airbyte_generation_id bigint",
+            TEXT_AMOUNT_CHARGES,
             [
                 (charge_id, amount, "usd", "succeeded", T0, f"raw-{n}", sync_time(1), "{}", 0)
                 for charge_id, amount, n in [("ch_ok", "1250", 1), ("ch_bad", "12.50 USD", 2)]
@@ -216,9 +222,7 @@ def test_a_landing_says_the_oldest_sync_whose_rows_it_merged(warehouse):
             conn,
             "initech",
             "stripe_charges",
-            "id varchar, amount varchar, currency varchar, status varchar, updated bigint, "
-            "_airbyte_raw_id varchar, _airbyte_extracted_at timestamptz, _airbyte_meta varchar, "
-            "_airbyte_generation_id bigint",
+            TEXT_AMOUNT_CHARGES,
             [
                 ("ch_bad", "12.50 USD", "usd", "succeeded", T0, "raw-1", sync_time(2), "{}", 0),
                 ("ch_ok", "1250", "usd", "succeeded", T0, "raw-2", sync_time(8), "{}", 0),

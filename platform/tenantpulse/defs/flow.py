@@ -15,6 +15,7 @@ from tenantpulse.actions.execute import day_to_act_on
 from tenantpulse.config import FLOW_DAILY, Settings
 from tenantpulse.defs.dbt import dbt_run_config
 from tenantpulse.defs.landing import landing_run_config, landing_run_tenants
+from tenantpulse.landing.merge import LANDING_SCHEMA
 from tenantpulse.sources.sync_history import syncs_recorded_since
 from tenantpulse.warehouse import WarehouseBusyError, open_warehouse
 
@@ -297,4 +298,4 @@ def landed_since_tests_passed(instance: dg.DagsterInstance) -> list[str | None] 
 def _lands(run: dg.DagsterRun) -> bool:
     """A run of land_job, or of landing assets picked in the UI."""
     selected = run.asset_selection or ()
-    return run.job_name == flow.LAND.job or any(key.path[0] == "landing" for key in selected)
+    return run.job_name == flow.LAND.job or any(key.path[0] == LANDING_SCHEMA for key in selected)
