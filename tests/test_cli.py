@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import dagster as dg
 import pytest
 from click.testing import CliRunner
@@ -155,6 +156,29 @@ def test_a_run_ended_by_sigterm_stops_the_daemon_and_the_code_server_it_started(
     command.send_signal(signal.SIGTERM)
     assert command.wait(timeout=120) == 128 + signal.SIGTERM, "".join(output)
     assert _processes_of(home) == [], "".join(output)
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_the_demos_syncs_are_simulated_while_the_code_server_loads_and_their_failure_stops_it(
+    run_cli,
+):
+    run_cli("tenants", "add", "acme", "--sources", "stripe")
+    settings = load_settings()
+    home = os.environ["TENANTPULSE_HOME"]
+    running_meanwhile = []
+
+    def simulate_and_fail() -> None:
+        running_meanwhile.extend(p for p in _processes_of(home) if " api grpc " in p)
+        # Still importing the code location (seconds), not serving it yet.
+        [log] = (settings.home / "logs").glob("code-server-*.log")
+        assert "Started Dagster code server" not in log.read_text()
+        raise click.ClickException("1 simulated syncs failed")
+
+    with pytest.raises(click.ClickException, match="1 simulated syncs failed"):
+        flow_runs.run_flow(settings, dagster_instance(settings), before_land=simulate_and_fail)
+    assert len(running_meanwhile) == 1, running_meanwhile  # started before, not after
+    assert _processes_of(home) == []
+    assert dagster_instance(settings).get_runs() == []  # nothing was launched
 
 
 def _processes_of(home: str) -> list[str]:

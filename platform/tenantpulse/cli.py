@@ -359,9 +359,13 @@ def demo() -> None:
                 add_tenant(conn, demo_tenant.tenant_id, demo_tenant.name, demo_tenant.sources)
                 assign_profile(conn, demo_tenant.tenant_id, demo_tenant.profile)
     chosen = _active_tenants(warehouse, tuple(t.tenant_id for t in DEMO_TENANTS))
-    syncs = _simulate(settings, chosen)
+    syncs = []  # simulated while the flow's code server loads
     stages = run_flow(
-        settings, dagster_instance(settings), [t.tenant_id for t in chosen], echo=click.echo
+        settings,
+        dagster_instance(settings),
+        [t.tenant_id for t in chosen],
+        echo=click.echo,
+        before_land=lambda: syncs.extend(_simulate(settings, chosen)),
     )
     _print_summary(warehouse, chosen, syncs)
     _print_actions(warehouse, settings, since=started_at)

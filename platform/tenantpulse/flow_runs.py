@@ -115,12 +115,15 @@ def workspace_file(settings: Settings) -> Path:
 
 
 @contextlib.contextmanager
-def code_server(settings: Settings) -> Iterator[Path]:
+def code_server(
+    settings: Settings, while_loading: Callable[[], object] | None = None
+) -> Iterator[Path]:
     """A code server for the Dagster processes of one CLI command (`dagster job launch`, the
     daemon it starts), stopped on the way out; yields a workspace file that points at it. With
     the home's workspace each of them would start a code server of its own and import the code
     location in it (about 4 s each). The location keeps its name, so the runs are the same
-    location's in the UI and in a daemon of `make dev`."""
+    location's in the UI and in a daemon of `make dev`. `while_loading` is called once the
+    server is started, before waiting for it to load the location (it reads no warehouse)."""
     with tempfile.TemporaryDirectory(prefix="tenantpulse-code-server-") as folder:
         socket = Path(folder, "grpc.sock")  # a short path: a socket's is at most 107 bytes
         workspace = Path(folder, "workspace.yaml")
@@ -139,6 +142,8 @@ def code_server(settings: Settings) -> Iterator[Path]:
                 start_new_session=True,  # the runs it starts stop with it
             )
         try:
+            if while_loading is not None:
+                while_loading()
             _wait_until_serving(server, socket, log_path)
             yield workspace
         finally:
@@ -297,11 +302,13 @@ def run_flow(
     until: str | None = None,
     on_stage: Callable[[StageRun], None] | None = None,
     stage_timeout_seconds: float = 600.0,
+    before_land: Callable[[], object] | None = None,
 ) -> list[StageRun]:
     """Run the flow for `tenant_ids` (default: every active tenant) through the instance and wait
     for it: in Airbyte mode their syncs first, then a land run that `flow_sensor` follows with
     each next stage, up to `until` (a stage name). Returns each stage's run, in order; stops at
-    the first that fails. `on_stage` is called with each as it ends."""
+    the first that fails. `on_stage` is called with each as it ends. `before_land` (the demo's
+    simulated syncs) runs while the code server loads, before anything is launched."""
     if until is not None:
         flow.stage_named(until)
     with open_warehouse(settings.warehouse).connect() as conn:
@@ -323,7 +330,7 @@ def run_flow(
         if on_stage is not None:
             on_stage(stage_run)
 
-    with _stopped_on_sigterm(), code_server(settings) as workspace:
+    with _stopped_on_sigterm(), code_server(settings, before_land) as workspace:
         if settings.airbyte is None:
             # Queued before the daemon starts: new_syncs_sensor then finds the syncs covered by it.
             launch_job(settings, workspace, flow.LAND.job, landing_run_config(tenant_ids), tags)
