@@ -79,7 +79,10 @@ def validate_rows(
             continue
         values = raw[column.name]
         if column.type == "json" and column.name in json_typed:
-            converted = values.astype(object).where(values.notna(), None)
+            # Raw files' JSON comes as Arrow-backed text and stays so (as varchar does); Postgres's
+            # jsonb as parsed values.
+            text = isinstance(values.dtype, pd.StringDtype)
+            converted = values if text else values.astype(object).where(values.notna(), None)
         else:
             converted = _convert(values, column.type)
         failed = values.notna() & converted.isna()
@@ -106,7 +109,7 @@ def validate_rows(
         problems.text[missing] += f"{name}: missing (required); "
     bad = problems.text != ""
     return ValidatedRows(
-        valid=frame[~bad].reset_index(drop=True),
+        valid=(frame[~bad] if bad.any() else frame).reset_index(drop=True),
         rejected=raw[bad],
         reasons=problems.text[bad].str.rstrip("; "),
         synced=synced.where(~in_future),
