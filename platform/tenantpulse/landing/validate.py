@@ -106,11 +106,13 @@ def validate_rows(
             problems.add(offenders.notna(), rule.label, offenders, why, show=_shown_scalar)
     for name in contract.required_columns:
         missing = frame[name].isna() & raw.get(name, pd.Series(None, index=raw.index)).isna()
-        problems.text[missing] += f"{name}: missing (required); "
+        if missing.any():
+            problems.text[missing] += f"{name}: missing (required); "
     bad = problems.text != ""
+    any_bad = bad.any()  # almost never: then no row is copied
     return ValidatedRows(
-        valid=(frame[~bad] if bad.any() else frame).reset_index(drop=True),
-        rejected=raw[bad],
+        valid=(frame[~bad] if any_bad else frame).reset_index(drop=True),
+        rejected=raw[bad] if any_bad else raw.iloc[:0],
         reasons=problems.text[bad].str.rstrip("; "),
         synced=synced.where(~in_future),
         in_future=in_future.fillna(False).astype(bool),
