@@ -358,8 +358,8 @@ def test_a_merge_stores_its_rows_in_tenant_order_each_tenants_together(tmp_path)
     """DuckDB skips the storage blocks whose tenant ids are outside a range it reads (the tenant
     groups of unified_customers): a merge stores a tenant's rows together, tenants in id order,
     however the syncs' times interleave and in whatever order the tenants are named. Within a
-    tenant the rows keep the order they were read in (sorting them cost the first load's merges
-    a fifth of their time: docs/decisions.md)."""
+    tenant the rows keep the order they were read in (sorting them by key made the first load's
+    land slower: docs/decisions.md)."""
     warehouse = open_warehouse(
         make_settings(tmp_path, f"duckdb:///{tmp_path / 'w.duckdb'}").warehouse
     )
