@@ -27,7 +27,6 @@ from tenantpulse.landing.raw_file_reads import (
     FolderScan,
     ensure_landed_files,
     landed_marks,
-    save_landed_files,
     scan_folders,
 )
 from tenantpulse.landing.raw_table_reads import (
@@ -199,7 +198,7 @@ def _record_listed_folders(
         if s.listed and s.tenant_id not in units and outcomes[s.tenant_id].status != FAILED
     ]
     if listed:
-        save_landed_files(conn, contract, landed_marks(listed, {}))
+        _save_landed_files(conn, contract, landed_marks(listed, {}))
         conn.commit()
 
 
@@ -275,7 +274,7 @@ def _merge_batch(
     """Type, dedupe and merge new raw rows of some tenants (`raw` has `tenant_id`), record the
     files of `scans` as landed (DuckDB), and commit."""
     if raw.empty:  # files without rows: only their landing is recorded
-        save_landed_files(conn, contract, landed_marks(scans, {}))
+        _save_landed_files(conn, contract, landed_marks(scans, {}))
         conn.commit()
         return
     json_typed = {c for c, data_type in raw_columns.items() if data_type in ("json", "jsonb")}
@@ -302,7 +301,7 @@ def _merge_batch(
         _insert_quarantine(conn, _quarantine_frame(contract, tenants, checked))
     watermarks = {t: newest[t].to_pydatetime() for t in read.index if t in newest}
     _save_watermarks(conn, contract, watermarks)
-    save_landed_files(conn, contract, landed_marks(scans, in_future_files))
+    _save_landed_files(conn, contract, landed_marks(scans, in_future_files))
     conn.commit()
     for tenant_id, rows in read.items():
         outcome = outcomes[tenant_id]
@@ -393,6 +392,27 @@ def _insert_quarantine(conn: Connection, rows: pd.DataFrame) -> None:
             f"insert into landing.quarantine select * from {stage} on conflict do nothing"
         ],
     )
+
+
+def _save_landed_files(
+    conn: Connection, contract: StreamContract, marks: list[tuple[str, str | None, int | None]]
+) -> None:
+    """Record (tenant, newest file landed, folder time) marks, in the open transaction (through a
+    stage: a statement with a parameter per value took 2 s of the 1,000-tenant worst day's land)."""
+    rows = [m for m in marks if m[1] is not None]
+    if not rows:
+        return
+    tenants, newest, mtimes = zip(*rows, strict=True)
+    marked = pd.DataFrame(
+        {
+            "tenant_id": tenants,
+            "stream": contract.name,
+            "newest_file": newest,
+            "folder_mtime_ns": pd.array(mtimes, dtype="Int64"),
+            "updated_at": dt.datetime.now(dt.UTC),
+        }
+    )
+    _replace_rows(conn, "landed_files", marked, ("tenant_id", "stream"))
 
 
 def _watermarks(

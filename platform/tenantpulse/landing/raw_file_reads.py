@@ -24,7 +24,7 @@ from tenantpulse.sources.raw_files import (
     list_files,
     stream_folder,
 )
-from tenantpulse.warehouse import Connection, quote_ident
+from tenantpulse.warehouse import Connection
 
 LANDED_FILES = "landing.landed_files"
 MTIME_SETTLE_NS = 2_000_000_000
@@ -130,25 +130,3 @@ def landed_marks(
         newest = landed[-1].name if landed else scan.newest_landed
         marks.append((scan.tenant_id, newest, scan.mtime_ns if held is None else None))
     return marks
-
-
-def save_landed_files(
-    conn: Connection, contract: StreamContract, marks: list[tuple[str, str | None, int | None]]
-) -> None:
-    """Record (tenant, newest file landed, folder time) marks, in the open transaction."""
-    rows = [m for m in marks if m[1] is not None]
-    if not rows:
-        return
-    conn.execute(
-        f"delete from {LANDED_FILES} where stream = %s and tenant_id in "
-        f"({', '.join(['%s'] * len(rows))})",
-        (contract.name, *(r[0] for r in rows)),
-    )
-    values = ", ".join(["(%s, %s, %s, %s, now())"] * len(rows))
-    conn.execute(
-        f"insert into {LANDED_FILES} ({', '.join(map(quote_ident, _COLUMNS))}) values {values}",
-        [v for tenant, newest, mtime in rows for v in (tenant, contract.name, newest, mtime)],
-    )
-
-
-_COLUMNS = ("tenant_id", "stream", "newest_file", "folder_mtime_ns", "updated_at")
