@@ -98,6 +98,7 @@ def test_airbyte_settings_need_a_workspace_and_both_credentials(tmp_path):
     assert airbyte.rest_api_base_url == "http://airbyte.internal:8000/api/public/v1"
     assert airbyte.configuration_api_base_url == "http://airbyte.internal:8000/api/v1"
     assert (airbyte.poll_timeout_seconds, airbyte.poll_interval_seconds) == (3600.0, 10.0)
+    assert airbyte.jobs_interval_seconds == 60
     assert "very-secret" not in repr(airbyte)
     for env, named in [
         ({"TENANTPULSE_AIRBYTE_URL": "airbyte:8000"}, "TENANTPULSE_AIRBYTE_URL"),
@@ -117,6 +118,14 @@ def test_airbyte_settings_need_a_workspace_and_both_credentials(tmp_path):
                 "TENANTPULSE_AIRBYTE_POLL_TIMEOUT_SECONDS": "0",
             },
             "TENANTPULSE_AIRBYTE_POLL_TIMEOUT_SECONDS",
+        ),
+        (
+            {
+                "TENANTPULSE_AIRBYTE_URL": "http://a:8000",
+                "TENANTPULSE_AIRBYTE_WORKSPACE_ID": "ws",
+                "TENANTPULSE_AIRBYTE_JOBS_INTERVAL_SECONDS": "4",
+            },
+            "TENANTPULSE_AIRBYTE_JOBS_INTERVAL_SECONDS",
         ),
     ]:
         with pytest.raises(SettingsError, match=named):
@@ -316,13 +325,23 @@ def test_jobs_sensor_records_finished_scheduled_syncs_once_for_new_syncs_sensor_
     standin.add_connection("initech", "stripe")  # no sync has run
     strangers = standin.add_connection("stranger", "stripe")  # not a registered tenant
     standin.start_scheduled_sync(strangers)
-    sensor = build_jobs_sensor()
+    sensor = build_jobs_sensor(settings.airbyte)
     resources = {
         "warehouse": WarehouseResource(url=settings.warehouse.url),
         "airbyte_workspace": airbyte_workspace(settings.airbyte),
     }
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["acme", "globex", "broken", "initech"])
+        # A run in progress holds a DuckDB file: the finished syncs are recorded at the next tick
+        # after it. A Postgres warehouse is shared.
+        busy = dg.DagsterRun(job_name="land_job", run_id="busy", status=dg.DagsterRunStatus.STARTED)
+        instance.add_run(busy)
+        if settings.warehouse.dialect == "duckdb":
+            waited = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+            assert waited.skip_message == (
+                "a run is using the DuckDB warehouse; will record after it"
+            )
+            instance.delete_run(busy.run_id)
         result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
 
         # Recorded for new_syncs_sensor, which lands the two tenants whose syncs succeeded.
@@ -370,6 +389,17 @@ def test_airbyte_mode_adds_the_sync_job_and_a_running_sensor_and_local_mode_none
     assert added == {"airbyte_jobs_sensor", "airbyte_provision_sensor"}
     sensor = defs.resolve_sensor_def("airbyte_jobs_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds == 60
+    defs = build_definitions(
+        airbyte_settings(
+            tmp_path,
+            warehouse_url,
+            standin,
+            monkeypatch,
+            TENANTPULSE_AIRBYTE_JOBS_INTERVAL_SECONDS="10",
+        )
+    )
+    assert defs.resolve_sensor_def("airbyte_jobs_sensor").minimum_interval_seconds == 10
     assert not sensor.targets  # it records syncs; new_syncs_sensor starts the flow
     # Building the definitions asked Airbyte nothing: it need not be reachable at load.
     assert standin.requests == []

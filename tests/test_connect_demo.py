@@ -166,7 +166,7 @@ def test_connect_demo_from_the_click_to_the_flow(tmp_path):
                     assert time.monotonic() - clicked < FLOW_TIMEOUT, (
                         f"no flow after {FLOW_TIMEOUT} s; phases {phases}\n{command.output()}"
                     )
-                    time.sleep(15)  # the instance's SQLite files are shared with the daemon
+                    time.sleep(5)  # the instance's SQLite files are shared with the daemon
                     # The page until the first sync is recorded: after it, the flow's runs
                     # write the DuckDB file, which takes one process at a time.
                     if phases[-1][1] != "synced":

@@ -178,7 +178,7 @@ def test_a_completed_connect_is_provisioned_and_its_first_sync_lands_without_ano
         assert len(airbyte.requests) == asked
 
         # The jobs sensor records the finished first syncs; new_syncs_sensor lands both tenants.
-        jobs = build_jobs_sensor()(
+        jobs = build_jobs_sensor(settings.airbyte)(
             dg.build_sensor_context(
                 instance=instance,
                 resources={**resources, "warehouse": WarehouseResource(url=settings.warehouse.url)},

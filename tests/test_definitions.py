@@ -76,10 +76,11 @@ def test_graph_reads_raw_then_landing_then_staging_per_stream(settings):
     assert "openai" not in defs.resources
 
 
-def test_duckdb_runs_in_process_and_postgres_in_subprocesses(settings):
-    executor = build_definitions(settings).resolve_job_def("land_job").executor_def
-    expected = "in_process" if settings.warehouse.dialect == "duckdb" else "multiprocess"
-    assert executor.name == expected
+def test_every_job_runs_its_steps_in_the_runs_own_process_on_both_warehouses(settings):
+    defs = build_definitions(settings)
+    jobs = [job.name for job in defs.resolve_all_job_defs()]
+    assert {"land_job", "dbt_job", "analyse_job", "act_job"} <= set(jobs)
+    assert {defs.resolve_job_def(job).executor_def.name for job in jobs} == {"in_process"}
 
 
 def test_tenant_partitions_sensor_adds_and_deletes(settings, warehouse):

@@ -99,6 +99,7 @@ class AirbyteSettings:
     poll_timeout_seconds: float
     poll_interval_seconds: float
     concurrency: int  # connections synced at a time in one step
+    jobs_interval_seconds: int  # between two listings of the workspace's jobs (airbyte_jobs_sensor)
 
     @property
     def rest_api_base_url(self) -> str:
@@ -381,6 +382,9 @@ def _airbyte_settings(env: Mapping[str, str]) -> AirbyteSettings | None:
         ),
         concurrency=_int_setting(
             env, "TENANTPULSE_AIRBYTE_CONCURRENCY", default=8, low=1, high=256
+        ),
+        jobs_interval_seconds=_int_setting(
+            env, "TENANTPULSE_AIRBYTE_JOBS_INTERVAL_SECONDS", default=60, low=5, high=3600
         ),
     )
 

@@ -59,16 +59,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     flow_sensors, flow_schedules = build_flow_sensors(
         settings, jobs, daily_dbt_asset_keys(dbt_assets), days
     )
-    # DuckDB allows one writing process per file: run every step in the run's own process. On
-    # Postgres each step is a process of its own, forked from a server that imported the code
-    # location once (a fresh process spends seconds importing it before any work).
-    executor = (
-        dg.in_process_executor
-        if settings.warehouse.dialect == "duckdb"
-        else dg.multiprocess_executor.configured(
-            {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
-        )
-    )
     airbyte = _airbyte_defs(settings)
     return dg.Definitions(
         assets=[
@@ -100,7 +90,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         }
         | _llm_resources(settings)
         | airbyte["resources"],
-        executor=executor,
+        # Every step in the run's own process, on both warehouses. DuckDB allows one writing process
+        # per file; and each job of the flow is a chain of dependent steps, so a process per step
+        # (the multiprocess executor) ran nothing in parallel and cost a process start per run, which
+        # imports the code location before any work: about 3 s a run (docs/decisions.md, 2026-12-07).
+        executor=dg.in_process_executor,
     )
 
 

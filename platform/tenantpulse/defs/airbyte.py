@@ -27,8 +27,14 @@ from tenantpulse.airbyte.sync import (
     sync_record,
     sync_tenants,
 )
-from tenantpulse.config import AIRBYTE_CLIENT_SECRET, AirbyteSettings, load_connect_settings
+from tenantpulse.config import (
+    AIRBYTE_CLIENT_SECRET,
+    AirbyteSettings,
+    load_connect_settings,
+    parse_warehouse_url,
+)
 from tenantpulse.connect.airbyte_push import prepare_syncs
+from tenantpulse.defs.flow import warehouse_in_use
 from tenantpulse.defs.partitions import tenant_partitions
 from tenantpulse.defs.raw import raw_observations
 from tenantpulse.defs.resources import WarehouseResource
@@ -156,10 +162,10 @@ def build_sync_asset(airbyte: AirbyteSettings) -> dg.AssetsDefinition:
     return airbyte_tenant_syncs
 
 
-def build_jobs_sensor() -> dg.SensorDefinition:
+def build_jobs_sensor(airbyte: AirbyteSettings) -> dg.SensorDefinition:
     @dg.sensor(
         name="airbyte_jobs_sensor",
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=airbyte.jobs_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Records each registered tenant's finished Airbyte syncs in "
         "ops.airbyte_sync_history, however they were started, and reports their streams' new "
@@ -189,6 +195,10 @@ def build_jobs_sensor() -> dg.SensorDefinition:
             for c in cs
         }
         ours = [(by_id[j["connectionId"]], j) for j in finished if j.get("connectionId") in by_id]
+        if warehouse_in_use(parse_warehouse_url(warehouse.url).dialect, context.instance):
+            # Listed again at the next tick (the cursor stays): a sensor holding the DuckDB file
+            # would make the run's dbt fail to open it.
+            return dg.SkipReason("a run is using the DuckDB warehouse; will record after it")
         reasons = {
             str(job["jobId"]): job_failure_reason(client, str(job["jobId"]))
             for _, job in ours
@@ -235,6 +245,6 @@ def build_airbyte_defs(airbyte: AirbyteSettings) -> dict:
                 "them; new_syncs_sensor lands what they wrote.",
             )
         ],
-        "sensors": [build_jobs_sensor()],
+        "sensors": [build_jobs_sensor(airbyte)],
         "resources": {"airbyte_workspace": airbyte_workspace(airbyte)},
     }

@@ -74,7 +74,8 @@ def fresh_home(home: Path) -> Path:
 
 def demo_environment(environ: Mapping[str, str], home: Path) -> dict[str, str]:
     """The user's variables with the demo's home, its DuckDB warehouse, a short simulated
-    history, a vault key and a signing key for this run (the user's own signing key, if set)."""
+    history, a vault key and a signing key for this run (the user's own signing key, if set),
+    and the Airbyte jobs listed often."""
     env = dict(environ) | {
         "TENANTPULSE_HOME": str(home),
         "DAGSTER_HOME": str(home / "dagster_home"),
@@ -88,6 +89,9 @@ def demo_environment(environ: Mapping[str, str], home: Path) -> dict[str, str]:
     first_day = dt.date.today() - dt.timedelta(days=int(env["TENANTPULSE_SIM_HISTORY_DAYS"]))
     env.setdefault("TENANTPULSE_DAILY_PARTITIONS_START", first_day.isoformat())
     env.setdefault("TENANTPULSE_WEB_SIGNING_KEY", secrets.token_urlsafe(32))
+    # The stand-in's jobs listed every 10 s, not every minute: its first sync takes 5 s, and a
+    # minute's tick would be most of the wait from the click to the flow.
+    env.setdefault("TENANTPULSE_AIRBYTE_JOBS_INTERVAL_SECONDS", "10")
     return env
 
 
