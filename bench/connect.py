@@ -12,7 +12,11 @@ Per tenant, in process and in this order (each step timed):
 3. sync: the stand-in runs each first sync (the local simulator writes the raw tables: not a real
    connector's time);
 4. record: one airbyte_jobs_sensor tick (ops.airbyte_sync_history, raw observations);
-5. land request: one new_syncs_sensor tick, whose run request names the tenants.
+5. land request: one new_syncs_sensor tick, whose run request names the tenants;
+
+and then the tokens' upkeep: 49 minutes later every tenant's 1 h Shopify token is due, and one
+refresher renews them all (`refresh_seconds`, `refreshes_per_second`; keeping 10,000 such tokens
+alive takes about 3.5 refreshes a second).
 
 A deployment adds the waits between sensor ticks (the daemon evaluates airbyte_provision_sensor
 every 30 s, airbyte_jobs_sensor every 60 s, new_syncs_sensor every 15 s: up to 105 s) and the real
@@ -37,6 +41,7 @@ from cryptography.fernet import Fernet
 from tenantpulse.config import AIRBYTE_CLIENT_SECRET, load_connect_settings, load_settings
 from tenantpulse.connect.oauth import finish, start
 from tenantpulse.connect.provision import DESTINATION_ID
+from tenantpulse.connect.refresher import REFRESHED, refresh_due
 from tenantpulse.connect.vault import Vault
 from tenantpulse.definitions import build_definitions
 from tenantpulse.defs.airbyte import airbyte_workspace, build_jobs_sensor
@@ -49,6 +54,7 @@ from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
 
 RESULTS = Path(__file__).parent / "results"
+REFRESH_AFTER = dt.timedelta(minutes=49)  # past 80% of a 1 h token: every one is due
 SENSOR_WAITS_SECONDS = {"airbyte_provision_sensor": 30, "airbyte_jobs_sensor": 60, "new_syncs": 15}
 
 
@@ -143,7 +149,9 @@ def run(folder: Path, tenants: int, warehouse_url: str | None) -> dict:
         timings["sync"] = time.perf_counter() - step
 
         step = time.perf_counter()
-        build_jobs_sensor()(dg.build_sensor_context(instance=instance, resources=resources))
+        build_jobs_sensor(settings.airbyte)(
+            dg.build_sensor_context(instance=instance, resources=resources)
+        )
         timings["record"] = time.perf_counter() - step
 
         step = time.perf_counter()
@@ -158,7 +166,16 @@ def run(folder: Path, tenants: int, warehouse_url: str | None) -> dict:
             for r in landing.run_requests
             for t in r.run_config["ops"]["land"]["config"]["tenants"]
         )
+
+        # Then the tokens' upkeep: 48 minutes on, every 1 h Shopify token is due, and one
+        # refresher (the token_refresh_sensor's call, without its time budget) renews them all.
+        later = dt.datetime.now(dt.UTC) + REFRESH_AFTER
+        step = time.perf_counter()
+        refreshed = refresh_due(warehouse, Vault([key]), connect, now=lambda: later)
+        refresh_seconds = time.perf_counter() - step
     assert requested == ids, f"land run requested for {requested}, expected {ids}"
+    results = sorted({o.result for o in refreshed})
+    assert len(refreshed) == tenants and results == [REFRESHED], (len(refreshed), results)
     return {
         "dialect": settings.warehouse.dialect,
         "tenants": tenants,
@@ -168,6 +185,8 @@ def run(folder: Path, tenants: int, warehouse_url: str | None) -> dict:
         "total_seconds": round(total, 3),
         "total_seconds_per_tenant": round(total / tenants, 3),
         "deployment_adds_up_to_seconds": SENSOR_WAITS_SECONDS,
+        "refresh_seconds": round(refresh_seconds, 3),
+        "refreshes_per_second": round(tenants / refresh_seconds, 1),
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "load_average": os.getloadavg()[0],
     }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 
 import dagster as dg
 import pytest
@@ -193,28 +192,6 @@ def test_two_refreshers_racing_never_lose_a_rotated_token(tmp_path, postgres_url
     with warehouse.connect() as conn:
         stored = {read_tokens(conn, Vault([KEY]), t, "shopify").refresh_token for t in tenants}
     assert stored == set(standin.state.refresh_tokens)
-
-
-def test_refresh_throughput(tmp_path, warehouse_url, standin, capsys):
-    """Connections refreshed per second against the stand-in, one refresher (printed for the
-    docs; no assertion on time)."""
-    from conftest import make_settings
-
-    warehouse = open_warehouse(make_settings(tmp_path, warehouse_url).warehouse)
-    settings, clock = connect_settings(standin), Clock()
-    count = 200
-    for i in range(count):
-        connect_shopify(warehouse, standin, f"t{i:03d}")
-    clock.at += dt.timedelta(minutes=48)
-    started = time.perf_counter()
-    outcomes = refresh_due(warehouse, Vault([KEY]), settings, now=clock)
-    seconds = time.perf_counter() - started
-    assert [o.result for o in outcomes] == [REFRESHED] * count
-    with capsys.disabled():
-        dialect = warehouse.dialect
-        print(
-            f"\nrefresh throughput {dialect}: {count} in {seconds:.2f} s, {count / seconds:.1f}/s"
-        )
 
 
 def test_the_sensor_refreshes_and_alerts_once_for_a_revoked_grant(
