@@ -17,9 +17,10 @@ from click.testing import CliRunner
 from conftest import DAILY_PARTITIONS_END
 from tenantpulse import flow_runs
 from tenantpulse.cli import main
-from tenantpulse.config import load_settings
+from tenantpulse.config import AIRBYTE_CLIENT_SECRET, load_settings
 from tenantpulse.defs.landing import landing_run_config
 from tenantpulse.flow_runs import dagster_instance, describe_run, run_failure
+from tenantpulse.standins.airbyte_api import AirbyteStandIn, JobPlan
 from tenantpulse.tenants.registry import add_tenant
 from tenantpulse.warehouse import open_warehouse
 
@@ -270,3 +271,47 @@ def test_a_land_run_is_described_by_the_tenants_it_covered():
     assert describe_run(land_run(None)) == "job land_job (all tenants)"
     many = [f"t{i}" for i in range(1, 8)]
     assert describe_run(land_run(many)) == "job land_job (tenants: t1, t2, t3, t4, t5 and 2 more)"
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_run_in_airbyte_mode_syncs_every_tenant_then_lands_those_whose_sync_succeeded(
+    run_cli, monkeypatch
+):
+    """`tenantpulse run` in Airbyte mode (the stand-in on 127.0.0.1): one `airbyte_sync_job` run
+    over the tenants, launched and followed by the command, then the land run; a failed sync is
+    told by tenant and job, fails the command, and does not stop the others from landing. On
+    Postgres: the stand-in writes the raw tables from this process while the runs read them."""
+    local = load_settings()
+    with AirbyteStandIn(open_warehouse(local.warehouse), local.simulator) as airbyte:
+        monkeypatch.setenv("TENANTPULSE_AIRBYTE_URL", airbyte.url)
+        monkeypatch.setenv("TENANTPULSE_AIRBYTE_WORKSPACE_ID", airbyte.workspace_id)
+        monkeypatch.setenv("TENANTPULSE_AIRBYTE_CLIENT_ID", airbyte.client_id)
+        monkeypatch.setenv(AIRBYTE_CLIENT_SECRET, airbyte.client_secret)
+        monkeypatch.setenv("TENANTPULSE_AIRBYTE_POLL_INTERVAL_SECONDS", "0.2")
+        run_cli("tenants", "add", "acme", "--sources", "stripe")
+        run_cli("tenants", "add", "globex", "--sources", "stripe")
+        airbyte.add_connection("acme", "stripe")
+        broken = airbyte.add_connection("globex", "stripe")
+        airbyte.plan(broken, JobPlan("failed", seconds=0.2))
+        result = run_cli("run", "--until", "land")
+
+    assert result.exit_code != 0 and "the flow failed" in result.output, result.output
+    [failed_job] = [j.job_id for j in airbyte.jobs.values() if j.plan.status == "failed"]
+    sync_line = next(
+        line for line in result.output.splitlines() if "[airbyte sync] failed:" in line
+    )
+    assert f"globex: stripe ({broken}): Airbyte job {failed_job} failed" in sync_line
+    assert "acme" not in sync_line
+    assert "[land] job land_job (all tenants)" in result.output
+    runs = dagster_instance(load_settings()).get_runs()
+    assert sorted((r.job_name, r.status.value) for r in runs) == [
+        ("airbyte_sync_job", "FAILURE"),
+        ("land_job", "SUCCESS"),
+    ]
+    with open_warehouse(local.warehouse).connect() as conn:
+        landed = conn.fetch_all("select distinct tenant_id from landing.stripe__charges")
+        recorded = conn.fetch_all(
+            "select tenant_id, status from ops.airbyte_sync_history order by tenant_id"
+        )
+    assert landed == [("acme",)]
+    assert recorded == [("acme", "succeeded"), ("globex", "failed")]
