@@ -341,6 +341,11 @@ def test_jobs_sensor_records_finished_scheduled_syncs_once_for_new_syncs_sensor_
             assert waited.skip_message == (
                 "a run is using the DuckDB warehouse; will record after it"
             )
+            with warehouse.connect() as conn:  # nothing recorded: no history table yet
+                assert not conn.fetch_value(
+                    "select count(*) from information_schema.tables"
+                    " where table_schema = 'ops' and table_name = 'airbyte_sync_history'"
+                )
             instance.delete_run(busy.run_id)
         result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
 
@@ -390,17 +395,18 @@ def test_airbyte_mode_adds_the_sync_job_and_a_running_sensor_and_local_mode_none
     sensor = defs.resolve_sensor_def("airbyte_jobs_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds == 60
-    defs = build_definitions(
-        airbyte_settings(
-            tmp_path,
-            warehouse_url,
-            standin,
-            monkeypatch,
-            TENANTPULSE_AIRBYTE_JOBS_INTERVAL_SECONDS="10",
-        )
-    )
-    assert defs.resolve_sensor_def("airbyte_jobs_sensor").minimum_interval_seconds == 10
     assert not sensor.targets  # it records syncs; new_syncs_sensor starts the flow
+    often = airbyte_settings(
+        tmp_path,
+        warehouse_url,
+        standin,
+        monkeypatch,
+        TENANTPULSE_AIRBYTE_JOBS_INTERVAL_SECONDS="10",
+    )
+    assert (
+        build_definitions(often).resolve_sensor_def("airbyte_jobs_sensor").minimum_interval_seconds
+        == 10
+    )
     # Building the definitions asked Airbyte nothing: it need not be reachable at load.
     assert standin.requests == []
 
