@@ -189,16 +189,16 @@ def build_jobs_sensor(airbyte: AirbyteSettings) -> dg.SensorDefinition:
             return dg.SensorResult(
                 skip_reason="no Airbyte sync finished", cursor=next_cursor.to_json()
             )
+        if warehouse_in_use(parse_warehouse_url(warehouse.url).dialect, context.instance):
+            # Listed again at the next tick (the cursor stays): a sensor holding the DuckDB file
+            # would make the run's dbt fail to open it.
+            return dg.SkipReason("a run is using the DuckDB warehouse; will record after it")
         by_id = {
             c.connection_id: c
             for cs in connections_by_tenant(client.get_connections()).values()
             for c in cs
         }
         ours = [(by_id[j["connectionId"]], j) for j in finished if j.get("connectionId") in by_id]
-        if warehouse_in_use(parse_warehouse_url(warehouse.url).dialect, context.instance):
-            # Listed again at the next tick (the cursor stays): a sensor holding the DuckDB file
-            # would make the run's dbt fail to open it.
-            return dg.SkipReason("a run is using the DuckDB warehouse; will record after it")
         reasons = {
             str(job["jobId"]): job_failure_reason(client, str(job["jobId"]))
             for _, job in ours
