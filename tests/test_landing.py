@@ -2,6 +2,7 @@ import datetime as dt
 import json
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from conftest import make_settings
@@ -870,6 +871,70 @@ def test_text_read_through_arrow_is_typed_and_quarantined_as_python_text_is():
         7: "created_at: '2001-01-01 00:00:00+00' is before 2007-10-01, when github began; "
         "_airbyte_extracted_at: missing (required)",
     }
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        (
+            "total_price",
+            ["62.310000000", "-0", "+1", "1.", ".5", "-.5e-3", "1E+05", "1e400", "1e-400", "inf",
+             "-Infinity", "NaN", "12345678901234567890.123456789", "9007199254740993", "4.9e-324",
+             "  .5", "1 ", "\t1", "0x10", "1_000", "1,5", "１２", "", " "],
+        ),
+        (
+            "created_at",
+            ["2026-10-30 12:00:00+00", "2026-10-30 12:00:00.5+00", "2026-10-31T08:15:00Z",
+             "2026-10-31T08:15Z", "2026-10-31T09:15:00+01", "2026-10-31T09:15:00+0100",
+             "2026-10-31T09:45:00+01:30", "2026-10-31T08:15:00.123456789Z", "2026-10-31T08:15:00",
+             "2026-10-31", "20261031", "2026-10-31T24:00:00Z", "2026-02-30T00:00:00Z",
+             "2026-10-31t08:15:00z", " 2026-10-31T08:15:00Z", "2026-1-31T08:15:00Z",
+             "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "294276-01-01 00:00:00+00",
+             "infinity", ""],
+        ),
+    ],
+)  # fmt: skip
+def test_text_that_arrow_parses_is_typed_as_pandas_types_it(column, values):
+    """Arrow parses a raw file's text numbers and times when it parses every value of a column
+    (validate._parsed_by_arrow), pandas otherwise: a column of each value alone, and of all of
+    them, gives the same typed rows (types included) and reasons as pandas' parse of the same
+    text held as Python objects."""
+    from tenantpulse.landing.validate import _parsed_by_arrow, validate_rows
+
+    contract = STREAMS_BY_NAME["shopify__orders"]
+
+    def validated(texts: list, kind):
+        raw = pd.DataFrame(
+            {
+                "id": range(1, len(texts) + 1),
+                "updated_at": "2026-10-31 00:00:00+00",
+                column: texts,
+                "_airbyte_raw_id": [f"r{i}" for i in range(len(texts))],
+                "_airbyte_extracted_at": "2026-11-01 06:00:00+00",
+            },
+            index=range(10, 10 + len(texts)),  # a chunk's rows of one tenant, as merges retry them
+        )
+        return validate_rows(contract, raw.astype({c: kind for c in raw.columns if c != "id"}))
+
+    for texts in [[v] for v in values] + [[v, None] for v in values] + [values]:
+        from_arrow, from_objects = validated(texts, "str"), validated(texts, object)
+        pd.testing.assert_frame_equal(from_arrow.valid, from_objects.valid)
+        assert from_arrow.reasons.to_dict() == from_objects.reasons.to_dict(), texts
+    # The first three parse, by Arrow: as written (times in UTC); with the rest, by pandas.
+    arrow_type = pa.float64() if column == "total_price" else pa.timestamp("us", "UTC")
+    assert _parsed_by_arrow(pd.Series(values[:3], dtype="str"), arrow_type) is not None
+    assert _parsed_by_arrow(pd.Series(values, dtype="str"), arrow_type) is None
+    typed = validated(values[:3], "str").valid[column]
+    expected = {
+        "total_price": [62.31, 0.0, 1.0],
+        "created_at": [
+            pd.Timestamp("2026-10-30 12:00:00", tz="UTC"),
+            pd.Timestamp("2026-10-30 12:00:00.5", tz="UTC"),
+            pd.Timestamp("2026-10-31 08:15:00", tz="UTC"),
+        ],
+    }
+    assert typed.tolist() == expected[column]
+    assert column == "total_price" or typed.dt.tz is dt.UTC  # as pandas' parse gives it
 
 
 def test_values_staging_casts_are_checked_at_landing(warehouse):
