@@ -93,6 +93,42 @@ def test_landing_merge_keeps_latest_version(warehouse):
         assert outcome.watermark == sync_time(3)
 
 
+def test_the_latest_version_of_each_key_is_chosen_as_by_hand():
+    """Random rows of few keys (repeats, equal sync times, NULL cursors) and rows of keys read
+    once: each key's row with the latest sync time, then the latest cursor (NULL last), the first
+    read of equal ones, all in the order read."""
+    import numpy as np
+
+    from tenantpulse.landing.merge import _latest_versions
+
+    random = np.random.default_rng(7)
+    n = 400
+    rows = pd.DataFrame(
+        {
+            "tenant_id": random.choice(["t1", "t2"], n),
+            "id": [f"ch_{i}" for i in random.integers(0, 60, n)],
+            "updated": pd.array(random.integers(0, 4, n), dtype="Int64"),
+            "_airbyte_extracted_at": pd.to_datetime(random.integers(0, 3, n), unit="D", utc=True),
+            "amount": pd.array(range(n), dtype="Int64"),  # tells the rows apart
+        }
+    )
+    rows.loc[random.random(n) < 0.1, "updated"] = pd.NA
+    once = pd.DataFrame({**rows.iloc[:5].to_dict("list"), "id": [f"once_{i}" for i in range(5)]})
+    rows = pd.concat([rows, once], ignore_index=True)
+    rows = rows.reindex(columns=["tenant_id", *(c.name for c in CHARGES.all_columns)])
+    best: dict[tuple, int] = {}
+    for i, row in rows.iterrows():
+        key = (row["tenant_id"], row["id"])
+        rank = (row["_airbyte_extracted_at"], -1 if pd.isna(row["updated"]) else row["updated"])
+        if key not in best or rank > best[key][0]:  # strictly later: ties keep the first read
+            best[key] = (rank, i)
+    expected = sorted(i for _, i in best.values())
+    chosen = _latest_versions(CHARGES, rows)
+    assert chosen["amount"].tolist() == rows["amount"].iloc[expected].tolist()
+    assert len(chosen) < n and {f"once_{i}" for i in range(5)} <= set(chosen["id"])
+    assert list(chosen.columns) == list(rows.columns)
+
+
 def test_rerunning_a_partition_changes_nothing(warehouse):
     with warehouse.connect() as conn:
         write_raw(conn, "acme", "stripe__charges", [charge("ch_1", "succeeded", 100)], sync_time(1))

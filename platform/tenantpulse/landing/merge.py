@@ -317,14 +317,21 @@ def _merge_batch(
 
 def _latest_versions(contract: StreamContract, rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (tenant_id, primary key): latest _airbyte_extracted_at, then latest cursor
-    (the first read of equal ones), in the order the rows were read. Only the ranking and key
-    columns are sorted; the chosen rows are taken once."""
+    (the first read of equal ones), in the order the rows were read. Only the rows of a key read
+    more than once are ranked (a first load has almost none), by their ranking and key columns
+    alone; the chosen rows are taken once."""
     key = ["tenant_id", *contract.primary_key]
     ranking = list(dict.fromkeys(["_airbyte_extracted_at", contract.cursor]))
-    ranked = rows[list(dict.fromkeys(ranking + key))].reset_index(drop=True)
+    columns = ["tenant_id", *(c.name for c in contract.all_columns)]
+    repeated = rows.duplicated(key, keep=False).to_numpy()
+    if not repeated.any():
+        return rows[columns]
+    positions = np.flatnonzero(repeated)
+    ranked = rows[list(dict.fromkeys(ranking + key))].iloc[positions].reset_index(drop=True)
     ranked = ranked.sort_values(ranking, ascending=False, na_position="last", kind="stable")
-    chosen = np.sort(ranked.index[~ranked.duplicated(key, keep="first")].to_numpy())
-    return rows[["tenant_id", *(c.name for c in contract.all_columns)]].iloc[chosen]
+    latest = positions[ranked.index[~ranked.duplicated(key, keep="first")].to_numpy()]
+    chosen = np.sort(np.concatenate([np.flatnonzero(~repeated), latest]))
+    return rows[columns].iloc[chosen]
 
 
 def through_stage(
