@@ -247,7 +247,7 @@ def _to_timestamps(values: pd.Series) -> pd.Series:
 def _parsed_by_arrow(values: pd.Series, to: pa.DataType) -> pd.Series | None:
     """Arrow-backed text cast by Arrow, or None if a value does not parse or none is there (then
     pandas parses it as before). Where Arrow parses every value it gives what pandas does (numbers,
-    ISO 8601 times with a zone; tests/test_landing_validate.py) in a fraction of the time: this was
+    ISO 8601 times with a zone; tests/test_landing.py) in a fraction of the time: this was
     a sixth of landing a first load, every raw file's sync times and decimals coming as text."""
     if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
         return None
